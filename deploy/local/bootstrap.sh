@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv with tracepipe and its test tools; re-run pip only when pyproject.toml changed.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.tracepipe-installed"
+want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "bootstrap: installing tracepipe and its dependencies into .venv" >&2
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e "$root[test]"
+  echo "$want" > "$stamp"
+fi

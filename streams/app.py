@@ -1,0 +1,130 @@
+"""The Faust application: built by `create_app(settings)` with a deliberate, stable app id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from streams.broker.topics import TopicNames, ensure_topics
+from streams.config import Settings
+from streams.sink.agent import register_span_sink
+from streams.sink.spans import SpanWriter
+from streams.telemetry import Counters
+from streams.warehouse import Warehouse, open_warehouse
+from streams.warehouse.migrate import migrate
+
+log = logging.getLogger("tracepipe.app")
+
+# Read-only statements the worker's query endpoint runs on behalf of the CLI.
+_READ_ONLY = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.IGNORECASE)
+
+
+@dataclass
+class Pipeline:
+    """The running app and what its agents share: topics, counters, the warehouse writer."""
+
+    app: faust.App
+    settings: Settings
+    topics: TopicNames
+    counters: Counters
+    writer: SpanWriter
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """Faust broker URLs for a `host:port[,host:port]` bootstrap list."""
+    return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
+
+
+def _open_migrated(settings: Settings) -> Warehouse:
+    warehouse = open_warehouse(settings.clickhouse)
+    applied = migrate(warehouse, settings.clickhouse.ttl_days)
+    if applied:
+        log.info("applied ClickHouse migrations %s", ", ".join(applied))
+    return warehouse
+
+
+def create_app(settings: Settings) -> Pipeline:
+    """Build the Faust app and register every stage's agents; nothing connects until it runs."""
+    app = faust.App(
+        settings.worker.app_id,
+        broker=broker_urls(settings.kafka.bootstrap),
+        datadir=settings.worker.data_dir,
+        store="memory://",
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host=settings.worker.web_host,
+        web_port=settings.worker.web_port,
+        web_in_thread=False,
+        # The span sink keeps uncommitted batches unacked on shutdown; don't wait for them.
+        stream_wait_empty=False,
+    )
+    topics = TopicNames.from_prefix(settings.kafka.topic_prefix)
+    counters = Counters()
+    writer = SpanWriter(lambda: _open_migrated(settings), settings.sink, counters)
+
+    spans_topic = app.topic(
+        topics.spans, key_type=bytes, value_type=bytes, key_serializer="raw",
+        value_serializer="raw", allow_empty=True,
+    )
+    dlq_topic = app.topic(
+        topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
+        value_serializer="raw",
+    )
+    register_span_sink(app, spans_topic, dlq_topic, writer, settings.sink, counters)
+    pipeline = Pipeline(app, settings, topics, counters, writer)
+    _register_web(pipeline)
+    return pipeline
+
+
+def _register_web(pipeline: Pipeline) -> None:
+    app, counters, writer = pipeline.app, pipeline.counters, pipeline.writer
+
+    @app.page("/metrics")
+    async def metrics(view: View, request: Request) -> Response:
+        return view.text(counters.render_prometheus())
+
+    @app.page("/api/stats")
+    async def stats(view: View, request: Request) -> Response:
+        return view.json({"app_id": pipeline.settings.worker.app_id, "counters": counters.snapshot()})
+
+    @app.page("/api/query")
+    class QueryView(View):
+        """Runs one read-only SQL statement on the worker's ClickHouse (the CLI's way in)."""
+
+        async def post(self, request: Request) -> Response:
+            body: dict[str, Any] = await request.json()
+            sql = str(body.get("sql", ""))
+            if not _READ_ONLY.match(sql):
+                return self.json({"error": "only read-only statements are served"}, status=400)
+            try:
+                rows = await writer.run_on_writer(lambda w: w.query_dicts(sql))
+            except Exception as err:  # the client gets the engine's message
+                return self.json({"error": str(err)}, status=400)
+            payload = json.dumps({"rows": rows}, default=str).encode()
+            return self.bytes(payload, content_type="application/json")
+
+    del metrics, stats, QueryView
+
+
+def run_worker(settings: Settings) -> int:
+    """Create the topics, then run the worker until it is stopped (SIGINT/SIGTERM)."""
+    created = ensure_topics(settings.kafka)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    pipeline = create_app(settings)
+    worker = faust.Worker(
+        pipeline.app, loglevel=settings.worker.log_level.upper(), quiet=True,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        pipeline.writer.close()
+    return 0

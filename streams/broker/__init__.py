@@ -1,0 +1,1 @@
+"""Kafka: the project's topics (`topics`) and the single-node local broker launcher (`local`)."""

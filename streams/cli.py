@@ -1,0 +1,183 @@
+"""The `tracepipe` command line: run the worker, the local broker, migrations, queries, the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from streams import __version__
+from streams.config import Settings, load_settings, settings_table
+from streams.errors import TracepipeError
+
+
+def render_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as an aligned text table (header, rule, rows)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app import run_worker
+
+    return run_worker(settings)
+
+
+def _cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker.local import run_kafka_command
+
+    return run_kafka_command(args.action, settings)
+
+
+def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker.topics import TopicNames, ensure_topics
+
+    created = ensure_topics(settings.kafka)
+    for name in TopicNames.from_prefix(settings.kafka.topic_prefix).all():
+        state = "created" if name in created else "exists"
+        print(f"{name}  {state}  partitions={settings.kafka.partitions}")
+    return 0
+
+
+def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.warehouse.migrate import run_db_command
+
+    return run_db_command(args.action, settings)
+
+
+def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.query import count_spans, open_reader, quote
+
+    with open_reader(settings) as reader:
+        if args.what == "sql":
+            print(render_table(reader.query_dicts(args.sql)))
+        elif args.what == "count":
+            where = f"TraceId = {quote(args.trace_id)}" if args.trace_id else "1"
+            print(count_spans(reader, where))
+        else:
+            conditions = ["1"]
+            if args.trace_id:
+                conditions.append(f"TraceId = {quote(args.trace_id)}")
+            if args.service:
+                conditions.append(f"ServiceName = {quote(args.service)}")
+            rows = reader.query_dicts(
+                "SELECT Timestamp, TraceId, SpanId, ParentSpanId, ServiceName, SpanName, "
+                "Duration, StatusCode FROM otel_traces WHERE "
+                + " AND ".join(conditions)
+                + f" ORDER BY Timestamp DESC LIMIT {int(args.limit)}"
+            )
+            print(render_table(rows))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings, traces=args.traces, spans_per_trace=args.spans_per_trace,
+                    timeout_s=args.timeout, keep_running=args.keep_running)
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    for key, env, default, _doc in settings_table():
+        section, name = key.split(".", 1)
+        current = getattr(getattr(settings, section), name)
+        print(f"{key:36} {current!r:40} ({env}, default {default})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tracepipe",
+        description="tracepipe: spans from Kafka, assembled and aggregated by Faust, "
+        "stored in ClickHouse. Settings come from TRACEPIPE_* variables and --config.",
+    )
+    parser.add_argument("--version", action="version", version=f"tracepipe {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="a TOML or YAML settings file "
+                        "(also TRACEPIPE_CONFIG)")
+    parser.add_argument("--log-level", default="warning", help="python logging level for the CLI")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the pipeline end to end on this machine and show counts",
+                       description="Start local Kafka if none answers, run a worker with the "
+                       "embedded ClickHouse, produce spans, and read them back from otel_traces.")
+    p.add_argument("--traces", type=int, default=100, help="traces to produce (default 100)")
+    p.add_argument("--spans-per-trace", type=int, default=10, help="spans per trace (default 10)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds to wait for every span to be stored (default 120)")
+    p.add_argument("--keep-running", action="store_true",
+                   help="leave the worker (and broker) running afterwards for queries")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("worker", help="run the stream-processing worker",
+                       description="Run the Faust worker: creates topics if missing, then "
+                       "consumes until SIGINT/SIGTERM.")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("kafka", help="run a local single-node Kafka (KRaft) from Maven Central",
+                       description="Resolve Apache Kafka with Maven, format KRaft storage and "
+                       "run one broker+controller on loopback (settings: local_kafka.*).")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(func=_cmd_kafka)
+
+    p = sub.add_parser("topics", help="create the project's Kafka topics",
+                       description="Create every tracepipe topic that is missing, with "
+                       "kafka.partitions and kafka.replication_factor.")
+    p.add_argument("action", choices=["create"])
+    p.set_defaults(func=_cmd_topics)
+
+    p = sub.add_parser("db", help="apply or show ClickHouse schema migrations",
+                       description="Apply schemas/clickhouse/*.sql in order, idempotently, to "
+                       "clickhouse.url; `status` lists what is applied.")
+    p.add_argument("action", choices=["migrate", "status"])
+    p.set_defaults(func=_cmd_db)
+
+    p = sub.add_parser("query", help="read stored spans (through a running worker if any)",
+                       description="Query ClickHouse. While a worker runs, the query goes "
+                       "through its HTTP API (it owns the embedded engine).")
+    q = p.add_subparsers(dest="what", required=True, metavar="WHAT")
+    qs = q.add_parser("sql", help="run one read-only SQL statement")
+    qs.add_argument("sql")
+    qc = q.add_parser("count", help="count stored spans")
+    qc.add_argument("--trace-id", help="only this trace")
+    qp = q.add_parser("spans", help="list recent spans")
+    qp.add_argument("--trace-id")
+    qp.add_argument("--service")
+    qp.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=_cmd_query)
+
+    p = sub.add_parser("config", help="print every setting, its value and its variable",
+                       description="Print the effective settings and the TRACEPIPE_* variable "
+                       "that sets each.")
+    p.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tracepipe` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+        code: int = args.func(args, settings)
+        return code
+    except TracepipeError as err:
+        print(f"tracepipe: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Settings: one frozen, typed object per stage, read from defaults < config file < environment.
+
+Environment variables are `TRACEPIPE_<SECTION>_<KEY>` (for example `TRACEPIPE_KAFKA_BOOTSTRAP`);
+the optional file (TOML or YAML) is named by `--config` or `TRACEPIPE_CONFIG` and has one
+table per section (`[kafka]`, `[clickhouse]`, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streams.errors import ConfigError
+
+ENV_PREFIX = "TRACEPIPE_"
+
+
+def _positive(section: str, key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(
+            f"invalid {section}.{key}: {value!r}; should be positive "
+            f"(set {ENV_PREFIX}{section.upper()}_{key.upper()})"
+        )
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """How to reach Kafka and how the project's topics are named and sized."""
+
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "tracepipe."
+    partitions: int = 6
+    replication_factor: int = 1
+    topic_retention_ms: int = 7 * 24 * 3600 * 1000
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        if not self.bootstrap.strip():
+            raise ConfigError(
+                "invalid kafka.bootstrap: empty; should be host:port[,host:port] "
+                "(set TRACEPIPE_KAFKA_BOOTSTRAP)"
+            )
+        _positive("kafka", "partitions", self.partitions)
+        _positive("kafka", "replication_factor", self.replication_factor)
+        _positive("kafka", "topic_retention_ms", self.topic_retention_ms)
+
+
+@dataclass(frozen=True)
+class LocalKafkaConfig:
+    """The single-node KRaft broker `tracepipe kafka up` resolves from Maven Central and runs."""
+
+    version: str = "3.9.1"
+    scala_version: str = "2.13"
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int = 0  # 0: port + 1
+    cache_dir: str = "~/.cache/tracepipe/kafka"
+    data_dir: str = ".tracepipe/kafka"
+    heap_mb: int = 512
+    start_timeout_s: float = 120.0
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        if not 0 < self.port < 65536:
+            raise ConfigError(
+                f"invalid local_kafka.port: {self.port}; should be 1-65535 "
+                "(set TRACEPIPE_LOCAL_KAFKA_PORT)"
+            )
+        _positive("local_kafka", "heap_mb", self.heap_mb)
+        _positive("local_kafka", "start_timeout_s", self.start_timeout_s)
+
+
+@dataclass(frozen=True)
+class ClickHouseConfig:
+    """Which ClickHouse to write to (`chdb:///path` embedded, `clickhouse://host:9000/db` server)."""
+
+    url: str = "chdb:///.tracepipe/chdb"
+    ttl_days: int = 30
+    connect_timeout_s: float = 10.0
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        if not self.url.startswith(("chdb://", "clickhouse://")):
+            raise ConfigError(
+                f"invalid clickhouse.url: {self.url!r}; should start with chdb:// (embedded) "
+                "or clickhouse:// (server, native protocol) (set TRACEPIPE_CLICKHOUSE_URL)"
+            )
+        _positive("clickhouse", "ttl_days", self.ttl_days)
+        _positive("clickhouse", "connect_timeout_s", self.connect_timeout_s)
+
+
+@dataclass(frozen=True)
+class SpanSinkConfig:
+    """Batching and retry of the span sink (tracepipe.spans -> otel_traces)."""
+
+    batch_max_spans: int = 5000
+    batch_max_wait_ms: int = 500
+    retry_initial_backoff_ms: int = 200
+    retry_max_backoff_ms: int = 30_000
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        _positive("sink", "batch_max_spans", self.batch_max_spans)
+        _positive("sink", "batch_max_wait_ms", self.batch_max_wait_ms)
+        _positive("sink", "retry_initial_backoff_ms", self.retry_initial_backoff_ms)
+        if self.retry_max_backoff_ms < self.retry_initial_backoff_ms:
+            raise ConfigError(
+                "invalid sink.retry_max_backoff_ms: should be >= sink.retry_initial_backoff_ms "
+                "(set TRACEPIPE_SINK_RETRY_MAX_BACKOFF_MS)"
+            )
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The Faust worker: its app id (the consumer group and changelog prefix) and web server."""
+
+    app_id: str = "tracepipe"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    data_dir: str = ".tracepipe/worker"
+    log_level: str = "info"
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        if not self.app_id or not self.app_id.replace("-", "").replace("_", "").replace(
+            ".", ""
+        ).isalnum():
+            raise ConfigError(
+                f"invalid worker.app_id: {self.app_id!r}; should be letters, digits, '-', '_' "
+                "or '.', and stable: it names the consumer group (set TRACEPIPE_WORKER_APP_ID)"
+            )
+        if not 0 < self.web_port < 65536:
+            raise ConfigError(
+                f"invalid worker.web_port: {self.web_port}; should be 1-65535 "
+                "(set TRACEPIPE_WORKER_WEB_PORT)"
+            )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every stage's config in one frozen object."""
+
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    local_kafka: LocalKafkaConfig = field(default_factory=LocalKafkaConfig)
+    clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
+    sink: SpanSinkConfig = field(default_factory=SpanSinkConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    def validate(self) -> Settings:
+        """Validate every section; return self so calls chain."""
+        for section in dataclasses.fields(self):
+            getattr(self, section.name).validate()
+        return self
+
+    def replace(self, section: str, **values: Any) -> Settings:
+        """A copy with some keys of one section changed (for CLI flags and tests)."""
+        current = getattr(self, section)
+        return dataclasses.replace(self, **{section: dataclasses.replace(current, **values)})
+
+
+def _section_types() -> dict[str, type[Any]]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
+    try:
+        if target is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if target is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if target is float:
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(
+            f"invalid {section}.{key}: {raw!r} is not a {target.__name__} "
+            f"(set {ENV_PREFIX}{section.upper()}_{key.upper()})"
+        ) from err
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist; fix the path given by --config or "
+                          f"{ENV_PREFIX}CONFIG")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = tomllib.loads(text)
+    except Exception as err:
+        raise ConfigError(f"config file {path} cannot be parsed: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a table of sections")
+    return data
+
+
+def _env_values(env: Mapping[str, str], sections: Mapping[str, type[Any]]) -> dict[str, Any]:
+    # Longest section name first so TRACEPIPE_LOCAL_KAFKA_PORT is local_kafka.port, not kafka.
+    names = sorted(sections, key=len, reverse=True)
+    out: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        for section in names:
+            if rest.startswith(section + "_"):
+                out.setdefault(section, {})[rest[len(section) + 1 :]] = value
+                break
+    return dict(out)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build and validate Settings from defaults, the optional config file and the environment."""
+    env = os.environ if env is None else env
+    sections = _section_types()
+    layers: list[dict[str, Any]] = []
+    file_name = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    if file_name:
+        layers.append(_read_file(Path(file_name)))
+    layers.append(_env_values(env, sections))
+
+    built: dict[str, Any] = {}
+    for section, cls in sections.items():
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for layer in layers:
+            given = layer.get(section, {})
+            if not isinstance(given, dict):
+                raise ConfigError(f"config section [{section}] must be a table of keys")
+            for key, raw in given.items():
+                if key not in known:
+                    raise ConfigError(
+                        f"unknown setting {section}.{key}; known keys are: "
+                        + ", ".join(sorted(known))
+                    )
+                values[key] = _coerce(section, key, raw, hints[key])
+        built[section] = cls(**values)
+    for layer in layers[:-1]:
+        for section in layer:
+            if section not in sections:
+                raise ConfigError(
+                    f"unknown config section [{section}]; known sections are: "
+                    + ", ".join(sections)
+                )
+    return Settings(**built).validate()
+
+
+def settings_table() -> list[tuple[str, str, str, str]]:
+    """Every knob as (key, env var, default, doc) rows, for README and `tracepipe config`."""
+    rows: list[tuple[str, str, str, str]] = []
+    for section, cls in _section_types().items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        for f in dataclasses.fields(cls):
+            rows.append(
+                (
+                    f"{section}.{f.name}",
+                    f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}",
+                    repr(f.default),
+                    doc,
+                )
+            )
+    return rows

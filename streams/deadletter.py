@@ -1,0 +1,56 @@
+"""Dead letters: a rejected record's original bytes plus where it came from and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REASON_HEADER = "tracepipe-dlq-reason"
+DETAIL_HEADER = "tracepipe-dlq-detail"
+STAGE_HEADER = "tracepipe-dlq-stage"
+SOURCE_TOPIC_HEADER = "tracepipe-source-topic"
+SOURCE_PARTITION_HEADER = "tracepipe-source-partition"
+SOURCE_OFFSET_HEADER = "tracepipe-source-offset"
+
+_MAX_DETAIL_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record bound for the dead-letter topic: the original key and value, and headers."""
+
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+    def header(self, name: str) -> str | None:
+        """The decoded value of a header, or None."""
+        for k, v in self.headers:
+            if k == name:
+                return v.decode("utf-8", "replace")
+        return None
+
+
+def dead_letter(
+    *,
+    key: bytes | None,
+    value: bytes,
+    stage: str,
+    reason: str,
+    detail: str,
+    source_topic: str,
+    source_partition: int,
+    source_offset: int,
+) -> DeadLetter:
+    """Build the dead letter for a record `stage` rejected for `reason` (a short slug)."""
+    return DeadLetter(
+        key=key,
+        value=value,
+        headers=[
+            (REASON_HEADER, reason.encode()),
+            (DETAIL_HEADER, detail.encode("utf-8", "replace")[:_MAX_DETAIL_BYTES]),
+            (STAGE_HEADER, stage.encode()),
+            (SOURCE_TOPIC_HEADER, source_topic.encode()),
+            (SOURCE_PARTITION_HEADER, str(source_partition).encode()),
+            (SOURCE_OFFSET_HEADER, str(source_offset).encode()),
+        ],
+    )

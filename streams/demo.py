@@ -1,0 +1,144 @@
+"""`tracepipe demo`: the whole path on one machine: local Kafka, a worker, spans in, counts out."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from streams.broker.topics import TopicNames, admin_client, ensure_topics
+from streams.config import Settings
+from streams.errors import TracepipeError
+from streams.model.span import Span, make_span
+from streams.query import WorkerReader, count_spans, quote, worker_running, worker_url
+from streams.sdk import SpanProducer
+from streams.warehouse import STATUS_CODE_VALUES
+
+_SERVICES = ("frontend", "checkout", "cart", "payment", "shipping", "currency")
+RUN_ATTRIBUTE = "tracepipe.demo.run"
+
+
+def demo_trace(rng: random.Random, spans: int, start_ns: int, run_id: str) -> list[Span]:
+    """One synthetic trace: a frontend root and `spans - 1` children spread over services."""
+    trace_id = f"{rng.getrandbits(128):032x}"
+    ids = [f"{rng.getrandbits(64):016x}" for _ in range(spans)]
+    resource = {RUN_ATTRIBUTE: run_id}
+    duration_ns = rng.randint(5, 200) * 1_000_000
+    out = [make_span(trace_id, ids[0], "GET /checkout", "frontend", start_ns,
+                     start_ns + duration_ns, kind="SERVER",
+                     resource_attributes={"service.name": "frontend", **resource},
+                     attributes={"http.request.method": "GET", "http.response.status_code": 200})]
+    for i in range(1, spans):
+        service = _SERVICES[1 + (i - 1) % (len(_SERVICES) - 1)]
+        child_start = start_ns + rng.randint(0, duration_ns // 2)
+        child_end = child_start + rng.randint(1, duration_ns // 2)
+        error = rng.random() < 0.02
+        out.append(make_span(
+            trace_id, ids[i], f"{service}.handle", service, child_start, child_end,
+            parent_span_id=ids[0], kind="SERVER",
+            status_code="ERROR" if error else "OK",
+            resource_attributes={"service.name": service, **resource},
+        ))
+    return out
+
+
+def _broker_answers(settings: Settings) -> bool:
+    try:
+        admin_client(settings.kafka).list_topics(timeout=3)
+        return True
+    except KafkaException:
+        return False
+
+
+def _ensure_broker(settings: Settings) -> Settings:
+    if _broker_answers(settings):
+        print(f"kafka: using {settings.kafka.bootstrap}")
+        return settings
+    from streams.broker.local import LocalKafka
+
+    print(f"kafka: nothing answers at {settings.kafka.bootstrap}; starting a local broker "
+          f"(Apache Kafka {settings.local_kafka.version} from Maven Central; the first run "
+          "downloads it)")
+    bootstrap = LocalKafka(settings.local_kafka).up()
+    print(f"kafka: running at {bootstrap} (stop it with `tracepipe kafka down`)")
+    return settings.replace("kafka", bootstrap=bootstrap)
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, TRACEPIPE_KAFKA_BOOTSTRAP=settings.kafka.bootstrap)
+    log_path = os.path.join(settings.worker.data_dir, "..", "worker.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
+    print(f"worker: starting (log {os.path.normpath(log_path)})")
+    return subprocess.Popen([sys.executable, "-m", "streams", "worker"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait(predicate: Any, timeout_s: float, what: str, worker: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if worker.poll() is not None:
+            raise TracepipeError(f"the worker exited with code {worker.returncode} while {what}; "
+                                 "see its log")
+        if time.monotonic() > deadline:
+            raise TracepipeError(f"timed out after {timeout_s:.0f}s {what}")
+        time.sleep(0.5)
+
+
+def run_demo(settings: Settings, traces: int = 100, spans_per_trace: int = 10,
+             timeout_s: float = 120.0, keep_running: bool = False) -> int:
+    """Run the demo and print what was produced and what was read back; 0 if they match."""
+    settings = _ensure_broker(settings)
+    ensure_topics(settings.kafka)
+    if worker_running(settings):
+        raise TracepipeError(f"a worker already answers at {worker_url(settings)}; stop it or set "
+                             "TRACEPIPE_WORKER_WEB_PORT")
+    worker = _start_worker(settings)
+    try:
+        _wait(lambda: worker_running(settings), timeout_s, "waiting for the worker", worker)
+        run_id = uuid.uuid4().hex[:12]
+        rng = random.Random(run_id)
+        topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
+        now_ns = time.time_ns()
+        produced = 0
+        with SpanProducer(settings.kafka.bootstrap, topic) as producer:
+            for i in range(traces):
+                produced += producer.send_many(
+                    demo_trace(rng, spans_per_trace, now_ns + i * 1_000_000, run_id))
+        print(f"produced: {produced} spans in {traces} traces to {topic} (run {run_id})")
+        reader = WorkerReader(worker_url(settings))
+        where = f"ResourceAttributes[{quote(RUN_ATTRIBUTE)}] = {quote(run_id)}"
+        stored = 0
+
+        def all_stored() -> bool:
+            nonlocal stored
+            stored = count_spans(reader, where)
+            return stored >= produced
+
+        _wait(all_stored, timeout_s, "waiting for spans in otel_traces", worker)
+        print(f"stored:   {stored} spans in otel_traces (read back from ClickHouse)")
+        per_service = reader.query_dicts(
+            f"SELECT ServiceName, count() AS spans, countIf(StatusCode = {quote(STATUS_CODE_VALUES['ERROR'])}) AS errors "
+            f"FROM otel_traces WHERE {where} GROUP BY ServiceName ORDER BY ServiceName")
+        for row in per_service:
+            print(f"  {row['ServiceName']:10} {row['spans']:6} spans {row['errors']:4} errors")
+        print("query it: tracepipe query spans --service payment   "
+              "(or: tracepipe query sql \"SELECT ...\")")
+        return 0 if stored == produced else 1
+    finally:
+        if keep_running:
+            print(f"worker: still running (pid {worker.pid}); stop it with kill {worker.pid}")
+        else:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            print("worker: stopped")

@@ -1,0 +1,36 @@
+"""The error hierarchy: one root, a few specific kinds, each message saying what to do."""
+
+from __future__ import annotations
+
+
+class TracepipeError(Exception):
+    """Root of every error tracepipe raises on purpose."""
+
+
+class ConfigError(TracepipeError):
+    """A setting is missing or invalid; the message names the key and the fix."""
+
+
+class SchemaError(TracepipeError):
+    """An Avro schema cannot be loaded, or a record does not match its schema."""
+
+
+class DecodeError(TracepipeError):
+    """A record's bytes could not be turned into a span; carries a short machine reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class WarehouseError(TracepipeError):
+    """ClickHouse refused or could not be reached."""
+
+
+class BrokerError(TracepipeError):
+    """The Kafka broker could not be started, reached or administered."""
+
+
+class MissingDependencyError(TracepipeError):
+    """An optional dependency is not installed; the message holds the pip command that fixes it."""

@@ -1,0 +1,1 @@
+"""The canonical records every stage shares (span, and later trace, latency window, alert)."""

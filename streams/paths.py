@@ -1,0 +1,14 @@
+"""Where the project's shipped files (Avro schemas, ClickHouse DDL) live on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def schemas_root() -> Path:
+    """The schemas/ directory: `TRACEPIPE_SCHEMAS_DIR`, else the one beside the package."""
+    override = os.environ.get("TRACEPIPE_SCHEMAS_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "schemas"

@@ -1,0 +1,1 @@
+"""Sinks: stage outputs into ClickHouse, batched, retried, never committing past unstored data."""

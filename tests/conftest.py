@@ -1,0 +1,52 @@
+"""Session-wide fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from streams.broker.local import LocalKafka, free_port, wait_for_broker
+from streams.config import LocalKafkaConfig
+from streams.errors import BrokerError
+
+KAFKA_BOOTSTRAP_ENV = "TRACEPIPE_KAFKA_BOOTSTRAP"
+EXTERNAL_BROKER_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka broker's bootstrap: `$TRACEPIPE_KAFKA_BOOTSTRAP`, else one started here.
+
+    Never skips: CI's integration tests need the real broker, so a missing one is a failure.
+    """
+    external = os.environ.get(KAFKA_BOOTSTRAP_ENV, "").strip()
+    if external:
+        try:
+            wait_for_broker(external, EXTERNAL_BROKER_TIMEOUT_S)
+        except BrokerError as err:
+            pytest.fail(f"{KAFKA_BOOTSTRAP_ENV}={external} is unreachable: {err}", pytrace=False)
+        yield external
+        return
+
+    # The default cache_dir is kept on purpose: Maven resolves Kafka once per machine.
+    broker = LocalKafka(
+        LocalKafkaConfig(
+            port=free_port(),
+            controller_port=free_port(),
+            data_dir=str(tmp_path_factory.mktemp("kafka")),
+        )
+    )
+    try:
+        bootstrap = broker.up()
+    except BrokerError as err:
+        pytest.fail(
+            f"could not start the local Kafka broker for the test session: {err}\n"
+            f"(or point {KAFKA_BOOTSTRAP_ENV} at a running broker)",
+            pytrace=False,
+        )
+    try:
+        yield bootstrap
+    finally:
+        broker.down()

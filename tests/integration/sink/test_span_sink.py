@@ -1,0 +1,105 @@
+"""The span sink on the real broker and the real chDB engine: every span stored exactly once."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from streams.broker.topics import TopicNames, ensure_topics
+from streams.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER
+from streams.model.codec import AvroCodec
+from streams.model.span import Span, make_span
+from streams.query import count_spans
+from streams.sdk import SpanProducer
+from tests.integration.worker import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(kafka_bootstrap, tmp_path)
+    ensure_topics(proc.settings.kafka)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+def make_traces(rng: random.Random, traces: int, spans_per_trace: int) -> list[Span]:
+    spans: list[Span] = []
+    for _ in range(traces):
+        trace_id = f"{rng.getrandbits(128):032x}"
+        root = f"{rng.getrandbits(64):016x}"
+        spans.append(make_span(trace_id, root, "GET /", "frontend", 1_000, 9_000, kind="SERVER"))
+        for i in range(spans_per_trace - 1):
+            spans.append(make_span(trace_id, f"{rng.getrandbits(64):016x}", f"op{i}",
+                                   f"svc{i % 4}", 2_000, 3_000, parent_span_id=root))
+    rng.shuffle(spans)
+    return spans
+
+
+def test_ten_thousand_spans_stored_exactly_once(worker: WorkerProcess) -> None:
+    spans = make_traces(random.Random(7), traces=1_000, spans_per_trace=10)
+    topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
+    with SpanProducer(worker.bootstrap, topics.spans) as producer:
+        producer.send_many(spans)
+    assert producer.delivered == 10_000 and producer.failed == 0
+
+    reader = worker.reader()
+    worker.wait_for(lambda: count_spans(reader) >= 10_000, 120, "10,000 spans in otel_traces")
+    stats = reader.query_dicts(
+        "SELECT count() AS n, uniqExact(TraceId, SpanId) AS distinct_spans, "
+        "uniqExact(TraceId) AS traces FROM otel_traces")
+    assert stats == [{"n": 10_000, "distinct_spans": 10_000, "traces": 1_000}]
+    stored = {(r["TraceId"], r["SpanId"], r["ParentSpanId"]) for r in reader.query_dicts(
+        "SELECT TraceId, SpanId, ParentSpanId FROM otel_traces")}
+    assert stored == {(s["trace_id"], s["span_id"], s["parent_span_id"]) for s in spans}
+
+
+def test_malformed_records_go_to_the_dlq_and_valid_ones_are_stored(
+    worker: WorkerProcess,
+) -> None:
+    topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
+    codec = AvroCodec("span")
+    rng = random.Random(11)
+    valid = make_traces(rng, traces=50, spans_per_trace=4)
+    bad_values = [b"", b"not avro at all", codec.encode(valid[0])[:-5], b"\x40" + b"z" * 10]
+    producer = Producer({"bootstrap.servers": worker.bootstrap, "enable.idempotence": True})
+    # Interleave: every bad record sits between valid spans of the same partitions.
+    for i, span in enumerate(valid):
+        producer.produce(topics.spans, codec.encode(span), span["trace_id"].encode(),
+                         headers=codec.headers)
+        if i % 50 == 25:
+            producer.produce(topics.spans, bad_values[(i // 50) % len(bad_values)], b"bad")
+    for value in bad_values:
+        producer.produce(topics.spans, value, b"bad")
+    assert producer.flush(30) == 0
+    n_bad = len(bad_values) + len(range(25, len(valid), 50))
+
+    reader = worker.reader()
+    worker.wait_for(lambda: count_spans(reader) >= len(valid), 120, "valid spans stored")
+    assert count_spans(reader) == len(valid)
+
+    consumer = Consumer({"bootstrap.servers": worker.bootstrap, "group.id": "dlq-check",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topics.dlq])
+    letters = []
+    while len(letters) < n_bad:
+        msg = consumer.poll(30)
+        assert msg is not None, f"only {len(letters)} of {n_bad} dead letters arrived"
+        assert msg.error() is None
+        letters.append(msg)
+    assert consumer.poll(3) is None, "more dead letters than malformed records"
+    consumer.close()
+    for msg in letters:
+        headers = {k: v.decode() for k, v in msg.headers()}
+        assert headers[REASON_HEADER] in {"empty", "avro-decode", "avro-trailing-bytes"}
+        assert headers[SOURCE_TOPIC_HEADER] == topics.spans
+        assert int(headers[SOURCE_OFFSET_HEADER]) >= 0
+        assert msg.value() in bad_values or msg.value() is None
+    assert sorted((m.value() or b"") for m in letters) == sorted(
+        [bad_values[(i // 50) % len(bad_values)] for i in range(25, len(valid), 50)] + bad_values)

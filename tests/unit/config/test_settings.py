@@ -1,0 +1,82 @@
+"""Settings load from file and environment; each invalid config gives the error it must."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.config import Settings, load_settings, settings_table
+from streams.errors import ConfigError
+
+TESTDATA = Path(__file__).parents[2] / "testdata" / "config"
+EXPECTED_ERRORS: dict[str, str] = json.loads((TESTDATA / "invalid" / "errors.json").read_text())
+
+
+def test_defaults_run_on_one_machine() -> None:
+    settings = load_settings(env={})
+    assert settings == Settings()
+    assert settings.kafka.bootstrap == "127.0.0.1:9092"
+    assert settings.clickhouse.url.startswith("chdb://")
+
+
+def test_file_then_environment_override() -> None:
+    settings = load_settings(
+        TESTDATA / "valid" / "full.toml", env={"TRACEPIPE_KAFKA_PARTITIONS": "3"}
+    )
+    assert settings.kafka.bootstrap == "broker-1:9092,broker-2:9092"
+    assert settings.kafka.partitions == 3  # the environment wins over the file
+    assert settings.clickhouse.ttl_days == 7
+    assert settings.sink.batch_max_spans == 2000
+
+
+def test_yaml_file() -> None:
+    settings = load_settings(TESTDATA / "valid" / "minimal.yaml", env={})
+    assert settings.worker.app_id == "tracepipe-prod"
+    assert settings.worker.web_port == 7000
+
+
+def test_config_file_from_environment() -> None:
+    env = {"TRACEPIPE_CONFIG": str(TESTDATA / "valid" / "minimal.yaml")}
+    assert load_settings(env=env).worker.web_port == 7000
+
+
+def test_two_word_section_from_environment() -> None:
+    settings = load_settings(env={"TRACEPIPE_LOCAL_KAFKA_PORT": "19092"})
+    assert settings.local_kafka.port == 19092
+    assert settings.kafka == Settings().kafka
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_ERRORS))
+def test_invalid_config_names_key_and_fix(name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(TESTDATA / "invalid" / name, env={})
+    assert EXPECTED_ERRORS[name] in str(info.value)
+
+
+def test_every_invalid_file_has_an_expected_error() -> None:
+    files = {p.name for p in (TESTDATA / "invalid").iterdir() if p.suffix != ".json"}
+    assert files == set(EXPECTED_ERRORS)
+
+
+def test_invalid_environment_value() -> None:
+    with pytest.raises(ConfigError, match="TRACEPIPE_WORKER_WEB_PORT"):
+        load_settings(env={"TRACEPIPE_WORKER_WEB_PORT": "70000"})
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings("/nonexistent/tracepipe.toml", env={})
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings(env={})
+    with pytest.raises(AttributeError):
+        settings.kafka.partitions = 3  # type: ignore[misc]
+
+
+def test_table_lists_every_knob() -> None:
+    keys = {row[0] for row in settings_table()}
+    assert {"kafka.bootstrap", "clickhouse.url", "sink.batch_max_spans", "worker.app_id"} <= keys
+    assert all(row[1].startswith("TRACEPIPE_") for row in settings_table())
