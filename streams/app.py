@@ -93,7 +93,8 @@ def _register_web(pipeline: Pipeline) -> None:
 
     @app.page("/api/stats")
     async def stats(view: View, request: Request) -> Response:
-        return view.json({"app_id": pipeline.settings.worker.app_id, "counters": counters.snapshot()})
+        app_id = pipeline.settings.worker.app_id
+        return view.json({"app_id": app_id, "counters": counters.snapshot()})
 
     @app.page("/api/query")
     class QueryView(View):

@@ -78,9 +78,9 @@ class LocalKafkaConfig:
 
 @dataclass(frozen=True)
 class ClickHouseConfig:
-    """Which ClickHouse to write to (`chdb:///path` embedded, `clickhouse://host:9000/db` server)."""
+    """Which ClickHouse to use: `chdb://PATH` (embedded) or `clickhouse://host:9000/db`."""
 
-    url: str = "chdb:///.tracepipe/chdb"
+    url: str = "chdb://.tracepipe/chdb"
     ttl_days: int = 30
     connect_timeout_s: float = 10.0
 

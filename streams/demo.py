@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from typing import Any
+from pathlib import Path
 
 from confluent_kafka import KafkaException
 
@@ -17,9 +13,10 @@ from streams.broker.topics import TopicNames, admin_client, ensure_topics
 from streams.config import Settings
 from streams.errors import TracepipeError
 from streams.model.span import Span, make_span
-from streams.query import WorkerReader, count_spans, quote, worker_running, worker_url
+from streams.query import count_spans, quote, worker_running, worker_url
 from streams.sdk import SpanProducer
 from streams.warehouse import STATUS_CODE_VALUES
+from streams.worker_process import WorkerProcess
 
 _SERVICES = ("frontend", "checkout", "cart", "payment", "shipping", "currency")
 RUN_ATTRIBUTE = "tracepipe.demo.run"
@@ -71,27 +68,6 @@ def _ensure_broker(settings: Settings) -> Settings:
     return settings.replace("kafka", bootstrap=bootstrap)
 
 
-def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, TRACEPIPE_KAFKA_BOOTSTRAP=settings.kafka.bootstrap)
-    log_path = os.path.join(settings.worker.data_dir, "..", "worker.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
-    print(f"worker: starting (log {os.path.normpath(log_path)})")
-    return subprocess.Popen([sys.executable, "-m", "streams", "worker"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-
-
-def _wait(predicate: Any, timeout_s: float, what: str, worker: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if worker.poll() is not None:
-            raise TracepipeError(f"the worker exited with code {worker.returncode} while {what}; "
-                                 "see its log")
-        if time.monotonic() > deadline:
-            raise TracepipeError(f"timed out after {timeout_s:.0f}s {what}")
-        time.sleep(0.5)
-
-
 def run_demo(settings: Settings, traces: int = 100, spans_per_trace: int = 10,
              timeout_s: float = 120.0, keep_running: bool = False) -> int:
     """Run the demo and print what was produced and what was read back; 0 if they match."""
@@ -100,9 +76,11 @@ def run_demo(settings: Settings, traces: int = 100, spans_per_trace: int = 10,
     if worker_running(settings):
         raise TracepipeError(f"a worker already answers at {worker_url(settings)}; stop it or set "
                              "TRACEPIPE_WORKER_WEB_PORT")
-    worker = _start_worker(settings)
+    worker = WorkerProcess({"TRACEPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap},
+                           Path(settings.worker.data_dir).parent / "worker.log")
+    print(f"worker: starting (log {worker.log_path})")
     try:
-        _wait(lambda: worker_running(settings), timeout_s, "waiting for the worker", worker)
+        worker.start(timeout_s)
         run_id = uuid.uuid4().hex[:12]
         rng = random.Random(run_id)
         topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
@@ -113,19 +91,15 @@ def run_demo(settings: Settings, traces: int = 100, spans_per_trace: int = 10,
                 produced += producer.send_many(
                     demo_trace(rng, spans_per_trace, now_ns + i * 1_000_000, run_id))
         print(f"produced: {produced} spans in {traces} traces to {topic} (run {run_id})")
-        reader = WorkerReader(worker_url(settings))
+        reader = worker.reader()
         where = f"ResourceAttributes[{quote(RUN_ATTRIBUTE)}] = {quote(run_id)}"
-        stored = 0
-
-        def all_stored() -> bool:
-            nonlocal stored
-            stored = count_spans(reader, where)
-            return stored >= produced
-
-        _wait(all_stored, timeout_s, "waiting for spans in otel_traces", worker)
+        worker.wait_for(lambda: count_spans(reader, where) >= produced, timeout_s,
+                        "the spans to reach otel_traces")
+        stored = count_spans(reader, where)
         print(f"stored:   {stored} spans in otel_traces (read back from ClickHouse)")
+        error = quote(STATUS_CODE_VALUES["ERROR"])
         per_service = reader.query_dicts(
-            f"SELECT ServiceName, count() AS spans, countIf(StatusCode = {quote(STATUS_CODE_VALUES['ERROR'])}) AS errors "
+            f"SELECT ServiceName, count() AS spans, countIf(StatusCode = {error}) AS errors "
             f"FROM otel_traces WHERE {where} GROUP BY ServiceName ORDER BY ServiceName")
         for row in per_service:
             print(f"  {row['ServiceName']:10} {row['spans']:6} spans {row['errors']:4} errors")
@@ -133,12 +107,8 @@ def run_demo(settings: Settings, traces: int = 100, spans_per_trace: int = 10,
               "(or: tracepipe query sql \"SELECT ...\")")
         return 0 if stored == produced else 1
     finally:
-        if keep_running:
+        if keep_running and worker.process is not None:
             print(f"worker: still running (pid {worker.pid}); stop it with kill {worker.pid}")
-        else:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        elif worker.process is not None:
+            worker.stop()
             print("worker: stopped")

@@ -22,11 +22,17 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Never skips: CI's integration tests need the real broker, so a missing one is a failure.
     """
     external = os.environ.get(KAFKA_BOOTSTRAP_ENV, "").strip()
+    problem: str | None = None
     if external:
         try:
             wait_for_broker(external, EXTERNAL_BROKER_TIMEOUT_S)
         except BrokerError as err:
-            pytest.fail(f"{KAFKA_BOOTSTRAP_ENV}={external} is unreachable: {err}", pytrace=False)
+            problem = str(err)
+        # Failing outside the except block keeps the report to one message, not a chained trace.
+        if problem is not None:
+            pytest.fail(
+                f"{KAFKA_BOOTSTRAP_ENV}={external} is unreachable: {problem}", pytrace=False
+            )
         yield external
         return
 
@@ -38,11 +44,14 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             data_dir=str(tmp_path_factory.mktemp("kafka")),
         )
     )
+    bootstrap = ""
     try:
         bootstrap = broker.up()
     except BrokerError as err:
+        problem = str(err)
+    if problem is not None:
         pytest.fail(
-            f"could not start the local Kafka broker for the test session: {err}\n"
+            f"could not start the local Kafka broker for the test session: {problem}\n"
             f"(or point {KAFKA_BOOTSTRAP_ENV} at a running broker)",
             pytrace=False,
         )

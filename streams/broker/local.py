@@ -242,8 +242,12 @@ def wait_for_broker(
     from confluent_kafka.admin import AdminClient
 
     deadline = time.monotonic() + timeout_s
-    host, _, port_text = bootstrap.split(",")[0].rpartition(":")
-    port = int(port_text)
+    host, _, port_text = bootstrap.split(",")[0].strip().rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError as err:
+        raise BrokerError(f"bootstrap {bootstrap!r} is not host:port") from err
     last_error = "no answer"
     admin: Any = None
     while True:

@@ -1,4 +1,4 @@
-"""The project's topic names and their creation: topics are made here, never by broker auto-create."""
+"""The project's topic names and their creation (here, never by broker auto-create)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass, fields
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from streams.config import KafkaConfig
 from streams.errors import BrokerError
@@ -60,7 +61,9 @@ def ensure_topics(
             # Co-partitioning needs equal counts; say so rather than silently repartitioning.
             log.warning(
                 "topic %s has %d partitions, kafka.partitions is %d",
-                name, len(existing[name].partitions), config.partitions,
+                name,
+                len(existing[name].partitions),
+                config.partitions,
             )
     missing = [n for n in wanted if n not in existing]
     if not missing:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # admin re-exports it, but not for mypy
 
 from streams.broker.local import LocalKafka, free_port
 from streams.config import LocalKafkaConfig

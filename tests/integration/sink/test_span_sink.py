@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +16,15 @@ from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
 from streams.query import count_spans
 from streams.sdk import SpanProducer
-from tests.integration.worker import WorkerProcess
+from streams.worker_process import WorkerProcess
+from tests.integration.isolated import isolated_worker
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(kafka_bootstrap, tmp_path)
+    proc = isolated_worker(kafka_bootstrap, tmp_path)
     ensure_topics(proc.settings.kafka)
     proc.start()
     yield proc
@@ -30,14 +32,17 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
 
 
 def make_traces(rng: random.Random, traces: int, spans_per_trace: int) -> list[Span]:
+    # Recent timestamps: rows older than the table TTL (clickhouse.ttl_days) are dropped on insert.
+    now_ns = time.time_ns()
     spans: list[Span] = []
     for _ in range(traces):
         trace_id = f"{rng.getrandbits(128):032x}"
         root = f"{rng.getrandbits(64):016x}"
-        spans.append(make_span(trace_id, root, "GET /", "frontend", 1_000, 9_000, kind="SERVER"))
+        spans.append(make_span(trace_id, root, "GET /", "frontend", now_ns, now_ns + 9_000, kind="SERVER"))
         for i in range(spans_per_trace - 1):
             spans.append(make_span(trace_id, f"{rng.getrandbits(64):016x}", f"op{i}",
-                                   f"svc{i % 4}", 2_000, 3_000, parent_span_id=root))
+                                   f"svc{i % 4}", now_ns + 2_000, now_ns + 3_000,
+                                   parent_span_id=root))
     rng.shuffle(spans)
     return spans
 
@@ -45,7 +50,7 @@ def make_traces(rng: random.Random, traces: int, spans_per_trace: int) -> list[S
 def test_ten_thousand_spans_stored_exactly_once(worker: WorkerProcess) -> None:
     spans = make_traces(random.Random(7), traces=1_000, spans_per_trace=10)
     topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
-    with SpanProducer(worker.bootstrap, topics.spans) as producer:
+    with SpanProducer(worker.settings.kafka.bootstrap, topics.spans) as producer:
         producer.send_many(spans)
     assert producer.delivered == 10_000 and producer.failed == 0
 
@@ -68,7 +73,8 @@ def test_malformed_records_go_to_the_dlq_and_valid_ones_are_stored(
     rng = random.Random(11)
     valid = make_traces(rng, traces=50, spans_per_trace=4)
     bad_values = [b"", b"not avro at all", codec.encode(valid[0])[:-5], b"\x40" + b"z" * 10]
-    producer = Producer({"bootstrap.servers": worker.bootstrap, "enable.idempotence": True})
+    bootstrap = worker.settings.kafka.bootstrap
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     # Interleave: every bad record sits between valid spans of the same partitions.
     for i, span in enumerate(valid):
         producer.produce(topics.spans, codec.encode(span), span["trace_id"].encode(),
@@ -84,7 +90,7 @@ def test_malformed_records_go_to_the_dlq_and_valid_ones_are_stored(
     worker.wait_for(lambda: count_spans(reader) >= len(valid), 120, "valid spans stored")
     assert count_spans(reader) == len(valid)
 
-    consumer = Consumer({"bootstrap.servers": worker.bootstrap, "group.id": "dlq-check",
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dlq-check",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topics.dlq])
     letters = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -146,9 +147,7 @@ def test_port_taken_names_the_setting(tmp_path: Path, listening: socket.socket) 
     assert "TRACEPIPE_LOCAL_KAFKA_PORT" in message
 
 
-def test_controller_port_taken_names_its_setting(
-    tmp_path: Path, listening: socket.socket
-) -> None:
+def test_controller_port_taken_names_its_setting(tmp_path: Path, listening: socket.socket) -> None:
     broker = LocalKafka(_config(tmp_path, controller_port=listening.getsockname()[1]))
     with pytest.raises(BrokerError, match="TRACEPIPE_LOCAL_KAFKA_CONTROLLER_PORT"):
         broker.up()
@@ -168,7 +167,7 @@ def test_missing_tool_gives_apt_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
     monkeypatch.setattr(
-        local.shutil, "which", lambda tool: None if tool == missing else f"/usr/bin/{tool}"
+        shutil, "which", lambda tool: None if tool == missing else f"/usr/bin/{tool}"
     )
     broker = LocalKafka(_config(tmp_path))
     with pytest.raises(BrokerError) as err:
@@ -190,7 +189,7 @@ def _seed_cache(broker: LocalKafka, jars: list[Path]) -> None:
 
 
 def test_cached_classpath_skips_maven(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
     broker = LocalKafka(_config(tmp_path))
     jars = [tmp_path / "a.jar", tmp_path / "b.jar"]
     for jar in jars:
@@ -202,7 +201,7 @@ def test_cached_classpath_skips_maven(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_cached_classpath_with_missing_jar_resolves_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
     broker = LocalKafka(_config(tmp_path))
     _seed_cache(broker, [tmp_path / "gone.jar"])
     with pytest.raises(BrokerError, match="`mvn` is not on PATH"):
@@ -212,7 +211,7 @@ def test_cached_classpath_with_missing_jar_resolves_again(
 def test_cached_classpath_for_another_pom_resolves_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local.shutil, "which", lambda tool: None)
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
     broker = LocalKafka(_config(tmp_path))
     jar = tmp_path / "a.jar"
     jar.touch()

@@ -1,4 +1,4 @@
-"""Spans become otel_traces rows the Collector's exporter would write; failed inserts are retried."""
+"""Spans become otel_traces rows as the Collector writes them; failed inserts are retried."""
 
 from __future__ import annotations
 

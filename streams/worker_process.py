@@ -1,0 +1,85 @@
+"""A `python -m streams worker` child process, for the demo, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from streams.config import Settings, load_settings
+from streams.errors import TracepipeError
+from streams.query import WorkerReader, worker_running, worker_url
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerProcess:
+    """One worker child process run with extra TRACEPIPE_* variables, logging to a file."""
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.settings: Settings = load_settings(env=self.env)
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The child's pid (it must have been started)."""
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        """Start the worker and wait until its web server answers."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams", "worker"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.wait_for(lambda: worker_running(self.settings), timeout_s, "the worker to start")
+
+    def reader(self) -> WorkerReader:
+        """Queries through the worker's HTTP API."""
+        return WorkerReader(worker_url(self.settings))
+
+    def wait_for(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Poll `predicate` until true; raise if the worker dies or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if self.process is not None and self.process.poll() is not None:
+                raise TracepipeError(
+                    f"the worker exited with code {self.process.returncode} while waiting for "
+                    f"{what}; see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise TracepipeError(f"timed out after {timeout_s:.0f}s waiting for {what}; "
+                                     f"see {self.log_path}")
+            time.sleep(0.25)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the worker has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        """Stop the worker with `sig` (SIGKILL after the timeout); return its exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
