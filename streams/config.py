@@ -117,6 +117,23 @@ class SpanSinkConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    """Validation limits for incoming spans: what is repaired (truncated) and what is rejected."""
+
+    max_record_bytes: int = 1_048_576
+    max_attributes: int = 128
+    max_attribute_value_bytes: int = 4096
+    max_events: int = 128
+    max_links: int = 128
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        for name in ("max_record_bytes", "max_attributes", "max_attribute_value_bytes",
+                     "max_events", "max_links"):
+            _positive("ingest", name, getattr(self, name))
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     """The Faust worker: its app id (the consumer group and changelog prefix) and web server."""
 
@@ -149,6 +166,7 @@ class Settings:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     local_kafka: LocalKafkaConfig = field(default_factory=LocalKafkaConfig)
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     sink: SpanSinkConfig = field(default_factory=SpanSinkConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
 
