@@ -87,6 +87,11 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print("| key | variable | default | what it sets |\n|---|---|---|---|")
+        for key, env, default, doc in settings_table():
+            print(f"| `{key}` | `{env}` | `{default}` | {doc} |")
+        return 0
     for key, env, default, _doc in settings_table():
         section, name = key.split(".", 1)
         current = getattr(getattr(settings, section), name)
@@ -104,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tracepipe {__version__}")
     parser.add_argument("--config", metavar="FILE", help="a TOML or YAML settings file "
                         "(also TRACEPIPE_CONFIG)")
-    parser.add_argument("--log-level", default="warning", help="python logging level for the CLI")
+    parser.add_argument("--log-level", default="info",
+                        help="level of tracepipe's own progress messages on stderr (default info)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="run the pipeline end to end on this machine and show counts",
@@ -158,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print every setting, its value and its variable",
                        description="Print the effective settings and the TRACEPIPE_* variable "
                        "that sets each.")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the defaults as README's configuration table")
     p.set_defaults(func=_cmd_config)
     return parser
 
@@ -166,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tracepipe` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Other libraries stay at WARNING; tracepipe's own progress (e.g. Maven resolution) shows.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tracepipe").setLevel(args.log_level.upper())
     try:
         settings = load_settings(args.config)
         code: int = args.func(args, settings)

@@ -21,6 +21,11 @@ from streams.errors import ConfigError
 ENV_PREFIX = "TRACEPIPE_"
 
 
+def setting(default: Any, doc: str) -> Any:
+    """A settings field with its one-line documentation (shown by `tracepipe config`)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 def _positive(section: str, key: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(
@@ -33,11 +38,15 @@ def _positive(section: str, key: str, value: float) -> None:
 class KafkaConfig:
     """How to reach Kafka and how the project's topics are named and sized."""
 
-    bootstrap: str = "127.0.0.1:9092"
-    topic_prefix: str = "tracepipe."
-    partitions: int = 6
-    replication_factor: int = 1
-    topic_retention_ms: int = 7 * 24 * 3600 * 1000
+    bootstrap: str = setting("127.0.0.1:9092", "Kafka bootstrap servers, host:port[,host:port]")
+    topic_prefix: str = setting("tracepipe.", "prefix of every tracepipe topic name")
+    partitions: int = setting(
+        6, "partitions of topics tracepipe creates (keep equal: co-partitioning)"
+    )
+    replication_factor: int = setting(1, "replication factor of topics tracepipe creates")
+    topic_retention_ms: int = setting(
+        7 * 24 * 3600 * 1000, "retention.ms of topics tracepipe creates"
+    )
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
@@ -55,15 +64,15 @@ class KafkaConfig:
 class LocalKafkaConfig:
     """The single-node KRaft broker `tracepipe kafka up` resolves from Maven Central and runs."""
 
-    version: str = "3.9.1"
-    scala_version: str = "2.13"
-    host: str = "127.0.0.1"
-    port: int = 9092
-    controller_port: int = 0  # 0: port + 1
-    cache_dir: str = "~/.cache/tracepipe/kafka"
-    data_dir: str = ".tracepipe/kafka"
-    heap_mb: int = 512
-    start_timeout_s: float = 120.0
+    version: str = setting("3.9.1", "Apache Kafka version resolved from Maven Central")
+    scala_version: str = setting("2.13", "Scala build of the kafka artifact (kafka_<scala>)")
+    host: str = setting("127.0.0.1", "address the local broker listens on")
+    port: int = setting(9092, "port of the local broker's client listener")
+    controller_port: int = setting(0, "KRaft controller port (0: port + 1)")
+    cache_dir: str = setting("~/.cache/tracepipe/kafka", "where the resolved classpath is cached")
+    data_dir: str = setting(".tracepipe/kafka", "local broker log dirs, pid and log file")
+    heap_mb: int = setting(512, "JVM heap of the local broker, MiB")
+    start_timeout_s: float = setting(120.0, "how long `kafka up` waits for the broker to answer")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
@@ -80,9 +89,11 @@ class LocalKafkaConfig:
 class ClickHouseConfig:
     """Which ClickHouse to use: `chdb://PATH` (embedded) or `clickhouse://host:9000/db`."""
 
-    url: str = "chdb://.tracepipe/chdb"
-    ttl_days: int = 30
-    connect_timeout_s: float = 10.0
+    url: str = setting(
+        "chdb://.tracepipe/chdb", "chdb://PATH (embedded) or clickhouse://[user[:pw]@]host:9000/db"
+    )
+    ttl_days: int = setting(30, "TTL of every table, days")
+    connect_timeout_s: float = setting(10.0, "server backend connect timeout")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
@@ -99,10 +110,12 @@ class ClickHouseConfig:
 class SpanSinkConfig:
     """Batching and retry of the span sink (tracepipe.spans -> otel_traces)."""
 
-    batch_max_spans: int = 5000
-    batch_max_wait_ms: int = 500
-    retry_initial_backoff_ms: int = 200
-    retry_max_backoff_ms: int = 30_000
+    batch_max_spans: int = setting(5000, "spans per otel_traces insert")
+    batch_max_wait_ms: int = setting(500, "longest wait to fill a batch")
+    retry_initial_backoff_ms: int = setting(
+        200, "first retry delay of a failed insert (doubles each time)"
+    )
+    retry_max_backoff_ms: int = setting(30_000, "longest retry delay of a failed insert")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
@@ -120,16 +133,25 @@ class SpanSinkConfig:
 class IngestConfig:
     """Validation limits for incoming spans: what is repaired (truncated) and what is rejected."""
 
-    max_record_bytes: int = 1_048_576
-    max_attributes: int = 128
-    max_attribute_value_bytes: int = 4096
-    max_events: int = 128
-    max_links: int = 128
+    max_record_bytes: int = setting(1_048_576, "larger records go to the DLQ (record-too-large)")
+    max_attributes: int = setting(
+        128, "attributes kept per span/event/link; the rest counted as dropped"
+    )
+    max_attribute_value_bytes: int = setting(
+        4096, "longer string/bytes values are truncated with a marker"
+    )
+    max_events: int = setting(128, "events kept per span; the rest counted as dropped")
+    max_links: int = setting(128, "links kept per span; the rest counted as dropped")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
-        for name in ("max_record_bytes", "max_attributes", "max_attribute_value_bytes",
-                     "max_events", "max_links"):
+        for name in (
+            "max_record_bytes",
+            "max_attributes",
+            "max_attribute_value_bytes",
+            "max_events",
+            "max_links",
+        ):
             _positive("ingest", name, getattr(self, name))
 
 
@@ -137,17 +159,20 @@ class IngestConfig:
 class WorkerConfig:
     """The Faust worker: its app id (the consumer group and changelog prefix) and web server."""
 
-    app_id: str = "tracepipe"
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    data_dir: str = ".tracepipe/worker"
-    log_level: str = "info"
+    app_id: str = setting(
+        "tracepipe", "Faust app id: the consumer group and changelog prefix; keep it stable"
+    )
+    web_host: str = setting("127.0.0.1", "worker web server address (/metrics, /api/*)")
+    web_port: int = setting(6066, "worker web server port")
+    data_dir: str = setting(".tracepipe/worker", "Faust data dir (table state)")
+    log_level: str = setting("info", "worker log level")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
-        if not self.app_id or not self.app_id.replace("-", "").replace("_", "").replace(
-            ".", ""
-        ).isalnum():
+        if (
+            not self.app_id
+            or not self.app_id.replace("-", "").replace("_", "").replace(".", "").isalnum()
+        ):
             raise ConfigError(
                 f"invalid worker.app_id: {self.app_id!r}; should be letters, digits, '-', '_' "
                 "or '.', and stable: it names the consumer group (set TRACEPIPE_WORKER_APP_ID)"
@@ -214,8 +239,10 @@ def _coerce(section: str, key: str, raw: Any, target: Any) -> Any:
 
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise ConfigError(f"config file {path} does not exist; fix the path given by --config or "
-                          f"{ENV_PREFIX}CONFIG")
+        raise ConfigError(
+            f"config file {path} does not exist; fix the path given by --config or "
+            f"{ENV_PREFIX}CONFIG"
+        )
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
@@ -290,8 +317,8 @@ def settings_table() -> list[tuple[str, str, str, str]]:
     """Every knob as (key, env var, default, doc) rows, for README and `tracepipe config`."""
     rows: list[tuple[str, str, str, str]] = []
     for section, cls in _section_types().items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
         for f in dataclasses.fields(cls):
+            doc = f.metadata.get("doc", "")
             rows.append(
                 (
                     f"{section}.{f.name}",

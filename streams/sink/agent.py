@@ -81,14 +81,15 @@ def register_span_sink(
     writer: SpanWriter,
     config: SpanSinkConfig,
     counters: Counters,
-) -> faust.types.AgentT:
+) -> faust.types.AgentT[Any]:
     """Attach the span-sink agent to `app`."""
     codec = AvroCodec("span")
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
     counters.describe("tracepipe_spans_consumed_total", "Records read from tracepipe.spans.")
 
     async def span_sink(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(
+        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+        async for events in stream.take_events(  # type: ignore[attr-defined]
             config.batch_max_spans, within=config.batch_max_wait_ms / 1000
         ):
             try:

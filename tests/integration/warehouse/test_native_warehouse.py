@@ -15,7 +15,6 @@ from streams.errors import WarehouseError
 from streams.warehouse import open_warehouse
 from streams.warehouse.migrate import applied_versions, migrate
 from streams.warehouse.native_backend import NativeWarehouse
-
 from tests.integration.warehouse.conftest import LocalServer
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ def latest_release(name: str) -> Path | None:
 
 def compatible(reader: Path, writer: Path) -> tuple[bool, str]:
     """Whether data written with `writer` can be read with `reader`, and why not."""
-    result = ReaderWriterCompatibilityChecker().get_compatibility(
+    result = ReaderWriterCompatibilityChecker().get_compatibility(  # type: ignore[no-untyped-call]
         avro.schema.parse(reader.read_text()), avro.schema.parse(writer.read_text())
     )
     return result.compatibility is SchemaCompatibilityType.compatible, str(result.messages)
