@@ -13,6 +13,7 @@ from faust.web import Request, Response, View
 
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
+from streams.ingest.agent import register_bridge
 from streams.sink.agent import register_span_sink
 from streams.sink.spans import SpanWriter
 from streams.telemetry import Counters
@@ -71,14 +72,37 @@ def create_app(settings: Settings) -> Pipeline:
     writer = SpanWriter(lambda: _open_migrated(settings), settings.sink, counters)
 
     spans_topic = app.topic(
-        topics.spans, key_type=bytes, value_type=bytes, key_serializer="raw",
-        value_serializer="raw", allow_empty=True,
+        topics.spans,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
     )
     dlq_topic = app.topic(
-        topics.dlq, key_type=bytes, value_type=bytes, key_serializer="raw",
+        topics.dlq,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
         value_serializer="raw",
     )
-    register_span_sink(app, spans_topic, dlq_topic, writer, settings.sink, counters)
+    otlp_topic, zipkin_topic = (
+        app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            allow_empty=True,
+        )
+        for name in (topics.otlp, topics.zipkin)
+    )
+    register_bridge(
+        app, otlp_topic, zipkin_topic, spans_topic, dlq_topic, settings.ingest, counters
+    )
+    register_span_sink(
+        app, spans_topic, dlq_topic, writer, settings.sink, settings.ingest, counters
+    )
     pipeline = Pipeline(app, settings, topics, counters, writer)
     _register_web(pipeline)
     return pipeline
@@ -122,7 +146,9 @@ def run_worker(settings: Settings) -> int:
         log.info("created topics: %s", ", ".join(created))
     pipeline = create_app(settings)
     worker = faust.Worker(
-        pipeline.app, loglevel=settings.worker.log_level.upper(), quiet=True,
+        pipeline.app,
+        loglevel=settings.worker.log_level.upper(),
+        quiet=True,
     )
     try:
         worker.execute_from_commandline()

@@ -19,6 +19,7 @@ from typing import Any
 from streams.errors import ConfigError
 
 ENV_PREFIX = "TRACEPIPE_"
+MAX_TTL_DAYS = 10_000
 
 
 def setting(default: Any, doc: str) -> Any:
@@ -103,6 +104,13 @@ class ClickHouseConfig:
                 "or clickhouse:// (server, native protocol) (set TRACEPIPE_CLICKHOUSE_URL)"
             )
         _positive("clickhouse", "ttl_days", self.ttl_days)
+        if self.ttl_days > MAX_TTL_DAYS:
+            # TTL expressions use DateTime, which ends in 2106: a longer TTL wraps and expires
+            # every row at insert.
+            raise ConfigError(
+                f"invalid clickhouse.ttl_days: {self.ttl_days}; should be at most {MAX_TTL_DAYS} "
+                "(set TRACEPIPE_CLICKHOUSE_TTL_DAYS)"
+            )
         _positive("clickhouse", "connect_timeout_s", self.connect_timeout_s)
 
 

@@ -45,7 +45,10 @@ class AvroCodec:
         self.name = name
         self.schema = load_schema(root / f"{name}.avsc")
         self.fingerprint = schema_fingerprint(self.schema)
-        self.headers: list[tuple[str, str | bytes | None]] = [(SCHEMA_HEADER, self.fingerprint.encode())]
+        # Typed as confluent-kafka's produce() takes them.
+        self.headers: list[tuple[str, str | bytes | None]] = [
+            (SCHEMA_HEADER, self.fingerprint.encode())
+        ]
         # Writer schemas we can resolve by fingerprint: the current one and every released one.
         self._writers: dict[str, Any] = {self.fingerprint: self.schema}
         for old in sorted((root / "history").glob(f"{name}.v*.avsc")):

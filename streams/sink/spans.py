@@ -22,6 +22,8 @@ from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES, Warehouse
 log = logging.getLogger("tracepipe.sink")
 
 OTEL_TRACES = "otel_traces"
+# otel_traces has no column for it, so the span's source format rides in its attributes.
+SOURCE_FORMAT_ATTRIBUTE = "tracepipe.source_format"
 OTEL_TRACES_COLUMNS = (
     "Timestamp",
     "TraceId",
@@ -88,7 +90,7 @@ def span_row(span: Span) -> tuple[Any, ...]:
         attribute_map(span["resource_attributes"]),
         span["scope_name"],
         span["scope_version"],
-        attribute_map(span["attributes"]),
+        {**attribute_map(span["attributes"]), SOURCE_FORMAT_ATTRIBUTE: span["source_format"]},
         max(0, span["end_time_unix_nano"] - start),
         STATUS_CODE_VALUES[span["status_code"]],
         span["status_message"],
@@ -163,7 +165,10 @@ class SpanWriter:
                 self._counters.inc("tracepipe_sink_insert_failures_total", table=OTEL_TRACES)
                 log.warning(
                     "insert of %d spans failed (attempt %d), retrying in %.1fs: %s",
-                    len(rows), attempt, backoff_s, err,
+                    len(rows),
+                    attempt,
+                    backoff_s,
+                    err,
                 )
                 await self._sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self._config.retry_max_backoff_ms / 1000)
@@ -173,6 +178,7 @@ class SpanWriter:
 
     def close(self) -> None:
         """Close the warehouse on the writer thread and stop the thread."""
+
         def _close() -> None:
             if self._warehouse is not None:
                 self._warehouse.close()

@@ -8,7 +8,9 @@ from pathlib import Path
 from streams.worker_process import WorkerProcess, free_port
 
 
-def isolated_worker(bootstrap: str, root: Path, partitions: int = 3) -> WorkerProcess:
+def isolated_worker(
+    bootstrap: str, root: Path, partitions: int = 3, **extra_env: str
+) -> WorkerProcess:
     """A worker (not started) whose topics, group, data and web port are this test's alone."""
     run_id = uuid.uuid4().hex[:10]
     env = {
@@ -20,5 +22,6 @@ def isolated_worker(bootstrap: str, root: Path, partitions: int = 3) -> WorkerPr
         "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
         "TRACEPIPE_WORKER_DATA_DIR": str(root / "worker"),
         "TRACEPIPE_SINK_BATCH_MAX_WAIT_MS": "200",
+        **extra_env,
     }
     return WorkerProcess(env, root / "worker.log")

@@ -32,17 +32,28 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
 
 
 def make_traces(rng: random.Random, traces: int, spans_per_trace: int) -> list[Span]:
-    # Recent timestamps: rows older than the table TTL (clickhouse.ttl_days) are dropped on insert.
+    # Recent timestamps: rows older than the table TTL (clickhouse.ttl_days) are dropped
+    # on insert.
     now_ns = time.time_ns()
     spans: list[Span] = []
     for _ in range(traces):
         trace_id = f"{rng.getrandbits(128):032x}"
         root = f"{rng.getrandbits(64):016x}"
-        spans.append(make_span(trace_id, root, "GET /", "frontend", now_ns, now_ns + 9_000, kind="SERVER"))
+        spans.append(
+            make_span(trace_id, root, "GET /", "frontend", now_ns, now_ns + 9_000, kind="SERVER")
+        )
         for i in range(spans_per_trace - 1):
-            spans.append(make_span(trace_id, f"{rng.getrandbits(64):016x}", f"op{i}",
-                                   f"svc{i % 4}", now_ns + 2_000, now_ns + 3_000,
-                                   parent_span_id=root))
+            spans.append(
+                make_span(
+                    trace_id,
+                    f"{rng.getrandbits(64):016x}",
+                    f"op{i}",
+                    f"svc{i % 4}",
+                    now_ns + 2_000,
+                    now_ns + 3_000,
+                    parent_span_id=root,
+                )
+            )
     rng.shuffle(spans)
     return spans
 
@@ -58,10 +69,13 @@ def test_ten_thousand_spans_stored_exactly_once(worker: WorkerProcess) -> None:
     worker.wait_for(lambda: count_spans(reader) >= 10_000, 120, "10,000 spans in otel_traces")
     stats = reader.query_dicts(
         "SELECT count() AS n, uniqExact(TraceId, SpanId) AS distinct_spans, "
-        "uniqExact(TraceId) AS traces FROM otel_traces")
+        "uniqExact(TraceId) AS traces FROM otel_traces"
+    )
     assert stats == [{"n": 10_000, "distinct_spans": 10_000, "traces": 1_000}]
-    stored = {(r["TraceId"], r["SpanId"], r["ParentSpanId"]) for r in reader.query_dicts(
-        "SELECT TraceId, SpanId, ParentSpanId FROM otel_traces")}
+    stored = {
+        (r["TraceId"], r["SpanId"], r["ParentSpanId"])
+        for r in reader.query_dicts("SELECT TraceId, SpanId, ParentSpanId FROM otel_traces")
+    }
     assert stored == {(s["trace_id"], s["span_id"], s["parent_span_id"]) for s in spans}
 
 
@@ -77,8 +91,9 @@ def test_malformed_records_go_to_the_dlq_and_valid_ones_are_stored(
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     # Interleave: every bad record sits between valid spans of the same partitions.
     for i, span in enumerate(valid):
-        producer.produce(topics.spans, codec.encode(span), span["trace_id"].encode(),
-                         headers=codec.headers)
+        producer.produce(
+            topics.spans, codec.encode(span), span["trace_id"].encode(), headers=codec.headers
+        )
         if i % 50 == 25:
             producer.produce(topics.spans, bad_values[(i // 50) % len(bad_values)], b"bad")
     for value in bad_values:
@@ -90,8 +105,14 @@ def test_malformed_records_go_to_the_dlq_and_valid_ones_are_stored(
     worker.wait_for(lambda: count_spans(reader) >= len(valid), 120, "valid spans stored")
     assert count_spans(reader) == len(valid)
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "dlq-check",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "dlq-check",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topics.dlq])
     letters: list[Message] = []
     while len(letters) < n_bad:
@@ -102,11 +123,13 @@ def test_malformed_records_go_to_the_dlq_and_valid_ones_are_stored(
     assert consumer.poll(3) is None, "more dead letters than malformed records"
     consumer.close()
     for msg in letters:
-        headers = {k: v.decode() for k, v in dict(msg.headers() or []).items()
-                   if isinstance(v, bytes)}
+        headers = {
+            k: v.decode() for k, v in dict(msg.headers() or []).items() if isinstance(v, bytes)
+        }
         assert headers[REASON_HEADER] in {"empty", "avro-decode", "avro-trailing-bytes"}
         assert headers[SOURCE_TOPIC_HEADER] == topics.spans
         assert int(headers[SOURCE_OFFSET_HEADER]) >= 0
         assert msg.value() in bad_values or msg.value() is None
     assert sorted((m.value() or b"") for m in letters) == sorted(
-        [bad_values[(i // 50) % len(bad_values)] for i in range(25, len(valid), 50)] + bad_values)
+        [bad_values[(i // 50) % len(bad_values)] for i in range(25, len(valid), 50)] + bad_values
+    )

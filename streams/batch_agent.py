@@ -1,0 +1,67 @@
+"""What every batching Faust agent shares: headers, dead letters, not committing unfinished work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streams.deadletter import REASON_HEADER, STAGE_HEADER, DeadLetter, dead_letter
+from streams.errors import DecodeError
+from streams.telemetry import Counters
+
+log = logging.getLogger("tracepipe.deadletter")
+
+
+def header_value(headers: Any, name: str) -> str | None:
+    """A header's value as text from a Faust event's headers (a dict or a list of pairs)."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, value in items:
+        if key == name:
+            return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+    return None
+
+
+def rejected_event(
+    event: Any, stage: str, err: DecodeError, value: bytes | None = None
+) -> DeadLetter:
+    """The dead letter for a Faust event rejected by `stage` (value defaults to the event's)."""
+    message = event.message
+    return dead_letter(
+        key=message.key,
+        value=value if value is not None else (message.value or b""),
+        stage=stage,
+        reason=err.reason,
+        detail=err.detail,
+        source_topic=message.topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
+    )
+
+
+def abandon(app: faust.App, events: Sequence[Any]) -> None:
+    """Keep events from being committed when a batch is interrupted before it was finished.
+
+    Faust's take buffer acks its events in a `finally`, even when the worker stops mid-batch;
+    marking the messages acked here (without the consumer's bookkeeping) makes that ack a no-op,
+    so their offsets stay uncommitted and the batch is redelivered after restart.
+    """
+    unacked = getattr(app.consumer, "_unacked_messages", None)
+    for event in events:
+        event.message.acked = True
+        if unacked is not None:
+            unacked.discard(event.message)
+
+
+async def send_dead_letter(dlq_topic: faust.TopicT, letter: DeadLetter, counters: Counters) -> None:
+    """Publish one dead letter and wait until the broker has it; count it by reason and stage."""
+    reason = letter.header(REASON_HEADER) or "unknown"
+    stage = letter.header(STAGE_HEADER) or "unknown"
+    delivery = await dlq_topic.send(key=letter.key, value=letter.value, headers=letter.headers)
+    await delivery
+    counters.inc("tracepipe_dlq_records_total", reason=reason, stage=stage)
+    log.warning("sent a record to %s: %s (%s)", dlq_topic.get_topic_name(), reason, stage)

@@ -1,0 +1,110 @@
+"""The bridge agents: foreign encodings on `otlp` and `zipkin` -> canonical spans on `spans`.
+
+Each payload is converted and each span validated by the pure functions of streams.ingest;
+spans are republished keyed by trace id (so a trace's spans share a partition), and whatever
+cannot be used goes to the DLQ with its reason. A batch's offsets are acknowledged only after
+every span and dead letter from it has been delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streams.batch_agent import abandon, rejected_event, send_dead_letter
+from streams.config import IngestConfig
+from streams.deadletter import DeadLetter
+from streams.errors import DecodeError
+from streams.ingest import check_record_size, spans_from_payload, validate_span
+from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.model.span import Span
+from streams.telemetry import Counters
+
+STAGE = "bridge"
+BATCH_MAX_RECORDS = 500
+BATCH_MAX_WAIT_S = 0.2
+
+
+def payload_format(topic_kind: str, value: bytes) -> str:
+    """The encoding of a payload on the `otlp` or `zipkin` topic (OTLP JSON starts with '{')."""
+    if topic_kind == "zipkin":
+        return "zipkin_json"
+    return "otlp_json" if value.lstrip()[:1] == b"{" else "otlp_proto"
+
+
+def bridge_batch(
+    topic_kind: str, events: Sequence[Any], limits: IngestConfig
+) -> tuple[list[Span], list[DeadLetter]]:
+    """Convert and validate a batch of payloads: the canonical spans, and the dead letters."""
+    spans: list[Span] = []
+    rejected: list[DeadLetter] = []
+    for event in events:
+        value: bytes = event.message.value or b""
+        try:
+            check_record_size(value, limits)
+            converted = spans_from_payload(value, payload_format(topic_kind, value))
+        except DecodeError as err:
+            rejected.append(rejected_event(event, STAGE, err))
+            continue
+        for index, span in enumerate(converted):
+            try:
+                spans.append(validate_span(span, limits))
+            except DecodeError as err:
+                # One bad span in a good payload: dead-letter that span alone, as our JSON form.
+                err = DecodeError(err.reason, f"span {index} of the payload: {err.detail}")
+                rejected.append(rejected_event(event, STAGE, err, _span_json(span)))
+    return spans, rejected
+
+
+def _span_json(span: Span) -> bytes:
+    return json.dumps(span, default=lambda v: v.hex() if isinstance(v, bytes) else str(v)).encode()
+
+
+def register_bridge(
+    app: faust.App,
+    otlp_topic: faust.TopicT,
+    zipkin_topic: faust.TopicT,
+    spans_topic: faust.TopicT,
+    dlq_topic: faust.TopicT,
+    limits: IngestConfig,
+    counters: Counters,
+) -> list[faust.types.AgentT[Any]]:
+    """Attach one bridge agent per foreign topic to `app`."""
+    codec = AvroCodec("span")
+    schema_headers = [(SCHEMA_HEADER, codec.fingerprint.encode())]
+    counters.describe("tracepipe_bridge_spans_total", "Spans republished by the bridge.")
+
+    def make(topic_kind: str) -> Any:
+        async def bridge(stream: faust.StreamT[bytes]) -> None:
+            # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+            async for events in stream.take_events(  # type: ignore[attr-defined]
+                BATCH_MAX_RECORDS, within=BATCH_MAX_WAIT_S
+            ):
+                try:
+                    spans, rejected = bridge_batch(topic_kind, events, limits)
+                    deliveries = [
+                        await spans_topic.send(
+                            key=s["trace_id"].encode(),
+                            value=codec.encode(s),
+                            headers=schema_headers,
+                        )
+                        for s in spans
+                    ]
+                    await asyncio.gather(*deliveries)
+                    for letter in rejected:
+                        await send_dead_letter(dlq_topic, letter, counters)
+                    counters.inc("tracepipe_bridge_spans_total", len(spans), source=topic_kind)
+                except asyncio.CancelledError:
+                    abandon(app, events)
+                    raise
+
+        return bridge
+
+    return [
+        app.agent(otlp_topic, name="tracepipe.bridge-otlp")(make("otlp")),
+        app.agent(zipkin_topic, name="tracepipe.bridge-zipkin")(make("zipkin")),
+    ]
