@@ -79,6 +79,19 @@ def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.ingest.produce import produce_payloads
+
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(args.file, "rb") as handle:
+            data = handle.read()
+    report = produce_payloads(data, settings, args.format, raw=args.raw)
+    print(report.summary())
+    return 1 if report.rejected else 0
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
@@ -134,6 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "run one broker+controller on loopback (settings: local_kafka.*).")
     p.add_argument("action", choices=["up", "down", "status"])
     p.set_defaults(func=_cmd_kafka)
+
+    p = sub.add_parser("produce", help="send spans from a file or stdin to Kafka",
+                       description="Send spans from FILE (or - for stdin): OTLP/JSON, OTLP "
+                       "protobuf, Zipkin v2 JSON, or tracepipe's JSON form, one document or JSON "
+                       "lines. Spans are validated here and sent to the spans topic; rejected "
+                       "ones are counted by reason. Exit 1 if any was rejected.")
+    p.add_argument("file", help="the file to read, or - for stdin")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "otlp_json", "otlp_proto", "zipkin_json", "tracepipe_json"],
+                   help="the payload encoding (default: detected from the content)")
+    p.add_argument("--raw", action="store_true",
+                   help="send payloads unchanged to the otlp/zipkin topic for the worker's bridge")
+    p.set_defaults(func=_cmd_produce)
 
     p = sub.add_parser("topics", help="create the project's Kafka topics",
                        description="Create every tracepipe topic that is missing, with "
