@@ -164,6 +164,75 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class AssemblyConfig:
+    """Trace assembly: session windows per trace id, their bounds, and late spans."""
+
+    trace_idle_ms: int = setting(5_000, "emit a trace after no span arrived for this long")
+    trace_max_age_ms: int = setting(60_000, "emit a trace at this age since its first span")
+    max_open_traces: int = setting(100_000, "open traces held; the oldest are emitted early")
+    max_spans_per_trace: int = setting(
+        10_000, "spans held per trace; more are stored and counted, not held"
+    )
+    late_retention_ms: int = setting(
+        600_000, "how long an emitted trace is remembered to re-emit it with late spans"
+    )
+    sweep_interval_ms: int = setting(1_000, "how often open traces are checked for emission")
+    include_spans: bool = setting(True, "trace records carry full spans (else span ids only)")
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        for name in (
+            "trace_idle_ms",
+            "trace_max_age_ms",
+            "max_open_traces",
+            "max_spans_per_trace",
+            "late_retention_ms",
+            "sweep_interval_ms",
+        ):
+            _positive("assembly", name, getattr(self, name))
+        if self.trace_max_age_ms < self.trace_idle_ms:
+            raise ConfigError(
+                "invalid assembly.trace_max_age_ms: should be >= assembly.trace_idle_ms "
+                "(set TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS)"
+            )
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Tail sampling of otel_traces writes; latency aggregates always see every span."""
+
+    enabled: bool = setting(False, "write only sampled traces' spans to otel_traces")
+    keep_errors: bool = setting(True, "keep every trace with an error span")
+    latency_threshold_ms: int = setting(1_000, "keep traces slower than this")
+    latency_thresholds: str = setting(
+        "", "per root operation thresholds, 'op=ms,op2=ms' (override latency_threshold_ms)"
+    )
+    probability: float = setting(0.1, "share of the remaining traces kept (0..1)")
+    rate_limit_per_s: float = setting(0.0, "most traces kept per second by probability (0: off)")
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad key."""
+        if not 0.0 <= self.probability <= 1.0:
+            raise ConfigError(
+                f"invalid sampling.probability: {self.probability}; should be between 0 and 1 "
+                "(set TRACEPIPE_SAMPLING_PROBABILITY)"
+            )
+        _positive("sampling", "latency_threshold_ms", self.latency_threshold_ms)
+        if self.rate_limit_per_s < 0:
+            raise ConfigError(
+                "invalid sampling.rate_limit_per_s: should be >= 0 "
+                "(set TRACEPIPE_SAMPLING_RATE_LIMIT_PER_S)"
+            )
+        for item in filter(None, (p.strip() for p in self.latency_thresholds.split(","))):
+            op, sep, ms = item.rpartition("=")
+            if not sep or not op or not ms.strip().isdigit():
+                raise ConfigError(
+                    f"invalid sampling.latency_thresholds item {item!r}; should be "
+                    "'operation=milliseconds' (set TRACEPIPE_SAMPLING_LATENCY_THRESHOLDS)"
+                )
+
+
+@dataclass(frozen=True)
 class WorkerConfig:
     """The Faust worker: its app id (the consumer group and changelog prefix) and web server."""
 
@@ -201,6 +270,8 @@ class Settings:
     clickhouse: ClickHouseConfig = field(default_factory=ClickHouseConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     sink: SpanSinkConfig = field(default_factory=SpanSinkConfig)
+    assembly: AssemblyConfig = field(default_factory=AssemblyConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
 
     def validate(self) -> Settings:
