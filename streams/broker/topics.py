@@ -38,9 +38,16 @@ class TopicNames:
         return [getattr(self, f.name) for f in fields(self)]
 
 
-def admin_client(config: KafkaConfig) -> AdminClient:
-    """An AdminClient for the configured bootstrap servers."""
-    return AdminClient({"bootstrap.servers": config.bootstrap, "socket.timeout.ms": 10_000})
+def admin_client(config: KafkaConfig, quiet: bool = False) -> AdminClient:
+    """An AdminClient for the configured bootstrap servers (`quiet`: no librdkafka log lines)."""
+    settings: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": config.bootstrap,
+        "socket.timeout.ms": 10_000,
+    }
+    if quiet:
+        # Probing whether a broker answers: connection-refused lines are expected, not news.
+        settings["log_level"] = 0
+    return AdminClient(settings)
 
 
 def ensure_topics(

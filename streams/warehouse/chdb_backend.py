@@ -86,7 +86,11 @@ class ChdbWarehouse:
                     "go through the worker's HTTP API or stop it, or use another path"
                 ) from err
             _open_paths[self.path] = _open_paths.get(self.path, 0) + 1
-        self._run(_SESSION_SETTINGS, "CSV")
+        try:
+            self._run(_SESSION_SETTINGS, "CSV")
+        except WarehouseError:
+            self.close()
+            raise
 
     def _run(self, sql: str, fmt: str) -> Any:
         if self._conn is None:
@@ -223,7 +227,8 @@ class ChdbWarehouse:
 
 
 def _preview(sql: str, limit: int = 300) -> str:
-    flat = " ".join(sql.split())
+    code = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    flat = " ".join(" ".join(code).split())
     return flat if len(flat) <= limit else flat[:limit] + " ..."
 
 
@@ -321,10 +326,13 @@ def arrow_array(t: ChType, values: list[Any]) -> Any:
     if arrow_type is not None:
         return pa.array(values, type=arrow_type)
     if name in _STRINGS:
-        if any(isinstance(v, bytes) for v in values):
-            return pa.array(values, type=pa.binary())
-        return pa.array([v if v is None or isinstance(v, str) else str(v) for v in values],
-                        type=pa.string())
+        try:
+            return pa.array(values, type=pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            # Only off the fast path: bytes go as binary, anything else as its str().
+            if any(isinstance(v, bytes) for v in values):
+                return pa.array(values, type=pa.binary())
+            return pa.array([v if v is None else str(v) for v in values], type=pa.string())
     if name == "Array":
         flat = list(chain.from_iterable(values))
         return pa.ListArray.from_arrays(_offsets(values), arrow_array(t.args[0], flat))

@@ -220,7 +220,8 @@ class NativeWarehouse:
 
 
 def _preview(sql: str, limit: int = 120) -> str:
-    flat = " ".join(sql.split())
+    code = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    flat = " ".join(" ".join(code).split())
     return repr(flat if len(flat) <= limit else flat[:limit] + " ...")
 
 

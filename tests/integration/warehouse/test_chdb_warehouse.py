@@ -96,7 +96,8 @@ def span(i: int, trace: str, start_ns: int, **over: Any) -> dict[str, Any]:
 
 
 def insert(warehouse: ChdbWarehouse, rows: list[dict[str, Any]]) -> int:
-    return warehouse.insert("otel_traces", INSERT_COLUMNS, [[r[c] for c in INSERT_COLUMNS] for r in rows])
+    values = [[r[c] for c in INSERT_COLUMNS] for r in rows]
+    return warehouse.insert("otel_traces", INSERT_COLUMNS, values)
 
 
 def test_migrate_is_idempotent(warehouse: ChdbWarehouse) -> None:
