@@ -29,14 +29,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 from bench.record import record_result
-from streams.broker.local import LocalKafka
+from streams.broker.local import LocalKafka, free_port
 from streams.broker.topics import ensure_topics
 from streams.config import LocalKafkaConfig, load_settings
 from streams.demo import demo_trace
 from streams.model.span import Span
 from streams.sdk import SpanProducer
 from streams.sdk.otel import KafkaSpanExporter
-from streams.worker_process import free_port
 
 EXPORT_BATCH = 512
 

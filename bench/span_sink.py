@@ -18,13 +18,13 @@ import uuid
 from pathlib import Path
 
 from bench.record import record_result
-from streams.broker.local import LocalKafka
+from streams.broker.local import LocalKafka, free_port
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import LocalKafkaConfig, load_settings
 from streams.demo import demo_trace
 from streams.query import count_spans
 from streams.sdk import SpanProducer
-from streams.worker_process import WorkerProcess, free_port
+from streams.worker_process import WorkerProcess
 
 
 def main() -> None:

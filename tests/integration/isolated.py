@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from streams.worker_process import WorkerProcess, free_port
+from streams.broker.local import free_port
+from streams.broker.topics import ensure_topics
+from streams.worker_process import WorkerProcess
 
 
-def isolated_worker(
-    bootstrap: str, root: Path, partitions: int = 3, **extra_env: str
-) -> WorkerProcess:
-    """A worker (not started) whose topics, group, data and web port are this test's alone."""
+def isolated_worker(bootstrap: str, root: Path, **extra_env: str) -> WorkerProcess:
+    """A worker (not started) whose topics, group, data and web port are this test's alone.
+
+    `extra_env` overrides any TRACEPIPE_* variable (e.g. TRACEPIPE_KAFKA_PARTITIONS).
+    """
     run_id = uuid.uuid4().hex[:10]
     env = {
         "TRACEPIPE_KAFKA_BOOTSTRAP": bootstrap,
         "TRACEPIPE_KAFKA_TOPIC_PREFIX": f"t{run_id}.",
-        "TRACEPIPE_KAFKA_PARTITIONS": str(partitions),
+        "TRACEPIPE_KAFKA_PARTITIONS": "3",
         "TRACEPIPE_CLICKHOUSE_URL": f"chdb://{root / 'chdb'}",
+        # Test data may carry old timestamps (golden files from 2023): keep it past the TTL.
+        "TRACEPIPE_CLICKHOUSE_TTL_DAYS": "5000",
         "TRACEPIPE_WORKER_APP_ID": f"tracepipe-test-{run_id}",
         "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
         "TRACEPIPE_WORKER_DATA_DIR": str(root / "worker"),
@@ -25,3 +32,15 @@ def isolated_worker(
         **extra_env,
     }
     return WorkerProcess(env, root / "worker.log")
+
+
+@contextmanager
+def running_worker(bootstrap: str, root: Path, **extra_env: str) -> Iterator[WorkerProcess]:
+    """An isolated worker with its topics created, started, and stopped on exit."""
+    proc = isolated_worker(bootstrap, root, **extra_env)
+    ensure_topics(proc.settings.kafka)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from streams.broker.topics import TopicNames, ensure_topics
+from streams.broker.topics import TopicNames
 from streams.config import IngestConfig
 from streams.deadletter import REASON_HEADER, STAGE_HEADER
 from streams.errors import DecodeError
@@ -26,7 +26,7 @@ from streams.model.codec import AvroCodec
 from streams.model.span import make_span
 from streams.query import count_spans, quote
 from streams.worker_process import WorkerProcess
-from tests.integration.isolated import isolated_worker
+from tests.integration.isolated import running_worker
 from tests.unit.ingest.test_golden import otlp_proto_bytes
 
 pytestmark = pytest.mark.integration
@@ -40,14 +40,8 @@ LIMITS = IngestConfig()
 def worker(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
-    # The golden payloads are from 2023: keep them past the table TTL.
-    proc = isolated_worker(
-        kafka_bootstrap, tmp_path_factory.mktemp("bridge"), TRACEPIPE_CLICKHOUSE_TTL_DAYS="5000"
-    )
-    ensure_topics(proc.settings.kafka)
-    proc.start()
-    yield proc
-    proc.stop()
+    with running_worker(kafka_bootstrap, tmp_path_factory.mktemp("bridge")) as proc:
+        yield proc
 
 
 def topics_of(worker: WorkerProcess) -> TopicNames:

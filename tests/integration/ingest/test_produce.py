@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streams.broker.topics import ensure_topics
 from streams.ingest.produce import produce_payloads
 from streams.query import count_spans
 from streams.worker_process import WorkerProcess
-from tests.integration.isolated import isolated_worker
 
 pytestmark = pytest.mark.integration
 
 TESTDATA = Path(__file__).parents[2] / "testdata" / "ingest"
-
-
-@pytest.fixture
-def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = isolated_worker(kafka_bootstrap, tmp_path, TRACEPIPE_CLICKHOUSE_TTL_DAYS="5000")
-    ensure_topics(proc.settings.kafka)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def test_produce_file_directly_and_raw(worker: WorkerProcess) -> None:

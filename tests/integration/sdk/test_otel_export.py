@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from streams.broker.topics import TopicNames, ensure_topics
+from streams.broker.topics import TopicNames
 from streams.query import count_spans, quote
 from streams.sdk.otel import KafkaSpanExporter
 from streams.worker_process import WorkerProcess
-from tests.integration.isolated import isolated_worker
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = isolated_worker(kafka_bootstrap, tmp_path)
-    ensure_topics(proc.settings.kafka)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def spans_topic(worker: WorkerProcess) -> str:

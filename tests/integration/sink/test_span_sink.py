@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 
-from streams.broker.topics import TopicNames, ensure_topics
+from streams.broker.topics import TopicNames
 from streams.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER
 from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
 from streams.query import count_spans
 from streams.sdk import SpanProducer
 from streams.worker_process import WorkerProcess
-from tests.integration.isolated import isolated_worker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    proc = isolated_worker(kafka_bootstrap, tmp_path)
-    ensure_topics(proc.settings.kafka)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def make_traces(rng: random.Random, traces: int, spans_per_trace: int) -> list[Span]:

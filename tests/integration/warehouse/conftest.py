@@ -8,7 +8,6 @@ on free loopback ports. A missing server is a failure, never a skip.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,17 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from streams.broker.local import free_port
 from streams.warehouse.native_backend import NativeWarehouse
 
 SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "local" / "clickhouse-server.sh"
 SERVER_ENV = "TRACEPIPE_TEST_CLICKHOUSE_SERVER"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
