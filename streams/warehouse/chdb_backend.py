@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import MissingDependencyError, WarehouseError
-from streams.warehouse import ChType, parse_type, quote_identifier, quote_string, split_table_name
+from streams.warehouse import ChType, parse_type, quote_identifier
+from streams.warehouse.typed import TypedWarehouse
 
 try:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -57,7 +58,7 @@ def _import_chdb() -> Any:
     return chdb
 
 
-class ChdbWarehouse:
+class ChdbWarehouse(TypedWarehouse):
     """A Warehouse on chDB, the embedded ClickHouse engine, with data under `path`."""
 
     def __init__(self, path: str | Path, url: str | None = None) -> None:
@@ -66,8 +67,9 @@ class ChdbWarehouse:
             raise MissingDependencyError("the chDB backend needs pyarrow: pip install pyarrow")
         self.path = str(Path(path).expanduser().resolve())
         self.url = url or f"chdb://{self.path}"
-        self._lock = threading.Lock()
-        self._types: dict[str, dict[str, ChType]] = {}
+        # Re-entrant: insert holds it while reading column types through _select.
+        self._lock = threading.RLock()
+        super().__init__()
         Path(self.path).mkdir(parents=True, exist_ok=True)
         with _open_lock:
             others = [p for p, n in _open_paths.items() if n > 0 and p != self.path]
@@ -124,36 +126,6 @@ class ChdbWarehouse:
                     row[i] = decode(row[i])
             rows.append(row)
         return names, rows
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run a SELECT; rows as tuples of Python values (conventions in streams.warehouse)."""
-        return [tuple(row) for row in self._select(sql)[1]]
-
-    def query_dicts(self, sql: str) -> list[dict[str, Any]]:
-        """Run a SELECT; rows as dicts keyed by column name."""
-        names, rows = self._select(sql)
-        return [dict(zip(names, row, strict=True)) for row in rows]
-
-    def _column_types(self, table: str) -> dict[str, ChType]:
-        cached = self._types.get(table)
-        if cached is not None:
-            return cached
-        database, name = split_table_name(table)
-        where_db = quote_string(database) if database else "currentDatabase()"
-        result = self._run(
-            "SELECT name, type FROM system.columns "
-            f"WHERE database = {where_db} AND table = {quote_string(name)}",
-            "JSONCompactEachRow",
-        )
-        text = result.bytes().decode("utf-8")
-        types = {
-            n: parse_type(t) for n, t in (json.loads(line) for line in text.split("\n") if line)
-        }
-        if not types:
-            raise WarehouseError(f"cannot insert into {table}: no such table (run tracepipe db "
-                                 "migrate first?)")
-        self._types[table] = types
-        return types
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert rows (values in `columns` order) as one Arrow stream; return rows written."""

@@ -19,7 +19,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.errors import MissingDependencyError, WarehouseError
-from streams.warehouse import ChType, parse_type, quote_identifier, quote_string, split_table_name
+from streams.warehouse import ChType, parse_type, quote_identifier
+from streams.warehouse.typed import TypedWarehouse
 
 T = TypeVar("T")
 Converter = Callable[[Any], Any]
@@ -38,7 +39,7 @@ def _import_driver() -> tuple[Any, Any]:
     return Client, errors
 
 
-class NativeWarehouse:
+class NativeWarehouse(TypedWarehouse):
     """A Warehouse on a ClickHouse server, through clickhouse-driver's native protocol."""
 
     def __init__(
@@ -86,7 +87,7 @@ class NativeWarehouse:
             send_receive_timeout=send_receive_timeout_s,
             sync_request_timeout=connect_timeout_s,
         )
-        self._types: dict[str, dict[str, ChType]] = {}
+        super().__init__()
         self._closed = False
 
     def _with_retry(self, what: str, call: Callable[[], T]) -> T:
@@ -143,36 +144,6 @@ class NativeWarehouse:
             return ZoneInfo(name) if name else UTC
         except (ZoneInfoNotFoundError, ValueError):
             return UTC
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run a SELECT; rows as tuples of Python values (conventions in streams.warehouse)."""
-        return [tuple(row) for row in self._select(sql)[1]]
-
-    def query_dicts(self, sql: str) -> list[dict[str, Any]]:
-        """Run a SELECT; rows as dicts keyed by column name."""
-        names, rows = self._select(sql)
-        return [dict(zip(names, row, strict=True)) for row in rows]
-
-    def _column_types(self, table: str) -> dict[str, ChType]:
-        cached = self._types.get(table)
-        if cached is not None:
-            return cached
-        database, name = split_table_name(table)
-        where_db = quote_string(database) if database else "currentDatabase()"
-        rows = self._with_retry(
-            f"the columns of {table}",
-            lambda: self._client.execute(
-                "SELECT name, type FROM system.columns "
-                f"WHERE database = {where_db} AND table = {quote_string(name)}"
-            ),
-        )
-        types = {str(n): parse_type(str(t)) for n, t in rows}
-        if not types:
-            raise WarehouseError(
-                f"cannot insert into {table}: no such table (run tracepipe db migrate first?)"
-            )
-        self._types[table] = types
-        return types
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert rows (values in `columns` order) in one block; return rows written."""

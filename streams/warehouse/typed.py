@@ -1,0 +1,48 @@
+"""What both warehouse backends share: decoded SELECT results and cached column types."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from streams.errors import WarehouseError
+from streams.warehouse import ChType, parse_type, quote_string, split_table_name
+
+
+class TypedWarehouse(ABC):
+    """A backend that returns SELECT rows decoded by column type (conventions in the package)."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, dict[str, ChType]] = {}
+
+    @abstractmethod
+    def _select(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+        """Column names and rows, values already decoded to Python types."""
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run a SELECT; rows as tuples of Python values (conventions in streams.warehouse)."""
+        return [tuple(row) for row in self._select(sql)[1]]
+
+    def query_dicts(self, sql: str) -> list[dict[str, Any]]:
+        """Run a SELECT; rows as dicts keyed by column name."""
+        names, rows = self._select(sql)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def _column_types(self, table: str) -> dict[str, ChType]:
+        """The parsed types of a table's columns, read once and cached until the next DDL."""
+        cached = self._types.get(table)
+        if cached is not None:
+            return cached
+        database, name = split_table_name(table)
+        where_db = quote_string(database) if database else "currentDatabase()"
+        _, rows = self._select(
+            "SELECT name, type FROM system.columns "
+            f"WHERE database = {where_db} AND table = {quote_string(name)}"
+        )
+        types = {str(n): parse_type(str(t)) for n, t in rows}
+        if not types:
+            raise WarehouseError(
+                f"cannot insert into {table}: no such table (run tracepipe db migrate first?)"
+            )
+        self._types[table] = types
+        return types
