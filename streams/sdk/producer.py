@@ -30,6 +30,9 @@ log = logging.getLogger("tracepipe.sdk")
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
+    # Java's and aiokafka's (Faust's) partitioner: a trace id key lands on the same partition
+    # whoever produces it, so Faust tables stay co-partitioned with tracepipe.spans.
+    "partitioner": "murmur2_random",
     "compression.type": "lz4",
     "linger.ms": 50,
     "batch.size": 1_000_000,
