@@ -32,7 +32,8 @@ class TraceStructure:
     """One span per span id (the first occurrence), in input order."""
     parent: list[int]
     """Index of each span's parent, -1 for a top-level span (root, orphan, cycle breaker)."""
-    children: list[list[int]]
+    children: dict[int, list[int]]
+    """Children of each span that has any (a dict: most spans are leaves)."""
     order: list[int]
     """Top-down order: every parent comes before its children."""
     top_level: list[int]
@@ -85,7 +86,7 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
 
     count = len(unique)
     parent = [-1] * count
-    children: list[list[int]] = [[] for _ in range(count)]
+    children: dict[int, list[int]] = {}
     roots: list[int] = []
     orphans: list[str] = []
     self_parents: list[str] = []
@@ -105,7 +106,11 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
             top_level.append(i)
         else:
             parent[i] = p
-            children[p].append(i)
+            siblings = children.get(p)
+            if siblings is None:
+                children[p] = [i]
+            else:
+                siblings.append(i)
 
     level = [-1] * count
     order: list[int] = []
@@ -121,9 +126,11 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
             node = order[pos]
             pos += 1
             next_level = level[node] + 1
-            for c in children[node]:
-                level[c] = next_level
-                order.append(c)
+            mine = children.get(node)
+            if mine:
+                for c in mine:
+                    level[c] = next_level
+                order.extend(mine)
 
     visit_from(top_level)
 

@@ -87,7 +87,9 @@ class AvroCodec:
                 )
             writer = found
         body = io.BytesIO(data)
-        if data[0] == _CONFLUENT_MAGIC and len(data) > 5:
+        if writer_fingerprint is None and data[0] == _CONFLUENT_MAGIC and len(data) > 5:
+            # No fingerprint header: the value may be in Confluent's framing. With the header,
+            # a leading 0 is plain Avro (an empty first string field).
             body.seek(5)
         try:
             if writer is self.schema:

@@ -1,0 +1,96 @@
+"""The assembled-trace record (schemas/avro/trace.avsc) built from a trace's spans."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from streams.assemble.critical_path import (
+    CriticalPathSegment,
+    CriticalPathSelfTime,
+    compute_critical_path,
+)
+from streams.assemble.skew import adjust_clock_skew
+from streams.assemble.structure import analyze_structure
+from streams.model.span import Span
+
+TRACE_SCHEMA = "trace"
+"""The AvroCodec name of the record built here."""
+
+COMPLETIONS = ("complete", "idle_no_root", "max_age", "evicted")
+"""Why a trace was emitted: root present and idle, idle without a root, max age, evicted."""
+
+
+class TraceRecord(TypedDict):
+    """One assembled trace, as schemas/avro/trace.avsc encodes it."""
+
+    trace_id: str
+    version: int
+    completion: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    duration_ns: int
+    span_count: int
+    error_count: int
+    root_service: str
+    root_operation: str
+    services: list[str]
+    depth: int
+    clock_skew_adjusted: bool
+    adjusted_span_ids: list[str]
+    warnings: list[str]
+    critical_path: list[CriticalPathSegment]
+    critical_path_self_time: list[CriticalPathSelfTime]
+    dropped_span_count: int
+    spans: list[Span]
+    span_ids: list[str]
+    emitted_at_unix_nano: int
+
+
+def build_trace_record(
+    spans: list[Span],
+    *,
+    version: int,
+    completion: str,
+    emitted_at_unix_nano: int,
+    include_spans: bool = True,
+    dropped_span_count: int = 0,
+) -> TraceRecord:
+    """Analyse a trace's spans (structure, clock skew, critical path) into its trace record.
+
+    Times in the record (bounds, critical path) are skew-adjusted; `spans` keeps them as reported.
+    """
+    if completion not in COMPLETIONS:
+        raise ValueError(f"completion {completion!r} is not one of {', '.join(COMPLETIONS)}")
+    structure = analyze_structure(spans)
+    adjustment = adjust_clock_skew(structure)
+    path = compute_critical_path(structure, adjustment)
+    unique = structure.spans
+    if unique:
+        start_ns = min(adjustment.start_ns)
+        end_ns = max(adjustment.end_ns)
+    else:
+        start_ns = end_ns = 0
+    root = unique[structure.root] if structure.root >= 0 else None
+    return {
+        "trace_id": unique[0]["trace_id"] if unique else "",
+        "version": version,
+        "completion": completion,
+        "start_time_unix_nano": start_ns,
+        "end_time_unix_nano": end_ns,
+        "duration_ns": end_ns - start_ns,
+        "span_count": len(spans),
+        "error_count": sum(1 for s in spans if s["status_code"] == "ERROR"),
+        "root_service": root["service_name"] if root is not None else "",
+        "root_operation": root["name"] if root is not None else "",
+        "services": sorted({s["service_name"] for s in unique}),
+        "depth": structure.depth,
+        "clock_skew_adjusted": adjustment.adjusted,
+        "adjusted_span_ids": adjustment.adjusted_span_ids,
+        "warnings": structure.warnings,
+        "critical_path": path.segments,
+        "critical_path_self_time": path.self_time,
+        "dropped_span_count": dropped_span_count,
+        "spans": list(spans) if include_spans else [],
+        "span_ids": [] if include_spans else [s["span_id"] for s in spans],
+        "emitted_at_unix_nano": emitted_at_unix_nano,
+    }

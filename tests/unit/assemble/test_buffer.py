@@ -1,0 +1,301 @@
+"""TraceBuffer: golden scenarios, state round trips and invariants, all on a driven clock."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.assemble.buffer import Emission, TraceBuffer, parse_state_key, state_key
+from streams.config import AssemblyConfig
+from streams.model.codec import AvroCodec
+from streams.model.span import Span, make_span
+
+GOLDEN = Path(__file__).parents[2] / "testdata" / "assemble" / "buffer_scenarios.json"
+SCENARIOS: dict[str, Any] = json.loads(GOLDEN.read_text())["scenarios"]
+MS = 1_000_000
+T0 = 1_700_000_000 * 1_000_000_000
+
+
+class Clock:
+    """A processing-time clock that only moves when told."""
+
+    def __init__(self) -> None:
+        self.ns = T0
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, ms: int) -> None:
+        self.ns += ms * MS
+
+
+def span(trace_id: str, span_id: str, parent: str = "", **fields: Any) -> Span:
+    return make_span(
+        trace_id, span_id, f"op-{span_id}", "svc", T0, T0 + 1000, parent_span_id=parent, **fields
+    )
+
+
+def summary(e: Emission) -> dict[str, Any]:
+    return {
+        "trace_id": e.trace_id,
+        "version": e.version,
+        "completion": e.completion,
+        "span_ids": [s["span_id"] for s in e.spans],
+        "dropped": e.dropped_span_count,
+        "partial": e.partial,
+    }
+
+
+def run_steps(
+    buffer: TraceBuffer, clock: Clock, steps: list[list[Any]], start: int = 0
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for index, step in enumerate(steps, start):
+        if step[0] == "span":
+            got = buffer.add(span(step[1], step[2], step[3]))
+        elif step[0] == "advance":
+            clock.advance(step[1])
+            got = []
+        else:
+            got = buffer.sweep()
+        out.extend({"step": index, **summary(e)} for e in got)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_golden_scenario(name: str) -> None:
+    scenario = SCENARIOS[name]
+    clock = Clock()
+    buffer = TraceBuffer(
+        AssemblyConfig(**scenario["config"]),
+        clock,
+        tombstone_retention_ms=scenario.get("tombstone_retention_ms"),
+    )
+    assert run_steps(buffer, clock, scenario["steps"]) == scenario["emissions"]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_golden_scenario_with_avro_bytes_held(name: str) -> None:
+    scenario = SCENARIOS[name]
+    clock = Clock()
+    buffer = TraceBuffer(
+        AssemblyConfig(**scenario["config"]),
+        clock,
+        AvroCodec("span"),
+        tombstone_retention_ms=scenario.get("tombstone_retention_ms"),
+    )
+    assert run_steps(buffer, clock, scenario["steps"]) == scenario["emissions"]
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("use_codec", [False, True])
+def test_restore_at_every_step_gives_the_same_emissions(name: str, use_codec: bool) -> None:
+    scenario = SCENARIOS[name]
+    config = AssemblyConfig(**scenario["config"])
+    tomb = scenario.get("tombstone_retention_ms")
+    codec = AvroCodec("span") if use_codec else None
+    steps = scenario["steps"]
+    for cut in range(len(steps) + 1):
+        clock = Clock()
+        first = TraceBuffer(config, clock, codec, tombstone_retention_ms=tomb)
+        before = run_steps(first, clock, steps[:cut])
+        # A deep copy stands in for the table: the restored buffer shares nothing with the first.
+        state = copy.deepcopy(first.snapshot())
+        second = TraceBuffer(config, clock, codec, tombstone_retention_ms=tomb)
+        second.restore(state)
+        after = run_steps(second, clock, steps[cut:], start=cut)
+        assert before + after == scenario["emissions"], f"cut at step {cut}"
+
+
+def test_changes_replayed_into_a_table_restore_the_buffer() -> None:
+    clock = Clock()
+    config = AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000, late_retention_ms=300)
+    buffer = TraceBuffer(config, clock, track_changes=True, tombstone_retention_ms=300)
+    table: dict[str, Any] = {}
+
+    def apply() -> None:
+        for key, value in buffer.take_changes():
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = copy.deepcopy(value)
+
+    buffer.add(span("t1", "r"))
+    changes = buffer.take_changes()
+    # One span dirties its own key and the small header, never the rest of the trace.
+    assert sorted(k for k, _ in changes) == ["t1/0", "t1/h"]
+    for key, value in changes:
+        table[key] = copy.deepcopy(value)
+    buffer.add(span("t1", "a", "r"))
+    assert sorted(k for k, _ in buffer.take_changes()) == ["t1/1", "t1/h"]
+    table["t1/1"] = copy.deepcopy(span("t1", "a", "r"))
+    table["t1/h"] = copy.deepcopy(buffer.snapshot()["t1/h"])
+    buffer.add(span("t2", "r"))
+    apply()
+    assert table == buffer.snapshot()
+    clock.advance(100)
+    buffer.sweep()
+    apply()
+    assert table == buffer.snapshot()
+    clock.advance(300)
+    buffer.sweep()  # forgets both traces: span keys deleted, tombstone headers kept
+    apply()
+    assert table == buffer.snapshot()
+    assert sorted(table) == ["t1/h", "t2/h"]
+    clock.advance(300)
+    buffer.sweep()
+    apply()
+    assert table == {}
+
+
+def test_take_changes_needs_tracking() -> None:
+    with pytest.raises(RuntimeError, match="track_changes"):
+        TraceBuffer(AssemblyConfig(), Clock()).take_changes()
+
+
+def test_state_keys_round_trip_with_slashes_in_ids() -> None:
+    assert parse_state_key(state_key("a/b", 3)) == ("a/b", 3)
+    assert parse_state_key(state_key("a/b", -1)) == ("a/b", -1)
+
+
+def test_clock_stepping_back_does_not_reorder_deadlines() -> None:
+    clock = Clock()
+    buffer = TraceBuffer(AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000), clock)
+    buffer.add(span("t1", "r"))
+    clock.advance(-50)
+    buffer.add(span("t2", "r"))
+    clock.advance(149)
+    assert buffer.sweep() == []
+    clock.advance(1)
+    assert [e.trace_id for e in buffer.sweep()] == ["t1", "t2"]
+
+
+def test_next_deadline_is_the_earliest_idle_or_age_deadline() -> None:
+    clock = Clock()
+    buffer = TraceBuffer(AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=150), clock)
+    assert buffer.next_deadline_ns() is None
+    buffer.add(span("t1", "r"))
+    assert buffer.next_deadline_ns() == T0 + 100 * MS
+    clock.advance(90)
+    buffer.add(span("t1", "a", "r"))
+    assert buffer.next_deadline_ns() == T0 + 150 * MS
+
+
+def test_emitted_trace_is_remembered_then_forgotten() -> None:
+    clock = Clock()
+    config = AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000, late_retention_ms=500)
+    buffer = TraceBuffer(config, clock, tombstone_retention_ms=200)
+    buffer.add(span("t1", "r"))
+    clock.advance(100)
+    buffer.sweep()
+    assert (buffer.open_trace_count, buffer.retained_trace_count) == (0, 1)
+    clock.advance(500)
+    buffer.sweep()
+    assert (buffer.retained_trace_count, buffer.tombstone_count) == (0, 1)
+    clock.advance(200)
+    buffer.sweep()
+    assert buffer.tombstone_count == 0
+
+
+def test_stats_count_what_was_not_held() -> None:
+    clock = Clock()
+    config = AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000, max_spans_per_trace=1)
+    buffer = TraceBuffer(config, clock)
+    for span_id in ("r", "r", "a", "b"):
+        buffer.add(span("t1", span_id))
+    assert (buffer.stats.spans_in, buffer.stats.duplicate_spans) == (4, 1)
+    assert buffer.stats.spans_not_held == 2
+
+
+# -- invariants over any interleaving ---------------------------------------------------------
+
+TRACES = ["t0", "t1", "t2", "t3"]
+step_strategy = st.one_of(
+    st.tuples(st.just("span"), st.sampled_from(TRACES), st.integers(0, 7)),
+    st.tuples(st.just("advance"), st.integers(0, 400)),
+    st.tuples(st.just("sweep")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(step_strategy, max_size=60),
+    max_open=st.integers(1, 4),
+    cap=st.integers(1, 8),
+    restore_at=st.integers(0, 60),
+)
+def test_every_span_is_emitted_once_per_version(
+    steps: list[tuple[Any, ...]], max_open: int, cap: int, restore_at: int
+) -> None:
+    clock = Clock()
+    config = AssemblyConfig(
+        trace_idle_ms=100,
+        trace_max_age_ms=300,
+        max_open_traces=max_open,
+        max_spans_per_trace=cap,
+        late_retention_ms=500,
+    )
+    # Tombstones outlive the test, so versions of one trace id must never repeat.
+    buffer = TraceBuffer(config, clock, tombstone_retention_ms=10**9)
+    added: dict[str, list[str]] = {t: [] for t in TRACES}
+    emissions: list[Emission] = []
+    for index, step in enumerate(steps):
+        if index == restore_at:
+            restored = TraceBuffer(config, clock, tombstone_retention_ms=10**9)
+            restored.restore(copy.deepcopy(buffer.snapshot()))
+            buffer = restored
+        if step[0] == "span":
+            span_id = f"s{step[2]}"
+            if span_id not in added[step[1]]:
+                added[step[1]].append(span_id)
+            emissions.extend(buffer.add(span(step[1], span_id)))
+        elif step[0] == "advance":
+            clock.advance(step[1])
+        else:
+            emissions.extend(buffer.sweep())
+    clock.advance(10_000)
+    emissions.extend(buffer.sweep())
+    assert buffer.open_trace_count == 0
+
+    seen: set[tuple[str, int]] = set()
+    last: dict[str, Emission] = {}
+    for e in emissions:
+        assert (e.trace_id, e.version) not in seen
+        seen.add((e.trace_id, e.version))
+        ids = [s["span_id"] for s in e.spans]
+        assert len(ids) == len(set(ids)) <= cap
+        previous = last.get(e.trace_id)
+        if previous is not None and not e.partial:
+            # A re-emission within retention holds everything the previous version held.
+            assert e.version == previous.version + 1
+            assert ids[: len(previous.spans)] == [s["span_id"] for s in previous.spans]
+        last[e.trace_id] = e
+    # Per trace, the spans of the last remembered lineage: held or counted as dropped.
+    for trace_id, ids in added.items():
+        if not ids:
+            assert trace_id not in last
+            continue
+        final = last[trace_id]
+        held = [s["span_id"] for s in final.spans]
+        assert set(held) <= set(ids)
+        if not final.partial:
+            # Spans over the cap are not held, so their redeliveries cannot be told apart:
+            # dropped_span_count counts deliveries, an upper bound on distinct dropped spans.
+            assert len(held) + final.dropped_span_count >= len(ids)
+            assert len(held) == min(cap, len(ids))
+
+
+def test_emission_is_frozen() -> None:
+    clock = Clock()
+    buffer = TraceBuffer(AssemblyConfig(max_open_traces=1), clock)
+    buffer.add(span("t1", "r"))
+    (evicted,) = buffer.add(span("t2", "r"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        evicted.version = 2  # type: ignore[misc]
