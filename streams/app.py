@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
+from streams.assemble.agent import register_assembly
+from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
 from streams.ingest.agent import register_bridge
 from streams.sink.agent import register_span_sink
-from streams.sink.spans import SpanWriter
+from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
 from streams.warehouse import Warehouse, open_warehouse
 from streams.warehouse.migrate import migrate
@@ -34,7 +37,8 @@ class Pipeline:
     settings: Settings
     topics: TopicNames
     counters: Counters
-    writer: SpanWriter
+    writer: WarehouseWriter
+    assembly: AssemblyStage
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -69,7 +73,8 @@ def create_app(settings: Settings) -> Pipeline:
     )
     topics = TopicNames.from_prefix(settings.kafka.topic_prefix)
     counters = Counters()
-    writer = SpanWriter(lambda: _open_migrated(settings), settings.sink, counters)
+    writer = WarehouseWriter(lambda: _open_migrated(settings), settings.sink, counters)
+    assembly = AssemblyStage(settings.assembly, settings.sampling, time.time_ns)
 
     spans_topic = app.topic(
         topics.spans,
@@ -100,10 +105,26 @@ def create_app(settings: Settings) -> Pipeline:
     register_bridge(
         app, otlp_topic, zipkin_topic, spans_topic, dlq_topic, settings.ingest, counters
     )
-    register_span_sink(
-        app, spans_topic, dlq_topic, writer, settings.sink, settings.ingest, counters
+    traces_topic = app.topic(
+        topics.traces,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
     )
-    pipeline = Pipeline(app, settings, topics, counters, writer)
+    register_span_sink(
+        app,
+        spans_topic,
+        dlq_topic,
+        writer,
+        settings.sink,
+        settings.ingest,
+        counters,
+        on_spans=assembly.add,
+        store_spans=not settings.sampling.enabled,
+    )
+    register_assembly(app, assembly, traces_topic, writer, counters)
+    pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
     _register_web(pipeline)
     return pipeline
 

@@ -44,6 +44,8 @@ class TraceRecord(TypedDict):
     spans: list[Span]
     span_ids: list[str]
     emitted_at_unix_nano: int
+    sampled: bool
+    sampling_policy: str
 
 
 def build_trace_record(
@@ -93,4 +95,7 @@ def build_trace_record(
         "spans": list(spans) if include_spans else [],
         "span_ids": [] if include_spans else [s["span_id"] for s in spans],
         "emitted_at_unix_nano": emitted_at_unix_nano,
+        # Tail sampling decides later, on the finished record; until then everything is kept.
+        "sampled": True,
+        "sampling_policy": "sampling_off",
     }

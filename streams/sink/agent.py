@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -15,7 +15,8 @@ from streams.errors import DecodeError
 from streams.ingest.validate import check_record_size, validate_span
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.model.span import Span
-from streams.sink.spans import SpanWriter
+from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
+from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
 
 STAGE = "span-sink"
@@ -43,12 +44,15 @@ def register_span_sink(
     app: faust.App,
     spans_topic: faust.TopicT,
     dlq_topic: faust.TopicT,
-    writer: SpanWriter,
+    writer: WarehouseWriter,
     config: SpanSinkConfig,
     limits: IngestConfig,
     counters: Counters,
+    on_spans: Callable[[list[Span]], None] | None = None,
+    store_spans: bool = True,
 ) -> faust.types.AgentT[Any]:
-    """Attach the span-sink agent to `app`."""
+    """Attach the span agent to `app`: every valid span goes to `on_spans` (trace assembly)
+    and, unless tail sampling stores spans at trace emission instead, to otel_traces."""
     codec = AvroCodec("span")
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
     counters.describe("tracepipe_spans_consumed_total", "Records read from tracepipe.spans.")
@@ -63,7 +67,11 @@ def register_span_sink(
                 counters.inc("tracepipe_spans_consumed_total", len(events), stage=STAGE)
                 for letter in rejected:
                     await send_dead_letter(dlq_topic, letter, counters)
-                await writer.write(spans)
+                if on_spans is not None:
+                    on_spans(spans)
+                if store_spans:
+                    rows = [span_row(s) for s in spans]
+                    await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, rows)
             except asyncio.CancelledError:
                 abandon(app, events)
                 raise

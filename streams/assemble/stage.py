@@ -1,0 +1,70 @@
+"""The assembly stage's core: spans in, finished trace records (with sampling decisions) out.
+
+Plain Python over the TraceBuffer, the trace record builder and the tail sampler; the Faust
+wiring in streams.assemble.agent only feeds it spans and ticks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from streams.assemble.buffer import Emission, TraceBuffer
+from streams.assemble.record import TraceRecord, build_trace_record
+from streams.assemble.sampling import TailSampler
+from streams.config import AssemblyConfig, SamplingConfig
+from streams.model.span import Span
+
+
+@dataclass(frozen=True)
+class FinishedTrace:
+    """A trace record ready to publish, with the spans the sampler kept (empty if dropped)."""
+
+    record: TraceRecord
+    kept_spans: list[Span]
+
+
+class AssemblyStage:
+    """Buffers spans per trace id and turns due traces into records, in emission order."""
+
+    def __init__(
+        self, assembly: AssemblyConfig, sampling: SamplingConfig, now: Callable[[], int]
+    ) -> None:
+        self.config = assembly
+        self.sampling = sampling
+        self._now = now
+        self.buffer = TraceBuffer(assembly, now)
+        self._sampler = TailSampler(sampling, now)
+        self._evicted: list[Emission] = []
+
+    def add(self, spans: Iterable[Span]) -> None:
+        """Buffer spans; traces evicted to make room are kept until the next `finish_due`."""
+        for span in spans:
+            self._evicted.extend(self.buffer.add(span))
+
+    def finish_due(self) -> list[FinishedTrace]:
+        """Every trace that is due (evicted, idle or aged), as a finished record."""
+        emissions, self._evicted = self._evicted + self.buffer.sweep(), []
+        return [self.finish(e) for e in emissions]
+
+    def finish(self, emission: Emission) -> FinishedTrace:
+        """Build the record of one emission and apply tail sampling to it."""
+        record = build_trace_record(
+            emission.spans,
+            version=emission.version,
+            completion=emission.completion,
+            emitted_at_unix_nano=self._now(),
+            include_spans=self.config.include_spans,
+            dropped_span_count=emission.dropped_span_count,
+        )
+        if not self.sampling.enabled:
+            return FinishedTrace(record, emission.spans)
+        decision = self._sampler.decide(
+            record["trace_id"],
+            record["duration_ns"],
+            record["error_count"],
+            record["root_operation"],
+        )
+        record["sampled"] = decision.keep
+        record["sampling_policy"] = decision.policy
+        return FinishedTrace(record, emission.spans if decision.keep else [])
