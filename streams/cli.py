@@ -92,6 +92,36 @@ def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.rejected else 0
 
 
+def _cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.query import open_reader, quote
+    from streams.query.waterfall import render_waterfall, spans_from_rows
+
+    trace_id = quote(args.trace_id.lower())
+    with open_reader(settings) as reader:
+        summary = reader.query_dicts(
+            "SELECT Version, Completion, SpanCount, ErrorCount, DurationNs, RootService, "
+            "RootOperation, Warnings FROM tracepipe_traces FINAL "
+            f"WHERE TraceId = {trace_id}"
+        )
+        rows = reader.query_dicts(
+            "SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Timestamp, "
+            f"Duration, StatusCode, StatusMessage FROM otel_traces WHERE TraceId = {trace_id}"
+        )
+    if not rows:
+        print(f"trace {args.trace_id}: no spans stored (sampled out, expired, or not yet written)")
+        return 1
+    if summary:
+        s = summary[0]
+        print(f"trace {args.trace_id}  version {s['Version']}  {s['Completion']}  "
+              f"{s['SpanCount']} spans  {s['ErrorCount']} errors  "
+              f"{int(s['DurationNs']) / 1e6:.3f} ms  root {s['RootService']}: "
+              f"{s['RootOperation']}")
+        for warning in s["Warnings"]:
+            print(f"  warning: {warning}")
+    print(render_waterfall(spans_from_rows(rows)))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
@@ -160,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", action="store_true",
                    help="send payloads unchanged to the otlp/zipkin topic for the worker's bridge")
     p.set_defaults(func=_cmd_produce)
+
+    p = sub.add_parser("trace", help="print one trace as a waterfall with its critical path",
+                       description="Print a stored trace: its assembled summary and its spans "
+                       "as an indented waterfall, critical path marked with *, errors with !.")
+    p.add_argument("trace_id", help="32 hex characters")
+    p.set_defaults(func=_cmd_trace)
 
     p = sub.add_parser("topics", help="create the project's Kafka topics",
                        description="Create every tracepipe topic that is missing, with "

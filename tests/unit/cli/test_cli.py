@@ -11,7 +11,7 @@ from streams.cli import build_parser, main, render_table
 from streams.config import settings_table
 
 README = Path(__file__).parents[3] / "README.md"
-SUBCOMMANDS = ["demo", "worker", "kafka", "produce", "topics", "db", "query", "config"]
+SUBCOMMANDS = ["demo", "worker", "kafka", "produce", "trace", "topics", "db", "query", "config"]
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

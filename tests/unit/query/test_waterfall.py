@@ -1,0 +1,55 @@
+"""The waterfall shows the tree in order, marks the critical path and errors."""
+
+from __future__ import annotations
+
+from streams.model.span import make_span
+from streams.query.waterfall import render_waterfall, spans_from_rows
+from streams.sink.spans import OTEL_TRACES_COLUMNS, span_row
+
+T = "a" * 32
+
+
+def test_tree_order_critical_path_and_errors() -> None:
+    root = make_span(T, "1" * 16, "GET /", "web", 0, 100_000_000, kind="SERVER")
+    fast = make_span(T, "2" * 16, "cache", "redis", 1_000_000, 5_000_000, parent_span_id="1" * 16)
+    slow = make_span(
+        T,
+        "3" * 16,
+        "charge",
+        "payment",
+        2_000_000,
+        90_000_000,
+        parent_span_id="1" * 16,
+        status_code="ERROR",
+        status_message="declined",
+    )
+    leaf = make_span(T, "4" * 16, "db", "payment", 10_000_000, 80_000_000, parent_span_id="3" * 16)
+    out = render_waterfall([leaf, slow, root, fast]).splitlines()[2:]
+    assert [line.split("|")[0].rstrip() for line in out] == [
+        "web: GET /",
+        "  redis: cache",
+        "  payment: charge",
+        "    payment: db",
+    ]
+    marks = {line.split("|")[0].strip(): line.split("|")[2].rstrip() for line in out}
+    assert marks["web: GET /"].endswith("*")
+    assert marks["payment: charge"].rstrip().endswith("*!  declined")
+    assert marks["payment: db"].rstrip().endswith("*")
+    assert not marks["redis: cache"].rstrip().endswith("*")  # parallel, off the critical path
+
+
+def test_orphans_and_cycles_are_shown_once() -> None:
+    a = make_span(T, "1" * 16, "a", "s", 0, 10, parent_span_id="2" * 16)
+    b = make_span(T, "2" * 16, "b", "s", 0, 10, parent_span_id="1" * 16)
+    orphan = make_span(T, "3" * 16, "c", "s", 0, 10, parent_span_id="9" * 16)
+    lines = render_waterfall([a, b, orphan]).splitlines()[2:]
+    assert sorted(line.split("|")[0].strip() for line in lines) == ["s: a", "s: b", "s: c"]
+
+
+def test_rows_round_trip_to_spans() -> None:
+    span = make_span(T, "1" * 16, "op", "svc", 5, 25, kind="CLIENT", status_code="ERROR")
+    row = dict(zip(OTEL_TRACES_COLUMNS, span_row(span), strict=True))
+    (back,) = spans_from_rows([row])
+    assert back["kind"] == "CLIENT" and back["status_code"] == "ERROR"
+    assert back["end_time_unix_nano"] == 25
+    assert render_waterfall([]) == "(no spans)"
