@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.broker.topics import TopicNames
+from streams.cli import main
 from streams.model.span import Span, make_span
 from streams.query import quote
 from streams.sdk import SpanProducer
@@ -61,6 +62,8 @@ def trace_spans(rng: random.Random, now_ns: int) -> list[Span]:
 
 def test_every_trace_once_then_a_late_span_makes_version_two(
     assembling_worker: WorkerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     worker = assembling_worker
     rng = random.Random(5)
@@ -126,3 +129,14 @@ def test_every_trace_once_then_a_late_span_makes_version_two(
     worker.wait_for(lambda: latest().get("version") == 2, 60, "version 2 of the late trace")
     assert latest() == {"version": 2, "spans": SPANS_PER_TRACE + 1}
     assert stored_traces() == TRACES + 1  # one more version row, nothing else re-emitted
+
+    # The CLI shows it through the running worker: summary, then the waterfall.
+    for name, value in worker.env.items():
+        if name.startswith("TRACEPIPE_"):
+            monkeypatch.setenv(name, value)
+    assert main(["trace", late_trace]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"trace {late_trace}  version 2  ")
+    assert f"{SPANS_PER_TRACE + 1} spans" in out[0]
+    assert any(line.startswith("frontend: GET /checkout") and "*" in line for line in out)
+    assert any("latecomer: late" in line for line in out)
