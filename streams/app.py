@@ -12,7 +12,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streams.assemble.agent import register_assembly
+from streams.assemble.agent import AssemblyState, register_assembly
 from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
@@ -64,6 +64,9 @@ def create_app(settings: Settings) -> Pipeline:
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
+        # Every tracepipe topic and table carries bytes it encodes itself (Avro, state).
+        key_serializer="raw",
+        value_serializer="raw",
         producer_acks=-1,
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
@@ -105,6 +108,7 @@ def create_app(settings: Settings) -> Pipeline:
     register_bridge(
         app, otlp_topic, zipkin_topic, spans_topic, dlq_topic, settings.ingest, counters
     )
+    state = AssemblyState(app, assembly, settings.kafka.partitions)
     traces_topic = app.topic(
         topics.traces,
         key_type=bytes,
@@ -120,10 +124,10 @@ def create_app(settings: Settings) -> Pipeline:
         settings.sink,
         settings.ingest,
         counters,
-        on_spans=assembly.add,
+        on_spans=state.add,
         store_spans=not settings.sampling.enabled,
     )
-    register_assembly(app, assembly, traces_topic, writer, counters)
+    register_assembly(app, assembly, traces_topic, writer, counters, state)
     pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
     _register_web(pipeline)
     return pipeline

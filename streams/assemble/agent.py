@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
+from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.assemble.record import TRACE_SCHEMA
 from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import abandon
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.model.span import Span
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.sink.traces import (
     CRITICAL_PATH,
@@ -35,12 +39,86 @@ TRACE_SINK_BATCH = 1000
 TRACE_SINK_WAIT_S = 0.5
 
 
+@dataclass(frozen=True)
+class Captured:
+    """State changes taken from the buffer at write count `at`, not yet written."""
+
+    at: int
+    changes: list[tuple[str, str, Any]]
+
+
+class AssemblyState:
+    """The stage's buffer made durable: changes go to a changelog-backed Faust table, and the
+    buffer is rebuilt from the table once Faust has recovered it after a (re)start.
+
+    Changelog records go to the partition of the trace id (murmur2, as every tracepipe producer
+    partitions tracepipe.spans), so a trace's state sits beside its spans.
+    """
+
+    def __init__(self, app: faust.App, stage: AssemblyStage, partitions: int) -> None:
+        self.app = app
+        self.stage = stage
+        self.partitions = list(range(partitions))
+        # Keys and values are bytes we encode ourselves (state key, pickled value): the
+        # changelog is private to this stage and pickle keeps attribute types as they are.
+        self.table = app.Table(
+            "tracepipe-assembly", partitions=partitions, key_type=bytes, value_type=bytes
+        )
+        self.restored = False
+        self._partitioner = DefaultPartitioner()
+        self._writes = 0
+        self._written: dict[str, int] = {}
+
+    def ready(self) -> bool:
+        """True once the table is recovered and the buffer rebuilt from it."""
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        if not self.restored and recovery.completed.is_set():
+            self.stage.restore([(k.decode(), pickle.loads(v)) for k, v in self.table.data.items()])
+            self.restored = True
+            log.info("assembly state restored: %d open traces", self.stage.buffer.open_trace_count)
+        return self.restored
+
+    def add(self, spans: list[Span]) -> None:
+        """Buffer spans (restoring first if this is the first work after a start) and persist."""
+        self.ready()
+        self.stage.add(spans)
+        self.persist()
+
+    def persist(self) -> None:
+        """Write the buffer's changes since the last call to the table and its changelog."""
+        self.write(self.capture())
+
+    def capture(self) -> Captured:
+        """Take the buffer's changes now, to write later (after the records they mark emitted
+        are on the traces topic); writes made in between win over them."""
+        return Captured(self._writes, self.stage.take_changes())
+
+    def write(self, captured: Captured) -> None:
+        """Write captured changes, skipping keys written since they were captured."""
+        for trace_id, key, value in captured.changes:
+            if self._written.get(key, -1) > captured.at:
+                continue
+            self._writes += 1
+            self._written[key] = self._writes
+            raw_key = key.encode()
+            raw_value = None if value is None else pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+            if raw_value is None:
+                self.table.data.pop(raw_key, None)
+            else:
+                self.table.data[raw_key] = raw_value
+            partition = self._partitioner(trace_id.encode(), self.partitions, self.partitions)
+            self.table.send_changelog(
+                partition, raw_key, raw_value, key_serializer="raw", value_serializer="raw"
+            )
+
+
 def register_assembly(
     app: faust.App,
     stage: AssemblyStage,
     traces_topic: faust.TopicT,
     writer: WarehouseWriter,
     counters: Counters,
+    state: AssemblyState,
 ) -> None:
     """Attach the sweep timer (finish due traces, publish them) and the trace sink agent."""
     codec = AvroCodec(TRACE_SCHEMA)
@@ -49,9 +127,14 @@ def register_assembly(
     counters.describe("tracepipe_traces_stored_total", "Trace records stored in ClickHouse.")
 
     async def sweep() -> None:
+        if not state.ready():
+            return
         finished = stage.finish_due()
         if not finished:
             return
+        # The emitted marks must not reach the changelog before the records reach the topic,
+        # or a crash in between would lose the records: hold them back until delivered.
+        emitted_marks = state.capture()
         deliveries = []
         for item in finished:
             record = item.record
@@ -64,6 +147,8 @@ def register_assembly(
             )
             counters.inc("tracepipe_traces_emitted_total", completion=record["completion"])
         await asyncio.gather(*deliveries)
+        # Only once the records are on the topic: a crash before this re-emits, never loses.
+        state.write(emitted_marks)
         if stage.sampling.enabled:
             kept = [span_row(s) for item in finished for s in item.kept_spans]
             await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, kept)

@@ -407,13 +407,16 @@ class TraceBuffer:
                 latest = max(latest, h["forgotten"])
                 continue
             chunks = held.get(trace_id, {})
+            # A crash can cut a changelog write short: headers are written after their spans,
+            # so what is missing is a suffix of spans, which Kafka redelivers (uncommitted).
+            present = [chunks[i] for i in range(h["n"]) if i in chunks]
             trace = _Trace(
                 trace_id,
                 h["v"],
                 h["first"],
                 h["opened"],
                 h["last"],
-                held=[chunks[i] for i in range(h["n"])],
+                held=present,
                 dropped_span_count=h["dropped"],
                 has_root=h["root"],
                 partial=h["partial"],

@@ -134,11 +134,16 @@ def compute_critical_path(
             segments[-1]["end_time_unix_nano"] = seg_end
             segments[-1]["self_time_ns"] += seg_end - seg_start
             continue
-        segments.append({
-            "span_id": span["span_id"], "service": key[0], "operation": key[1],
-            "start_time_unix_nano": seg_start, "end_time_unix_nano": seg_end,
-            "self_time_ns": seg_end - seg_start,
-        })
+        segments.append(
+            {
+                "span_id": span["span_id"],
+                "service": key[0],
+                "operation": key[1],
+                "start_time_unix_nano": seg_start,
+                "end_time_unix_nano": seg_end,
+                "self_time_ns": seg_end - seg_start,
+            }
+        )
         last = node
     self_time: list[CriticalPathSelfTime] = [
         {"service": service, "operation": operation, "self_time_ns": ns}

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from streams.assemble.buffer import Emission, TraceBuffer
+from streams.assemble.buffer import HEADER_INDEX, Emission, TraceBuffer, parse_state_key
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.assemble.sampling import TailSampler
 from streams.config import AssemblyConfig, SamplingConfig
@@ -33,7 +34,7 @@ class AssemblyStage:
         self.config = assembly
         self.sampling = sampling
         self._now = now
-        self.buffer = TraceBuffer(assembly, now)
+        self.buffer = TraceBuffer(assembly, now, track_changes=True)
         self._sampler = TailSampler(sampling, now)
         self._evicted: list[Emission] = []
 
@@ -46,6 +47,18 @@ class AssemblyStage:
         """Every trace that is due (evicted, idle or aged), as a finished record."""
         emissions, self._evicted = self._evicted + self.buffer.sweep(), []
         return [self.finish(e) for e in emissions]
+
+    def take_changes(self) -> list[tuple[str, str, Any]]:
+        """(trace id, state key, value or None to delete) changed since the last call."""
+        changes = [(parse_state_key(k)[0], k, v) for k, v in self.buffer.take_changes()]
+        # Headers last: a write cut short by a crash then loses spans (redelivered), never the
+        # consistency between a header and the spans it counts.
+        changes.sort(key=lambda change: parse_state_key(change[1])[1] == HEADER_INDEX)
+        return changes
+
+    def restore(self, entries: Iterable[tuple[str, Any]]) -> None:
+        """Rebuild the buffer from a changelog-backed table's entries."""
+        self.buffer.restore(entries)
 
     def finish(self, emission: Emission) -> FinishedTrace:
         """Build the record of one emission and apply tail sampling to it."""

@@ -148,7 +148,7 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
                 on_walk[v] = len(walk)
                 walk.append(v)
                 v = parent[v]
-            loop = walk[on_walk[v]:]
+            loop = walk[on_walk[v] :]
             breaker = _earliest(unique, loop)[0]
             children[parent[breaker]].remove(breaker)
             parent[breaker] = -1
@@ -168,22 +168,37 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
     if self_parents:
         warnings.append(_warning(WARN_SELF_PARENT, "spans name themselves as parent", self_parents))
     if cycles:
-        warnings.append(_warning(WARN_PARENT_CYCLE, "parent cycles, each cut at its earliest span",
-                                 cycles))
+        warnings.append(
+            _warning(WARN_PARENT_CYCLE, "parent cycles, each cut at its earliest span", cycles)
+        )
     root = -1
     if len(roots) > 1:
         ordered_roots = _earliest(unique, roots)
         root = ordered_roots[0]
-        warnings.append(_warning(WARN_MULTIPLE_ROOTS, "root spans, earliest used",
-                                 [unique[i]["span_id"] for i in ordered_roots]))
+        warnings.append(
+            _warning(
+                WARN_MULTIPLE_ROOTS,
+                "root spans, earliest used",
+                [unique[i]["span_id"] for i in ordered_roots],
+            )
+        )
     elif roots:
         root = roots[0]
     elif unique:
-        warnings.append(f"{WARN_NO_ROOT}: no span without a parent; analysed from the earliest "
-                        f"top-level span {unique[top_level[0]]['span_id']}")
+        warnings.append(
+            f"{WARN_NO_ROOT}: no span without a parent; analysed from the earliest "
+            f"top-level span {unique[top_level[0]]['span_id']}"
+        )
     start = root if root >= 0 else (top_level[0] if top_level else -1)
     depth = max(level) + 1 if count else 0
     return TraceStructure(
-        spans=unique, parent=parent, children=children, order=order, top_level=top_level,
-        root=root, start=start, depth=depth, warnings=warnings,
+        spans=unique,
+        parent=parent,
+        children=children,
+        order=order,
+        top_level=top_level,
+        root=root,
+        start=start,
+        depth=depth,
+        warnings=warnings,
     )

@@ -1,0 +1,105 @@
+"""A worker killed with SIGKILL mid-stream and restarted loses no trace: open traces come back
+from the assembly table's changelog, and no trace is published twice at the same version."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer
+
+from streams.broker.topics import TopicNames, ensure_topics
+from streams.model.codec import AvroCodec
+from streams.model.span import Span
+from streams.query import count_spans
+from streams.sdk import SpanProducer
+from tests.integration.assemble.test_assembly import SPANS_PER_TRACE, trace_spans
+from tests.integration.isolated import isolated_worker
+
+pytestmark = pytest.mark.integration
+
+TRACES = 3_000
+
+
+def test_sigkill_and_restart_lose_no_trace(kafka_bootstrap: str, tmp_path: Path) -> None:
+    worker = isolated_worker(
+        kafka_bootstrap,
+        tmp_path,
+        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="3000",
+        TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS="30000",
+        TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS="200",
+    )
+    ensure_topics(worker.settings.kafka)
+    topic = TopicNames.from_prefix(worker.settings.kafka.topic_prefix).spans
+    rng = random.Random(9)
+    now_ns = time.time_ns()
+    batches: list[list[Span]] = []
+    for _ in range(TRACES // 200):
+        window = [s for _ in range(200) for s in trace_spans(rng, now_ns)]
+        rng.shuffle(window)
+        batches.append(window)
+    first, second = batches[: len(batches) // 2], batches[len(batches) // 2 :]
+
+    worker.start()
+    with SpanProducer(worker.settings.kafka.bootstrap, topic) as producer:
+        for window in first:
+            producer.send_many(window)
+    reader = worker.reader()
+    half = sum(len(w) for w in first)
+    # Kill as soon as the first half is consumed: its last traces are still open (trace_idle).
+    worker.wait_for(lambda: count_spans(reader) >= half, 120, "the first half consumed")
+    open_before = worker.reader().query_dicts("SELECT count() AS n FROM tracepipe_traces")[0]["n"]
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert open_before < len(first) * 200, "nothing was open when the worker was killed"
+
+    with SpanProducer(worker.settings.kafka.bootstrap, topic) as producer:
+        for window in second:
+            producer.send_many(window)
+    worker.start()
+    reader = worker.reader()
+
+    def final_traces() -> int:
+        rows = reader.query_dicts("SELECT count() AS n FROM tracepipe_traces FINAL")
+        return int(rows[0]["n"])
+
+    worker.wait_for(lambda: final_traces() >= TRACES, 240, f"{TRACES} traces after the restart")
+    time.sleep(4)  # past trace_idle: anything re-emitted late would show now
+    summary = reader.query_dicts(
+        "SELECT count() AS traces, min(SpanCount) AS min_spans, max(SpanCount) AS max_spans "
+        "FROM tracepipe_traces FINAL"
+    )[0]
+    worker.stop()
+    # Every trace, complete. (A trace caught mid-emission by the kill may come back as a
+    # higher version: versions may skip, they never repeat. See the next check.)
+    assert summary == {"traces": TRACES, "min_spans": SPANS_PER_TRACE, "max_spans": SPANS_PER_TRACE}
+
+    # A version is published once, or (when the kill fell between publishing a record and
+    # recording that it was published) again with the same content, which ClickHouse collapses:
+    # never two different records under one (trace, version).
+    codec = AvroCodec("trace")
+    consumer = Consumer(
+        {
+            "bootstrap.servers": worker.settings.kafka.bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([TopicNames.from_prefix(worker.settings.kafka.topic_prefix).traces])
+    contents: dict[tuple[str, int], set[tuple[str, ...]]] = defaultdict(set)
+    idle_polls = 0
+    while idle_polls < 5:
+        msg = consumer.poll(1)
+        if msg is None:
+            idle_polls += 1
+            continue
+        record = codec.decode(msg.value() or b"")
+        span_ids = tuple(sorted(s["span_id"] for s in record["spans"]))
+        contents[(record["trace_id"], record["version"])].add(span_ids)
+    consumer.close()
+    assert len({trace for trace, _ in contents}) == TRACES
+    assert [pair for pair, seen in contents.items() if len(seen) > 1] == []
