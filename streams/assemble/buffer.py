@@ -308,6 +308,10 @@ class TraceBuffer:
 
     # -- introspection ------------------------------------------------------------------------
 
+    def holds(self, trace_id: str) -> bool:
+        """Whether the trace is open or retained (emitted, waiting for late spans)."""
+        return trace_id in self._open or trace_id in self._retained
+
     @property
     def open_trace_count(self) -> int:
         """Traces currently open (bounded by max_open_traces)."""

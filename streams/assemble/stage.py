@@ -37,6 +37,10 @@ class AssemblyStage:
         self.buffer = TraceBuffer(assembly, now, track_changes=True)
         self._sampler = TailSampler(sampling, now)
         self._evicted: list[Emission] = []
+        # With sampling: how many of a trace's spans (a prefix: held spans keep their order) are
+        # already in otel_traces, so a late version writes only what is new.
+        self._spans_written: dict[str, int] = {}
+        self._finished_since_prune = 0
 
     def add(self, spans: Iterable[Span]) -> None:
         """Buffer spans; traces evicted to make room are kept until the next `finish_due`."""
@@ -80,4 +84,17 @@ class AssemblyStage:
         )
         record["sampled"] = decision.keep
         record["sampling_policy"] = decision.policy
-        return FinishedTrace(record, emission.spans if decision.keep else [])
+        self._prune_spans_written()
+        if not decision.keep:
+            return FinishedTrace(record, [])
+        written = self._spans_written.get(emission.trace_id, 0)
+        self._spans_written[emission.trace_id] = len(emission.spans)
+        return FinishedTrace(record, emission.spans[written:])
+
+    def _prune_spans_written(self) -> None:
+        # Forget traces the buffer has forgotten too (past late retention), now and then.
+        self._finished_since_prune += 1
+        if self._finished_since_prune < 10_000:
+            return
+        self._finished_since_prune = 0
+        self._spans_written = {t: n for t, n in self._spans_written.items() if self.buffer.holds(t)}

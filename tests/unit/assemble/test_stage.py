@@ -1,0 +1,52 @@
+"""The assembly stage: records with sampling decisions, and late versions that write only the
+spans a kept trace did not have yet."""
+
+from __future__ import annotations
+
+from streams.assemble.stage import AssemblyStage
+from streams.config import AssemblyConfig, SamplingConfig
+from streams.model.span import make_span
+
+T_ERR = "e" * 32
+T_OK = "0" * 31 + "1"
+MS = 1_000_000
+
+
+def test_sampling_keeps_errors_and_late_versions_write_only_new_spans() -> None:
+    clock = [1_000 * MS]
+    stage = AssemblyStage(
+        AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000),
+        SamplingConfig(enabled=True, probability=0.0, latency_threshold_ms=500),
+        lambda: clock[0],
+    )
+    stage.add(
+        [
+            make_span(T_ERR, "1" * 16, "GET /", "web", 0, 10 * MS, status_code="ERROR"),
+            make_span(T_ERR, "2" * 16, "db", "db", MS, 2 * MS, parent_span_id="1" * 16),
+            make_span(T_OK, "3" * 16, "GET /", "web", 0, 10 * MS),
+        ]
+    )
+    clock[0] += 200 * MS
+    finished = {f.record["trace_id"]: f for f in stage.finish_due()}
+    assert (
+        finished[T_ERR].record["sampled"] and finished[T_ERR].record["sampling_policy"] == "error"
+    )
+    assert [s["span_id"] for s in finished[T_ERR].kept_spans] == ["1" * 16, "2" * 16]
+    assert not finished[T_OK].record["sampled"] and finished[T_OK].kept_spans == []
+
+    stage.add([make_span(T_ERR, "4" * 16, "late", "web", 3 * MS, 4 * MS, parent_span_id="1" * 16)])
+    clock[0] += 200 * MS
+    (late,) = stage.finish_due()
+    assert late.record["version"] == 2 and late.record["span_count"] == 3
+    assert [s["span_id"] for s in late.kept_spans] == ["4" * 16]
+
+
+def test_without_sampling_every_span_is_kept_and_marked() -> None:
+    clock = [0]
+    stage = AssemblyStage(AssemblyConfig(trace_idle_ms=100), SamplingConfig(), lambda: clock[0])
+    stage.add([make_span(T_OK, "3" * 16, "GET /", "web", 0, 10 * MS)])
+    clock[0] += 200 * MS
+    (only,) = stage.finish_due()
+    assert only.record["sampled"] and only.record["sampling_policy"] == "sampling_off"
+    assert len(only.kept_spans) == 1
+    assert stage.take_changes()  # the emission changed the trace's state header
