@@ -176,12 +176,20 @@ class AssemblyConfig:
     late_retention_ms: int = setting(
         600_000, "how long an emitted trace is remembered to re-emit it with late spans"
     )
+    max_retained_traces: int = setting(
+        100_000, "emitted traces remembered for late spans; past it the oldest are forgotten"
+    )
+    tombstone_retention_ms: int = setting(
+        3_600_000, "after late retention, how long a trace's last version is remembered"
+    )
     sweep_interval_ms: int = setting(1_000, "how often open traces are checked for emission")
     include_spans: bool = setting(True, "trace records carry full spans (else span ids only)")
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
         for name in (
+            "max_retained_traces",
+            "tombstone_retention_ms",
             "trace_idle_ms",
             "trace_max_age_ms",
             "max_open_traces",

@@ -290,7 +290,11 @@ class TraceBuffer:
     def _expire(self, now: int) -> None:
         while self._retained:
             trace = next(iter(self._retained.values()))
-            if now - trace.emitted_at_ns < self._late_ns:
+            # Forget past late retention, or earlier when more are held than the cap allows.
+            if (
+                now - trace.emitted_at_ns < self._late_ns
+                and len(self._retained) <= self._config.max_retained_traces
+            ):
                 break
             del self._retained[trace.trace_id]
             self._tombstones[trace.trace_id] = (trace.version, now)

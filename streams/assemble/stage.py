@@ -34,7 +34,12 @@ class AssemblyStage:
         self.config = assembly
         self.sampling = sampling
         self._now = now
-        self.buffer = TraceBuffer(assembly, now, track_changes=True)
+        self.buffer = TraceBuffer(
+            assembly,
+            now,
+            tombstone_retention_ms=assembly.tombstone_retention_ms,
+            track_changes=True,
+        )
         self._sampler = TailSampler(sampling, now)
         self._evicted: list[Emission] = []
         # With sampling: how many of a trace's spans (a prefix: held spans keep their order) are

@@ -50,3 +50,24 @@ def test_without_sampling_every_span_is_kept_and_marked() -> None:
     assert only.record["sampled"] and only.record["sampling_policy"] == "sampling_off"
     assert len(only.kept_spans) == 1
     assert stage.take_changes()  # the emission changed the trace's state header
+
+
+def test_retained_traces_are_capped() -> None:
+    clock = [0]
+    stage = AssemblyStage(
+        AssemblyConfig(trace_idle_ms=100, max_retained_traces=2),
+        SamplingConfig(),
+        lambda: clock[0],
+    )
+    for i in range(5):
+        stage.add([make_span(f"{i + 1:032x}", "3" * 16, "GET /", "web", 0, 10 * MS)])
+    clock[0] += 200 * MS
+    assert len(stage.finish_due()) == 5
+    stage.finish_due()  # the next sweep forgets beyond the cap
+    assert stage.buffer.retained_trace_count == 2
+    assert stage.buffer.tombstone_count == 3
+    # A late span for a forgotten trace still gets a new version, marked partial.
+    stage.add([make_span(f"{1:032x}", "4" * 16, "late", "web", 0, 10 * MS)])
+    clock[0] += 200 * MS
+    (late,) = stage.finish_due()
+    assert late.record["version"] == 2
