@@ -31,6 +31,11 @@ def main() -> None:
     )
     parser.add_argument("--traces", type=int, default=10_000)
     parser.add_argument("--spans-per-trace", type=int, default=10)
+    parser.add_argument(
+        "--dict-spans",
+        action="store_true",
+        help="hold spans as dicts (assembly.compact_spans=false)",
+    )
     args = parser.parse_args()
 
     rng = random.Random(1)
@@ -39,7 +44,7 @@ def main() -> None:
         demo_trace(rng, args.spans_per_trace, now_ns + i, "bench") for i in range(args.traces)
     ]
     spans: list[Span] = [s for t in traces for s in t]
-    config = AssemblyConfig(max_open_traces=args.traces + 1)
+    config = AssemblyConfig(max_open_traces=args.traces + 1, compact_spans=not args.dict_spans)
     clock = [0]
     stage = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
 
@@ -73,7 +78,7 @@ def main() -> None:
     wall_s = time.perf_counter() - wall0
     assert len(finished) == args.traces, len(finished)
     record_result(
-        "assembler",
+        "assembler" if config.compact_spans else "assembler_dict_spans",
         {
             "traces": args.traces,
             "spans": len(spans),

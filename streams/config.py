@@ -183,6 +183,9 @@ class AssemblyConfig:
         3_600_000, "after late retention, how long a trace's last version is remembered"
     )
     sweep_interval_ms: int = setting(1_000, "how often open traces are checked for emission")
+    compact_spans: bool = setting(
+        True, "hold spans as compact tuples (~half the memory of dicts, ~1 µs/span more CPU)"
+    )
     include_spans: bool = setting(True, "trace records carry full spans (else span ids only)")
 
     def validate(self) -> None:

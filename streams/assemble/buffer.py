@@ -58,14 +58,14 @@ DEFAULT_TOMBSTONE_FACTOR = 6
 
 
 class SpanCodec(Protocol):
-    """Turns spans into held bytes and back (streams.model.codec.AvroCodec fits)."""
+    """Turns spans into a held form and back (AvroCodec: bytes; CompactSpans: tuples)."""
 
-    def encode(self, record: Any) -> bytes:
-        """Bytes of one span."""
+    def encode(self, record: Any) -> Any:
+        """The held form of one span."""
         ...
 
-    def decode(self, data: bytes) -> Any:
-        """The span of those bytes."""
+    def decode(self, data: Any) -> Any:
+        """The span of a held form."""
         ...
 
 

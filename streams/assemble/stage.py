@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.assemble.buffer import HEADER_INDEX, Emission, TraceBuffer, parse_state_key
+from streams.assemble.compact import CompactSpans
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.assemble.sampling import TailSampler
 from streams.config import AssemblyConfig, SamplingConfig
@@ -37,6 +38,7 @@ class AssemblyStage:
         self.buffer = TraceBuffer(
             assembly,
             now,
+            codec=CompactSpans() if assembly.compact_spans else None,
             tombstone_retention_ms=assembly.tombstone_retention_ms,
             track_changes=True,
         )
