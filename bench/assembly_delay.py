@@ -11,20 +11,18 @@ assembly.trace_idle_ms plus up to one sweep interval.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+from bench.broker import bench_broker
 from bench.record import record_result
-from streams.broker.local import LocalKafka, free_port
 from streams.broker.topics import TopicNames, ensure_topics
-from streams.config import LocalKafkaConfig, load_settings
+from streams.config import load_settings
 from streams.demo import demo_trace
 from streams.sdk import SpanProducer
-from streams.worker_process import WorkerProcess
+from streams.worker_process import WorkerProcess, isolated_env
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,53 +43,40 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="tracepipe-bench-"))
-    local: LocalKafka | None = None
-    bootstrap = os.environ.get("TRACEPIPE_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        local = LocalKafka(LocalKafkaConfig(port=free_port(), data_dir=str(root / "kafka")))
-        bootstrap = local.up()
-    run_id = uuid.uuid4().hex[:8]
-    env = {
-        "TRACEPIPE_KAFKA_BOOTSTRAP": bootstrap,
-        "TRACEPIPE_KAFKA_TOPIC_PREFIX": f"delay{run_id}.",
-        "TRACEPIPE_CLICKHOUSE_URL": f"chdb://{root / 'chdb'}",
-        "TRACEPIPE_WORKER_APP_ID": f"tracepipe-delay-{run_id}",
-        "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
-        "TRACEPIPE_WORKER_DATA_DIR": str(root / "worker"),
-        "TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS": str(args.idle_ms),
-    }
-    settings = load_settings(env=env)
-    ensure_topics(settings.kafka)
-    topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
-    worker = WorkerProcess(env, root / "worker.log")
     rng = random.Random(2)
     sent_at: dict[str, int] = {}
-    try:
-        worker.start()
-        with SpanProducer(bootstrap, topic, extra_config={"linger.ms": 5}) as producer:
-            start = time.perf_counter()
-            for i in range(args.traces):
-                spans = demo_trace(rng, args.spans_per_trace, time.time_ns(), run_id)
-                producer.send_many(spans)
-                producer.poll(0)
-                sent_at[spans[0]["trace_id"]] = time.time_ns()
-                pause = start + (i + 1) / args.rate - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-        reader = worker.reader()
-
-        def emitted() -> int:
-            rows = reader.query_dicts("SELECT count() AS n FROM tracepipe_traces")
-            return int(rows[0]["n"])
-
-        worker.wait_for(lambda: emitted() >= args.traces, 600, "every trace emitted")
-        rows = reader.query_dicts(
-            "SELECT TraceId, min(EmittedAt) AS at FROM tracepipe_traces GROUP BY TraceId"
+    with bench_broker(root) as bootstrap:
+        env = isolated_env(
+            bootstrap, root, "delay", TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS=str(args.idle_ms)
         )
-    finally:
-        worker.stop()
-        if local is not None:
-            local.down()
+        settings = load_settings(env=env)
+        ensure_topics(settings.kafka)
+        topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
+        worker = WorkerProcess(env, root / "worker.log")
+        try:
+            worker.start()
+            with SpanProducer(bootstrap, topic, extra_config={"linger.ms": 5}) as producer:
+                start = time.perf_counter()
+                for i in range(args.traces):
+                    spans = demo_trace(rng, args.spans_per_trace, time.time_ns(), "delay")
+                    producer.send_many(spans)
+                    producer.poll(0)
+                    sent_at[spans[0]["trace_id"]] = time.time_ns()
+                    pause = start + (i + 1) / args.rate - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
+            reader = worker.reader()
+
+            def emitted() -> int:
+                rows = reader.query_dicts("SELECT count() AS n FROM tracepipe_traces")
+                return int(rows[0]["n"])
+
+            worker.wait_for(lambda: emitted() >= args.traces, 600, "every trace emitted")
+            rows = reader.query_dicts(
+                "SELECT TraceId, min(EmittedAt) AS at FROM tracepipe_traces GROUP BY TraceId"
+            )
+        finally:
+            worker.stop()
     delays_s = [
         (int(r["at"]) - sent_at[r["TraceId"]]) / 1e9 for r in rows if r["TraceId"] in sent_at
     ]

@@ -14,12 +14,14 @@ import resource
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+from bench.broker import bench_broker
 from bench.record import record_result
-from streams.broker.local import LocalKafka, free_port
+from streams.broker.local import free_port
 from streams.broker.topics import ensure_topics
-from streams.config import KafkaConfig, LocalKafkaConfig
+from streams.config import KafkaConfig
 
 
 def _cpu_s() -> float:
@@ -76,13 +78,7 @@ def main() -> None:
 
     from confluent_kafka import Producer
 
-    local: LocalKafka | None = None
-    bootstrap = os.environ.get("TRACEPIPE_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        root = tempfile.mkdtemp(prefix="tracepipe-bench-")
-        local = LocalKafka(LocalKafkaConfig(port=free_port(), data_dir=f"{root}/kafka"))
-        bootstrap = local.up()
-    try:
+    with bench_broker(Path(tempfile.mkdtemp(prefix="tracepipe-bench-"))) as bootstrap:
         topic = f"dispatch-{uuid.uuid4().hex[:8]}"
         ensure_topics(KafkaConfig(bootstrap=bootstrap, partitions=6), [topic])
         producer = Producer(
@@ -124,9 +120,6 @@ def main() -> None:
                 "spans_per_s": int(seen) / float(wall_s),
             },
         )
-    finally:
-        if local is not None:
-            local.down()
 
 
 if __name__ == "__main__":

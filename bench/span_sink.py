@@ -10,27 +10,26 @@ before the worker starts, so the producer's cost is not counted here.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+from bench.broker import bench_broker
 from bench.record import record_result
-from streams.broker.local import LocalKafka, free_port
 from streams.broker.topics import TopicNames, ensure_topics
-from streams.config import LocalKafkaConfig, load_settings
+from streams.config import load_settings
 from streams.demo import demo_trace
 from streams.query import count_spans
 from streams.sdk import SpanProducer
-from streams.worker_process import WorkerProcess
+from streams.worker_process import WorkerProcess, isolated_env
 
 
 def main() -> None:
     """Run the benchmark and record its result."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--spans-per-trace", type=int, default=10)
     parser.add_argument("--partitions", type=int, default=6)
@@ -38,55 +37,48 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="tracepipe-bench-"))
-    local: LocalKafka | None = None
-    bootstrap = os.environ.get("TRACEPIPE_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        local = LocalKafka(LocalKafkaConfig(port=free_port(), data_dir=str(root / "kafka")))
-        bootstrap = local.up()
-    run_id = uuid.uuid4().hex[:8]
-    env = {
-        "TRACEPIPE_KAFKA_BOOTSTRAP": bootstrap,
-        "TRACEPIPE_KAFKA_TOPIC_PREFIX": f"bench{run_id}.",
-        "TRACEPIPE_KAFKA_PARTITIONS": str(args.partitions),
-        "TRACEPIPE_CLICKHOUSE_URL": f"chdb://{root / 'chdb'}",
-        "TRACEPIPE_WORKER_APP_ID": f"tracepipe-bench-{run_id}",
-        "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
-        "TRACEPIPE_WORKER_DATA_DIR": str(root / "worker"),
-        "TRACEPIPE_SINK_BATCH_MAX_SPANS": str(args.batch),
-    }
-    settings = load_settings(env=env)
-    ensure_topics(settings.kafka)
-    topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
-    rng = random.Random(1)
-    traces = args.spans // args.spans_per_trace
-    now_ns = time.time_ns()
-    with SpanProducer(bootstrap, topic) as producer:
-        for i in range(traces):
-            producer.send_many(demo_trace(rng, args.spans_per_trace, now_ns + i * 1000, run_id))
-    total = traces * args.spans_per_trace
-    print(f"produced {total:,} spans to {topic}")
+    with bench_broker(root) as bootstrap:
+        env = isolated_env(
+            bootstrap,
+            root,
+            "bench",
+            TRACEPIPE_KAFKA_PARTITIONS=str(args.partitions),
+            TRACEPIPE_SINK_BATCH_MAX_SPANS=str(args.batch),
+        )
+        settings = load_settings(env=env)
+        ensure_topics(settings.kafka)
+        topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
+        rng = random.Random(1)
+        traces = args.spans // args.spans_per_trace
+        now_ns = time.time_ns()
+        with SpanProducer(bootstrap, topic) as producer:
+            for i in range(traces):
+                producer.send_many(demo_trace(rng, args.spans_per_trace, now_ns + i * 1000, "b"))
+        total = traces * args.spans_per_trace
+        print(f"produced {total:,} spans to {topic}")
 
-    worker = WorkerProcess(env, root / "worker.log")
-    try:
-        worker.start()
-        reader = worker.reader()
-        cpu0, t0 = worker.cpu_seconds(), time.perf_counter()
-        worker.wait_for(lambda: count_spans(reader) >= total, 1800, f"{total} spans stored")
-        wall_s = time.perf_counter() - t0
-        cpu_s = worker.cpu_seconds() - cpu0
-    finally:
-        worker.stop()
-        if local is not None:
-            local.down()
-    record_result("span_sink", {
-        "spans": total,
-        "partitions": args.partitions,
-        "batch_max_spans": args.batch,
-        "wall_s": round(wall_s, 3),
-        "worker_cpu_s": round(cpu_s, 3),
-        "cpu_us_per_span": cpu_s / total * 1e6,
-        "spans_per_s": total / wall_s,
-    })
+        worker = WorkerProcess(env, root / "worker.log")
+        try:
+            worker.start()
+            reader = worker.reader()
+            cpu0, t0 = worker.cpu_seconds(), time.perf_counter()
+            worker.wait_for(lambda: count_spans(reader) >= total, 1800, f"{total} spans stored")
+            wall_s = time.perf_counter() - t0
+            cpu_s = worker.cpu_seconds() - cpu0
+        finally:
+            worker.stop()
+    record_result(
+        "span_sink",
+        {
+            "spans": total,
+            "partitions": args.partitions,
+            "batch_max_spans": args.batch,
+            "wall_s": round(wall_s, 3),
+            "worker_cpu_s": round(cpu_s, 3),
+            "cpu_us_per_span": cpu_s / total * 1e6,
+            "spans_per_s": total / wall_s,
+        },
+    )
 
 
 if __name__ == "__main__":

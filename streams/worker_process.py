@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from streams.broker.local import free_port
 from streams.config import Settings, load_settings
 from streams.errors import TracepipeError
 from streams.query import WorkerReader, worker_running, worker_url
@@ -36,7 +38,9 @@ class WorkerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "streams", "worker"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.wait_for(lambda: worker_running(self.settings), timeout_s, "the worker to start")
 
@@ -54,8 +58,9 @@ class WorkerProcess:
                     f"{what}; see {self.log_path}"
                 )
             if time.monotonic() > deadline:
-                raise TracepipeError(f"timed out after {timeout_s:.0f}s waiting for {what}; "
-                                     f"see {self.log_path}")
+                raise TracepipeError(
+                    f"timed out after {timeout_s:.0f}s waiting for {what}; see {self.log_path}"
+                )
             time.sleep(0.25)
 
     def cpu_seconds(self) -> float:
@@ -75,3 +80,18 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def isolated_env(bootstrap: str, root: Path, name: str, **extra: str) -> dict[str, str]:
+    """TRACEPIPE_* variables for a worker whose topics, consumer group, chDB path and web port
+    are its own (tests, benchmarks); `extra` overrides any of them."""
+    run_id = f"{name}{uuid.uuid4().hex[:10]}"
+    return {
+        "TRACEPIPE_KAFKA_BOOTSTRAP": bootstrap,
+        "TRACEPIPE_KAFKA_TOPIC_PREFIX": f"{run_id}.",
+        "TRACEPIPE_CLICKHOUSE_URL": f"chdb://{root / 'chdb'}",
+        "TRACEPIPE_WORKER_APP_ID": f"tracepipe-{run_id}",
+        "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
+        "TRACEPIPE_WORKER_DATA_DIR": str(root / "worker"),
+        **extra,
+    }

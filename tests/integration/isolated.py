@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streams.broker.local import free_port
 from streams.broker.topics import ensure_topics
-from streams.worker_process import WorkerProcess
+from streams.worker_process import WorkerProcess, isolated_env
 
 
 def isolated_worker(bootstrap: str, root: Path, **extra_env: str) -> WorkerProcess:
@@ -17,21 +15,14 @@ def isolated_worker(bootstrap: str, root: Path, **extra_env: str) -> WorkerProce
 
     `extra_env` overrides any TRACEPIPE_* variable (e.g. TRACEPIPE_KAFKA_PARTITIONS).
     """
-    run_id = uuid.uuid4().hex[:10]
     env = {
-        "TRACEPIPE_KAFKA_BOOTSTRAP": bootstrap,
-        "TRACEPIPE_KAFKA_TOPIC_PREFIX": f"t{run_id}.",
         "TRACEPIPE_KAFKA_PARTITIONS": "3",
-        "TRACEPIPE_CLICKHOUSE_URL": f"chdb://{root / 'chdb'}",
         # Test data may carry old timestamps (golden files from 2023): keep it past the TTL.
         "TRACEPIPE_CLICKHOUSE_TTL_DAYS": "5000",
-        "TRACEPIPE_WORKER_APP_ID": f"tracepipe-test-{run_id}",
-        "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
-        "TRACEPIPE_WORKER_DATA_DIR": str(root / "worker"),
         "TRACEPIPE_SINK_BATCH_MAX_WAIT_MS": "200",
         **extra_env,
     }
-    return WorkerProcess(env, root / "worker.log")
+    return WorkerProcess(isolated_env(bootstrap, root, "t", **env), root / "worker.log")
 
 
 @contextmanager
