@@ -93,40 +93,28 @@ def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.query import open_reader, quote
-    from streams.query.waterfall import render_waterfall, spans_from_rows
+    from streams.query import open_reader
+    from streams.query.waterfall import trace_report
 
-    trace_id = quote(args.trace_id.lower())
     with open_reader(settings) as reader:
-        summary = reader.query_dicts(
-            "SELECT Version, Completion, SpanCount, ErrorCount, DurationNs, RootService, "
-            "RootOperation, Warnings FROM tracepipe_traces FINAL "
-            f"WHERE TraceId = {trace_id}"
-        )
-        rows = reader.query_dicts(
-            "SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Timestamp, "
-            f"Duration, StatusCode, StatusMessage FROM otel_traces WHERE TraceId = {trace_id}"
-        )
-    if not rows:
+        report = trace_report(reader, args.trace_id)
+    if report is None:
         print(f"trace {args.trace_id}: no spans stored (sampled out, expired, or not yet written)")
         return 1
-    if summary:
-        s = summary[0]
-        print(f"trace {args.trace_id}  version {s['Version']}  {s['Completion']}  "
-              f"{s['SpanCount']} spans  {s['ErrorCount']} errors  "
-              f"{int(s['DurationNs']) / 1e6:.3f} ms  root {s['RootService']}: "
-              f"{s['RootOperation']}")
-        for warning in s["Warnings"]:
-            print(f"  warning: {warning}")
-    print(render_waterfall(spans_from_rows(rows)))
+    print(report)
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
-    return run_demo(settings, traces=args.traces, spans_per_trace=args.spans_per_trace,
-                    timeout_s=args.timeout, keep_running=args.keep_running)
+    return run_demo(
+        settings,
+        traces=args.traces,
+        spans_per_trace=args.spans_per_trace,
+        timeout_s=args.timeout,
+        keep_running=args.keep_running,
+    )
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,68 +138,109 @@ def build_parser() -> argparse.ArgumentParser:
         "stored in ClickHouse. Settings come from TRACEPIPE_* variables and --config.",
     )
     parser.add_argument("--version", action="version", version=f"tracepipe {__version__}")
-    parser.add_argument("--config", metavar="FILE", help="a TOML or YAML settings file "
-                        "(also TRACEPIPE_CONFIG)")
-    parser.add_argument("--log-level", default="info",
-                        help="level of tracepipe's own progress messages on stderr (default info)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="a TOML or YAML settings file (also TRACEPIPE_CONFIG)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        help="level of tracepipe's own progress messages on stderr (default info)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="run the pipeline end to end on this machine and show counts",
-                       description="Start local Kafka if none answers, run a worker with the "
-                       "embedded ClickHouse, produce spans, and read them back from otel_traces.")
+    p = sub.add_parser(
+        "demo",
+        help="run the pipeline end to end on this machine and show counts",
+        description="Start local Kafka if none answers, run a worker with the "
+        "embedded ClickHouse, produce spans, and read them back from otel_traces.",
+    )
     p.add_argument("--traces", type=int, default=100, help="traces to produce (default 100)")
     p.add_argument("--spans-per-trace", type=int, default=10, help="spans per trace (default 10)")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait for every span to be stored (default 120)")
-    p.add_argument("--keep-running", action="store_true",
-                   help="leave the worker (and broker) running afterwards for queries")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for every span to be stored (default 120)",
+    )
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="leave the worker (and broker) running afterwards for queries",
+    )
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("worker", help="run the stream-processing worker",
-                       description="Run the Faust worker: creates topics if missing, then "
-                       "consumes until SIGINT/SIGTERM.")
+    p = sub.add_parser(
+        "worker",
+        help="run the stream-processing worker",
+        description="Run the Faust worker: creates topics if missing, then "
+        "consumes until SIGINT/SIGTERM.",
+    )
     p.set_defaults(func=_cmd_worker)
 
-    p = sub.add_parser("kafka", help="run a local single-node Kafka (KRaft) from Maven Central",
-                       description="Resolve Apache Kafka with Maven, format KRaft storage and "
-                       "run one broker+controller on loopback (settings: local_kafka.*).")
+    p = sub.add_parser(
+        "kafka",
+        help="run a local single-node Kafka (KRaft) from Maven Central",
+        description="Resolve Apache Kafka with Maven, format KRaft storage and "
+        "run one broker+controller on loopback (settings: local_kafka.*).",
+    )
     p.add_argument("action", choices=["up", "down", "status"])
     p.set_defaults(func=_cmd_kafka)
 
-    p = sub.add_parser("produce", help="send spans from a file or stdin to Kafka",
-                       description="Send spans from FILE (or - for stdin): OTLP/JSON, OTLP "
-                       "protobuf, Zipkin v2 JSON, or tracepipe's JSON form, one document or JSON "
-                       "lines. Spans are validated here and sent to the spans topic; rejected "
-                       "ones are counted by reason. Exit 1 if any was rejected.")
+    p = sub.add_parser(
+        "produce",
+        help="send spans from a file or stdin to Kafka",
+        description="Send spans from FILE (or - for stdin): OTLP/JSON, OTLP "
+        "protobuf, Zipkin v2 JSON, or tracepipe's JSON form, one document or JSON "
+        "lines. Spans are validated here and sent to the spans topic; rejected "
+        "ones are counted by reason. Exit 1 if any was rejected.",
+    )
     p.add_argument("file", help="the file to read, or - for stdin")
-    p.add_argument("--format", default="auto",
-                   choices=["auto", "otlp_json", "otlp_proto", "zipkin_json", "tracepipe_json"],
-                   help="the payload encoding (default: detected from the content)")
-    p.add_argument("--raw", action="store_true",
-                   help="send payloads unchanged to the otlp/zipkin topic for the worker's bridge")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "otlp_json", "otlp_proto", "zipkin_json", "tracepipe_json"],
+        help="the payload encoding (default: detected from the content)",
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="send payloads unchanged to the otlp/zipkin topic for the worker's bridge",
+    )
     p.set_defaults(func=_cmd_produce)
 
-    p = sub.add_parser("trace", help="print one trace as a waterfall with its critical path",
-                       description="Print a stored trace: its assembled summary and its spans "
-                       "as an indented waterfall, critical path marked with *, errors with !.")
+    p = sub.add_parser(
+        "trace",
+        help="print one trace as a waterfall with its critical path",
+        description="Print a stored trace: its assembled summary and its spans "
+        "as an indented waterfall, critical path marked with *, errors with !.",
+    )
     p.add_argument("trace_id", help="32 hex characters")
     p.set_defaults(func=_cmd_trace)
 
-    p = sub.add_parser("topics", help="create the project's Kafka topics",
-                       description="Create every tracepipe topic that is missing, with "
-                       "kafka.partitions and kafka.replication_factor.")
+    p = sub.add_parser(
+        "topics",
+        help="create the project's Kafka topics",
+        description="Create every tracepipe topic that is missing, with "
+        "kafka.partitions and kafka.replication_factor.",
+    )
     p.add_argument("action", choices=["create"])
     p.set_defaults(func=_cmd_topics)
 
-    p = sub.add_parser("db", help="apply or show ClickHouse schema migrations",
-                       description="Apply schemas/clickhouse/*.sql in order, idempotently, to "
-                       "clickhouse.url; `status` lists what is applied.")
+    p = sub.add_parser(
+        "db",
+        help="apply or show ClickHouse schema migrations",
+        description="Apply schemas/clickhouse/*.sql in order, idempotently, to "
+        "clickhouse.url; `status` lists what is applied.",
+    )
     p.add_argument("action", choices=["migrate", "status"])
     p.set_defaults(func=_cmd_db)
 
-    p = sub.add_parser("query", help="read stored spans (through a running worker if any)",
-                       description="Query ClickHouse. While a worker runs, the query goes "
-                       "through its HTTP API (it owns the embedded engine).")
+    p = sub.add_parser(
+        "query",
+        help="read stored spans (through a running worker if any)",
+        description="Query ClickHouse. While a worker runs, the query goes "
+        "through its HTTP API (it owns the embedded engine).",
+    )
     q = p.add_subparsers(dest="what", required=True, metavar="WHAT")
     qs = q.add_parser("sql", help="run one read-only SQL statement")
     qs.add_argument("sql")
@@ -223,11 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=_cmd_query)
 
-    p = sub.add_parser("config", help="print every setting, its value and its variable",
-                       description="Print the effective settings and the TRACEPIPE_* variable "
-                       "that sets each.")
-    p.add_argument("--markdown", action="store_true",
-                   help="print the defaults as README's configuration table")
+    p = sub.add_parser(
+        "config",
+        help="print every setting, its value and its variable",
+        description="Print the effective settings and the TRACEPIPE_* variable that sets each.",
+    )
+    p.add_argument(
+        "--markdown", action="store_true", help="print the defaults as README's configuration table"
+    )
     p.set_defaults(func=_cmd_config)
     return parser
 

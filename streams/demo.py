@@ -15,6 +15,7 @@ from streams.config import Settings
 from streams.errors import TracepipeError
 from streams.model.span import Span, make_span
 from streams.query import count_spans, quote, worker_running, worker_url
+from streams.query.waterfall import trace_report
 from streams.sdk import SpanProducer
 from streams.warehouse import STATUS_CODE_VALUES
 from streams.worker_process import WorkerProcess
@@ -137,8 +138,28 @@ def run_demo(
         )
         for row in per_service:
             print(f"  {row['ServiceName']:10} {row['spans']:6} spans {row['errors']:4} errors")
+        worker.wait_for(
+            lambda: (
+                int(
+                    reader.query_dicts(
+                        f"SELECT count() AS n FROM tracepipe_traces WHERE RootService = 'frontend' "
+                        f"AND TraceId IN (SELECT TraceId FROM otel_traces WHERE {where})"
+                    )[0]["n"]
+                )
+                >= traces
+            ),
+            timeout_s,
+            "the traces to be assembled",
+        )
+        slowest = reader.query_dicts(
+            "SELECT TraceId FROM tracepipe_traces FINAL WHERE TraceId IN "
+            f"(SELECT TraceId FROM otel_traces WHERE {where}) ORDER BY DurationNs DESC LIMIT 1"
+        )[0]["TraceId"]
+        print(f"assembled: {traces} traces in tracepipe_traces; the slowest:")
+        print(trace_report(reader, slowest))
         cli = Path(sys.executable).parent / "tracepipe"
-        print(f"query it: {cli} query spans --service payment")
+        print(f"query it: {cli} trace {slowest}")
+        print(f"          {cli} query spans --service payment")
         print(
             f'          {cli} query sql "SELECT ServiceName, count() FROM otel_traces '
             'GROUP BY ServiceName"'

@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.assemble.critical_path import critical_path
 from streams.model.span import Span, make_span
+from streams.query import Reader, quote
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
 
 _KIND_NAMES = {v: k for k, v in SPAN_KIND_VALUES.items()}
@@ -83,4 +84,30 @@ def render_waterfall(spans: list[Span]) -> str:
         )
         error = f"  {span['status_message']}" if span["status_code"] == "ERROR" else ""
         lines.append(f"{label:48} |{bar}| {duration_ms:9.3f} {marks}{error}")
+    return "\n".join(lines)
+
+
+def trace_report(reader: Reader, trace_id: str) -> str | None:
+    """A stored trace's summary line (if assembled) and waterfall; None if no span is stored."""
+    quoted = quote(trace_id.lower())
+    summary = reader.query_dicts(
+        "SELECT Version, Completion, SpanCount, ErrorCount, DurationNs, RootService, "
+        f"RootOperation, Warnings FROM tracepipe_traces FINAL WHERE TraceId = {quoted}"
+    )
+    rows = reader.query_dicts(
+        "SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Timestamp, "
+        f"Duration, StatusCode, StatusMessage FROM otel_traces WHERE TraceId = {quoted}"
+    )
+    if not rows:
+        return None
+    lines: list[str] = []
+    if summary:
+        s = summary[0]
+        lines.append(
+            f"trace {trace_id}  version {s['Version']}  {s['Completion']}  "
+            f"{s['SpanCount']} spans  {s['ErrorCount']} errors  "
+            f"{int(s['DurationNs']) / 1e6:.3f} ms  root {s['RootService']}: {s['RootOperation']}"
+        )
+        lines += [f"  warning: {warning}" for warning in s["Warnings"]]
+    lines.append(render_waterfall(spans_from_rows(rows)))
     return "\n".join(lines)
