@@ -46,6 +46,18 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
+def raw_topic(app: faust.App, name: str, allow_empty: bool = False) -> faust.TopicT:
+    """A topic whose keys and values the stages encode and decode themselves (Avro, bytes)."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=allow_empty,
+    )
+
+
 def _open_migrated(settings: Settings) -> Warehouse:
     warehouse = open_warehouse(settings.clickhouse)
     applied = migrate(warehouse, settings.clickhouse.ttl_days)
@@ -79,43 +91,15 @@ def create_app(settings: Settings) -> Pipeline:
     writer = WarehouseWriter(lambda: _open_migrated(settings), settings.sink, counters)
     assembly = AssemblyStage(settings.assembly, settings.sampling, time.time_ns)
 
-    spans_topic = app.topic(
-        topics.spans,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-    )
-    dlq_topic = app.topic(
-        topics.dlq,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    otlp_topic, zipkin_topic = (
-        app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            allow_empty=True,
-        )
-        for name in (topics.otlp, topics.zipkin)
-    )
+    spans_topic = raw_topic(app, topics.spans, allow_empty=True)
+    dlq_topic = raw_topic(app, topics.dlq)
+    otlp_topic = raw_topic(app, topics.otlp, allow_empty=True)
+    zipkin_topic = raw_topic(app, topics.zipkin, allow_empty=True)
     register_bridge(
         app, otlp_topic, zipkin_topic, spans_topic, dlq_topic, settings.ingest, counters
     )
     state = AssemblyState(app, assembly, settings.kafka.partitions)
-    traces_topic = app.topic(
-        topics.traces,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    traces_topic = raw_topic(app, topics.traces)
     register_span_sink(
         app,
         spans_topic,

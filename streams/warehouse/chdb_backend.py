@@ -24,7 +24,7 @@ from typing import Any
 
 from streams.errors import MissingDependencyError, WarehouseError
 from streams.warehouse import ChType, parse_type, quote_identifier
-from streams.warehouse.typed import TypedWarehouse
+from streams.warehouse.typed import TypedWarehouse, sql_preview
 
 try:
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -100,7 +100,7 @@ class ChdbWarehouse(TypedWarehouse):
         try:
             return self._conn.query(sql, fmt)
         except Exception as err:
-            raise WarehouseError(f"chDB query failed: {err}\n  in: {_preview(sql)}") from err
+            raise WarehouseError(f"chDB query failed: {err}\n  in: {sql_preview(sql)}") from err
 
     def execute(self, sql: str) -> None:
         """Run a statement that returns no rows (DDL, commands)."""
@@ -196,12 +196,6 @@ class ChdbWarehouse(TypedWarehouse):
 
     def __repr__(self) -> str:
         return f"ChdbWarehouse({self.path!r})"
-
-
-def _preview(sql: str, limit: int = 300) -> str:
-    code = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
-    flat = " ".join(" ".join(code).split())
-    return flat if len(flat) <= limit else flat[:limit] + " ..."
 
 
 # Query side: JSON values (with _SESSION_SETTINGS) -> Python values by ClickHouse type.

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.errors import MissingDependencyError, WarehouseError
 from streams.warehouse import ChType, parse_type, quote_identifier
-from streams.warehouse.typed import TypedWarehouse
+from streams.warehouse.typed import TypedWarehouse, sql_preview
 
 T = TypeVar("T")
 Converter = Callable[[Any], Any]
@@ -117,13 +117,13 @@ class NativeWarehouse(TypedWarehouse):
 
     def execute(self, sql: str) -> None:
         """Run a statement that returns no rows (DDL, commands)."""
-        self._with_retry(_preview(sql), lambda: self._client.execute(sql))
+        self._with_retry(repr(sql_preview(sql, 120)), lambda: self._client.execute(sql))
         # DDL may change a table's columns; forget what we know about them.
         self._types.clear()
 
     def _select(self, sql: str) -> tuple[list[str], list[list[Any]]]:
         rows, columns = self._with_retry(
-            _preview(sql), lambda: self._client.execute(sql, with_column_types=True)
+            repr(sql_preview(sql, 120)), lambda: self._client.execute(sql, with_column_types=True)
         )
         server_tz = self._server_timezone()
         names = [name for name, _ in columns]
@@ -188,12 +188,6 @@ class NativeWarehouse(TypedWarehouse):
 
     def __repr__(self) -> str:
         return f"NativeWarehouse({self.host!r}, {self.port}, {self.database!r})"
-
-
-def _preview(sql: str, limit: int = 120) -> str:
-    code = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
-    flat = " ".join(" ".join(code).split())
-    return repr(flat if len(flat) <= limit else flat[:limit] + " ...")
 
 
 def _aware(value: datetime, server_tz: Any) -> datetime:

@@ -9,6 +9,13 @@ from streams.errors import WarehouseError
 from streams.warehouse import ChType, parse_type, quote_string, split_table_name
 
 
+def sql_preview(sql: str, limit: int = 300) -> str:
+    """A statement on one line without comments, cut at `limit` characters, for messages."""
+    code = [ln for ln in sql.splitlines() if not ln.strip().startswith("--")]
+    flat = " ".join(" ".join(code).split())
+    return flat if len(flat) <= limit else flat[:limit] + " ..."
+
+
 class TypedWarehouse(ABC):
     """A backend that returns SELECT rows decoded by column type (conventions in the package)."""
 
