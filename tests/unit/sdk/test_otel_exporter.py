@@ -102,7 +102,7 @@ class Recorder(SpanProducer):
     """A SpanProducer that keeps spans instead of sending them."""
 
     def __init__(self, fail_after: int | None = None) -> None:
-        super().__init__("127.0.0.1:1", "t.spans")
+        super().__init__("127.0.0.1:1", "t.spans", extra_config={"log_level": 0})
         self.spans: list[Span] = []
         self.fail_after = fail_after
 

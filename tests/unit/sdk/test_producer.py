@@ -17,6 +17,7 @@ from streams.sdk.producer import encode_span_fast
 
 CODEC = AvroCodec("span")
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
+QUIET = {"log_level": 0}  # librdkafka's connection-refused lines are expected here
 
 
 def full_span() -> Span:
@@ -83,7 +84,7 @@ def test_encoder_names_a_span_that_does_not_match_the_schema() -> None:
 
 def test_queue_full_raises_a_clear_error() -> None:
     producer = SpanProducer(UNREACHABLE, "t.spans", queue_max_spans=3, queue_full_wait_s=0.2,
-                            extra_config={"message.timeout.ms": 60_000})
+                            extra_config={"message.timeout.ms": 60_000, **QUIET})
     try:
         for _ in range(3):
             producer.send(full_span())
@@ -103,7 +104,7 @@ def test_delivery_failures_are_counted_and_reported() -> None:
     producer = SpanProducer(
         UNREACHABLE, "t.spans",
         on_delivery_error=lambda err, key: failures.append((err.str(), key)),
-        extra_config={"message.timeout.ms": 300},
+        extra_config={"message.timeout.ms": 300, **QUIET},
     )
     spans = [full_span() for _ in range(5)]
     assert producer.send_many(spans) == 5
@@ -115,7 +116,7 @@ def test_delivery_failures_are_counted_and_reported() -> None:
 
 
 def test_close_is_idempotent_and_context_manager_closes() -> None:
-    with SpanProducer(UNREACHABLE, "t.spans") as producer:
+    with SpanProducer(UNREACHABLE, "t.spans", extra_config=QUIET) as producer:
         pass
     producer.close()
     assert producer.queued == 0
