@@ -391,8 +391,14 @@ class TraceBuffer:
             out[state_key(trace_id, HEADER_INDEX)] = self._header(trace_id)
         return out
 
-    def restore(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
-        """Replace this buffer's state with snapshot()/take_changes() entries (e.g. a table)."""
+    def restore(
+        self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]], idle_from_now: bool = False
+    ) -> None:
+        """Replace this buffer's state with snapshot()/take_changes() entries (e.g. a table).
+
+        `idle_from_now`: open traces count as active now (after a restart, the time the worker
+        was down says nothing about a trace being finished; its redelivered spans come first).
+        """
         items = entries.items() if isinstance(entries, Mapping) else entries
         headers: dict[str, dict[str, Any]] = {}
         held: dict[str, dict[int, Any]] = {}
@@ -452,5 +458,9 @@ class TraceBuffer:
         self._seq = max(self._seq, seq)
         self._tombstones = OrderedDict((tid, (v, at)) for at, tid, v in sorted(tombs))
         self._last_now = max(self._last_now, latest)
+        if idle_from_now:
+            now = self._tick()
+            for trace in self._open.values():
+                trace.last_seen_ns = max(trace.last_seen_ns, now)
         if self._dirty is not None:
             self._dirty.clear()

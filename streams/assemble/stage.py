@@ -68,8 +68,9 @@ class AssemblyStage:
         return changes
 
     def restore(self, entries: Iterable[tuple[str, Any]]) -> None:
-        """Rebuild the buffer from a changelog-backed table's entries."""
-        self.buffer.restore(entries)
+        """Rebuild the buffer from a changelog-backed table's entries after a (re)start; open
+        traces' idle clocks restart now, so their redelivered spans arrive before they are due."""
+        self.buffer.restore(entries, idle_from_now=True)
 
     def finish(self, emission: Emission) -> FinishedTrace:
         """Build the record of one emission and apply tail sampling to it."""

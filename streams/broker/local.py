@@ -453,7 +453,8 @@ class LocalKafka:
         opts = self._java_opts(min(256, self.config.heap_mb))
         cmd = [
             java, *opts, "-cp", cp, "kafka.tools.StorageTool",
-            "format", "--ignore-formatted", "-t", cluster_id, "-c", str(self.properties_file),
+            "format", "--ignore-formatted", f"--cluster-id={cluster_id}",
+            "-c", str(self.properties_file),
         ]  # fmt: skip
         try:
             done = subprocess.run(

@@ -29,8 +29,8 @@ def assembling_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerPr
     with running_worker(
         kafka_bootstrap,
         tmp_path,
-        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="3000",
-        TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS="30000",
+        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="8000",
+        TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS="60000",
         TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS="200",
     ) as proc:
         yield proc

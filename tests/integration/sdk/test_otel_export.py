@@ -30,8 +30,9 @@ def spans_topic(worker: WorkerProcess) -> str:
 
 
 def provider_for(service: str, worker: WorkerProcess) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create(
-        {"service.name": service, "deployment.environment": "test"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "deployment.environment": "test"})
+    )
     exporter = KafkaSpanExporter(worker.settings.kafka.bootstrap, spans_topic(worker))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
@@ -40,13 +41,15 @@ def provider_for(service: str, worker: WorkerProcess) -> TracerProvider:
 def trace_rows(worker: WorkerProcess, trace_id: str, expected: int) -> dict[str, dict[str, Any]]:
     reader = worker.reader()
     where = f"TraceId = {quote(trace_id)}"
-    worker.wait_for(lambda: count_spans(reader, where) >= expected, 120,
-                    f"{expected} spans of trace {trace_id}")
+    worker.wait_for(
+        lambda: count_spans(reader, where) >= expected, 120, f"{expected} spans of trace {trace_id}"
+    )
     rows = reader.query_dicts(
         "SELECT SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, ResourceAttributes, "
         "ScopeName, ScopeVersion, SpanAttributes, StatusCode, StatusMessage, Duration, "
         "Events.Name AS event_names, Events.Attributes AS event_attributes "
-        f"FROM otel_traces WHERE {where}")
+        f"FROM otel_traces WHERE {where}"
+    )
     assert len(rows) == expected
     return {row["SpanName"]: row for row in rows}
 
@@ -61,17 +64,26 @@ def test_a_nested_otel_trace_lands_in_otel_traces(worker: WorkerProcess) -> None
     web_tracer = frontend.get_tracer("test.web", "1.0")
     inv_tracer = backend.get_tracer("test.inventory", "2.0")
     propagator = TraceContextTextMapPropagator()
-    with web_tracer.start_as_current_span("GET /order", kind=SpanKind.SERVER, attributes={
-        "http.response.status_code": 500, "cache.hit": False, "ratio": 0.75,
-        "route": "/order", "items": ["a", "b"],
-    }) as root:
+    with web_tracer.start_as_current_span(
+        "GET /order",
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.response.status_code": 500,
+            "cache.hit": False,
+            "ratio": 0.75,
+            "route": "/order",
+            "items": ["a", "b"],
+        },
+    ) as root:
         root.add_event("order.validated", {"order.lines": 3})
         with web_tracer.start_as_current_span("call inventory", kind=SpanKind.CLIENT) as client:
             carrier: dict[str, str] = {}
             propagator.inject(carrier)
             # The "other service": a separate provider, its parent only known from the header.
             with inv_tracer.start_as_current_span(
-                "reserve", context=propagator.extract(carrier), kind=SpanKind.SERVER,
+                "reserve",
+                context=propagator.extract(carrier),
+                kind=SpanKind.SERVER,
                 attributes={"stock.left": 0},
             ) as grandchild:
                 grandchild.set_status(Status(StatusCode.ERROR, "out of stock"))
@@ -89,11 +101,22 @@ def test_a_nested_otel_trace_lands_in_otel_traces(worker: WorkerProcess) -> None
     assert reserve["SpanId"] == f"{grand_ctx.span_id:016x}"
     assert reserve["ParentSpanId"] == call["SpanId"]
     assert (get["ServiceName"], call["ServiceName"], reserve["ServiceName"]) == (
-        "web", "web", "inventory")
+        "web",
+        "web",
+        "inventory",
+    )
     assert (get["SpanKind"], call["SpanKind"], reserve["SpanKind"]) == (
-        "Server", "Client", "Server")
-    assert own_attributes(get) == {"http.response.status_code": "500", "cache.hit": "false",
-                                   "ratio": "0.75", "route": "/order", "items": '["a","b"]'}
+        "Server",
+        "Client",
+        "Server",
+    )
+    assert own_attributes(get) == {
+        "http.response.status_code": "500",
+        "cache.hit": "false",
+        "ratio": "0.75",
+        "route": "/order",
+        "items": '["a","b"]',
+    }
     assert own_attributes(reserve) == {"stock.left": "0"}
     assert get["SpanAttributes"].get("tracepipe.source_format", "otel-sdk") == "otel-sdk"
     assert get["event_names"] == ["order.validated"]
@@ -109,12 +132,26 @@ def test_a_nested_otel_trace_lands_in_otel_traces(worker: WorkerProcess) -> None
 
 
 def test_the_two_services_example_end_to_end(worker: WorkerProcess) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-        str(ROOT), os.environ.get("PYTHONPATH", "")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+    }
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "two_services" / "run.py"), "--requests", "4",
-         "--bootstrap", worker.settings.kafka.bootstrap, "--topic", spans_topic(worker)],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            str(ROOT / "examples" / "two_services" / "run.py"),
+            "--requests",
+            "4",
+            "--bootstrap",
+            worker.settings.kafka.bootstrap,
+            "--topic",
+            spans_topic(worker),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     trace_ids = result.stdout.split()
@@ -135,4 +172,5 @@ def test_the_two_services_example_end_to_end(worker: WorkerProcess) -> None:
         unknown_item = index % 4 == 3  # run.py asks for "durian" every fourth request
         assert checkout["StatusCode"] == ("Error" if unknown_item else "Unset")
         assert price["SpanAttributes"]["http.response.status_code"] == (
-            "404" if unknown_item else "200")
+            "404" if unknown_item else "200"
+        )

@@ -37,13 +37,22 @@ class LocalServer:
         return f"clickhouse://127.0.0.1:{self.tcp_port}/default"
 
     def _run(self, action: str) -> None:
-        env = dict(os.environ, CLICKHOUSE_TCP_PORT=str(self.tcp_port),
-                   CLICKHOUSE_HTTP_PORT=str(self.http_port))
-        done = subprocess.run(["bash", str(SCRIPT), action, str(self.directory)], env=env,
-                              capture_output=True, text=True, timeout=120)
+        env = dict(
+            os.environ,
+            CLICKHOUSE_TCP_PORT=str(self.tcp_port),
+            CLICKHOUSE_HTTP_PORT=str(self.http_port),
+        )
+        done = subprocess.run(
+            ["bash", str(SCRIPT), action, str(self.directory)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if done.returncode != 0:
-            pytest.fail(f"{SCRIPT.name} {action} failed ({done.returncode}):\n"
-                        f"{done.stdout}\n{done.stderr}")
+            pytest.fail(
+                f"{SCRIPT.name} {action} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
 
     def start(self) -> None:
         self._run("start")
@@ -75,9 +84,13 @@ def database_url(clickhouse_server_url: str) -> Iterator[str]:
     """A fresh database on the shared server, dropped afterwards."""
     name = f"tracepipe_test_{uuid.uuid4().hex[:12]}"
     parts = urlsplit(clickhouse_server_url)
-    admin = NativeWarehouse(parts.hostname or "127.0.0.1", parts.port or 9000,
-                            user=parts.username or "default", password=parts.password or "",
-                            attempts=3)
+    admin = NativeWarehouse(
+        parts.hostname or "127.0.0.1",
+        parts.port or 9000,
+        user=parts.username or "default",
+        password=parts.password or "",
+        attempts=3,
+    )
     admin.execute(f"CREATE DATABASE {name}")
     try:
         yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))

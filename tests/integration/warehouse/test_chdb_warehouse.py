@@ -116,10 +116,12 @@ def test_otel_traces_has_the_exporters_columns(migrated: ChdbWarehouse) -> None:
         "WHERE database = currentDatabase() AND table = 'otel_traces' ORDER BY position"
     )
     assert columns == OTEL_TRACES_COLUMNS
-    codecs = dict(migrated.query(
-        "SELECT name, compression_codec FROM system.columns "
-        "WHERE database = currentDatabase() AND table = 'otel_traces'"
-    ))
+    codecs = dict(
+        migrated.query(
+            "SELECT name, compression_codec FROM system.columns "
+            "WHERE database = currentDatabase() AND table = 'otel_traces'"
+        )
+    )
     assert codecs["Timestamp"] == "CODEC(Delta(8), ZSTD(1))"
     assert codecs["TraceId"] == "CODEC(ZSTD(1))"
     indexes = migrated.query(
@@ -127,19 +129,25 @@ def test_otel_traces_has_the_exporters_columns(migrated: ChdbWarehouse) -> None:
         "WHERE database = currentDatabase() AND table = 'otel_traces' ORDER BY name"
     )
     assert [i[0] for i in indexes] == [
-        "idx_duration", "idx_res_attr_key", "idx_res_attr_value", "idx_span_attr_key",
-        "idx_span_attr_value", "idx_trace_id",
+        "idx_duration",
+        "idx_res_attr_key",
+        "idx_res_attr_value",
+        "idx_span_attr_key",
+        "idx_span_attr_value",
+        "idx_trace_id",
     ]
     assert ("idx_trace_id", "bloom_filter(0.001)", "TraceId") in indexes
     table = migrated.query_dicts(
         "SELECT partition_key, sorting_key, engine FROM system.tables "
         "WHERE database = currentDatabase() AND name = 'otel_traces'"
     )
-    assert table == [{
-        "partition_key": "toDate(Timestamp)",
-        "sorting_key": "ServiceName, SpanName, toDateTime(Timestamp)",
-        "engine": "MergeTree",
-    }]
+    assert table == [
+        {
+            "partition_key": "toDate(Timestamp)",
+            "sorting_key": "ServiceName, SpanName, toDateTime(Timestamp)",
+            "engine": "MergeTree",
+        }
+    ]
     lookup = migrated.query(
         "SELECT name, type FROM system.columns "
         "WHERE database = currentDatabase() AND table = 'otel_traces_trace_id_ts' "
@@ -160,11 +168,23 @@ def test_spans_round_trip_with_events_links_and_maps(migrated: ChdbWarehouse) ->
     trace = "a" * 32
     rows = [
         span(0, trace, T0 + 123_456_789),
-        span(1, trace, T0 + 2_000_000_001, SpanKind="Client", StatusCode="Error",
-             StatusMessage="timeout", **{"Events.Timestamp": [], "Events.Name": [],
-                                         "Events.Attributes": [], "Links.TraceId": [],
-                                         "Links.SpanId": [], "Links.TraceState": [],
-                                         "Links.Attributes": []}),
+        span(
+            1,
+            trace,
+            T0 + 2_000_000_001,
+            SpanKind="Client",
+            StatusCode="Error",
+            StatusMessage="timeout",
+            **{
+                "Events.Timestamp": [],
+                "Events.Name": [],
+                "Events.Attributes": [],
+                "Links.TraceId": [],
+                "Links.SpanId": [],
+                "Links.TraceState": [],
+                "Links.Attributes": [],
+            },
+        ),
         span(2, trace, T0 + 3_000_000_000, SpanAttributes={}, ResourceAttributes={"ü": "ß;'\""}),
     ]
     assert insert(migrated, rows) == 3
@@ -174,8 +194,10 @@ def test_spans_round_trip_with_events_links_and_maps(migrated: ChdbWarehouse) ->
 
 def test_materialized_view_fills_the_trace_id_lookup(migrated: ChdbWarehouse) -> None:
     trace = "b" * 32
-    insert(migrated, [span(0, trace, T0 + 500_000_000), span(1, trace, T0 + 9_200_000_000),
-                      span(2, "", T0)])
+    insert(
+        migrated,
+        [span(0, trace, T0 + 500_000_000), span(1, trace, T0 + 9_200_000_000), span(2, "", T0)],
+    )
     lookup = migrated.query_dicts(
         "SELECT TraceId, min(Start) AS Start, max(End) AS End "
         "FROM otel_traces_trace_id_ts GROUP BY TraceId"
@@ -192,8 +214,7 @@ def test_a_five_thousand_span_batch_keeps_count_and_types(migrated: ChdbWarehous
         "SELECT count() AS n, uniqExact(TraceId) AS traces, max(Timestamp) AS last, "
         "sum(length(`Events.Name`)) AS events FROM otel_traces"
     )
-    assert stats == [{"n": 5_000, "traces": 500, "last": T0 + 4_999 * 1_000_003,
-                      "events": 10_000}]
+    assert stats == [{"n": 5_000, "traces": 500, "last": T0 + 4_999 * 1_000_003, "events": 10_000}]
 
 
 def test_insert_errors_are_warehouse_errors(migrated: ChdbWarehouse) -> None:

@@ -51,8 +51,14 @@ class RecordingSleep:
 def test_insert_and_query_back(warehouse: NativeWarehouse) -> None:
     warehouse.execute(CREATE)
     rows = [
-        (i, f"span-{i}", AT if i % 2 else int(AT.timestamp()) + i, ["a", "b"][: i % 3],
-         [f"e{i}"], None if i % 5 else "five")
+        (
+            i,
+            f"span-{i}",
+            AT if i % 2 else int(AT.timestamp()) + i,
+            ["a", "b"][: i % 3],
+            [f"e{i}"],
+            None if i % 5 else "five",
+        )
         for i in range(2_000)
     ]
     assert warehouse.insert("spans_plain", COLUMNS, rows) == 2_000
@@ -91,16 +97,24 @@ def test_migrations_are_recorded_on_the_server(warehouse: NativeWarehouse, tmp_p
     assert migrate(warehouse, 3, root=tmp_path) == ["0001_plain", "0002_more"]
     assert migrate(warehouse, 3, root=tmp_path) == []
     assert applied_versions(warehouse) == ["0001_plain", "0002_more"]
-    tables = warehouse.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
-                             "AND name LIKE 'more%' ORDER BY name")
+    tables = warehouse.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() "
+        "AND name LIKE 'more%' ORDER BY name"
+    )
     assert tables == [("more",), ("more_3",)]
 
 
 def test_retries_until_the_server_comes_up(own_server: LocalServer) -> None:
     sleep = RecordingSleep()
-    warehouse = NativeWarehouse("127.0.0.1", own_server.tcp_port, connect_timeout_s=1,
-                                attempts=10, initial_backoff_s=0.25, max_backoff_s=2.0,
-                                sleep=sleep)
+    warehouse = NativeWarehouse(
+        "127.0.0.1",
+        own_server.tcp_port,
+        connect_timeout_s=1,
+        attempts=10,
+        initial_backoff_s=0.25,
+        max_backoff_s=2.0,
+        sleep=sleep,
+    )
     starter = threading.Timer(0.5, own_server.start)
     starter.start()
     try:
@@ -114,8 +128,15 @@ def test_retries_until_the_server_comes_up(own_server: LocalServer) -> None:
 def test_gives_up_after_bounded_retries(own_server: LocalServer) -> None:
     own_server.start()
     sleep = RecordingSleep()
-    warehouse = NativeWarehouse("127.0.0.1", own_server.tcp_port, connect_timeout_s=1,
-                                attempts=3, initial_backoff_s=0.1, max_backoff_s=1.0, sleep=sleep)
+    warehouse = NativeWarehouse(
+        "127.0.0.1",
+        own_server.tcp_port,
+        connect_timeout_s=1,
+        attempts=3,
+        initial_backoff_s=0.1,
+        max_backoff_s=1.0,
+        sleep=sleep,
+    )
     try:
         warehouse.execute(CREATE)
         assert warehouse.insert("spans_plain", COLUMNS, [(1, "x", AT, [], [], None)]) == 1

@@ -35,10 +35,18 @@ def build_spans(rows: list[list[Any]]) -> list[Span]:
     for row in rows:
         name, parent, service, operation, start, end = row[:6]
         extra: dict[str, Any] = row[6] if len(row) > 6 else {}
-        spans.append(make_span(
-            TRACE_ID, span_id(name), operation, service, BASE_NS + start, BASE_NS + end,
-            parent_span_id=span_id(parent), **extra,
-        ))
+        spans.append(
+            make_span(
+                TRACE_ID,
+                span_id(name),
+                operation,
+                service,
+                BASE_NS + start,
+                BASE_NS + end,
+                parent_span_id=span_id(parent),
+                **extra,
+            )
+        )
     return spans
 
 
@@ -57,8 +65,11 @@ def test_golden_trace(case: Path) -> None:
     )
 
     path = [
-        [names[s["span_id"]], s["start_time_unix_nano"] - BASE_NS,
-         s["end_time_unix_nano"] - BASE_NS]
+        [
+            names[s["span_id"]],
+            s["start_time_unix_nano"] - BASE_NS,
+            s["end_time_unix_nano"] - BASE_NS,
+        ]
         for s in record["critical_path"]
     ]
     assert path == expect["critical_path"]

@@ -31,22 +31,30 @@ def traces(draw: st.DrawFn, garbage: bool) -> list[Span]:
         if i == 0 and not garbage:
             parent = ""
         elif garbage:
-            parent = draw(st.one_of(
-                st.just(""),
-                st.integers(min_value=0, max_value=count + 3).map(sid),  # self, later, missing
-            ))
+            parent = draw(
+                st.one_of(
+                    st.just(""),
+                    st.integers(min_value=0, max_value=count + 3).map(sid),  # self, later, missing
+                )
+            )
         else:
             parent = sid(draw(st.integers(min_value=0, max_value=i - 1)))
         span_index = draw(st.integers(0, count)) if garbage and draw(st.booleans()) else i
         start = draw(st.integers(min_value=-1_000, max_value=1_000))
         # Negative durations are garbage a service can send; they must not break anything.
         end = start + draw(st.integers(min_value=-5 if garbage else 0, max_value=2_000))
-        spans.append(make_span(
-            TRACE_ID, sid(span_index), draw(st.sampled_from(["get", "put", "scan"])),
-            draw(st.sampled_from(["api", "db", "cache", ""])), start, end,
-            parent_span_id=parent,
-            status_code=draw(st.sampled_from(["UNSET", "OK", "ERROR"])),
-        ))
+        spans.append(
+            make_span(
+                TRACE_ID,
+                sid(span_index),
+                draw(st.sampled_from(["get", "put", "scan"])),
+                draw(st.sampled_from(["api", "db", "cache", ""])),
+                start,
+                end,
+                parent_span_id=parent,
+                status_code=draw(st.sampled_from(["UNSET", "OK", "ERROR"])),
+            )
+        )
     return spans
 
 
@@ -94,9 +102,7 @@ def test_trees_keep_the_laws(spans: list[Span]) -> None:
 @given(traces(garbage=True))
 def test_garbage_links_never_crash(spans: list[Span]) -> None:
     check_laws(spans)
-    record = build_trace_record(
-        spans, version=2, completion="idle_no_root", emitted_at_unix_nano=0
-    )
+    record = build_trace_record(spans, version=2, completion="idle_no_root", emitted_at_unix_nano=0)
     assert record["span_count"] == len(spans)
     if spans:
         # AvroCodec reads a leading 0x00 as Confluent's magic byte, and the empty trace id of a

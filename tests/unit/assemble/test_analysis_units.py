@@ -34,8 +34,15 @@ def sid(i: int) -> str:
 def chain(length: int) -> list[Span]:
     """A root and a single line of descendants, each nested in its parent."""
     return [
-        make_span(TRACE_ID, sid(i), f"op{i % 3}", f"svc{i % 2}", BASE_NS + i,
-                  BASE_NS + 2 * length - i, parent_span_id=sid(i - 1) if i else "")
+        make_span(
+            TRACE_ID,
+            sid(i),
+            f"op{i % 3}",
+            f"svc{i % 2}",
+            BASE_NS + i,
+            BASE_NS + 2 * length - i,
+            parent_span_id=sid(i - 1) if i else "",
+        )
         for i in range(length)
     ]
 
@@ -47,11 +54,18 @@ def random_tree(count: int, seed: int = 7) -> list[Span]:
     for i in range(1, count):
         parent = spans[rnd.randrange(i)]
         start = parent["start_time_unix_nano"] + rnd.randrange(1_000)
-        spans.append(make_span(
-            TRACE_ID, sid(i), f"op{i % 50}", f"svc{i % 7}", start, start + rnd.randrange(10**6),
-            parent_span_id=parent["span_id"],
-            status_code="ERROR" if i % 10 == 0 else "UNSET",
-        ))
+        spans.append(
+            make_span(
+                TRACE_ID,
+                sid(i),
+                f"op{i % 50}",
+                f"svc{i % 7}",
+                start,
+                start + rnd.randrange(10**6),
+                parent_span_id=parent["span_id"],
+                status_code="ERROR" if i % 10 == 0 else "UNSET",
+            )
+        )
     rnd.shuffle(spans)
     return spans
 
@@ -68,8 +82,9 @@ def test_deep_chain_needs_no_recursion() -> None:
 
 def test_wide_trace_of_100k_spans() -> None:
     spans = random_tree(100_000)
-    record = build_trace_record(spans, version=1, completion="complete", emitted_at_unix_nano=0,
-                                include_spans=False)
+    record = build_trace_record(
+        spans, version=1, completion="complete", emitted_at_unix_nano=0, include_spans=False
+    )
     assert record["span_count"] == 100_000
     assert record["error_count"] == 9_999
     assert record["root_operation"] == "GET /"
@@ -82,8 +97,15 @@ def test_wide_trace_of_100k_spans() -> None:
 
 def test_a_trace_that_is_only_a_loop() -> None:
     spans = [
-        make_span(TRACE_ID, sid(i), "op", "svc", BASE_NS + i, BASE_NS + 100,
-                  parent_span_id=sid((i + 1) % 5))
+        make_span(
+            TRACE_ID,
+            sid(i),
+            "op",
+            "svc",
+            BASE_NS + i,
+            BASE_NS + 100,
+            parent_span_id=sid((i + 1) % 5),
+        )
         for i in range(5)
     ]
     structure = analyze_structure(spans)
@@ -93,8 +115,10 @@ def test_a_trace_that_is_only_a_loop() -> None:
 
 
 def test_warnings_name_a_few_ids_not_all() -> None:
-    spans = [make_span(TRACE_ID, sid(i), "op", "svc", BASE_NS, BASE_NS + 1,
-                       parent_span_id="f" * 16) for i in range(1_000)]
+    spans = [
+        make_span(TRACE_ID, sid(i), "op", "svc", BASE_NS, BASE_NS + 1, parent_span_id="f" * 16)
+        for i in range(1_000)
+    ]
     structure = analyze_structure(spans)
     orphan = next(w for w in structure.warnings if warning_code(w) == WARN_ORPHAN_SPAN)
     assert orphan.startswith(f"{WARN_ORPHAN_SPAN}: 1000 spans")
@@ -102,15 +126,25 @@ def test_warnings_name_a_few_ids_not_all() -> None:
 
 
 def test_mixed_trace_ids_are_reported() -> None:
-    spans = [make_span(TRACE_ID, sid(0), "a", "s", 0, 10),
-             make_span("f" * 32, sid(1), "b", "s", 1, 2, parent_span_id=sid(0))]
+    spans = [
+        make_span(TRACE_ID, sid(0), "a", "s", 0, 10),
+        make_span("f" * 32, sid(1), "b", "s", 1, 2, parent_span_id=sid(0)),
+    ]
     assert warning_code(analyze_structure(spans).warnings[0]) == WARN_MIXED_TRACE_IDS
 
 
 def test_skew_copies_shifted_spans_and_leaves_inputs_alone() -> None:
     root = make_span(TRACE_ID, sid(0), "GET /", "frontend", 1_000, 2_000)
-    child = make_span(TRACE_ID, sid(1), "handle", "backend", 100, 500, parent_span_id=sid(0),
-                      events=[{"time_unix_nano": 150, "name": "retry", "attributes": {}}])
+    child = make_span(
+        TRACE_ID,
+        sid(1),
+        "handle",
+        "backend",
+        100,
+        500,
+        parent_span_id=sid(0),
+        events=[{"time_unix_nano": 150, "name": "retry", "attributes": {}}],
+    )
     spans = [root, child]
     before = copy.deepcopy(spans)
     structure = analyze_structure(spans)
@@ -126,26 +160,34 @@ def test_skew_copies_shifted_spans_and_leaves_inputs_alone() -> None:
 
 
 def test_critical_path_of_spans_applies_skew() -> None:
-    spans = [make_span(TRACE_ID, sid(0), "GET /", "frontend", 1_000, 2_000),
-             make_span(TRACE_ID, sid(1), "handle", "backend", 100, 500, parent_span_id=sid(0))]
+    spans = [
+        make_span(TRACE_ID, sid(0), "GET /", "frontend", 1_000, 2_000),
+        make_span(TRACE_ID, sid(1), "handle", "backend", 100, 500, parent_span_id=sid(0)),
+    ]
     path = critical_path(spans)
-    assert [(s["span_id"], s["start_time_unix_nano"], s["end_time_unix_nano"])
-            for s in path.segments] == [(sid(0), 1_000, 1_300), (sid(1), 1_300, 1_700),
-                                        (sid(0), 1_700, 2_000)]
+    assert [
+        (s["span_id"], s["start_time_unix_nano"], s["end_time_unix_nano"]) for s in path.segments
+    ] == [(sid(0), 1_000, 1_300), (sid(1), 1_300, 1_700), (sid(0), 1_700, 2_000)]
 
 
 def test_record_fields_and_round_trip() -> None:
     spans = random_tree(50)
-    record = build_trace_record(spans, version=3, completion="max_age",
-                                emitted_at_unix_nano=BASE_NS + 5, dropped_span_count=7)
+    record = build_trace_record(
+        spans,
+        version=3,
+        completion="max_age",
+        emitted_at_unix_nano=BASE_NS + 5,
+        dropped_span_count=7,
+    )
     assert record["version"] == 3 and record["completion"] == "max_age"
     assert record["dropped_span_count"] == 7
     assert record["services"] == sorted({s["service_name"] for s in spans})
     assert record["span_ids"] == []
     assert record["trace_id"] == TRACE_ID
     assert CODEC.decode(CODEC.encode(record), CODEC.fingerprint) == record
-    slim = build_trace_record(spans, version=1, completion="evicted", emitted_at_unix_nano=0,
-                              include_spans=False)
+    slim = build_trace_record(
+        spans, version=1, completion="evicted", emitted_at_unix_nano=0, include_spans=False
+    )
     assert CODEC.decode(CODEC.encode(slim), CODEC.fingerprint) == slim
 
 

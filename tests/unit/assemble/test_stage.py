@@ -71,3 +71,20 @@ def test_retained_traces_are_capped() -> None:
     clock[0] += 200 * MS
     (late,) = stage.finish_due()
     assert late.record["version"] == 2
+
+
+def test_restored_open_traces_wait_a_full_idle_period_after_a_restart() -> None:
+    clock = [0]
+    config = AssemblyConfig(trace_idle_ms=100)
+    before = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
+    before.add([make_span(T_OK, "3" * 16, "GET /", "web", 0, 10 * MS)])
+    table = {key: value for _, key, value in before.take_changes()}
+
+    clock[0] += 10_000 * MS  # the worker was down for ten seconds
+    after = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
+    after.restore(table.items())
+    assert after.finish_due() == []  # not due at once: its redelivered spans come first
+    after.add([make_span(T_OK, "4" * 16, "db", "db", MS, 2 * MS, parent_span_id="3" * 16)])
+    clock[0] += 200 * MS
+    (trace,) = after.finish_due()
+    assert trace.record["span_count"] == 2 and trace.record["version"] == 1

@@ -46,8 +46,9 @@ def test_config_prints_effective_values(
 ) -> None:
     monkeypatch.setenv("TRACEPIPE_KAFKA_PARTITIONS", "9")
     assert main(["config"]) == 0
-    line = next(ln for ln in capsys.readouterr().out.splitlines()
-                if ln.startswith("kafka.partitions"))
+    line = next(
+        ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("kafka.partitions")
+    )
     assert "9" in line and "TRACEPIPE_KAFKA_PARTITIONS" in line
 
 
@@ -59,8 +60,12 @@ def test_readme_documents_every_setting() -> None:
 
 def test_render_table_aligns_columns() -> None:
     out = render_table([{"a": 1, "long_name": "x"}, {"a": 100, "long_name": "yy"}])
-    assert out.splitlines() == ["a    long_name", "---  ---------", "1    x        ",
-                                "100  yy       "]
+    assert out.splitlines() == [
+        "a    long_name",
+        "---  ---------",
+        "1    x        ",
+        "100  yy       ",
+    ]
     assert render_table([]) == "(no rows)"
 
 

@@ -28,10 +28,16 @@ SID = "eee19b7ec3c1b174"
 
 def otlp(span: dict[str, Any], attrs: list[Any] | None = None) -> bytes:
     base = {"traceId": TID, "spanId": SID, "name": "x", "startTimeUnixNano": "1"}
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": attrs or []},
-        "scopeSpans": [{"spans": [{**base, **span}]}],
-    }]}).encode()
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": attrs or []},
+                    "scopeSpans": [{"spans": [{**base, **span}]}],
+                }
+            ]
+        }
+    ).encode()
 
 
 def zipkin(**fields: Any) -> bytes:
@@ -49,13 +55,22 @@ BAD = [
     (spans_from_otlp_json, otlp({"traceId": 7}), "otlp-json-shape"),
     (spans_from_otlp_json, otlp({"kind": 9}), "invalid-kind"),
     (spans_from_otlp_json, otlp({"status": {"code": 7}}), "invalid-status"),
-    (spans_from_otlp_json, otlp({}, [{"key": "k", "value": {"intValue": str(2**63)}}]),
-     "otlp-json-shape"),
-    (spans_from_otlp_json, otlp({}, [{"key": "k", "value": {"bytesValue": "!!"}}]),
-     "otlp-json-shape"),
+    (
+        spans_from_otlp_json,
+        otlp({}, [{"key": "k", "value": {"intValue": str(2**63)}}]),
+        "otlp-json-shape",
+    ),
+    (
+        spans_from_otlp_json,
+        otlp({}, [{"key": "k", "value": {"bytesValue": "!!"}}]),
+        "otlp-json-shape",
+    ),
     (spans_from_otlp_json, otlp({}, [{"key": "k", "value": {"fooValue": 1}}]), "otlp-json-shape"),
-    (spans_from_otlp_json, otlp({}, [{"key": "k", "value": {"stringValue": "a", "intValue": 1}}]),
-     "otlp-json-shape"),
+    (
+        spans_from_otlp_json,
+        otlp({}, [{"key": "k", "value": {"stringValue": "a", "intValue": 1}}]),
+        "otlp-json-shape",
+    ),
     (spans_from_zipkin_json, b"nope", "zipkin-json-decode"),
     (spans_from_zipkin_json, b'{"traceId": "ab"}', "zipkin-json-shape"),
     (spans_from_zipkin_json, zipkin(timestamp="now"), "zipkin-json-shape"),
@@ -80,10 +95,27 @@ def test_shape_errors_say_where() -> None:
 
 
 def test_otlp_json_accepts_base64_ids_and_snake_case_keys() -> None:
-    data = json.dumps({"resource_spans": [{"scope_spans": [{"spans": [{
-        "trace_id": "W47/95gDgQPSabYzgT/GDA==", "span_id": "7uGbfsPBsXQ=", "name": "x",
-        "start_time_unix_nano": "5", "kind": "SPAN_KIND_CLIENT",
-    }]}]}]}).encode()
+    data = json.dumps(
+        {
+            "resource_spans": [
+                {
+                    "scope_spans": [
+                        {
+                            "spans": [
+                                {
+                                    "trace_id": "W47/95gDgQPSabYzgT/GDA==",
+                                    "span_id": "7uGbfsPBsXQ=",
+                                    "name": "x",
+                                    "start_time_unix_nano": "5",
+                                    "kind": "SPAN_KIND_CLIENT",
+                                }
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+    ).encode()
     (span,) = spans_from_otlp_json(data)
     assert (span["trace_id"], span["span_id"], span["kind"]) == (TID, SID, "CLIENT")
     assert span["service_name"] == "unknown_service"
@@ -135,14 +167,44 @@ def convert_and_validate(data: bytes, source_format: str) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "id",
-                         "attributes", "key", "value", "stringValue", "intValue", "kvlistValue",
-                         "arrayValue", "values", "events", "links", "timestamp", "tags",
-                         "localEndpoint", "remoteEndpoint", "annotations", "status", "code",
-                         "trace_id", "span_id", "name", "start_time_unix_nano", "kind"]),
-        inner, max_size=5,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "resourceSpans",
+                    "scopeSpans",
+                    "spans",
+                    "traceId",
+                    "spanId",
+                    "id",
+                    "attributes",
+                    "key",
+                    "value",
+                    "stringValue",
+                    "intValue",
+                    "kvlistValue",
+                    "arrayValue",
+                    "values",
+                    "events",
+                    "links",
+                    "timestamp",
+                    "tags",
+                    "localEndpoint",
+                    "remoteEndpoint",
+                    "annotations",
+                    "status",
+                    "code",
+                    "trace_id",
+                    "span_id",
+                    "name",
+                    "start_time_unix_nano",
+                    "kind",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
     ),
     max_leaves=30,
 )
@@ -173,50 +235,103 @@ def test_deeply_nested_json_is_a_decode_error() -> None:
 
 
 any_value = st.recursive(
-    st.fixed_dictionaries({}, optional={
-        "stringValue": st.text(max_size=8) | st.integers(),
-        "intValue": st.integers() | st.text(max_size=4),
-        "doubleValue": st.floats() | st.sampled_from(["NaN", "x"]),
-        "boolValue": st.booleans() | st.none(),
-        "bytesValue": st.sampled_from(["AQI=", "", "%%"]),
-    }),
-    lambda inner: st.fixed_dictionaries({
-        "arrayValue": st.fixed_dictionaries({"values": st.lists(inner, max_size=3)})})
-    | st.fixed_dictionaries({"kvlistValue": st.fixed_dictionaries({"values": st.lists(
-        st.fixed_dictionaries({"key": st.text(max_size=3), "value": inner}), max_size=3)})}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "stringValue": st.text(max_size=8) | st.integers(),
+            "intValue": st.integers() | st.text(max_size=4),
+            "doubleValue": st.floats() | st.sampled_from(["NaN", "x"]),
+            "boolValue": st.booleans() | st.none(),
+            "bytesValue": st.sampled_from(["AQI=", "", "%%"]),
+        },
+    ),
+    lambda inner: (
+        st.fixed_dictionaries(
+            {"arrayValue": st.fixed_dictionaries({"values": st.lists(inner, max_size=3)})}
+        )
+        | st.fixed_dictionaries(
+            {
+                "kvlistValue": st.fixed_dictionaries(
+                    {
+                        "values": st.lists(
+                            st.fixed_dictionaries({"key": st.text(max_size=3), "value": inner}),
+                            max_size=3,
+                        )
+                    }
+                )
+            }
+        )
+    ),
     max_leaves=10,
 )
 hexish = st.text(alphabet="0123456789abcdefABCDEF=+/xz", max_size=34)
-otlp_span = st.fixed_dictionaries({}, optional={
-    "traceId": hexish | json_values, "spanId": hexish, "parentSpanId": hexish,
-    "name": st.text(max_size=4) | json_values, "kind": st.integers(-1, 7),
-    "startTimeUnixNano": st.integers(-1, 2**65) | st.text(max_size=4),
-    "endTimeUnixNano": st.integers(-1, 2**64),
-    "attributes": st.lists(st.fixed_dictionaries({"key": st.text(max_size=3),
-                                                  "value": any_value}), max_size=4),
-    "events": st.lists(st.fixed_dictionaries({}, optional={
-        "timeUnixNano": st.integers(-1, 2**64), "name": st.text(max_size=3)}), max_size=2),
-    "links": st.lists(st.fixed_dictionaries({}, optional={
-        "traceId": hexish, "spanId": hexish}), max_size=2),
-    "status": st.fixed_dictionaries({}, optional={"code": st.integers(-1, 3),
-                                                  "message": st.text(max_size=3)}),
-})
-zipkin_span = st.fixed_dictionaries({}, optional={
-    "traceId": hexish, "id": hexish, "parentId": hexish, "name": st.text(max_size=4),
-    "kind": st.sampled_from(["SERVER", "CLIENT", "PRODUCER", "CONSUMER", "X"]),
-    "timestamp": st.integers(-1, 2**62) | st.floats(), "duration": st.integers(-1, 2**40),
-    "shared": st.booleans(), "debug": st.booleans(),
-    "localEndpoint": st.fixed_dictionaries({}, optional={
-        "serviceName": st.text(max_size=3), "ipv4": st.text(max_size=3),
-        "port": st.integers(-1, 70000)}),
-    "remoteEndpoint": st.fixed_dictionaries({}, optional={
-        "serviceName": st.text(max_size=3), "ipv6": st.text(max_size=3) | st.integers(),
-        "port": st.integers(-1, 70000)}),
-    "tags": st.dictionaries(st.sampled_from(["error", "otel.status_code", "a"]),
-                            st.text(max_size=5) | st.sampled_from(["OK", "ERROR"])),
-    "annotations": st.lists(st.fixed_dictionaries({}, optional={
-        "timestamp": st.integers(-1, 2**62), "value": st.text(max_size=3)}), max_size=2),
-})
+otlp_span = st.fixed_dictionaries(
+    {},
+    optional={
+        "traceId": hexish | json_values,
+        "spanId": hexish,
+        "parentSpanId": hexish,
+        "name": st.text(max_size=4) | json_values,
+        "kind": st.integers(-1, 7),
+        "startTimeUnixNano": st.integers(-1, 2**65) | st.text(max_size=4),
+        "endTimeUnixNano": st.integers(-1, 2**64),
+        "attributes": st.lists(
+            st.fixed_dictionaries({"key": st.text(max_size=3), "value": any_value}), max_size=4
+        ),
+        "events": st.lists(
+            st.fixed_dictionaries(
+                {}, optional={"timeUnixNano": st.integers(-1, 2**64), "name": st.text(max_size=3)}
+            ),
+            max_size=2,
+        ),
+        "links": st.lists(
+            st.fixed_dictionaries({}, optional={"traceId": hexish, "spanId": hexish}), max_size=2
+        ),
+        "status": st.fixed_dictionaries(
+            {}, optional={"code": st.integers(-1, 3), "message": st.text(max_size=3)}
+        ),
+    },
+)
+zipkin_span = st.fixed_dictionaries(
+    {},
+    optional={
+        "traceId": hexish,
+        "id": hexish,
+        "parentId": hexish,
+        "name": st.text(max_size=4),
+        "kind": st.sampled_from(["SERVER", "CLIENT", "PRODUCER", "CONSUMER", "X"]),
+        "timestamp": st.integers(-1, 2**62) | st.floats(),
+        "duration": st.integers(-1, 2**40),
+        "shared": st.booleans(),
+        "debug": st.booleans(),
+        "localEndpoint": st.fixed_dictionaries(
+            {},
+            optional={
+                "serviceName": st.text(max_size=3),
+                "ipv4": st.text(max_size=3),
+                "port": st.integers(-1, 70000),
+            },
+        ),
+        "remoteEndpoint": st.fixed_dictionaries(
+            {},
+            optional={
+                "serviceName": st.text(max_size=3),
+                "ipv6": st.text(max_size=3) | st.integers(),
+                "port": st.integers(-1, 70000),
+            },
+        ),
+        "tags": st.dictionaries(
+            st.sampled_from(["error", "otel.status_code", "a"]),
+            st.text(max_size=5) | st.sampled_from(["OK", "ERROR"]),
+        ),
+        "annotations": st.lists(
+            st.fixed_dictionaries(
+                {}, optional={"timestamp": st.integers(-1, 2**62), "value": st.text(max_size=3)}
+            ),
+            max_size=2,
+        ),
+    },
+)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])

@@ -52,10 +52,14 @@ INVALID = [
     ("invalid-kind", {"kind": "server"}),
     ("invalid-status", {"status_code": "FAILED"}),
     ("invalid-event-time", {"events": [{"time_unix_nano": -1, "name": "e", "attributes": {}}]}),
-    ("invalid-link", {"links": [{"trace_id": "x", "span_id": SID, "trace_state": "",
-                                 "attributes": {}}]}),
-    ("invalid-link", {"links": [{"trace_id": TID, "span_id": "0" * 16, "trace_state": "",
-                                 "attributes": {}}]}),
+    (
+        "invalid-link",
+        {"links": [{"trace_id": "x", "span_id": SID, "trace_state": "", "attributes": {}}]},
+    ),
+    (
+        "invalid-link",
+        {"links": [{"trace_id": TID, "span_id": "0" * 16, "trace_state": "", "attributes": {}}]},
+    ),
 ]
 
 
@@ -76,12 +80,18 @@ def test_valid_span_is_returned_unchanged() -> None:
 def test_uppercase_ids_are_lowercased() -> None:
     link = {"trace_id": TID.upper(), "span_id": SID.upper(), "trace_state": "", "attributes": {}}
     got = validate_span(
-        span(trace_id=TID.upper(), span_id=SID.upper(), parent_span_id="ABCDEF0123456789",
-             links=[link]),
+        span(
+            trace_id=TID.upper(),
+            span_id=SID.upper(),
+            parent_span_id="ABCDEF0123456789",
+            links=[link],
+        ),
         LIMITS,
     )
     assert (got["trace_id"], got["span_id"], got["parent_span_id"]) == (
-        TID, SID, "abcdef0123456789"
+        TID,
+        SID,
+        "abcdef0123456789",
     )
     assert (got["links"][0]["trace_id"], got["links"][0]["span_id"]) == (TID, SID)
     assert link["trace_id"] == TID.upper()  # the caller's nested dict is not edited

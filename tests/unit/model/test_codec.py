@@ -19,17 +19,37 @@ CODEC = AvroCodec("span")
 
 
 def sample_span() -> dict[str, object]:
-    return dict(make_span(
-        "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "GET /cart", "cart",
-        1_700_000_000_000_000_000, 1_700_000_000_250_000_000,
-        kind="SERVER", status_code="ERROR", status_message="boom",
-        attributes={"http.status_code": 500, "retry": True, "ratio": 0.5, "tags": ["a", "b"],
-                    "raw": b"\x00\x01", "none": None},
-        events=[{"time_unix_nano": 1_700_000_000_100_000_000, "name": "exception",
-                 "attributes": {"exception.type": "ValueError"}}],
-        links=[{"trace_id": "1" * 32, "span_id": "2" * 16, "trace_state": "",
-                "attributes": {}}],
-    ))
+    return dict(
+        make_span(
+            "0af7651916cd43dd8448eb211c80319c",
+            "b7ad6b7169203331",
+            "GET /cart",
+            "cart",
+            1_700_000_000_000_000_000,
+            1_700_000_000_250_000_000,
+            kind="SERVER",
+            status_code="ERROR",
+            status_message="boom",
+            attributes={
+                "http.status_code": 500,
+                "retry": True,
+                "ratio": 0.5,
+                "tags": ["a", "b"],
+                "raw": b"\x00\x01",
+                "none": None,
+            },
+            events=[
+                {
+                    "time_unix_nano": 1_700_000_000_100_000_000,
+                    "name": "exception",
+                    "attributes": {"exception.type": "ValueError"},
+                }
+            ],
+            links=[
+                {"trace_id": "1" * 32, "span_id": "2" * 16, "trace_state": "", "attributes": {}}
+            ],
+        )
+    )
 
 
 def test_round_trip_keeps_types() -> None:

@@ -41,8 +41,9 @@ class Clock:
 
 def make_tracer(service: str = "checkout") -> tuple[Tracer, Capture]:
     sink = Capture()
-    return Tracer(service, sink, resource_attributes={"host.name": "h1"}, scope_version="9",
-                  clock=Clock()), sink
+    return Tracer(
+        service, sink, resource_attributes={"host.name": "h1"}, scope_version="9", clock=Clock()
+    ), sink
 
 
 def test_ids_are_lowercase_hex_of_the_right_length() -> None:
@@ -97,10 +98,17 @@ def test_events_links_status_and_single_end() -> None:
     span.set_status("ERROR", "too late: OK is final")
     first = span.end(end_time_unix_nano=99)
     assert span.end() is first and len(sink.spans) == 1
-    assert first["events"] == [{"time_unix_nano": 42, "name": "retry",
-                                "attributes": {"attempt": 2}}]
-    assert first["links"] == [{"trace_id": "1" * 32, "span_id": "2" * 16, "trace_state": "k=v",
-                               "attributes": {"reason": "batch"}}]
+    assert first["events"] == [
+        {"time_unix_nano": 42, "name": "retry", "attributes": {"attempt": 2}}
+    ]
+    assert first["links"] == [
+        {
+            "trace_id": "1" * 32,
+            "span_id": "2" * 16,
+            "trace_state": "k=v",
+            "attributes": {"reason": "batch"},
+        }
+    ]
     assert (first["status_code"], first["status_message"]) == ("OK", "")
     assert first["end_time_unix_nano"] == 99
 
@@ -128,11 +136,19 @@ def test_traceparent_round_trip_across_a_hop() -> None:
     assert server["trace_state"] == "v=1"
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "garbage", "00-" + "0" * 32 + "-" + "1" * 16 + "-01",
-    "00-" + "1" * 32 + "-" + "0" * 16 + "-01", "ff-" + "1" * 32 + "-" + "1" * 16 + "-01",
-    "00-" + "1" * 32 + "-" + "1" * 16 + "-01-extra", "00-" + "1" * 31 + "-" + "1" * 16 + "-01",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "garbage",
+        "00-" + "0" * 32 + "-" + "1" * 16 + "-01",
+        "00-" + "1" * 32 + "-" + "0" * 16 + "-01",
+        "ff-" + "1" * 32 + "-" + "1" * 16 + "-01",
+        "00-" + "1" * 32 + "-" + "1" * 16 + "-01-extra",
+        "00-" + "1" * 31 + "-" + "1" * 16 + "-01",
+    ],
+)
 def test_invalid_traceparent_is_ignored(header: str | None) -> None:
     assert parse_traceparent(header) is None
 

@@ -19,7 +19,9 @@ from streams.sdk import ProducerQueueFullError, SpanProducer
 from streams.sdk.otel import KafkaSpanExporter, span_from_otel
 
 LINKED = OtelSpanContext(
-    trace_id=0x1234, span_id=0x56, is_remote=True,
+    trace_id=0x1234,
+    span_id=0x56,
+    is_remote=True,
     trace_state=TraceState([("vendor", "v1"), ("other", "x")]),
 )
 
@@ -28,18 +30,32 @@ LINKED = OtelSpanContext(
 def finished() -> Iterator[dict[str, ReadableSpan]]:
     """A root SERVER span with a CLIENT child, recorded by a real TracerProvider."""
     memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create(
-        {"service.name": "checkout", "service.version": "2.1", "host.cpus": 2}))
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": "checkout", "service.version": "2.1", "host.cpus": 2}
+        )
+    )
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("my.library", "0.3.1")
-    with tracer.start_as_current_span("GET /cart", kind=SpanKind.SERVER, attributes={
-        "http.response.status_code": 500, "retry": True, "ratio": 0.25, "route": "/cart",
-        "tags": ["a", "b"], "codes": [1, 2], "flags": [True, False], "weights": [0.5],
-    }) as root:
+    with tracer.start_as_current_span(
+        "GET /cart",
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.response.status_code": 500,
+            "retry": True,
+            "ratio": 0.25,
+            "route": "/cart",
+            "tags": ["a", "b"],
+            "codes": [1, 2],
+            "flags": [True, False],
+            "weights": [0.5],
+        },
+    ) as root:
         root.add_event("cache.miss", {"key": "cart:7", "size": 3}, timestamp=1_700_000_000_000)
         root.set_status(Status(StatusCode.ERROR, "backend down"))
-        with tracer.start_as_current_span("SELECT carts", kind=SpanKind.CLIENT,
-                                          links=[Link(LINKED, {"link.kind": "batch"})]) as child:
+        with tracer.start_as_current_span(
+            "SELECT carts", kind=SpanKind.CLIENT, links=[Link(LINKED, {"link.kind": "batch"})]
+        ) as child:
             child.set_status(Status(StatusCode.OK))
     provider.shutdown()
     yield {span.name: span for span in memory.get_finished_spans()}
@@ -68,16 +84,32 @@ def test_every_field_is_converted(finished: dict[str, ReadableSpan]) -> None:
     assert root["resource_attributes"]["telemetry.sdk.language"] == "python"
     assert (root["scope_name"], root["scope_version"]) == ("my.library", "0.3.1")
     assert root["attributes"] == {
-        "http.response.status_code": 500, "retry": True, "ratio": 0.25, "route": "/cart",
-        "tags": ["a", "b"], "codes": [1, 2], "flags": [True, False], "weights": [0.5],
+        "http.response.status_code": 500,
+        "retry": True,
+        "ratio": 0.25,
+        "route": "/cart",
+        "tags": ["a", "b"],
+        "codes": [1, 2],
+        "flags": [True, False],
+        "weights": [0.5],
     }
     assert type(root["attributes"]["retry"]) is bool
     assert type(root["attributes"]["ratio"]) is float
-    assert root["events"] == [{"time_unix_nano": 1_700_000_000_000, "name": "cache.miss",
-                               "attributes": {"key": "cart:7", "size": 3}}]
-    assert child["links"] == [{"trace_id": f"{0x1234:032x}", "span_id": f"{0x56:016x}",
-                               "trace_state": "vendor=v1,other=x",
-                               "attributes": {"link.kind": "batch"}}]
+    assert root["events"] == [
+        {
+            "time_unix_nano": 1_700_000_000_000,
+            "name": "cache.miss",
+            "attributes": {"key": "cart:7", "size": 3},
+        }
+    ]
+    assert child["links"] == [
+        {
+            "trace_id": f"{0x1234:032x}",
+            "span_id": f"{0x56:016x}",
+            "trace_state": "vendor=v1,other=x",
+            "attributes": {"link.kind": "batch"},
+        }
+    ]
     assert root["source_format"] == "otel-sdk"
     assert root["trace_state"] == ""
 
@@ -124,7 +156,8 @@ def test_export_sends_every_span(finished: dict[str, ReadableSpan]) -> None:
 
 
 def test_export_reports_failure_when_the_queue_is_full(
-    finished: dict[str, ReadableSpan], caplog: pytest.LogCaptureFixture,
+    finished: dict[str, ReadableSpan],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     recorder = Recorder(fail_after=1)
     exporter = KafkaSpanExporter(producer=recorder)

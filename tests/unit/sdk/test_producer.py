@@ -22,19 +22,48 @@ QUIET = {"log_level": 0}  # librdkafka's connection-refused lines are expected h
 
 def full_span() -> Span:
     return make_span(
-        "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "GET /cart", "cart",
-        1_700_000_000_000_000_000, 1_700_000_000_250_000_000,
-        parent_span_id="00f067aa0ba902b7", trace_state="congo=t61rcWkgMzE", kind="SERVER",
-        status_code="ERROR", status_message="boom", scope_name="lib", scope_version="1.2",
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+        "GET /cart",
+        "cart",
+        1_700_000_000_000_000_000,
+        1_700_000_000_250_000_000,
+        parent_span_id="00f067aa0ba902b7",
+        trace_state="congo=t61rcWkgMzE",
+        kind="SERVER",
+        status_code="ERROR",
+        status_message="boom",
+        scope_name="lib",
+        scope_version="1.2",
         resource_attributes={"service.name": "cart", "host.cpus": 2, "é": "ünïcode"},
-        attributes={"http.status_code": 500, "retry": True, "ratio": 0.5, "tags": ["a", "b"],
-                    "raw": b"\x00\x01", "none": None, "neg": -3, "big": -(2**63),
-                    "mixed": [1, 2.5, True, None, b"x", "s"], "empty": []},
-        events=[{"time_unix_nano": 1_700_000_000_100_000_000, "name": "exception",
-                 "attributes": {"exception.type": "ValueError"}},
-                {"time_unix_nano": 5, "name": "e2", "attributes": {}}],
-        links=[{"trace_id": "1" * 32, "span_id": "2" * 16, "trace_state": "a=b",
-                "attributes": {"k": 1}}],
+        attributes={
+            "http.status_code": 500,
+            "retry": True,
+            "ratio": 0.5,
+            "tags": ["a", "b"],
+            "raw": b"\x00\x01",
+            "none": None,
+            "neg": -3,
+            "big": -(2**63),
+            "mixed": [1, 2.5, True, None, b"x", "s"],
+            "empty": [],
+        },
+        events=[
+            {
+                "time_unix_nano": 1_700_000_000_100_000_000,
+                "name": "exception",
+                "attributes": {"exception.type": "ValueError"},
+            },
+            {"time_unix_nano": 5, "name": "e2", "attributes": {}},
+        ],
+        links=[
+            {
+                "trace_id": "1" * 32,
+                "span_id": "2" * 16,
+                "trace_state": "a=b",
+                "attributes": {"k": 1},
+            }
+        ],
     )
 
 
@@ -45,25 +74,47 @@ def test_fast_encoder_matches_fastavro_on_every_field() -> None:
 
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63 - 1),
-    st.floats(allow_nan=False), st.text(max_size=300), st.binary(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=300),
+    st.binary(max_size=20),
 )
 attribute_maps = st.dictionaries(
-    st.text(max_size=10), st.one_of(scalars, st.lists(scalars, max_size=4)), max_size=6)
+    st.text(max_size=10), st.one_of(scalars, st.lists(scalars, max_size=4)), max_size=6
+)
 longs = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
 @settings(max_examples=300, deadline=None)
-@given(attributes=attribute_maps, resource=attribute_maps, start=longs, end=longs,
-       name=st.text(max_size=40), event_time=longs)
+@given(
+    attributes=attribute_maps,
+    resource=attribute_maps,
+    start=longs,
+    end=longs,
+    name=st.text(max_size=40),
+    event_time=longs,
+)
 def test_fast_encoder_matches_fastavro_on_generated_spans(
-    attributes: dict[str, Any], resource: dict[str, Any], start: int, end: int, name: str,
+    attributes: dict[str, Any],
+    resource: dict[str, Any],
+    start: int,
+    end: int,
+    name: str,
     event_time: int,
 ) -> None:
-    span = make_span("a" * 32, "b" * 16, name, "svc", start, end, attributes=attributes,
-                     resource_attributes=resource,
-                     events=[{"time_unix_nano": event_time, "name": name,
-                              "attributes": attributes}])
+    span = make_span(
+        "a" * 32,
+        "b" * 16,
+        name,
+        "svc",
+        start,
+        end,
+        attributes=attributes,
+        resource_attributes=resource,
+        events=[{"time_unix_nano": event_time, "name": name, "attributes": attributes}],
+    )
     assert encode_span_fast(span) == CODEC.encode(span)
 
 
@@ -83,8 +134,13 @@ def test_encoder_names_a_span_that_does_not_match_the_schema() -> None:
 
 
 def test_queue_full_raises_a_clear_error() -> None:
-    producer = SpanProducer(UNREACHABLE, "t.spans", queue_max_spans=3, queue_full_wait_s=0.2,
-                            extra_config={"message.timeout.ms": 60_000, **QUIET})
+    producer = SpanProducer(
+        UNREACHABLE,
+        "t.spans",
+        queue_max_spans=3,
+        queue_full_wait_s=0.2,
+        extra_config={"message.timeout.ms": 60_000, **QUIET},
+    )
     try:
         for _ in range(3):
             producer.send(full_span())
@@ -102,7 +158,8 @@ def test_queue_full_raises_a_clear_error() -> None:
 def test_delivery_failures_are_counted_and_reported() -> None:
     failures: list[tuple[str, bytes | None]] = []
     producer = SpanProducer(
-        UNREACHABLE, "t.spans",
+        UNREACHABLE,
+        "t.spans",
         on_delivery_error=lambda err, key: failures.append((err.str(), key)),
         extra_config={"message.timeout.ms": 300, **QUIET},
     )

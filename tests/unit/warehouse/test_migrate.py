@@ -99,7 +99,9 @@ def test_migrate_applies_in_order_once(root: Path) -> None:
     applied = migrate(warehouse, 30, root=root, now=lambda: T0)
     assert applied == ["0001_first", "0002_second", "0010_tenth"]
     assert [s.splitlines()[-1] for s in warehouse.statements] == [
-        "TTL 30", "CREATE VIEW v AS SELECT 1", "CREATE TABLE b (x UInt8) ENGINE = Memory",
+        "TTL 30",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE TABLE b (x UInt8) ENGINE = Memory",
         "SELECT 30",
     ]
     assert warehouse.rows[0] == ("0001_first", checksum((root / "0001_first.sql").read_text()), T0)

@@ -84,7 +84,8 @@ def test_native_values_decode_by_type() -> None:
     assert decode("DateTime64(9)", naive) == 1_704_067_200_123_456_000
     assert decode("DateTime", naive.replace(microsecond=0)) == datetime(2024, 1, 1, tzinfo=UTC)
     assert decode("Array(Nullable(DateTime64(6)))", [naive, None]) == [
-        1_704_067_200_123_456_000, None,
+        1_704_067_200_123_456_000,
+        None,
     ]
 
 

@@ -46,7 +46,11 @@ def test_default_chdb_url_is_relative() -> None:
         (
             "clickhouse://bob:s%40cret@10.0.0.5:9440/db",
             WarehouseURL(
-                "clickhouse", host="10.0.0.5", port=9440, database="db", user="bob",
+                "clickhouse",
+                host="10.0.0.5",
+                port=9440,
+                database="db",
+                user="bob",
                 password="s@cret",
             ),
         ),
