@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import accumulate, chain
@@ -24,14 +24,18 @@ from typing import Any
 
 from streams.errors import MissingDependencyError, WarehouseError
 from streams.warehouse import ChType, parse_type, quote_identifier
-from streams.warehouse.typed import TypedWarehouse, sql_preview
+from streams.warehouse.typed import (
+    Converter,
+    TypedWarehouse,
+    container_converter,
+    sql_preview,
+)
 
 try:
     import pyarrow as pa  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - chdb depends on pyarrow
     pa = None
 
-Decoder = Callable[[Any], Any]
 
 # Output settings that make JSON results exact: 64-bit ints as numbers, DateTime(64) as
 # unix seconds (no session time zone involved), decimals and nan/inf quoted.
@@ -209,7 +213,7 @@ def _unix_to_ns(value: Any) -> int:
     return -ns if negative else ns
 
 
-def _json_decoder(t: ChType) -> Decoder | None:
+def _json_decoder(t: ChType) -> Converter | None:
     """A function turning one JSON value of type `t` into its Python value; None: unchanged."""
     name = t.name
     if name in ("Nullable", "LowCardinality"):
@@ -229,19 +233,8 @@ def _json_decoder(t: ChType) -> Decoder | None:
         return lambda v: v if v is None or isinstance(v, float) else float(v)
     if name.startswith("Decimal"):
         return lambda v: None if v is None else Decimal(str(v))
-    if name == "Array":
-        item = _json_decoder(t.args[0])
-        if item is None:
-            return None
-        return lambda v: [item(x) for x in v]
-    if name == "Map":
-        key = _json_decoder(t.args[0])
-        val = _json_decoder(t.args[1])
-        if key is None and val is None:
-            return None
-        k = key or (lambda x: x)
-        w = val or (lambda x: x)
-        return lambda v: {k(a): w(b) for a, b in v.items()}
+    if name in ("Array", "Map"):
+        return container_converter(t, _json_decoder)
     if name == "Tuple":
         items = [_json_decoder(a) or (lambda x: x) for a in t.args]
         return lambda v: tuple(f(x) for f, x in zip(items, v, strict=False))

@@ -20,10 +20,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.errors import MissingDependencyError, WarehouseError
 from streams.warehouse import ChType, parse_type, quote_identifier
-from streams.warehouse.typed import TypedWarehouse, sql_preview
+from streams.warehouse.typed import (
+    Converter,
+    TypedWarehouse,
+    container_converter,
+    sql_preview,
+)
 
 T = TypeVar("T")
-Converter = Callable[[Any], Any]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -214,15 +218,8 @@ def _decoder(t: ChType, server_tz: Any) -> Converter | None:
         return lambda v: None if v is None else _aware(v, server_tz).astimezone(UTC)
     if name in ("UUID", "IPv4", "IPv6"):
         return lambda v: None if v is None else str(v)
-    if name == "Array":
-        item = _decoder(t.args[0], server_tz)
-        if item is None:
-            return None
-        return lambda v: [item(x) for x in v]
-    if name == "Map":
-        key = _decoder(t.args[0], server_tz) or (lambda x: x)
-        val = _decoder(t.args[1], server_tz) or (lambda x: x)
-        return lambda v: {key(a): val(b) for a, b in v.items()}
+    if name in ("Array", "Map"):
+        return container_converter(t, lambda part: _decoder(part, server_tz))
     if name == "Tuple":
         items = [_decoder(a, server_tz) or (lambda x: x) for a in t.args]
         return lambda v: tuple(f(x) for f, x in zip(items, v, strict=False))
@@ -242,19 +239,8 @@ def _encoder(t: ChType) -> Converter | None:
         precision = int(t.params[0]) if t.params else 3
         divisor = 10 ** (9 - precision)
         return lambda v: v // divisor if isinstance(v, int) else v
-    if name == "Array":
-        item = _encoder(t.args[0])
-        if item is None:
-            return None
-        return lambda v: [item(x) for x in v]
-    if name == "Map":
-        key = _encoder(t.args[0])
-        val = _encoder(t.args[1])
-        if key is None and val is None:
-            return None
-        k = key or (lambda x: x)
-        w = val or (lambda x: x)
-        return lambda v: {k(a): w(b) for a, b in v.items()}
+    if name in ("Array", "Map"):
+        return container_converter(t, _encoder)
     if name in ("UUID",):
         return lambda v: UUID(v) if isinstance(v, str) else v
     if name == "IPv4":

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from streams.errors import WarehouseError
 from streams.warehouse import ChType, parse_type, quote_string, split_table_name
+
+Converter = Callable[[Any], Any]
+
+
+def container_converter(
+    t: ChType, element: Callable[[ChType], Converter | None]
+) -> Converter | None:
+    """For Array and Map, a converter applying `element`'s converters to their parts; None when
+    no part needs converting, or `t` is neither."""
+    if t.name == "Array":
+        item = element(t.args[0])
+        if item is None:
+            return None
+        return lambda v: [item(x) for x in v]
+    if t.name == "Map":
+        key, val = element(t.args[0]), element(t.args[1])
+        if key is None and val is None:
+            return None
+        k = key or (lambda x: x)
+        w = val or (lambda x: x)
+        return lambda v: {k(a): w(b) for a, b in v.items()}
+    return None
 
 
 def sql_preview(sql: str, limit: int = 300) -> str:
