@@ -62,6 +62,18 @@ def _micros(value: Any, where: str) -> int:
     return number
 
 
+def _address_attributes(
+    endpoint: dict[str, Any], side: str, where: str, attributes: dict[str, AttributeValue]
+) -> None:
+    """network.<side>.address/.port from an endpoint's ip and port (tags given win)."""
+    ip = endpoint.get("ipv6") or endpoint.get("ipv4")
+    if ip:
+        attributes.setdefault(f"network.{side}.address", _text(ip, where))
+    port = _port(endpoint.get("port"), where + ".port")
+    if port:
+        attributes.setdefault(f"network.{side}.port", port)
+
+
 def _endpoint(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -145,18 +157,8 @@ def _convert(raw: Any, where: str) -> Span:
     remote_service = _text(remote.get("serviceName"), where + ".remoteEndpoint.serviceName")
     if remote_service:
         attributes.setdefault("peer.service", remote_service)
-    remote_ip = remote.get("ipv6") or remote.get("ipv4")
-    if remote_ip:
-        attributes.setdefault("network.peer.address", _text(remote_ip, where + ".remoteEndpoint"))
-    remote_port = _port(remote.get("port"), where + ".remoteEndpoint.port")
-    if remote_port:
-        attributes.setdefault("network.peer.port", remote_port)
-    local_ip = local.get("ipv6") or local.get("ipv4")
-    if local_ip:
-        attributes.setdefault("network.local.address", _text(local_ip, where + ".localEndpoint"))
-    local_port = _port(local.get("port"), where + ".localEndpoint.port")
-    if local_port:
-        attributes.setdefault("network.local.port", local_port)
+    _address_attributes(remote, "peer", where + ".remoteEndpoint", attributes)
+    _address_attributes(local, "local", where + ".localEndpoint", attributes)
     if raw.get("debug") is True:
         attributes[DEBUG_ATTRIBUTE] = True
 
