@@ -12,12 +12,28 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from streams.aggregate.agent import AggregationStage, Signal, register_aggregation
+from streams.aggregate.observations import (
+    EDGE_DIMENSIONS,
+    LATENCY_DIMENSIONS,
+    edge_observations,
+    latency_observations,
+)
 from streams.assemble.agent import AssemblyState, register_assembly
+from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
 from streams.ingest.agent import register_bridge
-from streams.sink.agent import register_span_sink
+from streams.sink.agent import SpansByPartition, register_span_sink
+from streams.sink.windows import (
+    EDGES,
+    EDGES_COLUMNS,
+    LATENCY,
+    LATENCY_COLUMNS,
+    edge_row,
+    latency_row,
+)
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
 from streams.warehouse import Warehouse, open_warehouse
@@ -100,6 +116,52 @@ def create_app(settings: Settings) -> Pipeline:
     )
     state = AssemblyState(app, assembly, settings.kafka.partitions)
     traces_topic = raw_topic(app, topics.traces)
+    latency = AggregationStage(
+        Signal(
+            name="latency",
+            dimensions=LATENCY_DIMENSIONS,
+            source_topic=topics.spans,
+            partials_topic=raw_topic(app, topics.latency_partials),
+            output_topic=raw_topic(app, topics.latency),
+            output_schema="latency",
+            table=LATENCY,
+            columns=LATENCY_COLUMNS,
+            row=latency_row,
+        ),
+        settings.aggregation,
+        settings.kafka.partitions,
+        counters,
+        time.time_ns,
+    )
+    edges = AggregationStage(
+        Signal(
+            name="edges",
+            dimensions=EDGE_DIMENSIONS,
+            source_topic=topics.traces,
+            partials_topic=raw_topic(app, topics.edge_partials),
+            output_topic=raw_topic(app, topics.edges),
+            output_schema="edge",
+            table=EDGES,
+            columns=EDGES_COLUMNS,
+            row=edge_row,
+        ),
+        settings.aggregation,
+        settings.kafka.partitions,
+        counters,
+        time.time_ns,
+    )
+
+    def assemble(batch: SpansByPartition) -> None:
+        state.add([span for spans in batch.values() for span in spans])
+
+    def observe_spans(batch: SpansByPartition) -> None:
+        for partition, spans in batch.items():
+            latency.observe(partition, latency_observations(spans))
+
+    def observe_traces(batch: dict[int, list[TraceRecord]]) -> None:
+        for partition, records in batch.items():
+            edges.observe(partition, edge_observations(records))
+
     register_span_sink(
         app,
         spans_topic,
@@ -108,10 +170,14 @@ def create_app(settings: Settings) -> Pipeline:
         settings.sink,
         settings.ingest,
         counters,
-        on_spans=state.add,
+        on_spans=(assemble, observe_spans),
         store_spans=not settings.sampling.enabled,
     )
-    register_assembly(app, assembly, traces_topic, writer, counters, state)
+    register_assembly(
+        app, assembly, traces_topic, writer, counters, state, on_traces=(observe_traces,)
+    )
+    register_aggregation(app, latency, writer, counters)
+    register_aggregation(app, edges, writer, counters)
     pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
     _register_web(pipeline)
     return pipeline
@@ -127,7 +193,8 @@ def _register_web(pipeline: Pipeline) -> None:
     @app.page("/api/stats")
     async def stats(view: View, request: Request) -> Response:
         app_id = pipeline.settings.worker.app_id
-        return view.json({"app_id": app_id, "counters": counters.snapshot()})
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
+        return view.json({"app_id": app_id, "assigned": assigned, "counters": counters.snapshot()})
 
     @app.page("/api/query")
     class QueryView(View):

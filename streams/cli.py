@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,9 +55,73 @@ def _cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return run_db_command(args.action, settings)
 
 
+def _time_arg(text: str) -> str:
+    """argparse check of a --since/--until value (resolved against the clock later)."""
+    from streams.query.windows import parse_time
+
+    try:
+        parse_time(text, 0)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return text
+
+
+def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
+    """`query latency` and `query deps`: summaries of the stored windows of a range."""
+    from streams.query import open_reader
+    from streams.query.windows import (
+        dependency_rows,
+        dependency_summary,
+        format_time,
+        latency_rows,
+        latency_summary,
+        parse_time,
+    )
+
+    now_ns = time.time_ns()
+    since_ns, until_ns = parse_time(args.since, now_ns), parse_time(args.until, now_ns)
+    if since_ns >= until_ns:
+        print(
+            f"error: --since {args.since} ({format_time(since_ns)}) is not before --until "
+            f"{args.until} ({format_time(until_ns)})",
+            file=sys.stderr,
+        )
+        return 2
+    between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
+    agg = settings.aggregation
+    lag = (
+        f"window + allowed lateness ({agg.window_ms / 1000:g} s + "
+        f"{agg.allowed_lateness_ms / 1000:g} s)"
+    )
+    with open_reader(settings) as reader:
+        if args.what == "latency":
+            latency = latency_summary(reader, args.service, args.operation, since_ns, until_ns)
+            rows = latency_rows(latency)
+            accuracy = latency[0].relative_accuracy if latency else 0.0
+            what = f"latency windows for service {args.service!r}"
+            if args.operation is not None:
+                what += f" operation {args.operation!r}"
+            appear = f"windows appear after {lag}"
+        else:
+            edges = dependency_summary(reader, since_ns, until_ns)
+            rows = dependency_rows(edges)
+            accuracy = edges[0].relative_accuracy if edges else 0.0
+            what = "service-graph edges"
+            trace_idle_s = settings.assembly.trace_idle_ms / 1000
+            appear = f"edges appear after trace idle ({trace_idle_s:g} s) + {lag}"
+    if not rows:
+        print(f"no {what} {between} — is the worker running? {appear}")
+        return 1
+    print(f"{what} {between}; percentiles from merged sketches (within {accuracy * 100:g}%)")
+    print(render_table(rows))
+    return 0
+
+
 def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     from streams.query import count_spans, open_reader, quote
 
+    if args.what in ("latency", "deps"):
+        return _query_windows(args, settings)
     with open_reader(settings) as reader:
         if args.what == "sql":
             print(render_table(reader.query_dicts(args.sql)))
@@ -237,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "query",
-        help="read stored spans (through a running worker if any)",
+        help="read stored spans, latency and the service graph (through a running worker if any)",
         description="Query ClickHouse. While a worker runs, the query goes "
         "through its HTTP API (it owns the embedded engine).",
     )
@@ -250,6 +315,38 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("--trace-id")
     qp.add_argument("--service")
     qp.add_argument("--limit", type=int, default=20)
+    time_help = (
+        "a duration ago (90s, 15m, 1h30m, 7d), now, or an ISO 8601 time (UTC unless it has "
+        "an offset)"
+    )
+    ql = q.add_parser(
+        "latency",
+        help="calls, errors and percentiles of one service's operations over a time range",
+        description="Sum the final latency windows (tracepipe_latency) of SERVICE that start "
+        "in [--since, --until): per operation and span kind, calls, errors, error rate "
+        "(status classes merged), calls per second over the range, p50/p90/p95/p99 and max in "
+        "ms, and the slowest exemplar trace (open it with `tracepipe trace ID`). Percentiles "
+        "come from the windows' DDSketches merged, within aggregation.relative_accuracy of the "
+        "exact value; they are never averages of window percentiles. A window is stored once "
+        "the watermark passes it: aggregation.window_ms + allowed_lateness_ms after its start "
+        "at the earliest. Exit 1 when no window is in the range.",
+    )
+    ql.add_argument("--service", required=True, help="the service name (otel_traces ServiceName)")
+    ql.add_argument("--operation", help="only this operation (span name)")
+    ql.add_argument("--since", default="1h", type=_time_arg, help=f"from: {time_help} (default 1h)")
+    ql.add_argument("--until", default="now", type=_time_arg, help=f"to: {time_help} (default now)")
+    qd = q.add_parser(
+        "deps",
+        help="the service graph: calls between services over a time range",
+        description="Sum the final service-graph edge windows (tracepipe_edges) that start in "
+        "[--since, --until): per client -> server and connection type ('-' for "
+        "request/response, else messaging_system, database or virtual_node), calls, error rate "
+        "(either side ERROR), calls per second over the range, p50 and p99 in ms from the "
+        "merged sketches. Edges come from assembled traces, so they appear "
+        "assembly.trace_idle_ms later than latency windows. Exit 1 when no edge is in the range.",
+    )
+    qd.add_argument("--since", default="1h", type=_time_arg, help=f"from: {time_help} (default 1h)")
+    qd.add_argument("--until", default="now", type=_time_arg, help=f"to: {time_help} (default now)")
     p.set_defaults(func=_cmd_query)
 
     p = sub.add_parser(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from streams.broker.local import free_port
 from streams.config import Settings, load_settings
@@ -47,6 +50,13 @@ class WorkerProcess:
     def reader(self) -> WorkerReader:
         """Queries through the worker's HTTP API."""
         return WorkerReader(worker_url(self.settings))
+
+    def stats(self) -> dict[str, Any]:
+        """The worker's /api/stats: app id, assigned partitions and counters."""
+        url = f"{worker_url(self.settings)}/api/stats"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            stats: dict[str, Any] = json.loads(response.read())
+        return stats
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
         """Poll `predicate` until true; raise if the worker dies or time runs out."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.assemble.record import TRACE_SCHEMA
+from streams.assemble.record import TRACE_SCHEMA, TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import abandon
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
@@ -119,8 +120,10 @@ def register_assembly(
     writer: WarehouseWriter,
     counters: Counters,
     state: AssemblyState,
+    on_traces: Sequence[Callable[[dict[int, list[TraceRecord]]], None]] = (),
 ) -> None:
-    """Attach the sweep timer (finish due traces, publish them) and the trace sink agent."""
+    """Attach the sweep timer (finish due traces, publish them) and the trace sink agent, which
+    also hands each batch of trace records, by tracepipe.traces partition, to `on_traces`."""
     codec = AvroCodec(TRACE_SCHEMA)
     headers = [(SCHEMA_HEADER, codec.fingerprint.encode())]
     counters.describe("tracepipe_traces_emitted_total", "Trace records published, by completion.")
@@ -161,7 +164,14 @@ def register_assembly(
             TRACE_SINK_BATCH, within=TRACE_SINK_WAIT_S
         ):
             try:
-                records: list[Any] = [codec.decode(e.message.value) for e in events]
+                records: list[Any] = []
+                by_partition: dict[int, list[TraceRecord]] = {}
+                for event in events:
+                    record = codec.decode(event.message.value)
+                    records.append(record)
+                    by_partition.setdefault(event.message.partition, []).append(record)
+                for consumer in on_traces:
+                    consumer(by_partition)
                 await writer.write_rows(
                     TRACES,
                     TRACES_COLUMNS,

@@ -82,6 +82,8 @@ class Emission:
     last_seen_ns: int
     # True when earlier versions' spans were forgotten: this record lacks them.
     partial: bool = False
+    # Spans (a prefix of `spans`) already emitted in earlier versions.
+    previous_span_count: int = 0
 
 
 @dataclass(slots=True)
@@ -110,6 +112,8 @@ class _Trace:
     has_root: bool = False
     partial: bool = False
     emitted_at_ns: int = 0
+    # Spans held at the last emission: the next version's new spans start here.
+    emitted_span_count: int = 0
     # Arrival order of the opening / last / emitting event: breaks timestamp ties on restore.
     opened_seq: int = 0
     last_seq: int = 0
@@ -276,6 +280,7 @@ class TraceBuffer:
         spans: list[Span] = (
             list(trace.held) if codec is None else [codec.decode(b) for b in trace.held]
         )
+        previous, trace.emitted_span_count = trace.emitted_span_count, len(spans)
         return Emission(
             trace_id=trace_id,
             version=trace.version,
@@ -285,6 +290,7 @@ class TraceBuffer:
             first_seen_ns=trace.first_seen_ns,
             last_seen_ns=trace.last_seen_ns,
             partial=trace.partial,
+            previous_span_count=previous,
         )
 
     def _expire(self, now: int) -> None:
@@ -354,6 +360,7 @@ class TraceBuffer:
                 "root": trace.has_root,
                 "partial": trace.partial,
                 "emitted": trace.emitted_at_ns,
+                "emitted_n": trace.emitted_span_count,
                 "seq": [trace.opened_seq, trace.last_seq, trace.emitted_seq],
             }
         tomb = self._tombstones.get(trace_id)
@@ -435,6 +442,8 @@ class TraceBuffer:
                 has_root=h["root"],
                 partial=h["partial"],
                 emitted_at_ns=h["emitted"],
+                # Absent in state written before the field existed.
+                emitted_span_count=h.get("emitted_n", 0),
                 opened_seq=h["seq"][0],
                 last_seq=h["seq"][1],
                 emitted_seq=h["seq"][2],

@@ -46,6 +46,7 @@ class TraceRecord(TypedDict):
     emitted_at_unix_nano: int
     sampled: bool
     sampling_policy: str
+    previous_span_count: int
 
 
 def build_trace_record(
@@ -56,6 +57,7 @@ def build_trace_record(
     emitted_at_unix_nano: int,
     include_spans: bool = True,
     dropped_span_count: int = 0,
+    previous_span_count: int = 0,
 ) -> TraceRecord:
     """Analyse a trace's spans (structure, clock skew, critical path) into its trace record.
 
@@ -98,4 +100,5 @@ def build_trace_record(
         # Tail sampling decides later, on the finished record; until then everything is kept.
         "sampled": True,
         "sampling_policy": "sampling_off",
+        "previous_span_count": previous_span_count,
     }

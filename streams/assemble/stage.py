@@ -81,6 +81,7 @@ class AssemblyStage:
             emitted_at_unix_nano=self._now(),
             include_spans=self.config.include_spans,
             dropped_span_count=emission.dropped_span_count,
+            previous_span_count=emission.previous_span_count,
         )
         if not self.sampling.enabled:
             return FinishedTrace(record, emission.spans)

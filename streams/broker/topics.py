@@ -23,6 +23,8 @@ class TopicNames:
     otlp: str
     zipkin: str
     traces: str
+    latency_partials: str
+    edge_partials: str
     latency: str
     edges: str
     alerts: str
@@ -31,7 +33,8 @@ class TopicNames:
     @classmethod
     def from_prefix(cls, prefix: str) -> TopicNames:
         """Names for a prefix such as `tracepipe.`."""
-        return cls(**{f.name: f"{prefix}{f.name}" for f in fields(cls)})
+        # Kafka warns about names mixing '.' and '_' (its metric names collide): use '-'.
+        return cls(**{f.name: f"{prefix}{f.name.replace('_', '-')}" for f in fields(cls)})
 
     def all(self) -> list[str]:
         """Every topic name, in declaration order."""

@@ -22,11 +22,16 @@ from streams.telemetry import Counters
 STAGE = "span-sink"
 
 
+SpansByPartition = dict[int, list[Span]]
+"""A batch's valid spans grouped by the tracepipe.spans partition they were read from."""
+
+
 def split_batch(
     codec: AvroCodec, events: Sequence[Any], limits: IngestConfig
-) -> tuple[list[Span], list[DeadLetter]]:
-    """Decode and validate a batch of raw events: the spans, and dead letters for the rest."""
-    spans: list[Span] = []
+) -> tuple[SpansByPartition, list[DeadLetter]]:
+    """Decode and validate a batch of raw events: the spans by partition, and dead letters for
+    the rest."""
+    spans: SpansByPartition = {}
     rejected: list[DeadLetter] = []
     for event in events:
         message = event.message
@@ -34,9 +39,15 @@ def split_batch(
         try:
             check_record_size(value, limits)
             span = codec.decode(value, header_value(message.headers, SCHEMA_HEADER))
-            spans.append(validate_span(span, limits))
+            span = validate_span(span, limits)
         except DecodeError as err:
             rejected.append(rejected_event(event, STAGE, err, value))
+            continue
+        held = spans.get(message.partition)
+        if held is None:
+            spans[message.partition] = [span]
+        else:
+            held.append(span)
     return spans, rejected
 
 
@@ -48,11 +59,12 @@ def register_span_sink(
     config: SpanSinkConfig,
     limits: IngestConfig,
     counters: Counters,
-    on_spans: Callable[[list[Span]], None] | None = None,
+    on_spans: Sequence[Callable[[SpansByPartition], None]] = (),
     store_spans: bool = True,
 ) -> faust.types.AgentT[Any]:
-    """Attach the span agent to `app`: every valid span goes to `on_spans` (trace assembly)
-    and, unless tail sampling stores spans at trace emission instead, to otel_traces."""
+    """Attach the span agent to `app`: every valid span goes to each of `on_spans` (trace
+    assembly, latency windows) and, unless tail sampling stores spans at trace emission
+    instead, to otel_traces."""
     codec = AvroCodec("span")
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
     counters.describe("tracepipe_spans_consumed_total", "Records read from tracepipe.spans.")
@@ -63,14 +75,14 @@ def register_span_sink(
             config.batch_max_spans, within=config.batch_max_wait_ms / 1000
         ):
             try:
-                spans, rejected = split_batch(codec, events, limits)
+                by_partition, rejected = split_batch(codec, events, limits)
                 counters.inc("tracepipe_spans_consumed_total", len(events), stage=STAGE)
                 for letter in rejected:
                     await send_dead_letter(dlq_topic, letter, counters)
-                if on_spans is not None:
-                    on_spans(spans)
+                for consumer in on_spans:
+                    consumer(by_partition)
                 if store_spans:
-                    rows = [span_row(s) for s in spans]
+                    rows = [span_row(s) for spans in by_partition.values() for s in spans]
                     await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, rows)
             except asyncio.CancelledError:
                 abandon(app, events)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer
 
 from streams.broker.topics import ensure_topics
+from streams.model.codec import AvroCodec
 from streams.worker_process import WorkerProcess, isolated_env
 
 
@@ -35,3 +41,36 @@ def running_worker(bootstrap: str, root: Path, **extra_env: str) -> Iterator[Wor
         yield proc
     finally:
         proc.stop()
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    codec: AvroCodec,
+    done: Callable[[list[dict[str, Any]]], bool],
+    timeout_s: float = 120.0,
+) -> list[dict[str, Any]]:
+    """Every record on `topic` from the beginning, decoded, once `done(records)` holds (or the
+    time is up); then a few more polls, so a record emitted twice would show up."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    quiet_polls = 0
+    try:
+        while time.monotonic() < deadline and quiet_polls < 3:
+            msg = consumer.poll(1)
+            if msg is None or msg.error() is not None:
+                if done(records):
+                    quiet_polls += 1
+                continue
+            records.append(codec.decode(msg.value() or b""))
+    finally:
+        consumer.close()
+    return records

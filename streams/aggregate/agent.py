@@ -1,0 +1,202 @@
+"""The aggregation stage's Faust wiring, the same for both signals (latency and edges).
+
+source agent (span agent / trace sink) ─ observe() ─> WindowAggregator (owned partitions)
+emit timer: closed partials (keyed by window key) + watermarks (to every partition)
+    ──> <signal>-partials ──> merge agent: WindowMerger ──> final windows ──> <signal>
+window sink agent: <signal> ──> ClickHouse (tracepipe_latency / tracepipe_edges)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from streams.aggregate.merge import WindowMerger, final_record, partial_record, watermark_record
+from streams.aggregate.window import Observation, WindowAggregator
+from streams.batch_agent import abandon
+from streams.config import AggregationConfig
+from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.sink.writer import WarehouseWriter
+from streams.telemetry import Counters
+
+log = logging.getLogger("tracepipe.aggregate")
+
+MERGE_BATCH = 1000
+MERGE_WAIT_S = 0.2
+SINK_BATCH = 1000
+SINK_WAIT_S = 0.5
+_KEY_SEPARATOR = "/"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One aggregated signal: its name, window dimensions, topics and ClickHouse table."""
+
+    name: str
+    dimensions: Sequence[str]
+    source_topic: str
+    partials_topic: faust.TopicT
+    output_topic: faust.TopicT
+    output_schema: str
+    table: str
+    columns: Sequence[str]
+    row: Callable[[Any], tuple[Any, ...]]
+
+
+class AggregationStage:
+    """One signal's aggregator and merger, fed by a source agent and ticked by a timer."""
+
+    def __init__(
+        self,
+        signal: Signal,
+        config: AggregationConfig,
+        partitions: int,
+        counters: Counters,
+        now: Callable[[], int],
+    ) -> None:
+        self.signal = signal
+        self.config = config
+        self.partitions = partitions
+        self.counters = counters
+        self.now = now
+        self.aggregator = WindowAggregator(
+            config.window_ms,
+            config.allowed_lateness_ms,
+            config.partition_idle_ms,
+            config.relative_accuracy,
+            config.exemplars,
+        )
+        self.merger = WindowMerger(partitions, config.exemplars)
+        self.partial_codec = AvroCodec("window_partial")
+        self.output_codec = AvroCodec(signal.output_schema)
+
+    def observe(self, partition: int, observations: Iterable[Observation]) -> None:
+        """Fold one source partition's observations into its open windows."""
+        self.aggregator.add(partition, observations, self.now())
+        late = self.aggregator.take_late()
+        for first_dimension, count in late.items():
+            self.counters.inc(
+                f"tracepipe_{self.signal.name}_late_total", count, service=first_dimension
+            )
+            log.warning(
+                "%d %s observations of %s arrived after their window closed "
+                "(aggregation.allowed_lateness_ms=%d): counted as late, not aggregated",
+                count,
+                self.signal.name,
+                first_dimension,
+                self.config.allowed_lateness_ms,
+            )
+
+
+def _owned(app: faust.App, topic: str) -> set[int]:
+    assigned = app.assignor.assigned_actives()
+    return {tp.partition for tp in assigned if tp.topic == topic}
+
+
+def register_aggregation(
+    app: faust.App, stage: AggregationStage, writer: WarehouseWriter, counters: Counters
+) -> None:
+    """Attach the emit timer, the merge agent and the window sink agent of one signal."""
+    signal = stage.signal
+    name = signal.name
+    partial_headers = [(SCHEMA_HEADER, stage.partial_codec.fingerprint.encode())]
+    output_headers = [(SCHEMA_HEADER, stage.output_codec.fingerprint.encode())]
+    counters.describe(f"tracepipe_{name}_late_total", f"{name} observations later than allowed.")
+    counters.describe(f"tracepipe_{name}_partials_sent_total", "Closed per-partition partials.")
+    counters.describe(f"tracepipe_{name}_windows_emitted_total", "Final windows published.")
+    counters.describe(f"tracepipe_{name}_windows_stored_total", "Final windows stored.")
+    counters.describe(
+        f"tracepipe_{name}_partials_dropped_total",
+        "Partials not merged: late (window already final) or duplicate (redelivered).",
+    )
+
+    async def emit() -> None:
+        owned = _owned(app, signal.source_topic)
+        stage.aggregator.release([p for p in range(stage.partitions) if p not in owned])
+        closed, marks = stage.aggregator.close_due(owned, stage.now())
+        deliveries = []
+        for window in closed:
+            deliveries.append(
+                await signal.partials_topic.send(
+                    key=_KEY_SEPARATOR.join(window.key).encode(),
+                    value=stage.partial_codec.encode(partial_record(window)),
+                    headers=partial_headers,
+                )
+            )
+        # After the partials: Kafka orders them before the watermark on each merge partition.
+        for source, through in marks.items():
+            value = stage.partial_codec.encode(watermark_record(source, through))
+            for target in range(stage.partitions):
+                deliveries.append(
+                    await signal.partials_topic.send(
+                        key=None, value=value, partition=target, headers=partial_headers
+                    )
+                )
+        await asyncio.gather(*deliveries)
+        if closed:
+            counters.inc(f"tracepipe_{name}_partials_sent_total", len(closed))
+
+    app.timer(stage.config.emit_interval_ms / 1000, name=f"tracepipe.{name}-emit")(emit)
+
+    async def merge(stream: faust.StreamT[bytes]) -> None:
+        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            MERGE_BATCH, within=MERGE_WAIT_S
+        ):
+            try:
+                for event in events:
+                    message = event.message
+                    record = stage.partial_codec.decode(message.value)
+                    stage.merger.add(message.partition, record)
+                final = stage.merger.take_final()
+                deliveries = []
+                emitted_at = stage.now()
+                for window in final:
+                    record = final_record(window, signal.dimensions, emitted_at)
+                    deliveries.append(
+                        await signal.output_topic.send(
+                            key=_KEY_SEPARATOR.join(window.key).encode(),
+                            value=stage.output_codec.encode(record),
+                            headers=output_headers,
+                        )
+                    )
+                await asyncio.gather(*deliveries)
+                if final:
+                    counters.inc(f"tracepipe_{name}_windows_emitted_total", len(final))
+                dropped = stage.merger.take_counts()
+                if dropped.late_partials:
+                    counters.inc(
+                        f"tracepipe_{name}_partials_dropped_total",
+                        dropped.late_partials,
+                        reason="late",
+                    )
+                if dropped.duplicate_partials:
+                    counters.inc(
+                        f"tracepipe_{name}_partials_dropped_total",
+                        dropped.duplicate_partials,
+                        reason="duplicate",
+                    )
+            except asyncio.CancelledError:
+                abandon(app, events)
+                raise
+
+    app.agent(signal.partials_topic, name=f"tracepipe.{name}-merge")(merge)
+
+    async def window_sink(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            SINK_BATCH, within=SINK_WAIT_S
+        ):
+            try:
+                rows = [signal.row(stage.output_codec.decode(e.message.value)) for e in events]
+                await writer.write_rows(signal.table, list(signal.columns), rows)
+                counters.inc(f"tracepipe_{name}_windows_stored_total", len(rows))
+            except asyncio.CancelledError:
+                abandon(app, events)
+                raise
+
+    app.agent(signal.output_topic, name=f"tracepipe.{name}-sink")(window_sink)

@@ -1,0 +1,319 @@
+"""`tracepipe query latency` and `tracepipe query deps`: stored windows summed over a time range.
+
+Counts, errors and sums add across windows; percentiles do not. They come from one sketch
+per row of the summary, built from ClickHouse's ``sumMap(SketchKeys, SketchCounts)`` over every
+window in the range (DDSketch bins add exactly), never from averaging the windows' P99.
+A window is in the range when its start is (``since <= WindowStart < until``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streams.aggregate.sketch import LatencySketch
+from streams.errors import TracepipeError, WarehouseError
+from streams.query import Reader, quote
+from streams.sink.windows import EDGES, LATENCY
+
+SLOWEST_TRACES = 5
+"""How many of the slowest exemplar trace ids a latency summary lists."""
+
+# Sums, extremes and merged sketch bins of the selected windows (both tables have the columns).
+_MERGED_STATS = (
+    "count() AS windows, sum(Count) AS calls, sum(Errors) AS errors, "
+    "sum(DurationSum) AS duration_sum, min(DurationMin) AS duration_min, "
+    "max(DurationMax) AS duration_max, "
+    "min(SketchRelativeAccuracy) AS accuracy, max(SketchRelativeAccuracy) AS accuracy_max, "
+    "sum(SketchZeroCount) AS zero_count, sumMap(SketchKeys, SketchCounts) AS bins"
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+_DURATION_NS = {
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+    "w": 604_800_000_000_000,
+}
+
+
+@dataclass(frozen=True)
+class SlowTrace:
+    """An exemplar: a trace holding one of the slowest calls of the range."""
+
+    trace_id: str
+    duration_ns: int
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """RED numbers of one service's operation and span kind over a range, status classes merged."""
+
+    service: str
+    operation: str
+    kind: str
+    windows: int
+    calls: int
+    errors: int
+    error_rate: float
+    throughput_per_s: float
+    mean_ns: float
+    min_ns: int
+    max_ns: int
+    p50_ns: float
+    p90_ns: float
+    p95_ns: float
+    p99_ns: float
+    relative_accuracy: float
+    slowest: tuple[SlowTrace, ...]
+
+
+@dataclass(frozen=True)
+class EdgeSummary:
+    """Calls from `client` to `server` over a range (connection_type "" is request/response)."""
+
+    client: str
+    server: str
+    connection_type: str
+    windows: int
+    calls: int
+    errors: int
+    error_rate: float
+    throughput_per_s: float
+    p50_ns: float
+    p99_ns: float
+    relative_accuracy: float
+
+
+def parse_time(text: str, now_ns: int) -> int:
+    """A point in time as unix ns: a duration ago (``90s``, ``15m``, ``1h30m``, ``7d``, ``2w``),
+    ``now``, or an ISO 8601 time (UTC unless it carries an offset). ValueError names the forms."""
+    value = text.strip()
+    if value == "now":
+        return now_ns
+    if value and _DURATION_PART.sub("", value) == "":
+        ago = sum(int(n) * _DURATION_NS[unit] for n, unit in _DURATION_PART.findall(value))
+        return now_ns - ago
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r}: use a duration ago (90s, 15m, 1h30m, 7d), now, or an "
+            "ISO 8601 time such as 2026-01-02T15:04:05Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1_000
+
+
+def format_time(time_unix_nano: int) -> str:
+    """A unix-ns time as ``2026-01-02 15:04:05Z`` (UTC, whole seconds)."""
+    return f"{datetime.fromtimestamp(time_unix_nano // 1_000_000_000, UTC):%Y-%m-%d %H:%M:%S}Z"
+
+
+def _range_condition(since_ns: int, until_ns: int) -> str:
+    return (
+        f"WindowStart >= fromUnixTimestamp64Nano(toInt64({int(since_ns)})) "
+        f"AND WindowStart < fromUnixTimestamp64Nano(toInt64({int(until_ns)}))"
+    )
+
+
+def _query(reader: Reader, table: str, sql: str) -> list[dict[str, Any]]:
+    """Run `sql`; a missing `table` becomes an error that says how to create it."""
+    try:
+        return reader.query_dicts(sql)
+    except WarehouseError as err:
+        tables = reader.query_dicts(
+            "SELECT count() AS n FROM system.tables "
+            f"WHERE database = currentDatabase() AND name = {quote(table)}"
+        )
+        if tables and int(tables[0]["n"]):
+            raise
+        raise WarehouseError(
+            f"the warehouse has no table {table}: run `tracepipe db migrate` (a worker applies "
+            "the migrations when it starts)"
+        ) from err
+
+
+def _merged_sketch(row: dict[str, Any], what: str) -> LatencySketch:
+    """The sketch of every window a summary row merged (its `bins`, `zero_count`, `accuracy`)."""
+    if row["accuracy"] != row["accuracy_max"]:
+        raise TracepipeError(
+            f"the windows of {what} mix sketch relative accuracies {row['accuracy']} and "
+            f"{row['accuracy_max']} (aggregation.relative_accuracy changed): their bins cannot "
+            "be merged; query a range on one side of the change with --since/--until"
+        )
+    keys, counts = row["bins"]
+    return LatencySketch.from_bins(float(row["accuracy"]), float(row["zero_count"]), keys, counts)
+
+
+def _rates(row: dict[str, Any], since_ns: int, until_ns: int) -> tuple[int, int, float, float]:
+    """(calls, errors, error rate, calls per second over the range) of a summary row."""
+    calls, errors = int(row["calls"]), int(row["errors"])
+    seconds = (until_ns - since_ns) / 1e9
+    return (
+        calls,
+        errors,
+        errors / calls if calls else 0.0,
+        calls / seconds if seconds > 0 else 0.0,
+    )
+
+
+def _slowest_traces(reader: Reader, where: str) -> dict[tuple[str, str], tuple[SlowTrace, ...]]:
+    """(operation, kind) -> its slowest distinct exemplar traces, slowest first."""
+    rows = _query(
+        reader,
+        LATENCY,
+        "SELECT SpanName AS operation, SpanKind AS kind, trace_id, max(duration) AS duration_ns "
+        f"FROM {LATENCY} FINAL "
+        "ARRAY JOIN ExemplarTraceIds AS trace_id, ExemplarDurations AS duration "
+        f"WHERE {where} GROUP BY operation, kind, trace_id "
+        f"ORDER BY duration_ns DESC, trace_id LIMIT {SLOWEST_TRACES} BY operation, kind",
+    )
+    slowest: dict[tuple[str, str], list[SlowTrace]] = {}
+    for r in rows:
+        slow = SlowTrace(str(r["trace_id"]), int(r["duration_ns"]))
+        slowest.setdefault((str(r["operation"]), str(r["kind"])), []).append(slow)
+    return {key: tuple(traces) for key, traces in slowest.items()}
+
+
+def latency_summary(
+    reader: Reader, service: str, operation: str | None, since_ns: int, until_ns: int
+) -> list[LatencySummary]:
+    """Per operation and span kind of `service` (only `operation` if given), the windows that
+    start in [since_ns, until_ns) merged; ordered by operation, then kind. Empty: no windows."""
+    conditions = [f"ServiceName = {quote(service)}", _range_condition(since_ns, until_ns)]
+    if operation is not None:
+        conditions.append(f"SpanName = {quote(operation)}")
+    where = " AND ".join(conditions)
+    rows = _query(
+        reader,
+        LATENCY,
+        f"SELECT SpanName AS operation, SpanKind AS kind, {_MERGED_STATS} "
+        f"FROM {LATENCY} FINAL WHERE {where} "
+        "GROUP BY operation, kind ORDER BY operation, kind",
+    )
+    if not rows:
+        return []
+    slowest = _slowest_traces(reader, where)
+    summaries: list[LatencySummary] = []
+    for row in rows:
+        op, kind = str(row["operation"]), str(row["kind"])
+        sketch = _merged_sketch(row, f"{service}: {op} ({kind})")
+        calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
+        summaries.append(
+            LatencySummary(
+                service=service,
+                operation=op,
+                kind=kind,
+                windows=int(row["windows"]),
+                calls=calls,
+                errors=errors,
+                error_rate=error_rate,
+                throughput_per_s=throughput,
+                mean_ns=int(row["duration_sum"]) / calls if calls else 0.0,
+                min_ns=int(row["duration_min"]),
+                max_ns=int(row["duration_max"]),
+                p50_ns=sketch.quantile(0.5),
+                p90_ns=sketch.quantile(0.9),
+                p95_ns=sketch.quantile(0.95),
+                p99_ns=sketch.quantile(0.99),
+                relative_accuracy=sketch.relative_accuracy,
+                slowest=slowest.get((op, kind), ()),
+            )
+        )
+    return summaries
+
+
+def dependency_summary(reader: Reader, since_ns: int, until_ns: int) -> list[EdgeSummary]:
+    """Per edge (client, server, connection type), the windows that start in
+    [since_ns, until_ns) merged; ordered by client, server, type. Empty: no windows."""
+    rows = _query(
+        reader,
+        EDGES,
+        f"SELECT Client AS client, Server AS server, ConnectionType AS connection_type, "
+        f"{_MERGED_STATS} FROM {EDGES} FINAL WHERE {_range_condition(since_ns, until_ns)} "
+        "GROUP BY client, server, connection_type ORDER BY client, server, connection_type",
+    )
+    summaries: list[EdgeSummary] = []
+    for row in rows:
+        client, server = str(row["client"]), str(row["server"])
+        sketch = _merged_sketch(row, f"{client} -> {server}")
+        calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
+        summaries.append(
+            EdgeSummary(
+                client=client,
+                server=server,
+                connection_type=str(row["connection_type"]),
+                windows=int(row["windows"]),
+                calls=calls,
+                errors=errors,
+                error_rate=error_rate,
+                throughput_per_s=throughput,
+                p50_ns=sketch.quantile(0.5),
+                p99_ns=sketch.quantile(0.99),
+                relative_accuracy=sketch.relative_accuracy,
+            )
+        )
+    return summaries
+
+
+def _number(value: float) -> str:
+    """A positive quantity with three or four significant digits; 0 as plain 0."""
+    if value == 0:
+        return "0"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _ms(duration_ns: float) -> str:
+    return _number(duration_ns / 1e6)
+
+
+def latency_rows(summaries: Sequence[LatencySummary]) -> list[dict[str, str]]:
+    """The table `tracepipe query latency` prints: one row per summary, durations in ms."""
+    return [
+        {
+            "service": s.service,
+            "operation": s.operation,
+            "kind": s.kind,
+            "calls": str(s.calls),
+            "errors": str(s.errors),
+            "err%": _number(s.error_rate * 100),
+            "rate/s": _number(s.throughput_per_s),
+            "p50 ms": _ms(s.p50_ns),
+            "p90 ms": _ms(s.p90_ns),
+            "p95 ms": _ms(s.p95_ns),
+            "p99 ms": _ms(s.p99_ns),
+            "max ms": _ms(s.max_ns),
+            "slowest trace": s.slowest[0].trace_id if s.slowest else "",
+        }
+        for s in summaries
+    ]
+
+
+def dependency_rows(summaries: Sequence[EdgeSummary]) -> list[dict[str, str]]:
+    """The table `tracepipe query deps` prints: one row per edge, durations in ms."""
+    return [
+        {
+            "client -> server": f"{s.client} -> {s.server}",
+            "type": s.connection_type or "-",
+            "calls": str(s.calls),
+            "err%": _number(s.error_rate * 100),
+            "rate/s": _number(s.throughput_per_s),
+            "p50 ms": _ms(s.p50_ns),
+            "p99 ms": _ms(s.p99_ns),
+        }
+        for s in summaries
+    ]
