@@ -17,11 +17,6 @@ EDGE_DIMENSIONS = ("client", "server", "connection_type")
 """The dimensions of a service-graph edge window, as named in schemas/avro/edge.avsc."""
 
 
-def status_class(status_code: str) -> str:
-    """`error` for status ERROR, `ok` for OK and UNSET (as the spanmetrics connector splits)."""
-    return "error" if status_code == "ERROR" else "ok"
-
-
 def latency_observations(spans: Iterable[Span]) -> list[Observation]:
     """One observation per span: its duration, keyed by service, operation, kind, status."""
     return [
@@ -32,6 +27,8 @@ def latency_observations(spans: Iterable[Span]) -> list[Observation]:
                 s["service_name"],
                 s["name"],
                 s["kind"],
+                # The status class: `error` for ERROR, `ok` for OK and UNSET, as the
+                # spanmetrics connector splits by status (inline: this runs on every span).
                 "error" if s["status_code"] == "ERROR" else "ok",
             ),
             s["status_code"] == "ERROR",

@@ -34,7 +34,7 @@ _LOG_SLACK = 1e-10
 
 numpy's SIMD log may differ from libm's (which ddsketch's math.log uses) by a few ulp, about
 1e-15 relative; values that close to a boundary could land in the neighbouring bin. They are
-keyed by ddsketch itself instead, which happens to a few values in a billion."""
+keyed by ddsketch itself instead: about one value in a million at 1% accuracy."""
 
 _VECTORIZE_FROM = 24
 """Batch size from which add_many computes keys with numpy; smaller batches go one by one.
@@ -202,7 +202,10 @@ class LatencySketch:
         self._sketch.merge(other._sketch)
 
     def quantile(self, q: float) -> float:
-        """The duration in ns at quantile q (0 <= q <= 1); 0.0 for an empty sketch."""
+        """The duration in ns at quantile q (0 <= q <= 1); 0.0 for an empty sketch.
+
+        Like ddsketch, it estimates the value ranked floor(q * (count - 1)), not interpolated:
+        numpy's method="lower", not its default."""
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"invalid quantile {q!r}: should be between 0 and 1 (0.99 = p99)")
         value = self._sketch.get_quantile_value(q)

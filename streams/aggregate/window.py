@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from streams.aggregate.sketch import LatencySketch
 
@@ -83,6 +84,28 @@ class WindowStats:
         self.sum_ns += other.sum_ns
         self.sketch.merge(other.sketch)
         self.exemplars = slowest(self.exemplars + other.exemplars, exemplar_count)
+
+
+def window_stats(
+    durations_ns: Sequence[int] | npt.NDArray[np.int64],
+    errors: int,
+    exemplars: list[Exemplar],
+    relative_accuracy: float,
+) -> WindowStats:
+    """The stats of a window holding these durations (at least one): exact counts, sum, min and
+    max, and the sketch folded in one vectorized call."""
+    durations = np.asarray(durations_ns, dtype=np.int64)
+    sketch = LatencySketch(relative_accuracy)
+    sketch.add_many(durations)
+    return WindowStats(
+        sketch=sketch,
+        count=len(durations),
+        errors=errors,
+        sum_ns=int(durations.sum()),
+        min_ns=int(durations.min()),
+        max_ns=int(durations.max()),
+        exemplars=exemplars,
+    )
 
 
 def slowest(exemplars: Iterable[Exemplar], k: int) -> list[Exemplar]:
@@ -204,20 +227,6 @@ class WindowAggregator:
         state.last_observed_ns = now_ns
         return late
 
-    def _stats(self, held: _OpenWindow) -> WindowStats:
-        durations = np.frombuffer(held.durations, dtype=np.int64)
-        sketch = LatencySketch(self.relative_accuracy)
-        sketch.add_many(durations)
-        return WindowStats(
-            sketch=sketch,
-            count=len(durations),
-            errors=held.errors,
-            sum_ns=int(durations.sum()),
-            min_ns=int(durations.min()),
-            max_ns=int(durations.max()),
-            exemplars=held.exemplars,
-        )
-
     def watermark(self, partition: int, now_ns: int) -> int | None:
         """The partition's watermark now (None before it has any), idle fallback included."""
         state = self._partitions.get(partition)
@@ -251,7 +260,13 @@ class WindowAggregator:
             for start in sorted(s for s in state.windows if s + self.window_ns <= through):
                 end = start + self.window_ns
                 for key, held in sorted(state.windows.pop(start).items()):
-                    closed.append(ClosedWindow(partition, start, end, key, self._stats(held)))
+                    stats = window_stats(
+                        np.frombuffer(held.durations, dtype=np.int64),
+                        held.errors,
+                        held.exemplars,
+                        self.relative_accuracy,
+                    )
+                    closed.append(ClosedWindow(partition, start, end, key, stats))
             marks[partition] = through
         return closed, marks
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from streams.config import Settings
 from streams.errors import WarehouseError
-from streams.warehouse import open_warehouse
+from streams.warehouse import open_warehouse, quote_string
 
 
 class Reader(Protocol):
@@ -85,6 +85,5 @@ def count_spans(reader: Reader, where: str = "1") -> int:
     return int(rows[0]["n"])
 
 
-def quote(value: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+quote = quote_string
+"""A ClickHouse string literal (the warehouse's one quoting rule)."""

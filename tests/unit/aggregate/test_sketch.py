@@ -118,6 +118,45 @@ def test_numpy_keys_are_ddsketch_keys(relative_accuracy: float) -> None:
     assert record["counts"] == [float(want[k]) for k in sorted(want)]
 
 
+def integers_at_bin_edges(mapping: LogarithmicMapping) -> npt.NDArray[np.int64]:
+    """Integers beside every bin boundary up to int64's largest: where a key hangs on an ulp."""
+    near: set[int] = set()
+    for k in range(mapping.key(2**63 - 1) + 1):
+        # value(k) is the bin's representative, 2 / (1 + gamma) of its upper boundary.
+        below = above = mapping.value(k) * (1 + mapping.gamma) / 2
+        for _ in range(4):
+            near.update((math.floor(below), math.floor(below) + 1, math.floor(above) + 1))
+            below, above = math.nextafter(below, 0.0), math.nextafter(above, math.inf)
+    return np.array(sorted(v for v in near if 0 < v < 2**63), dtype=np.int64)
+
+
+@pytest.mark.parametrize("ulps", [-3, 3])
+def test_keys_hold_when_numpy_log_is_a_few_ulp_off(
+    monkeypatch: pytest.MonkeyPatch, ulps: int
+) -> None:
+    # numpy's SIMD log may differ from libm's in the last bits on another CPU; values that
+    # close to a bin boundary must still get ddsketch's key.
+    mapping = LogarithmicMapping(0.01)
+    values = integers_at_bin_edges(mapping)
+    real_log = np.log
+
+    def skewed_log(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        result: npt.NDArray[np.float64] = real_log(x)
+        for _ in range(abs(ulps)):
+            result = np.nextafter(result, math.copysign(math.inf, ulps))
+        return result
+
+    monkeypatch.setattr(np, "log", skewed_log)
+    sketch = LatencySketch(0.01)
+    sketch.add_many(values)
+    monkeypatch.undo()
+
+    want = Counter(mapping.key(v) for v in values.tolist())
+    record = sketch.to_record()
+    assert record["keys"] == sorted(want)
+    assert record["counts"] == [float(want[k]) for k in sorted(want)]
+
+
 def test_add_many_equals_ddsketch_add() -> None:
     rng = np.random.default_rng(11)
     values = mixed_durations(rng, 30_000)

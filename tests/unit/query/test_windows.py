@@ -4,7 +4,7 @@ from merged sketches (never averaged), status classes merged, filters, and the C
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -14,10 +14,9 @@ from streams.aggregate.merge import FinalWindow, final_record
 from streams.aggregate.observations import EDGE_DIMENSIONS, LATENCY_DIMENSIONS
 from streams.aggregate.records import EdgeWindowRecord, LatencyWindowRecord
 from streams.aggregate.sketch import LatencySketch
-from streams.aggregate.window import Exemplar, WindowStats
+from streams.aggregate.window import Exemplar, WindowStats, window_stats
 from streams.broker.local import free_port
 from streams.cli import main
-from streams.config import ClickHouseConfig
 from streams.errors import TracepipeError, WarehouseError
 from streams.query.windows import (
     SLOWEST_TRACES,
@@ -35,8 +34,7 @@ from streams.sink.windows import (
     edge_row,
     latency_row,
 )
-from streams.warehouse import Warehouse, open_warehouse
-from streams.warehouse.migrate import migrate
+from streams.warehouse import Warehouse
 
 WINDOW_NS = 10_000_000_000
 MS = 1_000_000
@@ -52,18 +50,9 @@ def trace_id(duration_ns: int) -> str:
 
 
 def stats(durations_ns: Sequence[int], errors: int, exemplars: int = 3) -> WindowStats:
-    sketch = LatencySketch()
-    sketch.add_many(list(durations_ns))
     slow = sorted(durations_ns, reverse=True)[:exemplars]
-    return WindowStats(
-        sketch=sketch,
-        count=len(durations_ns),
-        errors=errors,
-        sum_ns=sum(durations_ns),
-        min_ns=min(durations_ns),
-        max_ns=max(durations_ns),
-        exemplars=[Exemplar(d, trace_id(d), f"{i:016x}") for i, d in enumerate(slow)],
-    )
+    chosen = [Exemplar(d, trace_id(d), f"{i:016x}") for i, d in enumerate(slow)]
+    return window_stats(list(durations_ns), errors, chosen, 0.01)
 
 
 def latency(
@@ -84,26 +73,9 @@ def edge(
     return cast(EdgeWindowRecord, final_record(final, EDGE_DIMENSIONS, T0 + WINDOW_NS))
 
 
-@pytest.fixture(scope="module")
-def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
-
-
-@pytest.fixture(scope="module")
-def migrated(chdb_url: str) -> Iterator[Warehouse]:
-    opened = open_warehouse(ClickHouseConfig(url=chdb_url))
-    try:
-        migrate(opened, ttl_days=7)
-        yield opened
-    finally:
-        opened.close()
-
-
 @pytest.fixture
-def warehouse(migrated: Warehouse) -> Warehouse:
-    migrated.execute(f"TRUNCATE TABLE {LATENCY}")
-    migrated.execute(f"TRUNCATE TABLE {EDGES}")
-    return migrated
+def warehouse(window_tables: Warehouse) -> Warehouse:
+    return window_tables
 
 
 def store(warehouse: Warehouse, *records: LatencyWindowRecord | EdgeWindowRecord) -> None:
