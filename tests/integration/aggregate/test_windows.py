@@ -18,6 +18,7 @@ from streams.aggregate.graph import edges_from_trace
 from streams.aggregate.sketch import LatencySketch
 from streams.aggregate.window import window_start
 from streams.broker.topics import TopicNames, ensure_topics
+from streams.cli import main
 from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
 from streams.query import count_spans, quote
@@ -212,6 +213,8 @@ def single_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProces
 
 def test_one_worker_emits_every_window_once_with_exact_values_and_counts_late_spans(
     single_worker: WorkerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     worker = single_worker
     spans = workload(seed=1, now_ns=time.time_ns())
@@ -221,13 +224,35 @@ def test_one_worker_emits_every_window_once_with_exact_values_and_counts_late_sp
     latency = check_topic(
         bootstrap, topics.latency, "latency", LATENCY_KEY, expected_latency(spans)
     )
-    check_topic(bootstrap, topics.edges, "edge", EDGE_KEY, expected_edges(spans))
 
     reader = worker.reader()
-    stored = "SELECT count() AS n FROM tracepipe_latency FINAL"
-    worker.wait_for(
-        lambda: reader.query_dicts(stored)[0]["n"] == len(latency), 60, "windows stored"
+    edges = check_topic(bootstrap, topics.edges, "edge", EDGE_KEY, expected_edges(spans))
+
+    def stored(table: str) -> int:
+        return int(reader.query_dicts(f"SELECT count() AS n FROM {table} FINAL")[0]["n"])
+
+    worker.wait_for(lambda: stored("tracepipe_latency") == len(latency), 60, "latency stored")
+    worker.wait_for(lambda: stored("tracepipe_edges") == len(edges), 60, "edges stored")
+
+    # The CLI reads them through the running worker: calls per operation add up across windows
+    # and status classes, and the service graph shows frontend -> cart and cart -> redis.
+    for name, value in worker.env.items():
+        if name.startswith("TRACEPIPE_"):
+            monkeypatch.setenv(name, value)
+    assert main(["query", "latency", "--service", "cart", "--since", "1h"]) == 0
+    table = capsys.readouterr().out
+    for op in ("GET /cart", "POST /cart"):
+        calls = sum(1 for s in spans if s["service_name"] == "cart" and s["name"] == op)
+        (row,) = [line.split() for line in table.splitlines() if line.startswith(f"cart     {op}")]
+        assert int(row[4]) == calls, table
+    assert main(["query", "deps", "--since", "1h"]) == 0
+    graph = capsys.readouterr().out
+    assert "frontend -> cart " in graph and "cart -> redis " in graph, graph
+    edges_from_frontend = sum(
+        1 for s in spans if s["service_name"] == "frontend" and s["kind"] == "CLIENT"
     )
+    (row,) = [line.split() for line in graph.splitlines() if line.startswith("frontend -> cart ")]
+    assert int(row[4]) == edges_from_frontend, graph
 
     # Spans far behind every partition's watermark: counted as late, still stored as spans.
     first = min(s["end_time_unix_nano"] for s in spans)
