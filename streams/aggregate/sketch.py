@@ -204,12 +204,29 @@ class LatencySketch:
     def quantile(self, q: float) -> float:
         """The duration in ns at quantile q (0 <= q <= 1); 0.0 for an empty sketch.
 
-        Like ddsketch, it estimates the value ranked floor(q * (count - 1)), not interpolated:
-        numpy's method="lower", not its default."""
+        Interpolated between the values ranked floor and ceil of q * (count - 1), like numpy's
+        default (linear) percentile; each is within the relative accuracy, so the result is
+        too. (ddsketch's own get_quantile_value answers the lower one, numpy's method="lower".)
+        """
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"invalid quantile {q!r}: should be between 0 and 1 (0.99 = p99)")
-        value = self._sketch.get_quantile_value(q)
-        return 0.0 if value is None else float(value)
+        count = self._sketch.count
+        if count == 0:
+            return 0.0
+        rank = q * (count - 1)
+        below = math.floor(rank)
+        lower = self._value_at_rank(below)
+        fraction = rank - below
+        if fraction == 0.0:
+            return lower
+        return lower + (self._value_at_rank(below + 1) - lower) * fraction
+
+    def _value_at_rank(self, rank: float) -> float:
+        """The bin value of the duration ranked `rank` (0-based, zeros first)."""
+        zeros = self._sketch.count - self._store.count
+        if rank < zeros:
+            return 0.0
+        return float(self._mapping.value(self._store.key_at_rank(rank - zeros)))
 
     def to_record(self) -> SketchRecord:
         """The sketch as its Avro record: non-empty bins only, keys ascending."""

@@ -23,10 +23,8 @@ FLOAT_SLACK = 1e-9
 
 
 def exact_quantile(sorted_values: npt.NDArray[np.int64], q: float) -> float:
-    """The order statistic DDSketch estimates: index floor(q * (n - 1)), no interpolation."""
-    # ddsketch's rank is q * (count - 1) in floats and its bin holds the value at floor(rank);
-    # this is numpy's method="lower", computed the same way so float rounding cannot differ.
-    return float(sorted_values[math.floor(q * (len(sorted_values) - 1.0))])
+    """The exact percentile as numpy computes it by default (linear interpolation)."""
+    return float(np.quantile(sorted_values, q))
 
 
 def assert_accurate(sketch: LatencySketch, values: npt.NDArray[np.int64], what: str) -> None:
@@ -171,8 +169,12 @@ def test_add_many_equals_ddsketch_add() -> None:
 
     assert vectorized.count == one_by_one.count == reference.count == len(values)
     for q in QUANTILES:
-        want = reference.get_quantile_value(q)
-        assert vectorized.quantile(q) == one_by_one.quantile(q) == want, q
+        assert vectorized.quantile(q) == one_by_one.quantile(q), q
+    # Where q * (count - 1) is a whole rank there is nothing to interpolate: ddsketch's answer.
+    last = len(values) - 1
+    for rank in (0, 1, last // 4, last // 2, last - 7, last):
+        want = reference.get_quantile_value(rank / last)
+        assert vectorized.quantile(rank / last) == pytest.approx(want, rel=1e-9), rank
     assert vectorized.to_record() == one_by_one.to_record()
 
 
@@ -274,12 +276,14 @@ def test_from_bins_rejects_bad_bins(keys: list[int], counts: list[float]) -> Non
         LatencySketch.from_bins(0.01, 0.0, keys, counts)
 
 
-def test_quantile_is_an_order_statistic_not_an_interpolation() -> None:
-    # numpy's default (linear) p50 of [100, 200] is 150; DDSketch answers the lower value.
+def test_quantile_interpolates_between_ranks_like_numpy() -> None:
+    # numpy's default (linear) p50 of [100, 200] is 150; ddsketch alone answers the lower value.
     sketch = LatencySketch()
     sketch.add_many([100, 200])
     assert float(np.quantile([100, 200], 0.5)) == 150.0
-    assert sketch.quantile(0.5) == pytest.approx(100, rel=0.01)
+    assert sketch.quantile(0.5) == pytest.approx(150, rel=0.01)
+    assert sketch.quantile(0.25) == pytest.approx(125, rel=0.01)
+    assert sketch.quantile(1.0) == pytest.approx(200, rel=0.01)
 
 
 @pytest.mark.parametrize("q", [-0.01, 1.01, math.nan, math.inf])
