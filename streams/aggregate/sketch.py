@@ -210,7 +210,7 @@ class LatencySketch:
         """
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"invalid quantile {q!r}: should be between 0 and 1 (0.99 = p99)")
-        count = self._sketch.count
+        count = float(self._sketch.count)
         if count == 0:
             return 0.0
         rank = q * (count - 1)
