@@ -17,7 +17,7 @@ from typing import Any
 import faust
 
 from streams.aggregate.merge import WindowMerger, final_record, partial_record, watermark_record
-from streams.aggregate.window import Observation, WindowAggregator
+from streams.aggregate.window import Observation, WindowAggregator, WindowKey
 from streams.batch_agent import abandon
 from streams.config import AggregationConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
@@ -93,6 +93,12 @@ class AggregationStage:
             )
 
 
+def routing_key(key: WindowKey) -> bytes:
+    """The Kafka key of a window: its first two dimensions (service/operation, client/server),
+    so every kind and status class of an operation meets on one partition (for alerting)."""
+    return _KEY_SEPARATOR.join(key[:2]).encode()
+
+
 def _owned(app: faust.App, topic: str) -> set[int]:
     assigned = app.assignor.assigned_actives()
     return {tp.partition for tp in assigned if tp.topic == topic}
@@ -123,7 +129,7 @@ def register_aggregation(
         for window in closed:
             deliveries.append(
                 await signal.partials_topic.send(
-                    key=_KEY_SEPARATOR.join(window.key).encode(),
+                    key=routing_key(window.key),
                     value=stage.partial_codec.encode(partial_record(window)),
                     headers=partial_headers,
                 )
@@ -160,7 +166,7 @@ def register_aggregation(
                     record = final_record(window, signal.dimensions, emitted_at)
                     deliveries.append(
                         await signal.output_topic.send(
-                            key=_KEY_SEPARATOR.join(window.key).encode(),
+                            key=routing_key(window.key),
                             value=stage.output_codec.encode(record),
                             headers=output_headers,
                         )
