@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
-from streams.aggregate.merge import WindowMerger, final_record, partial_record, watermark_record
+from streams.aggregate.merge import (
+    FinalWindow,
+    WindowMerger,
+    final_record,
+    partial_record,
+    watermark_record,
+)
 from streams.aggregate.window import Observation, WindowAggregator, WindowKey
 from streams.batch_agent import abandon
 from streams.config import AggregationConfig
@@ -104,10 +110,19 @@ def _owned(app: faust.App, topic: str) -> set[int]:
     return {tp.partition for tp in assigned if tp.topic == topic}
 
 
+FinalWindowsConsumer = Callable[[list[FinalWindow]], Awaitable[None]]
+"""Called by the merge agent with each batch of final windows, after they are published."""
+
+
 def register_aggregation(
-    app: faust.App, stage: AggregationStage, writer: WarehouseWriter, counters: Counters
+    app: faust.App,
+    stage: AggregationStage,
+    writer: WarehouseWriter,
+    counters: Counters,
+    on_final: Sequence[FinalWindowsConsumer] = (),
 ) -> None:
-    """Attach the emit timer, the merge agent and the window sink agent of one signal."""
+    """Attach the emit timer, the merge agent (handing final windows to `on_final`, e.g. the
+    alert stage) and the window sink agent of one signal."""
     signal = stage.signal
     name = signal.name
     partial_headers = [(SCHEMA_HEADER, stage.partial_codec.fingerprint.encode())]
@@ -174,6 +189,8 @@ def register_aggregation(
                 await asyncio.gather(*deliveries)
                 if final:
                     counters.inc(f"tracepipe_{name}_windows_emitted_total", len(final))
+                    for consumer in on_final:
+                        await consumer(final)
                 dropped = stage.merger.take_counts()
                 if dropped.late_partials:
                     counters.inc(

@@ -91,6 +91,7 @@ class FinalWindow:
     key: WindowKey
     stats: WindowStats
     sources: int
+    merge_partition: int = 0
 
 
 def final_record(
@@ -190,7 +191,9 @@ class WindowMerger:
             due = sorted(slot for slot in state.pending if slot[1] <= through)
             for slot in due:
                 stats, sources = state.pending.pop(slot)
-                final.append(FinalWindow(slot[0], slot[1], slot[2], stats, len(sources)))
+                final.append(
+                    FinalWindow(slot[0], slot[1], slot[2], stats, len(sources), merge_partition)
+                )
             state.emitted_through_ns = through
         return final
 

@@ -85,5 +85,13 @@ def count_spans(reader: Reader, where: str = "1") -> int:
     return int(rows[0]["n"])
 
 
+def time_range(column: str, since_ns: int, until_ns: int) -> str:
+    """A SQL condition: the DateTime64 `column` is in [since, until) (unix nanoseconds)."""
+    return (
+        f"{column} >= fromUnixTimestamp64Nano(toInt64({int(since_ns)})) "
+        f"AND {column} < fromUnixTimestamp64Nano(toInt64({int(until_ns)}))"
+    )
+
+
 quote = quote_string
 """A ClickHouse string literal (the warehouse's one quoting rule)."""

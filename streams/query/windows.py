@@ -16,7 +16,7 @@ from typing import Any
 
 from streams.aggregate.sketch import LatencySketch
 from streams.errors import TracepipeError, WarehouseError
-from streams.query import Reader, quote
+from streams.query import Reader, quote, time_range
 from streams.sink.windows import EDGES, LATENCY
 
 SLOWEST_TRACES = 5
@@ -118,10 +118,7 @@ def format_time(time_unix_nano: int) -> str:
 
 
 def _range_condition(since_ns: int, until_ns: int) -> str:
-    return (
-        f"WindowStart >= fromUnixTimestamp64Nano(toInt64({int(since_ns)})) "
-        f"AND WindowStart < fromUnixTimestamp64Nano(toInt64({int(until_ns)}))"
-    )
+    return time_range("WindowStart", since_ns, until_ns)
 
 
 def _query(reader: Reader, table: str, sql: str) -> list[dict[str, Any]]:
