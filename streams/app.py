@@ -19,6 +19,8 @@ from streams.aggregate.observations import (
     edge_observations,
     latency_observations,
 )
+from streams.alert.agent import AlertStage
+from streams.alert.delivery import register_alert_delivery
 from streams.assemble.agent import AssemblyState, register_assembly
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
@@ -176,8 +178,28 @@ def create_app(settings: Settings) -> Pipeline:
     register_assembly(
         app, assembly, traces_topic, writer, counters, state, on_traces=(observe_traces,)
     )
-    register_aggregation(app, latency, writer, counters)
+    alerts_topic = raw_topic(app, topics.alerts)
+    alerting = AlertStage(
+        app,
+        alerts_topic,
+        writer,
+        settings.alert,
+        settings.aggregation,
+        settings.kafka.partitions,
+        counters,
+        time.time_ns,
+    )
+    register_aggregation(app, latency, writer, counters, on_final=(alerting.on_final_windows,))
     register_aggregation(app, edges, writer, counters)
+    register_alert_delivery(
+        app,
+        alerts_topic,
+        dlq_topic,
+        writer,
+        settings.alert,
+        counters,
+        external_url=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
+    )
     pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
     _register_web(pipeline)
     return pipeline

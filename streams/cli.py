@@ -7,11 +7,14 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams import __version__
 from streams.config import Settings, load_settings, settings_table
 from streams.errors import TracepipeError
+
+if TYPE_CHECKING:
+    from streams.alert.events import AlertEvent
 
 
 def render_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -142,6 +145,112 @@ def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
             )
             print(render_table(rows))
     return 0
+
+
+def _alert_line(event: AlertEvent) -> str:
+    """One `alerts tail` line: time, STATE, severity, rule, service/operation, the value against
+    the threshold, the slowest trace and the largest critical-path increase."""
+    from streams.query.windows import format_time
+
+    parts = [
+        format_time(event.time_unix_nano),
+        f"{event.state.upper():9}",
+        f"{event.severity:8}",
+        event.rule,
+        f"{event.service}/{event.operation}",
+        event.comparison(),
+    ]
+    if event.slowest_trace_id:
+        parts.append(f"trace {event.slowest_trace_id}")
+    if event.top_attribution is not None:
+        parts.append(event.top_attribution.describe())
+    return "  ".join(parts)
+
+
+def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.alert.subscribe import subscribe
+    from streams.broker.topics import TopicNames
+
+    topic = TopicNames.from_prefix(settings.kafka.topic_prefix).alerts
+    start = "from the beginning" if args.from_beginning else "new events"
+    print(
+        f"following {topic} on {settings.kafka.bootstrap} ({start}); Ctrl-C stops", file=sys.stderr
+    )
+    events = subscribe(
+        settings.kafka.bootstrap,
+        topic,
+        state=args.state,
+        service=args.service,
+        from_beginning=args.from_beginning,
+    )
+    try:
+        for event in events:
+            print(_alert_line(event), flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.alert.events import AlertEvent
+    from streams.query import open_reader, quote, time_range
+    from streams.query.windows import _query, format_time, parse_time
+    from streams.sink.alerts import ALERTS, ALERTS_COLUMNS, alert_record
+
+    now_ns = time.time_ns()
+    since_ns, until_ns = parse_time(args.since, now_ns), parse_time(args.until, now_ns)
+    if since_ns >= until_ns:
+        print(
+            f"error: --since {args.since} ({format_time(since_ns)}) is not before --until "
+            f"{args.until} ({format_time(until_ns)})",
+            file=sys.stderr,
+        )
+        return 2
+    conditions = [time_range("EmittedAt", since_ns, until_ns)]
+    what = "alert transitions"
+    if args.state is not None:
+        conditions.append(f"State = {quote(args.state)}")
+        what = f"{args.state} {what}"
+    if args.service is not None:
+        conditions.append(f"ServiceName = {quote(args.service)}")
+        what += f" of service {args.service!r}"
+    between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
+    columns = ", ".join(ALERTS_COLUMNS)
+    with open_reader(settings) as reader:
+        rows = _query(
+            reader,
+            ALERTS,
+            f"SELECT {columns} FROM {ALERTS} FINAL WHERE {' AND '.join(conditions)} "
+            "ORDER BY EmittedAt, Fingerprint, Sequence",
+        )
+    if not rows:
+        print(f"no {what} {between}")
+        return 0
+    table = []
+    for row in rows:
+        event = AlertEvent.from_record(alert_record(row))
+        top = event.top_attribution
+        table.append(
+            {
+                "time": format_time(event.time_unix_nano),
+                "state": event.state.upper(),
+                "severity": event.severity,
+                "rule": event.rule,
+                "service/operation": f"{event.service}/{event.operation}",
+                "value": event.comparison(),
+                "slowest trace": event.slowest_trace_id,
+                "top attribution": top.describe() if top is not None else "",
+            }
+        )
+    print(f"{len(table)} {what} {between}")
+    print(render_table(table))
+    return 0
+
+
+def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "tail":
+        return _alerts_tail(args, settings)
+    return _alerts_list(args, settings)
 
 
 def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
@@ -348,6 +457,50 @@ def build_parser() -> argparse.ArgumentParser:
     qd.add_argument("--since", default="1h", type=_time_arg, help=f"from: {time_help} (default 1h)")
     qd.add_argument("--until", default="now", type=_time_arg, help=f"to: {time_help} (default now)")
     p.set_defaults(func=_cmd_query)
+
+    from streams.alert.events import STATES
+
+    p = sub.add_parser(
+        "alerts",
+        help="follow alert events as they come, or list the stored ones",
+        description="Alert events are the transitions of latency alerts (pending, firing, "
+        "resolved, cancelled) that the worker's alert stage publishes on the alerts topic "
+        "(tracepipe.alerts) and stores in tracepipe_alerts. Any Kafka consumer can read the "
+        "topic; alert.webhook_urls forwards firing and resolved ones as Alertmanager webhooks.",
+    )
+    a = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    at = a.add_parser(
+        "tail",
+        help="print alert events as they arrive on the alerts topic",
+        description="Print one line per alert event as it arrives on the alerts topic: time "
+        "(UTC), STATE, severity, rule, service/operation, the signal's value against the "
+        "threshold (ms for latency percentiles, %% for error rates; with the baseline for "
+        "anomaly rules), the slowest exemplar trace (open it with `tracepipe trace ID`) and the "
+        "largest critical-path increase. Reads with a consumer group of its own, so it takes "
+        "nothing from other subscribers. Ctrl-C stops it (exit 0).",
+    )
+    at.add_argument("--state", choices=STATES, help="only events of this state")
+    at.add_argument("--service", help="only events of this service")
+    at.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start with the oldest event the topic still holds (default: new events only)",
+    )
+    al = a.add_parser(
+        "list",
+        help="list the stored alert transitions of a time range",
+        description="List the alert transitions stored in tracepipe_alerts (read with FINAL: "
+        "an event delivered twice is listed once) that were published in [--since, --until), "
+        "oldest first: time, state, severity, rule, service/operation, value against "
+        "threshold, slowest trace and top attribution. Says so when there is none.",
+    )
+    al.add_argument(
+        "--since", default="24h", type=_time_arg, help=f"from: {time_help} (default 24h)"
+    )
+    al.add_argument("--until", default="now", type=_time_arg, help=f"to: {time_help} (default now)")
+    al.add_argument("--state", choices=STATES, help="only transitions to this state")
+    al.add_argument("--service", help="only alerts of this service")
+    p.set_defaults(func=_cmd_alerts)
 
     p = sub.add_parser(
         "config",

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from streams.config import ClickHouseConfig
+from streams.sink.alerts import ALERTS
 from streams.sink.windows import EDGES, LATENCY
 from streams.warehouse import Warehouse, open_warehouse
 from streams.warehouse.migrate import migrate
@@ -34,4 +35,11 @@ def window_tables(migrated_warehouse: Warehouse) -> Warehouse:
     """The migrated warehouse with tracepipe_latency and tracepipe_edges emptied."""
     migrated_warehouse.execute(f"TRUNCATE TABLE {LATENCY}")
     migrated_warehouse.execute(f"TRUNCATE TABLE {EDGES}")
+    return migrated_warehouse
+
+
+@pytest.fixture
+def alert_table(migrated_warehouse: Warehouse) -> Warehouse:
+    """The migrated warehouse with tracepipe_alerts emptied."""
+    migrated_warehouse.execute(f"TRUNCATE TABLE {ALERTS}")
     return migrated_warehouse

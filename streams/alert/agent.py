@@ -1,0 +1,152 @@
+"""The alert stage's Faust wiring: final latency windows in, alert events out.
+
+The latency merge agent hands each batch of final windows to `AlertStage.on_final_windows`,
+which merges an operation's kinds and status classes per window, evaluates the rules, fills a
+firing event's attribution from ClickHouse's critical paths, publishes the events on
+tracepipe.alerts (keyed by fingerprint) and persists the changed alert states in the
+changelog-backed table `tracepipe-alerts`, on the partition of the windows' merge partition, so
+the state lives with the worker that evaluates those operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import faust
+
+from streams.aggregate.merge import FinalWindow
+from streams.alert.attribution import attribute
+from streams.alert.evaluate import AlertEvaluator, operation_windows
+from streams.alert.rules import RuleFile, RuleSet, default_rules
+from streams.config import AggregationConfig, AlertConfig
+from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.query.critical_path import self_time_per_trace
+from streams.sink.writer import WarehouseWriter
+from streams.telemetry import Counters
+
+log = logging.getLogger("tracepipe.alert")
+
+
+class AlertStage:
+    """Rules evaluated on final latency windows, with their state in a Faust table."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        alerts_topic: faust.TopicT,
+        writer: WarehouseWriter,
+        config: AlertConfig,
+        aggregation: AggregationConfig,
+        partitions: int,
+        counters: Counters,
+        now: Callable[[], int],
+    ) -> None:
+        self.app = app
+        self.alerts_topic = alerts_topic
+        self.writer = writer
+        self.config = config
+        self.window_ns = aggregation.window_ms * 1_000_000
+        self.exemplar_count = aggregation.exemplars
+        self.counters = counters
+        self.codec = AvroCodec("alert")
+        self.headers = [(SCHEMA_HEADER, self.codec.fingerprint.encode())]
+        self.table = app.Table(
+            "tracepipe-alerts", partitions=partitions, key_type=bytes, value_type=bytes
+        )
+        self._rule_file = RuleFile(config.rules_file) if config.rules_file else None
+        self._reported_error: str | None = None
+        # Load the rules now: a missing or invalid rules file stops the worker at start.
+        self.rules()
+        self.evaluator = AlertEvaluator(self.rules, now)
+        self.restored = False
+        counters.describe("tracepipe_alert_events_total", "Alert transitions published.")
+        counters.describe("tracepipe_alert_rule_reload_errors_total", "Invalid rule file edits.")
+
+    def rules(self) -> RuleSet:
+        """The current rules: the rules file (reloaded when it changes) or the defaults."""
+        if self._rule_file is None:
+            return default_rules()
+        rules = self._rule_file.current()
+        error = self._rule_file.last_error
+        if error and error != self._reported_error:
+            self.counters.inc("tracepipe_alert_rule_reload_errors_total")
+            log.error("keeping the previous alert rules: %s", error)
+        self._reported_error = error
+        return rules
+
+    def ready(self) -> bool:
+        """True once the table is recovered and the evaluator's states restored from it."""
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        if not self.restored and recovery.completed.is_set():
+            self.evaluator.restore(
+                {k.decode(): pickle.loads(v) for k, v in self.table.data.items()}
+            )
+            self.restored = True
+        return self.restored
+
+    async def on_final_windows(self, finals: list[FinalWindow]) -> None:
+        """Evaluate the rules on a batch of final latency windows; publish transitions."""
+        if not self.ready():
+            log.warning("alert state not recovered yet: %d windows not evaluated", len(finals))
+            return
+        by_partition: dict[int, list[FinalWindow]] = {}
+        for final in finals:
+            by_partition.setdefault(final.merge_partition, []).append(final)
+        for partition, group in sorted(by_partition.items()):
+            deliveries = []
+            for window in operation_windows(group, self.exemplar_count):
+                for event in self.evaluator.evaluate(window):
+                    if event["state"] == "firing":
+                        event["attribution"] = await self._attribution(event)
+                    deliveries.append(
+                        await self.alerts_topic.send(
+                            key=event["fingerprint"].encode(),
+                            value=self.codec.encode(event),
+                            headers=self.headers,
+                        )
+                    )
+                    self.counters.inc("tracepipe_alert_events_total", state=event["state"])
+                    log.info(
+                        "alert %s %s: %s %s value %.4g threshold %.4g",
+                        event["rule"],
+                        event["state"],
+                        event["service"],
+                        event["operation"],
+                        event["value"],
+                        event["threshold"],
+                    )
+            await asyncio.gather(*deliveries)
+            # After the events are on the topic: a crash in between re-evaluates, never loses.
+            for fingerprint, state in self.evaluator.take_changed().items():
+                key = fingerprint.encode()
+                value = pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
+                self.table.data[key] = value
+                self.table.send_changelog(
+                    partition, key, value, key_serializer="raw", value_serializer="raw"
+                )
+
+    async def _attribution(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Critical-path self time in the breaching window against the windows before the
+        incident; empty when ClickHouse has no critical paths for them (yet)."""
+        service = event["service"]
+        current_range = (event["window_start_unix_nano"], event["window_end_unix_nano"])
+        baseline_end = event["starts_at_unix_nano"]
+        baseline_range = (
+            baseline_end - self.config.attribution_baseline_windows * self.window_ns,
+            baseline_end,
+        )
+        try:
+            current = await self.writer.run_on_writer(
+                lambda w: self_time_per_trace(w, service, *current_range)
+            )
+            baseline = await self.writer.run_on_writer(
+                lambda w: self_time_per_trace(w, service, *baseline_range)
+            )
+        except Exception as err:  # an alert without attribution beats no alert
+            log.warning("no attribution for alert %s: %s", event["rule"], err)
+            return []
+        return attribute(current, baseline)
