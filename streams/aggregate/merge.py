@@ -26,6 +26,9 @@ WATERMARK = "watermark"
 QUANTILES = (("p50_ns", 0.5), ("p90_ns", 0.9), ("p95_ns", 0.95), ("p99_ns", 0.99))
 """The percentiles every final window reports, by field name."""
 
+PERCENTILE_SIGNALS = {field.removesuffix("_ns"): q for field, q in QUANTILES}
+"""The same percentiles by signal name (p50, p90, p95, p99), as alert rules name them."""
+
 
 def partial_record(closed: ClosedWindow) -> dict[str, Any]:
     """The WindowPartial Avro record (schemas/avro/window_partial.avsc) of a closed window."""

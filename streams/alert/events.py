@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.aggregate.merge import PERCENTILE_SIGNALS
+
 PENDING = "pending"
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -19,7 +21,7 @@ CANCELLED = "cancelled"
 STATES = (PENDING, FIRING, RESOLVED, CANCELLED)
 """Every alert state, in lifecycle order."""
 
-LATENCY_SIGNALS = ("p50", "p90", "p95", "p99")
+LATENCY_SIGNALS = tuple(PERCENTILE_SIGNALS)
 """Signals measured in nanoseconds."""
 
 

@@ -52,6 +52,7 @@ from typing import Any
 
 import yaml
 
+from streams.aggregate.merge import PERCENTILE_SIGNALS
 from streams.errors import ConfigError
 from streams.paths import deploy_root
 
@@ -59,7 +60,7 @@ THRESHOLD = "threshold"
 ANOMALY = "anomaly"
 RULE_TYPES = (THRESHOLD, ANOMALY)
 
-QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+QUANTILES = PERCENTILE_SIGNALS
 """The latency signals (ns) and the quantile each one is."""
 ERROR_RATE = "error_rate"
 THROUGHPUT = "throughput"
