@@ -228,6 +228,45 @@ def latency_summary(
     return summaries
 
 
+def service_summary(reader: Reader, since_ns: int, until_ns: int) -> list[LatencySummary]:
+    """RED per service over [since_ns, until_ns): its SERVER and CONSUMER spans (the calls it
+    serves), every operation merged; operation is "*" and kind "Server,Consumer"."""
+    where = f"SpanKind IN ('Server', 'Consumer') AND {_range_condition(since_ns, until_ns)}"
+    rows = _query(
+        reader,
+        LATENCY,
+        f"SELECT ServiceName AS service, {_MERGED_STATS} FROM {LATENCY} FINAL WHERE {where} "
+        "GROUP BY service ORDER BY service",
+    )
+    summaries: list[LatencySummary] = []
+    for row in rows:
+        service = str(row["service"])
+        sketch = _merged_sketch(row, service)
+        calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
+        summaries.append(
+            LatencySummary(
+                service=service,
+                operation="*",
+                kind="Server,Consumer",
+                windows=int(row["windows"]),
+                calls=calls,
+                errors=errors,
+                error_rate=error_rate,
+                throughput_per_s=throughput,
+                mean_ns=int(row["duration_sum"]) / calls if calls else 0.0,
+                min_ns=int(row["duration_min"]),
+                max_ns=int(row["duration_max"]),
+                p50_ns=sketch.quantile(0.5),
+                p90_ns=sketch.quantile(0.9),
+                p95_ns=sketch.quantile(0.95),
+                p99_ns=sketch.quantile(0.99),
+                relative_accuracy=sketch.relative_accuracy,
+                slowest=(),
+            )
+        )
+    return summaries
+
+
 def dependency_summary(reader: Reader, since_ns: int, until_ns: int) -> list[EdgeSummary]:
     """Per edge (client, server, connection type), the windows that start in
     [since_ns, until_ns) merged; ordered by client, server, type. Empty: no windows."""

@@ -25,6 +25,7 @@ from streams.query.windows import (
     format_time,
     latency_summary,
     parse_time,
+    service_summary,
 )
 from streams.sink.windows import (
     EDGES,
@@ -110,6 +111,26 @@ def test_percentiles_come_from_merged_sketches_not_averages(warehouse: Warehouse
     assert summary.mean_ns == pytest.approx(sum(fast + slow) / 400)
     assert summary.throughput_per_s == pytest.approx(400 / ((UNTIL - SINCE) / 1e9))
     assert summary.kind == "Server"
+
+
+def test_service_summary_merges_the_served_operations_of_each_service(
+    warehouse: Warehouse,
+) -> None:
+    store(
+        warehouse,
+        latency([1 * MS] * 8, key=CART),
+        latency([90 * MS, 95 * MS], key=("cart", "POST /cart", "SERVER", "error"), errors=2),
+        latency([500 * MS] * 50, key=("cart", "SELECT", "CLIENT", "ok")),  # not served: left out
+        latency([7 * MS] * 4, key=("shipping", "ShipOrder", "CONSUMER", "ok")),
+    )
+    by_service = {s.service: s for s in service_summary(warehouse, SINCE, UNTIL)}
+    assert sorted(by_service) == ["cart", "shipping"]
+    cart = by_service["cart"]
+    assert (cart.calls, cart.errors, cart.max_ns) == (10, 2, 95 * MS)
+    everything = LatencySketch()
+    everything.add_many([1 * MS] * 8 + [90 * MS, 95 * MS])
+    assert cart.p99_ns == pytest.approx(everything.quantile(0.99), rel=1e-9)
+    assert by_service["shipping"].calls == 4
 
 
 def test_status_classes_of_an_operation_are_merged(warehouse: Warehouse) -> None:
