@@ -48,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             alert = fastavro.schemaless_reader(io.BytesIO(msg.value() or b""), schema)
             assert isinstance(alert, dict)  # a record schema reads as a dict
+            # value and threshold are in the signal's unit: ns for p50..p99, 0..1 for error_rate
             print(
                 f"{alert['state']:9} {alert['severity']:8} {alert['rule']} "
                 f"{alert['service']}/{alert['operation']} {alert['signal']}="
-                f"{alert['value']:g} {alert['condition']} {alert['threshold']:g} "
+                f"{alert['value']} {alert['condition']} {alert['threshold']} "
                 f"slowest trace: {(alert['exemplar_trace_ids'] or ['-'])[0]}"
             )
     except KeyboardInterrupt:

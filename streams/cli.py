@@ -7,27 +7,15 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streams import __version__
 from streams.config import Settings, load_settings, settings_table
 from streams.errors import TracepipeError
+from streams.query.table import render_table
 
 if TYPE_CHECKING:
-    from streams.alert.events import AlertEvent
-
-
-def render_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as an aligned text table (header, rule, rows)."""
-    if not rows:
-        return "(no rows)"
-    columns = list(rows[0])
-    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
+    pass
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -147,26 +135,6 @@ def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _alert_line(event: AlertEvent) -> str:
-    """One `alerts tail` line: time, STATE, severity, rule, service/operation, the value against
-    the threshold, the slowest trace and the largest critical-path increase."""
-    from streams.query.windows import format_time
-
-    parts = [
-        format_time(event.time_unix_nano),
-        f"{event.state.upper():9}",
-        f"{event.severity:8}",
-        event.rule,
-        f"{event.service}/{event.operation}",
-        event.comparison(),
-    ]
-    if event.slowest_trace_id:
-        parts.append(f"trace {event.slowest_trace_id}")
-    if event.top_attribution is not None:
-        parts.append(event.top_attribution.describe())
-    return "  ".join(parts)
-
-
 def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.alert.subscribe import subscribe
     from streams.broker.topics import TopicNames
@@ -185,7 +153,7 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         for event in events:
-            print(_alert_line(event), flush=True)
+            print(event.summary_line(), flush=True)
     except KeyboardInterrupt:
         pass
     return 0
@@ -266,6 +234,58 @@ def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.rejected else 0
 
 
+def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    import random
+
+    from streams.broker.topics import TopicNames, ensure_topics
+    from streams.errors import ConfigError
+    from streams.generate.generator import RunStats, TraceGenerator, otel_sink
+    from streams.generate.incident import parse_duration_ns, parse_incident
+    from streams.generate.topology import default_topology, load_topology_file
+    from streams.sdk import SpanProducer
+
+    if not args.rate > 0:
+        raise ConfigError(f"invalid --rate {args.rate:g}; should be spans per second above 0")
+    try:
+        duration_s = parse_duration_ns(args.duration) / 1e9
+    except ValueError as err:
+        raise ConfigError(f"--duration: {err}") from err
+    topology = load_topology_file(args.topology) if args.topology else default_topology()
+    incidents = [parse_incident(spec) for spec in args.incident]
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    generator = TraceGenerator(topology, seed, incidents, args.clock_skew_ms)
+    topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
+    ensure_topics(settings.kafka, [topic])
+
+    def progress(stats: RunStats) -> None:
+        print(f"generate: {stats.progress_line()}", file=sys.stderr, flush=True)
+
+    until = f"for {duration_s:g} s" if duration_s else "until Ctrl-C"
+    print(
+        f"generate: {args.rate:g} spans/s {until} to {topic} at {settings.kafka.bootstrap} via "
+        f"{args.via}; topology {topology.source}, seed {seed}"
+        + "".join(f", incident {i.spec}" for i in incidents),
+        file=sys.stderr,
+        flush=True,
+    )
+    with SpanProducer(settings.kafka.bootstrap, topic) as producer:
+        if args.via == "otel":
+            from streams.sdk.otel import KafkaSpanExporter
+
+            exporter = KafkaSpanExporter(producer=producer)
+            stats = generator.run(otel_sink(exporter), args.rate, duration_s, on_progress=progress)
+            dropped = exporter.dropped
+        else:
+            stats = generator.run(producer.send_many, args.rate, duration_s, on_progress=progress)
+            dropped = 0
+        unsent = producer.flush() + producer.failed + dropped
+    print(f"{stats.summary()}; seed {seed}")
+    if unsent:
+        print(f"tracepipe: {unsent} spans were not delivered to {topic}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
     from streams.query import open_reader
     from streams.query.waterfall import trace_report
@@ -280,12 +300,15 @@ def _cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.demo import run_demo
+    from streams.demo import DEMO_INCIDENT, run_demo
+    from streams.generate.incident import parse_duration_ns
 
     return run_demo(
         settings,
-        traces=args.traces,
-        spans_per_trace=args.spans_per_trace,
+        rate=args.rate,
+        duration_s=parse_duration_ns(args.duration) / 1e9,
+        incidents=args.incident if args.incident is not None else (DEMO_INCIDENT,),
+        seed=args.seed,
         timeout_s=args.timeout,
         keep_running=args.keep_running,
     )
@@ -324,17 +347,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="run the pipeline end to end on this machine and show counts",
-        description="Start local Kafka if none answers, run a worker with the "
-        "embedded ClickHouse, produce spans, and read them back from otel_traces.",
+        help="the whole pipeline on this machine, live: load, an incident, its alert",
+        description="Start local Kafka if none answers, run a worker on the embedded "
+        "ClickHouse, and generate web-shop traces with an injected incident (by default "
+        "payment 5x slower from 45 s to 85 s). A live view shows spans/s, traces assembled, "
+        "per-service p50/p99 and error rate, and alerts as they fire and resolve; the incident "
+        "fires an alert within about a minute of starting. Exit status 0 when every incident's "
+        "service was alerted on. Ctrl-C stops it cleanly.",
     )
-    p.add_argument("--traces", type=int, default=100, help="traces to produce (default 100)")
-    p.add_argument("--spans-per-trace", type=int, default=10, help="spans per trace (default 10)")
+    p.add_argument("--rate", type=float, default=1000.0, help="spans per second (default 1000)")
+    p.add_argument(
+        "--duration", default="120s", help="how long to generate, e.g. 90s, 3m (default 120s)"
+    )
+    p.add_argument(
+        "--incident",
+        action="append",
+        metavar="SPEC",
+        help="an incident to inject instead of the default, e.g. 'payment:latency*5@45s-90s' "
+        "or 'inventory:errors=20%%@1m-2m' (repeatable)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     p.add_argument(
         "--timeout",
         type=float,
         default=120.0,
-        help="seconds to wait for every span to be stored (default 120)",
+        help="seconds to wait for the worker to start (default 120)",
     )
     p.add_argument(
         "--keep-running",
@@ -381,6 +418,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="send payloads unchanged to the otlp/zipkin topic for the worker's bridge",
     )
     p.set_defaults(func=_cmd_produce)
+
+    p = sub.add_parser(
+        "generate",
+        help="produce realistic synthetic traces at a steady rate (load, demos, incidents)",
+        description="Generate traces of a microservice topology (default: a web shop, "
+        "deploy/generate/webshop.yaml; format in streams/generate/topology.py) with lognormal "
+        "latencies, errors, parallel calls, async messaging and optional clock skew, and send "
+        "them to the spans topic at --rate spans/s. Incidents (repeatable --incident) make an "
+        "operation slower or failing for a while, e.g. payment:latency*5@2m-4m, "
+        "inventory:errors=20%@1m-3m, payment/Charge:latency*3@30s-90s. Progress goes to "
+        "stderr, a summary to stdout. Exit 1 if some spans were not delivered.",
+    )
+    p.add_argument("--rate", type=float, default=1000.0, help="spans per second (default 1000)")
+    p.add_argument(
+        "--duration", default="0", help="how long: 60s, 5m, 1h30m; 0 = until Ctrl-C (default)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="random seed: the same seed makes the same traces, trace ids included (the "
+        "pipeline takes repeated ids as late spans of the same traces); default: random, printed",
+    )
+    p.add_argument("--topology", metavar="FILE", help="a topology YAML file (default: web shop)")
+    p.add_argument(
+        "--incident",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="SERVICE[/OPERATION]:EFFECT[@START-END], EFFECT latency*F, latency+DURATION or "
+        "errors=P%%; repeatable",
+    )
+    p.add_argument(
+        "--clock-skew-ms",
+        type=float,
+        default=0.0,
+        help="each host's clock is off by up to this many ms, fixed per host (default 0)",
+    )
+    p.add_argument(
+        "--via",
+        choices=["sdk", "otel"],
+        default="sdk",
+        help="sdk: tracepipe's SpanProducer; otel: OpenTelemetry ReadableSpans through "
+        "KafkaSpanExporter (default sdk)",
+    )
+    p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser(
         "trace",
@@ -474,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print alert events as they arrive on the alerts topic",
         description="Print one line per alert event as it arrives on the alerts topic: time "
         "(UTC), STATE, severity, rule, service/operation, the signal's value against the "
-        "threshold (ms for latency percentiles, %% for error rates; with the baseline for "
+        "threshold (ms for latency percentiles, % for error rates; with the baseline for "
         "anomaly rules), the slowest exemplar trace (open it with `tracepipe trace ID`) and the "
         "largest critical-path increase. Reads with a consumer group of its own, so it takes "
         "nothing from other subscribers. Ctrl-C stops it (exit 0).",

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import faust
 
 from streams.alert.events import AlertEvent
 from streams.alert.webhook import WebhookForwarder, forwarded, redact_url, webhook_urls
-from streams.batch_agent import abandon, header_value, rejected_event, send_dead_letter
+from streams.batch_agent import header_value, rejected_event, send_dead_letter
 from streams.config import AlertConfig
 from streams.deadletter import dead_letter
 from streams.errors import DecodeError
@@ -43,6 +44,23 @@ SINK_BATCH = 500
 SINK_WAIT_S = 0.5
 WEBHOOK_BATCH = 100
 WEBHOOK_WAIT_S = 0.2
+
+
+@contextmanager
+def held(app: faust.App, events: Sequence[Any]) -> Iterator[None]:
+    """Keep the events' offsets uncommitted until the block completes.
+
+    One more reference on each message, released only when the block finishes without an
+    exception. The take buffer acknowledges its events in a `finally`, and when the worker stops
+    faust-streaming closes that buffer (Stream.on_stop) before it cancels the agent, so marking
+    the messages in an exception handler (`streams.batch_agent.abandon`) comes too late: this
+    reference keeps a stopped or failed batch from being committed, and it is redelivered.
+    """
+    for event in events:
+        event.message.incref()
+    yield
+    for event in events:
+        event.message.ack(app.consumer)
 
 
 def _decode(codec: AvroCodec, event: Any) -> dict[str, Any]:
@@ -73,7 +91,7 @@ def register_alert_delivery(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             SINK_BATCH, within=SINK_WAIT_S
         ):
-            try:
+            with held(app, events):
                 rows = []
                 for event in events:
                     try:
@@ -85,10 +103,6 @@ def register_alert_delivery(
                 await writer.write_rows(ALERTS, ALERTS_COLUMNS, rows)
                 if rows:
                     counters.inc("tracepipe_alerts_stored_total", len(rows))
-            except BaseException:
-                # Stopped or failed before the batch was stored: leave its offsets uncommitted.
-                abandon(app, events)
-                raise
 
     app.agent(alerts_topic, name="tracepipe.alert-sink")(alert_sink)
 
@@ -131,7 +145,7 @@ def register_alert_delivery(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             WEBHOOK_BATCH, within=WEBHOOK_WAIT_S
         ):
-            try:
+            with held(app, events):
                 by_fingerprint: dict[str, list[tuple[Any, AlertEvent]]] = {}
                 for event in events:
                     try:
@@ -143,9 +157,5 @@ def register_alert_delivery(
                 async with asyncio.TaskGroup() as group:
                     for items in by_fingerprint.values():
                         group.create_task(forward_in_order(items))
-            except BaseException:
-                # Stopped mid-retry: redeliver the batch after restart rather than lose it.
-                abandon(app, events)
-                raise
 
     app.agent(alerts_topic, name="tracepipe.alert-webhook")(webhook_forwarder)

@@ -189,6 +189,25 @@ class AlertEvent:
         """The largest critical-path increase, if the event carries an attribution."""
         return self.attribution[0] if self.attribution else None
 
+    def summary_line(self) -> str:
+        """One line: time, STATE, severity, rule, service/operation, the value against the
+        threshold, the slowest trace and the largest critical-path increase."""
+        from streams.query.windows import format_time
+
+        parts = [
+            format_time(self.time_unix_nano),
+            f"{self.state.upper():9}",
+            f"{self.severity:8}",
+            self.rule,
+            f"{self.service}/{self.operation}",
+            self.comparison(),
+        ]
+        if self.slowest_trace_id:
+            parts.append(f"trace {self.slowest_trace_id}")
+        if self.top_attribution is not None:
+            parts.append(self.top_attribution.describe())
+        return "  ".join(parts)
+
     def comparison(self) -> str:
         """The value against the threshold in human units: `p99 612 ms > 150 ms (baseline
         48.2 ms)` while breaching, `p99 90.1 ms, not > 150 ms` once recovered."""

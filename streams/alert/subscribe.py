@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
@@ -44,7 +44,7 @@ def subscribe(
     group_id: str | None = None,
     poll_timeout_s: float = 1.0,
     max_idle_s: float | None = None,
-) -> Iterator[AlertEvent]:
+) -> Generator[AlertEvent, None, None]:
     """Alert events from `topic` as they arrive, optionally only one `state` and `service`.
 
     Reads from the end of the topic (new events only) unless `from_beginning`. Without

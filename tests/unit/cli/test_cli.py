@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import build_parser, main, render_table
+from streams.cli import build_parser, main
 from streams.config import settings_table
+from streams.query.table import render_table
 
 README = Path(__file__).parents[3] / "README.md"
 SUBCOMMANDS = ["demo", "worker", "kafka", "produce", "trace", "topics", "db", "query", "config"]

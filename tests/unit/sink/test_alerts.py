@@ -3,6 +3,9 @@ an event stored twice is one row; `tracepipe alerts list` prints the stored tran
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import pytest
 
 from streams.alert.events import PENDING, AlertEvent
@@ -109,3 +112,38 @@ def test_cli_alerts_help(argv: list[str], capsys: pytest.CaptureFixture[str]) ->
         main([*argv, "--help"])
     assert exit_info.value.code == 0
     assert "usage: tracepipe alerts" in capsys.readouterr().out
+
+
+def test_cli_alerts_tail_prints_one_line_per_event_and_ctrl_c_exits_0(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_subscribe(bootstrap: str, topic: str, **options: object) -> Iterator[AlertEvent]:
+        seen.update(options, topic=topic)
+        yield alert_event()
+        yield resolved_event(attribution=())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("streams.alert.subscribe.subscribe", fake_subscribe)
+    monkeypatch.setenv("TRACEPIPE_KAFKA_TOPIC_PREFIX", "shop.")
+    assert main(["alerts", "tail", "--state", "firing", "--service", "payment"]) == 0
+    assert seen == {
+        "topic": "shop.alerts",
+        "state": "firing",
+        "service": "payment",
+        "from_beginning": False,
+    }
+    captured = capsys.readouterr()
+    assert "following shop.alerts" in captured.err
+    firing, resolved = captured.out.splitlines()
+    assert re.split(r" {2,}", firing)[1:] == [
+        "FIRING",
+        "critical",
+        "latency-anomaly",
+        "payment/charge",
+        "p99 612 ms > 150 ms (baseline 48.2 ms)",
+        f"trace {0xA:032x}",
+        "payment: charge +120 ms (80% of the increase)",
+    ]
+    assert resolved.endswith(f"p99 90.1 ms, not > 150 ms (baseline 48.2 ms)  trace {0xA:032x}")

@@ -1,0 +1,19 @@
+"""Plain aligned text tables for query results (the CLI and the demo's live view)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def render_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as an aligned text table (header, rule, rows)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
