@@ -201,6 +201,9 @@ class RunStats:
     error_traces: int = 0
     """Traces whose root span failed."""
     elapsed_s: float = 0.0
+    scheduled_s: float = 0.0
+    """How far the schedule has got: the spans sent were due in the first `scheduled_s` (a
+    tick's worth goes out at the start of each tick, so this runs up to a tick ahead)."""
     behind_s: float = 0.0
     """Time skipped because generating and sending could not keep up (spans never made)."""
     interrupted: bool = False
@@ -208,8 +211,9 @@ class RunStats:
 
     @property
     def spans_per_s(self) -> float:
-        """The achieved rate."""
-        return self.spans / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """The achieved rate (over the schedule's time when that is ahead of the clock)."""
+        seconds = max(self.elapsed_s, self.scheduled_s)
+        return self.spans / seconds if seconds > 0 else 0.0
 
     def progress_line(self) -> str:
         """One line for a progress report."""
@@ -257,6 +261,8 @@ class TraceGenerator:
     ) -> None:
         if not clock_skew_ms >= 0:
             raise ConfigError(f"invalid clock_skew_ms {clock_skew_ms!r}; should be 0 or more")
+        if resource_attributes and "service.name" in resource_attributes:
+            raise ConfigError("resource_attributes cannot set service.name: the topology does")
         check_incidents(incidents, topology)
         self.topology = topology
         self.seed = seed
@@ -275,7 +281,7 @@ class TraceGenerator:
         # same traces with or without skew.
         skew_rng = random.Random(f"tracepipe-clock-skew:{seed}")
         skew_ns = clock_skew_ms * _NS_PER_MS
-        self.hosts: dict[str, list[_Host]] = {}
+        self._hosts: dict[str, list[_Host]] = {}
         for service in topology.services.values():
             hosts = []
             for i in range(1, service.instances + 1):
@@ -290,12 +296,12 @@ class TraceGenerator:
                 host = _Host(service.name, name, resource)
                 host.skew_ns = round(skew_rng.uniform(-skew_ns, skew_ns)) if skew_ns else 0
                 hosts.append(host)
-            self.hosts[service.name] = hosts
+            self._hosts[service.name] = hosts
 
         self._ops: dict[tuple[str, str], _Op] = {}
         for service in topology.services.values():
             for operation in service.operations.values():
-                op = _Op(service.name, operation, self.hosts[service.name])
+                op = _Op(service.name, operation, self._hosts[service.name])
                 op.incidents = tuple(
                     i for i in self.incidents if i.applies_to(service.name, operation.name)
                 )
@@ -525,12 +531,13 @@ class TraceGenerator:
         """Generate `spans_per_s` spans a second for `duration_s` (0: until `should_stop()` or
         Ctrl-C), handing them to `sink` once per tick; return the totals.
 
-        Trace n starts (event time) when the spans before it were due: `wall_clock_ns()` at the
-        start plus their count over the rate, so event times advance at exactly the rate. Each
-        tick (`tick_s` of `now()`) generates every trace due by then, so the rate holds over
-        time however slowly one tick runs; when generating and `sink` cannot keep up for more
-        than `max_lag_s`, the backlog is skipped (`behind_s`) rather than sent in a burst.
-        `on_progress` gets a snapshot every `progress_interval_s`.
+        Trace n starts (event time) when the spans before it are due: `wall_clock_ns()` at the
+        start plus their count over the rate, so event times advance at exactly the rate. At
+        each tick (every `tick_s` of `now()`) the traces due before the tick ends go to `sink`
+        in one batch; the schedule is absolute, so the rate holds however long one tick takes.
+        When generating and `sink` cannot keep up, the run falls behind; more than `max_lag_s`
+        behind, the backlog is skipped (`behind_s`) rather than sent in a burst, and the run
+        still ends at `duration_s`. `on_progress` gets a snapshot every `progress_interval_s`.
         """
         if not spans_per_s > 0:
             raise ConfigError(f"invalid spans_per_s {spans_per_s!r}; should be above 0")
@@ -542,13 +549,14 @@ class TraceGenerator:
         self.origin_ns = origin_ns
         end_s = duration_s if duration_s > 0 else math.inf
         s_per_span = 1.0 / spans_per_s
-        due_s = 0.0  # when the next trace is due, seconds after the start
+        scheduled = 0  # spans on the schedule so far (those skipped when behind included)
         next_progress_s = progress_interval_s
         spans_before, errors_before = self.spans_generated, self.error_spans
         traces_before, failed_before = self.traces_generated, self.error_traces
         trace = self.trace
 
         def update(elapsed_s: float) -> None:
+            stats.scheduled_s = min(scheduled * s_per_span, end_s)
             stats.spans = self.spans_generated - spans_before
             stats.traces = self.traces_generated - traces_before
             stats.error_spans = self.error_spans - errors_before
@@ -556,22 +564,31 @@ class TraceGenerator:
             stats.elapsed_s = elapsed_s
 
         try:
-            while due_s < end_s:
+            while True:
                 elapsed_s = now() - start_s
-                # On schedule, the last tick comes at end_s; past end_s + one tick it is behind:
-                # the duration bounds the run.
-                if elapsed_s >= end_s + tick_s or (should_stop is not None and should_stop()):
+                due_s = scheduled * s_per_span  # when the next trace is due, after the start
+                if due_s >= end_s:
+                    # Everything due is out; the run still lasts its duration.
+                    if end_s > elapsed_s:
+                        sleep(end_s - elapsed_s)
+                    break
+                # Behind schedule at the end: the duration bounds the run.
+                if elapsed_s >= end_s or (should_stop is not None and should_stop()):
                     break
                 if due_s < elapsed_s - max_lag_s:
-                    stats.behind_s += elapsed_s - max_lag_s - due_s
-                    due_s = elapsed_s - max_lag_s
-                # At most one tick's worth per batch, so a backlog cannot hold up the checks.
-                horizon_s = min(elapsed_s, end_s, due_s + tick_s)
+                    skip = math.ceil((elapsed_s - max_lag_s - due_s) * spans_per_s)
+                    stats.behind_s += skip * s_per_span
+                    scheduled += skip
+                    due_s = scheduled * s_per_span
+                # This tick's traces: those due before it ends; catching up, one tick's worth at
+                # a time, so that a backlog cannot hold up the checks above.
+                horizon_s = min(min(due_s, elapsed_s) + tick_s, end_s)
                 batch: list[Span] = []
-                while due_s <= horizon_s and due_s < end_s:
+                while due_s < horizon_s:
                     spans = trace(origin_ns + int(due_s * 1e9))
                     batch += spans
-                    due_s += len(spans) * s_per_span
+                    scheduled += len(spans)
+                    due_s = scheduled * s_per_span
                 if batch:
                     sink(batch)
                 elapsed_s = now() - start_s
@@ -580,11 +597,11 @@ class TraceGenerator:
                     on_progress(RunStats(**vars(stats)))
                     while next_progress_s <= elapsed_s:
                         next_progress_s += progress_interval_s
-                # Sleep to the next tick, or to when the next trace is due if that is sooner.
-                next_tick_s = (math.floor(elapsed_s / tick_s) + 1) * tick_s
-                wake_s = min(next_tick_s, max(due_s, elapsed_s), end_s)
+                # Sleep until the tick in which the next trace is due (none when behind); never
+                # less than a thousandth of a tick, so that time always moves on.
+                wake_s = min(math.floor(due_s / tick_s) * tick_s, end_s)
                 if wake_s > elapsed_s:
-                    sleep(wake_s - elapsed_s)
+                    sleep(max(wake_s - elapsed_s, tick_s / 1000))
         except KeyboardInterrupt:
             stats.interrupted = True
         update(now() - start_s)

@@ -12,7 +12,19 @@ from streams.config import settings_table
 from streams.query.table import render_table
 
 README = Path(__file__).parents[3] / "README.md"
-SUBCOMMANDS = ["demo", "worker", "kafka", "produce", "trace", "topics", "db", "query", "config"]
+SUBCOMMANDS = [
+    "demo",
+    "worker",
+    "kafka",
+    "produce",
+    "generate",
+    "trace",
+    "topics",
+    "db",
+    "query",
+    "alerts",
+    "config",
+]
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
