@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.aggregate.merge import PERCENTILE_SIGNALS
+from streams.query.table import format_quantity
 
 PENDING = "pending"
 FIRING = "firing"
@@ -25,28 +26,14 @@ LATENCY_SIGNALS = tuple(PERCENTILE_SIGNALS)
 """Signals measured in nanoseconds."""
 
 
-def _number(value: float) -> str:
-    """A quantity with three or four significant digits; 0 as plain 0."""
-    size = abs(value)
-    if size == 0:
-        return "0"
-    if size >= 100:
-        return f"{value:.0f}"
-    if size >= 10:
-        return f"{value:.1f}"
-    if size >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
-
-
 def format_signal_value(signal: str, value: float) -> str:
     """`value` of `signal` in human units: `612 ms`, `2.50%`, `41.7 calls/s`."""
     if signal in LATENCY_SIGNALS:
-        return f"{_number(value / 1e6)} ms"
+        return f"{format_quantity(value / 1e6)} ms"
     if signal == "error_rate":
-        return f"{_number(value * 100)}%"
+        return f"{format_quantity(value * 100)}%"
     if signal == "throughput":
-        return f"{_number(value)} calls/s"
+        return f"{format_quantity(value)} calls/s"
     return f"{value:g}"
 
 
@@ -88,8 +75,9 @@ class Attribution:
     def describe(self) -> str:
         """`payment: charge +120 ms (80% of the increase)`."""
         sign = "+" if self.increase_ns >= 0 else "-"
+        increase_ms = format_quantity(abs(self.increase_ns) / 1e6)
         return (
-            f"{self.service}: {self.operation} {sign}{_number(abs(self.increase_ns) / 1e6)} ms "
+            f"{self.service}: {self.operation} {sign}{increase_ms} ms "
             f"({self.share * 100:.0f}% of the increase)"
         )
 

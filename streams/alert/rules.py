@@ -55,6 +55,7 @@ import yaml
 from streams.aggregate.merge import PERCENTILE_SIGNALS
 from streams.errors import ConfigError
 from streams.paths import deploy_root
+from streams.strict_yaml import load_strict_yaml
 
 THRESHOLD = "threshold"
 ANOMALY = "anomaly"
@@ -159,26 +160,6 @@ class RuleSet:
 
 class _RuleError(Exception):
     """A problem in one key of one rule; load_rules turns it into a ConfigError naming both."""
-
-
-def _strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    """A YAML mapping that refuses a repeated key: the second one would silently win."""
-    seen: set[str] = set()
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            if key_node.value in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                )
-            seen.add(key_node.value)
-    return loader.construct_mapping(node, deep=True)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys."""
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
 
 
 def _is_number(value: Any) -> bool:
@@ -358,7 +339,7 @@ def load_rules(text: str, source: str) -> RuleSet:
     `source` names the file in messages.
     """
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        document = load_strict_yaml(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"alert rules ({source}) cannot be parsed: {err}") from err
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):

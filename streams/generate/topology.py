@@ -60,6 +60,7 @@ import yaml
 from streams.errors import ConfigError
 from streams.model.span import AttributeValue
 from streams.paths import deploy_root
+from streams.strict_yaml import load_strict_yaml
 
 DEFAULT_SIGMA = 0.5
 DEFAULT_NETWORK_MEDIAN_MS = 0.3
@@ -198,29 +199,6 @@ class _Invalid(Exception):
 
     def __init__(self, where: str, message: str) -> None:
         super().__init__(f"{where}: {message}" if where else message)
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML without silent surprises: a repeated key is an error, not "the second one wins".
-
-
-def _strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[str] = set()
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            if key_node.value in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                )
-            seen.add(key_node.value)
-    return loader.construct_mapping(node, deep=True)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys."""
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,7 +511,7 @@ def load_topology(text: str, source: str) -> Topology:
     `source` names the file in messages.
     """
     try:
-        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
+        document = load_strict_yaml(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"topology ({source}) cannot be parsed: {err}") from err
     try:

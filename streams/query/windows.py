@@ -17,6 +17,7 @@ from typing import Any
 from streams.aggregate.sketch import LatencySketch
 from streams.errors import TracepipeError, WarehouseError
 from streams.query import Reader, quote, time_range
+from streams.query.table import format_quantity
 from streams.sink.windows import EDGES, LATENCY
 
 SLOWEST_TRACES = 5
@@ -300,21 +301,8 @@ def dependency_summary(reader: Reader, since_ns: int, until_ns: int) -> list[Edg
     return summaries
 
 
-def _number(value: float) -> str:
-    """A positive quantity with three or four significant digits; 0 as plain 0."""
-    if value == 0:
-        return "0"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
-
-
 def _ms(duration_ns: float) -> str:
-    return _number(duration_ns / 1e6)
+    return format_quantity(duration_ns / 1e6)
 
 
 def latency_rows(summaries: Sequence[LatencySummary]) -> list[dict[str, str]]:
@@ -326,8 +314,8 @@ def latency_rows(summaries: Sequence[LatencySummary]) -> list[dict[str, str]]:
             "kind": s.kind,
             "calls": str(s.calls),
             "errors": str(s.errors),
-            "err%": _number(s.error_rate * 100),
-            "rate/s": _number(s.throughput_per_s),
+            "err%": format_quantity(s.error_rate * 100),
+            "rate/s": format_quantity(s.throughput_per_s),
             "p50 ms": _ms(s.p50_ns),
             "p90 ms": _ms(s.p90_ns),
             "p95 ms": _ms(s.p95_ns),
@@ -346,8 +334,8 @@ def dependency_rows(summaries: Sequence[EdgeSummary]) -> list[dict[str, str]]:
             "client -> server": f"{s.client} -> {s.server}",
             "type": s.connection_type or "-",
             "calls": str(s.calls),
-            "err%": _number(s.error_rate * 100),
-            "rate/s": _number(s.throughput_per_s),
+            "err%": format_quantity(s.error_rate * 100),
+            "rate/s": format_quantity(s.throughput_per_s),
             "p50 ms": _ms(s.p50_ns),
             "p99 ms": _ms(s.p99_ns),
         }
