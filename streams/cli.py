@@ -162,7 +162,7 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
 def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
     from streams.alert.events import AlertEvent
     from streams.query import open_reader, quote, time_range
-    from streams.query.windows import _query, format_time, parse_time
+    from streams.query.windows import format_time, parse_time, query_table
     from streams.sink.alerts import ALERTS, ALERTS_COLUMNS, alert_record
 
     now_ns = time.time_ns()
@@ -185,7 +185,7 @@ def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
     between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
     columns = ", ".join(ALERTS_COLUMNS)
     with open_reader(settings) as reader:
-        rows = _query(
+        rows = query_table(
             reader,
             ALERTS,
             f"SELECT {columns} FROM {ALERTS} FINAL WHERE {' AND '.join(conditions)} "

@@ -118,11 +118,7 @@ def format_time(time_unix_nano: int) -> str:
     return f"{datetime.fromtimestamp(time_unix_nano // 1_000_000_000, UTC):%Y-%m-%d %H:%M:%S}Z"
 
 
-def _range_condition(since_ns: int, until_ns: int) -> str:
-    return time_range("WindowStart", since_ns, until_ns)
-
-
-def _query(reader: Reader, table: str, sql: str) -> list[dict[str, Any]]:
+def query_table(reader: Reader, table: str, sql: str) -> list[dict[str, Any]]:
     """Run `sql`; a missing `table` becomes an error that says how to create it."""
     try:
         return reader.query_dicts(sql)
@@ -165,7 +161,7 @@ def _rates(row: dict[str, Any], since_ns: int, until_ns: int) -> tuple[int, int,
 
 def _slowest_traces(reader: Reader, where: str) -> dict[tuple[str, str], tuple[SlowTrace, ...]]:
     """(operation, kind) -> its slowest distinct exemplar traces, slowest first."""
-    rows = _query(
+    rows = query_table(
         reader,
         LATENCY,
         "SELECT SpanName AS operation, SpanKind AS kind, trace_id, max(duration) AS duration_ns "
@@ -181,16 +177,49 @@ def _slowest_traces(reader: Reader, where: str) -> dict[tuple[str, str], tuple[S
     return {key: tuple(traces) for key, traces in slowest.items()}
 
 
+def _latency_row_summary(
+    row: dict[str, Any],
+    service: str,
+    operation: str,
+    kind: str,
+    since_ns: int,
+    until_ns: int,
+    slowest: tuple[SlowTrace, ...],
+) -> LatencySummary:
+    """The LatencySummary of one merged row of tracepipe_latency windows."""
+    sketch = _merged_sketch(row, f"{service}: {operation} ({kind})")
+    calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
+    return LatencySummary(
+        service=service,
+        operation=operation,
+        kind=kind,
+        windows=int(row["windows"]),
+        calls=calls,
+        errors=errors,
+        error_rate=error_rate,
+        throughput_per_s=throughput,
+        mean_ns=int(row["duration_sum"]) / calls if calls else 0.0,
+        min_ns=int(row["duration_min"]),
+        max_ns=int(row["duration_max"]),
+        p50_ns=sketch.quantile(0.5),
+        p90_ns=sketch.quantile(0.9),
+        p95_ns=sketch.quantile(0.95),
+        p99_ns=sketch.quantile(0.99),
+        relative_accuracy=sketch.relative_accuracy,
+        slowest=slowest,
+    )
+
+
 def latency_summary(
     reader: Reader, service: str, operation: str | None, since_ns: int, until_ns: int
 ) -> list[LatencySummary]:
     """Per operation and span kind of `service` (only `operation` if given), the windows that
     start in [since_ns, until_ns) merged; ordered by operation, then kind. Empty: no windows."""
-    conditions = [f"ServiceName = {quote(service)}", _range_condition(since_ns, until_ns)]
+    conditions = [f"ServiceName = {quote(service)}", time_range("WindowStart", since_ns, until_ns)]
     if operation is not None:
         conditions.append(f"SpanName = {quote(operation)}")
     where = " AND ".join(conditions)
-    rows = _query(
+    rows = query_table(
         reader,
         LATENCY,
         f"SELECT SpanName AS operation, SpanKind AS kind, {_MERGED_STATS} "
@@ -200,82 +229,48 @@ def latency_summary(
     if not rows:
         return []
     slowest = _slowest_traces(reader, where)
-    summaries: list[LatencySummary] = []
-    for row in rows:
-        op, kind = str(row["operation"]), str(row["kind"])
-        sketch = _merged_sketch(row, f"{service}: {op} ({kind})")
-        calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
-        summaries.append(
-            LatencySummary(
-                service=service,
-                operation=op,
-                kind=kind,
-                windows=int(row["windows"]),
-                calls=calls,
-                errors=errors,
-                error_rate=error_rate,
-                throughput_per_s=throughput,
-                mean_ns=int(row["duration_sum"]) / calls if calls else 0.0,
-                min_ns=int(row["duration_min"]),
-                max_ns=int(row["duration_max"]),
-                p50_ns=sketch.quantile(0.5),
-                p90_ns=sketch.quantile(0.9),
-                p95_ns=sketch.quantile(0.95),
-                p99_ns=sketch.quantile(0.99),
-                relative_accuracy=sketch.relative_accuracy,
-                slowest=slowest.get((op, kind), ()),
-            )
+    return [
+        _latency_row_summary(
+            row,
+            service,
+            str(row["operation"]),
+            str(row["kind"]),
+            since_ns,
+            until_ns,
+            slowest.get((str(row["operation"]), str(row["kind"])), ()),
         )
-    return summaries
+        for row in rows
+    ]
 
 
 def service_summary(reader: Reader, since_ns: int, until_ns: int) -> list[LatencySummary]:
     """RED per service over [since_ns, until_ns): its SERVER and CONSUMER spans (the calls it
     serves), every operation merged; operation is "*" and kind "Server,Consumer"."""
-    where = f"SpanKind IN ('Server', 'Consumer') AND {_range_condition(since_ns, until_ns)}"
-    rows = _query(
+    where = (
+        f"SpanKind IN ('Server', 'Consumer') AND {time_range('WindowStart', since_ns, until_ns)}"
+    )
+    rows = query_table(
         reader,
         LATENCY,
         f"SELECT ServiceName AS service, {_MERGED_STATS} FROM {LATENCY} FINAL WHERE {where} "
         "GROUP BY service ORDER BY service",
     )
-    summaries: list[LatencySummary] = []
-    for row in rows:
-        service = str(row["service"])
-        sketch = _merged_sketch(row, service)
-        calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
-        summaries.append(
-            LatencySummary(
-                service=service,
-                operation="*",
-                kind="Server,Consumer",
-                windows=int(row["windows"]),
-                calls=calls,
-                errors=errors,
-                error_rate=error_rate,
-                throughput_per_s=throughput,
-                mean_ns=int(row["duration_sum"]) / calls if calls else 0.0,
-                min_ns=int(row["duration_min"]),
-                max_ns=int(row["duration_max"]),
-                p50_ns=sketch.quantile(0.5),
-                p90_ns=sketch.quantile(0.9),
-                p95_ns=sketch.quantile(0.95),
-                p99_ns=sketch.quantile(0.99),
-                relative_accuracy=sketch.relative_accuracy,
-                slowest=(),
-            )
+    return [
+        _latency_row_summary(
+            row, str(row["service"]), "*", "Server,Consumer", since_ns, until_ns, ()
         )
-    return summaries
+        for row in rows
+    ]
 
 
 def dependency_summary(reader: Reader, since_ns: int, until_ns: int) -> list[EdgeSummary]:
     """Per edge (client, server, connection type), the windows that start in
     [since_ns, until_ns) merged; ordered by client, server, type. Empty: no windows."""
-    rows = _query(
+    rows = query_table(
         reader,
         EDGES,
         f"SELECT Client AS client, Server AS server, ConnectionType AS connection_type, "
-        f"{_MERGED_STATS} FROM {EDGES} FINAL WHERE {_range_condition(since_ns, until_ns)} "
+        f"{_MERGED_STATS} FROM {EDGES} FINAL WHERE {time_range('WindowStart', since_ns, until_ns)} "
         "GROUP BY client, server, connection_type ORDER BY client, server, connection_type",
     )
     summaries: list[EdgeSummary] = []
