@@ -84,9 +84,9 @@ def _open_migrated(settings: Settings) -> Warehouse:
     return warehouse
 
 
-def create_app(settings: Settings) -> Pipeline:
-    """Build the Faust app and register every stage's agents; nothing connects until it runs."""
-    app = faust.App(
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app of `settings` (id, broker, state, web server), with no agents yet."""
+    return faust.App(
         settings.worker.app_id,
         broker=broker_urls(settings.kafka.bootstrap),
         datadir=settings.worker.data_dir,
@@ -104,6 +104,11 @@ def create_app(settings: Settings) -> Pipeline:
         # The span sink keeps uncommitted batches unacked on shutdown; don't wait for them.
         stream_wait_empty=False,
     )
+
+
+def create_app(settings: Settings) -> Pipeline:
+    """Build the Faust app and register every stage's agents; nothing connects until it runs."""
+    app = faust_app(settings)
     topics = TopicNames.from_prefix(settings.kafka.topic_prefix)
     counters = Counters()
     writer = WarehouseWriter(lambda: _open_migrated(settings), settings.sink, counters)
@@ -216,7 +221,21 @@ def _register_web(pipeline: Pipeline) -> None:
     async def stats(view: View, request: Request) -> Response:
         app_id = pipeline.settings.worker.app_id
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
-        return view.json({"app_id": app_id, "assigned": assigned, "counters": counters.snapshot()})
+        buffer = pipeline.assembly.buffer
+        # Gauges, not counters: what the assembler holds now (memory per held trace in bench).
+        assembly = {
+            "open_traces": buffer.open_trace_count,
+            "retained_traces": buffer.retained_trace_count,
+            "tombstones": buffer.tombstone_count,
+        }
+        return view.json(
+            {
+                "app_id": app_id,
+                "assigned": assigned,
+                "counters": counters.snapshot(),
+                "assembly": assembly,
+            }
+        )
 
     @app.page("/api/query")
     class QueryView(View):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from streams import __version__
 from streams.config import Settings, load_settings, settings_table
 from streams.errors import TracepipeError
-from streams.query.table import render_table
+from streams.query.table import markdown_table, render_table
 
 if TYPE_CHECKING:
     pass
@@ -235,7 +235,9 @@ def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    import json
     import random
+    from dataclasses import asdict
 
     from streams.broker.topics import TopicNames, ensure_topics
     from streams.errors import ConfigError
@@ -279,7 +281,12 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
             stats = generator.run(producer.send_many, args.rate, duration_s, on_progress=progress)
             dropped = 0
         unsent = producer.flush() + producer.failed + dropped
-    print(f"{stats.summary()}; seed {seed}")
+    if args.json:
+        # For scripts (the end-to-end benchmark): the totals, exact, in one line.
+        totals = {**asdict(stats), "spans_per_s": stats.spans_per_s, "seed": seed}
+        print(json.dumps({**totals, "undelivered": unsent}))
+    else:
+        print(f"{stats.summary()}; seed {seed}")
     if unsent:
         print(f"tracepipe: {unsent} spans were not delivered to {topic}", file=sys.stderr)
         return 1
@@ -316,9 +323,16 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
-        print("| key | variable | default | what it sets |\n|---|---|---|---|")
-        for key, env, default, doc in settings_table():
-            print(f"| `{key}` | `{env}` | `{default}` | {doc} |")
+        rows = [
+            {
+                "key": f"`{key}`",
+                "variable": f"`{env}`",
+                "default": f"`{default}`",
+                "what it sets": doc,
+            }
+            for key, env, default, doc in settings_table()
+        ]
+        print(markdown_table(rows))
         return 0
     for key, env, default, _doc in settings_table():
         section, name = key.split(".", 1)
@@ -461,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="sdk",
         help="sdk: tracepipe's SpanProducer; otel: OpenTelemetry ReadableSpans through "
         "KafkaSpanExporter (default sdk)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="end with the totals as one JSON object on stdout (spans, traces, error_spans, "
+        "elapsed_s, spans_per_s, behind_s, seed, undelivered) instead of the summary line",
     )
     p.set_defaults(func=_cmd_generate)
 

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,24 @@ from streams.config import Settings, load_settings
 from streams.errors import TracepipeError
 from streams.query import WorkerReader, worker_running, worker_url
 
+WORKER_COMMAND = ("-m", "streams", "worker")
+"""The arguments to the Python interpreter that run the worker."""
+
 
 class WorkerProcess:
-    """One worker child process run with extra TRACEPIPE_* variables, logging to a file."""
+    """One worker child process run with extra TRACEPIPE_* variables, logging to a file.
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    `command` (arguments to this Python interpreter) runs another worker that reads the same
+    settings and serves /api/stats on worker.web_port, e.g. the benchmark's naive baseline.
+    """
+
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, command: Sequence[str] = WORKER_COMMAND
+    ) -> None:
         self.env = {**os.environ, **env}
         self.settings: Settings = load_settings(env=self.env)
         self.log_path = log_path
+        self.command = [sys.executable, *command]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -40,7 +50,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"],
+                self.command,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -78,6 +88,11 @@ class WorkerProcess:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def rss_bytes(self) -> int:
+        """The worker's resident set size now (Linux /proc)."""
+        resident_pages = int(Path(f"/proc/{self.pid}/statm").read_text().split()[1])
+        return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         """Stop the worker with `sig` (SIGKILL after the timeout); return its exit code."""

@@ -1,4 +1,5 @@
-"""Plain aligned text tables for query results (the CLI and the demo's live view)."""
+"""Tables: plain aligned text for query results (the CLI, the demo's live view) and Markdown
+for documents (README's configuration table, benchmark results)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,21 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as a GitHub-flavoured Markdown table (columns from the first row's keys)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+
+    def line(cells: Sequence[str]) -> str:
+        # A pipe inside a cell would end it early.
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    lines = [line(columns), "|" + "---|" * len(columns)]
+    lines += [line([str(row.get(c, "")) for c in columns]) for row in rows]
     return "\n".join(lines)
 
 

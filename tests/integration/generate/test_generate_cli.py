@@ -3,6 +3,7 @@ same ones for the same seed, through the SDK or the OpenTelemetry exporter."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -41,9 +42,15 @@ def generate(
     assert main([*argv, *extra]) == 0
     finished_ns = time.time_ns()
     captured = capsys.readouterr()
-    summary = re.search(r"generated ([\d,]+) spans in ([\d,]+) traces", captured.out)
-    assert summary is not None, captured
-    generated = int(summary.group(1).replace(",", ""))
+    if "--json" in extra:
+        totals = json.loads(captured.out)
+        assert totals["seed"] == 7 and totals["undelivered"] == 0, totals
+        assert totals["spans_per_s"] == pytest.approx(RATE, rel=0.10)
+        generated = totals["spans"]
+    else:
+        summary = re.search(r"generated ([\d,]+) spans in ([\d,]+) traces", captured.out)
+        assert summary is not None, captured
+        generated = int(summary.group(1).replace(",", ""))
     assert "generate: 500 spans/s for 3 s" in captured.err
 
     spans = read_topic(
@@ -99,3 +106,11 @@ def test_generate_via_the_opentelemetry_exporter(
     assert len(common) >= 0.9 * max(len(sdk), len(otel))
     for span_id in common:
         assert otel[span_id] == {**sdk[span_id], "source_format": "otel-sdk"}
+
+
+def test_generate_json_totals_count_what_reached_the_topic(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # generate() checks the JSON's span count against the spans read back from the topic.
+    spans = generate(kafka_bootstrap, monkeypatch, capsys, "--json")
+    assert len({s["trace_id"] for s in spans}) > 1

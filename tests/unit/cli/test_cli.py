@@ -9,7 +9,7 @@ import pytest
 
 from streams.cli import build_parser, main
 from streams.config import settings_table
-from streams.query.table import render_table
+from streams.query.table import markdown_table, render_table
 
 README = Path(__file__).parents[3] / "README.md"
 SUBCOMMANDS = [
@@ -80,6 +80,21 @@ def test_render_table_aligns_columns() -> None:
         "100  yy       ",
     ]
     assert render_table([]) == "(no rows)"
+
+
+def test_markdown_table_escapes_pipes() -> None:
+    out = markdown_table([{"a": 1, "b": "x|y"}, {"a": 22, "b": ""}])
+    assert out.splitlines() == ["| a | b |", "|---|---|", "| 1 | x\\|y |", "| 22 |  |"]
+    assert markdown_table([]) == "(no rows)"
+
+
+def test_config_markdown_is_the_readme_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| key | variable | default | what it sets |"
+    readme = README.read_text().splitlines()
+    assert [ln for ln in lines if ln not in readme] == []
+    assert len(lines) == len(settings_table()) + 2
 
 
 def test_parser_requires_a_subcommand() -> None:
