@@ -11,14 +11,14 @@ CPU µs per span for the whole stage and for phase one alone (what runs on every
 from __future__ import annotations
 
 import argparse
-import random
 import time
 
 from bench.record import record_result
 from streams.aggregate.merge import WindowMerger, final_record, partial_record, watermark_record
 from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_observations
 from streams.aggregate.window import WindowAggregator
-from streams.demo import demo_trace
+from streams.generate.generator import TraceGenerator
+from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
 from streams.model.span import Span
 
@@ -35,12 +35,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="event-time range of the spans")
     args = parser.parse_args()
 
-    rng = random.Random(1)
+    generator = TraceGenerator(default_topology(), seed=1)
     start_ns = 1_700_000_000 * 1_000_000_000
-    step_ns = args.seconds * 1_000_000_000 * 10 // args.spans
+    step_ns = args.seconds * 1_000_000_000 // args.spans
     spans: list[Span] = []
     while len(spans) < args.spans:
-        spans.extend(demo_trace(rng, 10, start_ns + len(spans) * step_ns, "bench"))
+        spans.extend(generator.trace(start_ns + len(spans) * step_ns))
     spans = spans[: args.spans]
     batches = []
     for i in range(0, len(spans), args.batch):

@@ -1,9 +1,9 @@
 """Assembler benchmark: the trace-assembly core in process (no Kafka), per span.
 
-Feeds decoded spans of 10-span traces into the AssemblyStage (TraceBuffer + trace record with
-critical path + the table changes the worker persists), drives the clock so every trace is
-emitted, and reports CPU µs per span, bytes of state per held span (tracemalloc), and the
-emission delay after a trace's last span in sweep intervals.
+Feeds decoded spans of web-shop traces (TraceGenerator, about 9 spans each) into the
+AssemblyStage (TraceBuffer + trace record with critical path + the table changes the worker
+persists), drives the clock so every trace is emitted, and reports CPU µs per span and bytes of
+state per held span (tracemalloc).
 
     python -m bench.assembler --traces 10000
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import argparse
 import gc
-import random
 import time
 import tracemalloc
 
 from bench.record import record_result
 from streams.assemble.stage import AssemblyStage
 from streams.config import AssemblyConfig, SamplingConfig
-from streams.demo import demo_trace
+from streams.generate.generator import TraceGenerator
+from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
 from streams.model.span import Span
 
@@ -29,8 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--traces", type=int, default=10_000)
-    parser.add_argument("--spans-per-trace", type=int, default=10)
+    parser.add_argument("--traces", type=int, default=10_000, help="web-shop traces (generate)")
     parser.add_argument(
         "--dict-spans",
         action="store_true",
@@ -38,11 +37,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    rng = random.Random(1)
+    generator = TraceGenerator(default_topology(), seed=1)
     now_ns = time.time_ns()
-    traces = [
-        demo_trace(rng, args.spans_per_trace, now_ns + i, "bench") for i in range(args.traces)
-    ]
+    traces = [generator.trace(now_ns + i) for i in range(args.traces)]
     spans: list[Span] = [s for t in traces for s in t]
     config = AssemblyConfig(max_open_traces=args.traces + 1, compact_spans=not args.dict_spans)
     clock = [0]

@@ -1,7 +1,7 @@
 """Producer benchmark: spans/s and CPU µs per span from one Python process to the real broker.
 
 Two producers, each recorded separately:
-  producer_sdk            pre-built canonical spans -> SpanProducer.send -> flush
+  producer_sdk            pre-built web-shop spans (TraceGenerator) -> SpanProducer.send -> flush
   producer_otel_exporter  pre-built OpenTelemetry ReadableSpans -> KafkaSpanExporter.export
                           (batches of 512, BatchSpanProcessor's default) -> force_flush
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import random
 import tempfile
 import time
 import uuid
@@ -31,7 +30,8 @@ from bench.broker import bench_broker
 from bench.record import record_result
 from streams.broker.topics import ensure_topics
 from streams.config import load_settings
-from streams.demo import demo_trace
+from streams.generate.generator import TraceGenerator
+from streams.generate.topology import default_topology
 from streams.model.span import Span
 from streams.sdk import SpanProducer
 from streams.sdk.otel import KafkaSpanExporter
@@ -39,14 +39,14 @@ from streams.sdk.otel import KafkaSpanExporter
 EXPORT_BATCH = 512
 
 
-def canonical_spans(total: int, spans_per_trace: int, run_id: str) -> list[Span]:
-    """Synthetic traces as the demo makes them (about 210 bytes of Avro per span)."""
-    rng = random.Random(1)
+def canonical_spans(total: int) -> list[Span]:
+    """Web-shop traces as `tracepipe generate` makes them, `total` spans of them."""
+    generator = TraceGenerator(default_topology(), seed=1)
     now_ns = time.time_ns()
     spans: list[Span] = []
-    for i in range(total // spans_per_trace):
-        spans.extend(demo_trace(rng, spans_per_trace, now_ns + i * 1000, run_id))
-    return spans
+    while len(spans) < total:
+        spans.extend(generator.trace(now_ns + len(spans) * 1000))
+    return spans[:total]
 
 
 def otel_spans(total: int, spans_per_trace: int) -> list[ReadableSpan]:
@@ -104,7 +104,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--spans", type=int, default=300_000)
-    parser.add_argument("--spans-per-trace", type=int, default=10)
+    parser.add_argument(
+        "--spans-per-trace",
+        type=int,
+        default=10,
+        help="spans per OpenTelemetry SDK trace (the SDK producer sends web-shop traces)",
+    )
     parser.add_argument("--partitions", type=int, default=6)
     args = parser.parse_args()
 
@@ -124,9 +129,8 @@ def run(bootstrap: str, args: argparse.Namespace) -> None:
     )
     sdk_topic, otel_topic = f"bench{run_id}.spans", f"bench{run_id}.otel-spans"
     ensure_topics(settings.kafka, [sdk_topic, otel_topic])
-    common = {"partitions": args.partitions, "spans_per_trace": args.spans_per_trace}
 
-    spans = canonical_spans(args.spans, args.spans_per_trace, run_id)
+    spans = canonical_spans(args.spans)
     with SpanProducer(bootstrap, sdk_topic) as producer:
         producer.flush()  # connected and metadata known before the clock starts
 
@@ -136,7 +140,7 @@ def run(bootstrap: str, args: argparse.Namespace) -> None:
 
         result = measure(len(spans), send_all)
         assert producer.failed == 0 and producer.delivered == len(spans)
-    record_result("producer_sdk", {**result, **common})
+    record_result("producer_sdk", {**result, "partitions": args.partitions, "load": "web shop"})
     spans.clear()  # free the memory before building the OTel spans
 
     readable = otel_spans(args.spans, args.spans_per_trace)
@@ -151,7 +155,15 @@ def run(bootstrap: str, args: argparse.Namespace) -> None:
     result = measure(len(readable), export_all)
     assert exporter.producer.failed == 0 and exporter.dropped == 0
     exporter.shutdown()
-    record_result("producer_otel_exporter", {**result, **common, "export_batch": EXPORT_BATCH})
+    record_result(
+        "producer_otel_exporter",
+        {
+            **result,
+            "partitions": args.partitions,
+            "spans_per_trace": args.spans_per_trace,
+            "export_batch": EXPORT_BATCH,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ before the worker starts, so the producer's cost is not counted here.
 from __future__ import annotations
 
 import argparse
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from bench.broker import bench_broker
 from bench.record import record_result
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import load_settings
-from streams.demo import demo_trace
+from streams.generate.generator import TraceGenerator
+from streams.generate.topology import default_topology
 from streams.query import count_spans
 from streams.sdk import SpanProducer
 from streams.worker_process import WorkerProcess, isolated_env
@@ -31,7 +31,6 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--spans", type=int, default=200_000)
-    parser.add_argument("--spans-per-trace", type=int, default=10)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--batch", type=int, default=5000, help="sink.batch_max_spans")
     args = parser.parse_args()
@@ -48,13 +47,12 @@ def main() -> None:
         settings = load_settings(env=env)
         ensure_topics(settings.kafka)
         topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
-        rng = random.Random(1)
-        traces = args.spans // args.spans_per_trace
+        generator = TraceGenerator(default_topology(), seed=1)
         now_ns = time.time_ns()
+        total = 0
         with SpanProducer(bootstrap, topic) as producer:
-            for i in range(traces):
-                producer.send_many(demo_trace(rng, args.spans_per_trace, now_ns + i * 1000, "b"))
-        total = traces * args.spans_per_trace
+            while total < args.spans:
+                total += producer.send_many(generator.trace(now_ns + total * 1000))
         print(f"produced {total:,} spans to {topic}")
 
         worker = WorkerProcess(env, root / "worker.log")

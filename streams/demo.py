@@ -10,7 +10,6 @@ saying how to query what was stored.
 from __future__ import annotations
 
 import os
-import random
 import sys
 import threading
 import time
@@ -30,56 +29,13 @@ from streams.errors import TracepipeError
 from streams.generate.generator import RunStats, TraceGenerator
 from streams.generate.incident import Incident, parse_incident
 from streams.generate.topology import default_topology
-from streams.model.span import Span, make_span
 from streams.query import Reader, count_spans, quote, worker_running, worker_url
 from streams.query.table import render_table
 from streams.query.windows import service_summary
 from streams.sdk import SpanProducer
 from streams.worker_process import WorkerProcess
 
-_SERVICES = ("frontend", "checkout", "cart", "payment", "shipping", "currency")
 RUN_ATTRIBUTE = "tracepipe.demo.run"
-
-
-def demo_trace(rng: random.Random, spans: int, start_ns: int, run_id: str) -> list[Span]:
-    """One synthetic trace: a frontend root and `spans - 1` children spread over services."""
-    trace_id = f"{rng.getrandbits(128):032x}"
-    ids = [f"{rng.getrandbits(64):016x}" for _ in range(spans)]
-    resource = {RUN_ATTRIBUTE: run_id}
-    duration_ns = rng.randint(5, 200) * 1_000_000
-    out = [
-        make_span(
-            trace_id,
-            ids[0],
-            "GET /checkout",
-            "frontend",
-            start_ns,
-            start_ns + duration_ns,
-            kind="SERVER",
-            resource_attributes={"service.name": "frontend", **resource},
-            attributes={"http.request.method": "GET", "http.response.status_code": 200},
-        )
-    ]
-    for i in range(1, spans):
-        service = _SERVICES[1 + (i - 1) % (len(_SERVICES) - 1)]
-        child_start = start_ns + rng.randint(0, duration_ns // 2)
-        child_end = child_start + rng.randint(1, duration_ns // 2)
-        error = rng.random() < 0.02
-        out.append(
-            make_span(
-                trace_id,
-                ids[i],
-                f"{service}.handle",
-                service,
-                child_start,
-                child_end,
-                parent_span_id=ids[0],
-                kind="SERVER",
-                status_code="ERROR" if error else "OK",
-                resource_attributes={"service.name": service, **resource},
-            )
-        )
-    return out
 
 
 def _broker_answers(settings: Settings) -> bool:
