@@ -62,7 +62,7 @@ class WorkerProcess:
         return WorkerReader(worker_url(self.settings))
 
     def stats(self) -> dict[str, Any]:
-        """The worker's /api/stats: app id, assigned partitions and counters."""
+        """The worker's /api/stats: app id, assigned partitions, counters, assembler gauges."""
         url = f"{worker_url(self.settings)}/api/stats"
         with urllib.request.urlopen(url, timeout=10) as response:
             stats: dict[str, Any] = json.loads(response.read())
