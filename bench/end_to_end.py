@@ -226,6 +226,10 @@ def run_ladder(
                 f"µs/span, RSS {figures.rss_bytes / 2**20:,.0f} MiB, "
                 f"{figures.held_traces:,} held traces; {figures.verdict}"
             )
+            behind_s = float(ladder.generated[-1].get("behind_s", 0.0))
+            if behind_s > 0:
+                # Then the load process, not the worker, set this step's rate.
+                print(f"  the generator fell {behind_s:.1f} s behind its schedule (CPU-bound)")
             if not figures.sustained:
                 break
         ladder.drained = drain(worker, ladder, args.drain_s)
