@@ -275,7 +275,7 @@ def run_step(
     ladder.generated.append(totals)
     ladder.windows_ns.append((started_ns, finished_ns))
     ladder.samples.append(samples)
-    figures = step_figures(float(totals["spans_per_s"]), samples, rule)
+    figures = step_figures(int(totals["spans"]), float(totals["spans_per_s"]), samples, rule)
     ladder.steps.append(figures)
     return figures
 
@@ -511,13 +511,18 @@ def main() -> None:
     }
     if "naive" in subjects:
         naive = subjects["naive"]
+        pipeline_cpu, naive_cpu = (
+            pipeline["cpu_us_per_span_at_top"],
+            naive["cpu_us_per_span_at_top"],
+        )
         summary["ratios"] = {
             "sustained_spans_per_s_pipeline_over_naive": ratio(
                 pipeline["highest_sustained_spans_per_s"], naive["highest_sustained_spans_per_s"]
             ),
-            "cpu_us_per_span_naive_over_pipeline": ratio(
-                naive["cpu_us_per_span_at_top"] or 0.0, pipeline["cpu_us_per_span_at_top"] or 0.0
-            ),
+            # Each at its own highest sustained step; none when either has no sustained step.
+            "cpu_us_per_span_naive_over_pipeline": ratio(naive_cpu, pipeline_cpu)
+            if naive_cpu and pipeline_cpu
+            else None,
         }
     markdown = report_markdown(ladders, summary, rule, summary["command"])
     record_result(args.name, summary, markdown)

@@ -7,7 +7,11 @@ A step offers one rate for a fixed time. It is **sustained** when both hold:
 
 - consumed: the spans stored per second (otel_traces rows, the least-squares slope over the
   samples from `warmup_s` into the step to its end) are at least `min_consumed_share` (97%)
-  of the spans offered per second (the generator's own count over its run time);
+  of the spans offered per second over the same samples: the slope of the spans topic's end
+  offsets times the step's spans per message (the generator's span count over the messages
+  the step added). Measured over the same seconds, not against the generator's average over
+  the whole step, because trace sizes vary: a few seconds of a low rate hold few traces, and
+  their spans can be 10% above or below the average;
 - lag: the consumer group's lag on the spans topic (end offsets minus committed offsets),
   in seconds of the step's offered messages, has grown by at most `lag_allowance_s` from the
   first sample after the warm-up to the last. Committed offsets stand still between commits
@@ -59,10 +63,11 @@ class SustainRule:
         return (
             f"sustained = spans stored/s (least-squares slope of otel_traces rows from "
             f"{self.warmup_s:g} s into the step to its end) >= "
-            f"{self.min_consumed_share:.0%} of the spans/s the generator offered, and consumer "
-            f"lag on the spans topic (end - committed offsets, in seconds of the step's "
-            f"messages) grew by <= {self.lag_allowance_s:g} s over the same part of the step "
-            f"(committed offsets move every 2.8 s)"
+            f"{self.min_consumed_share:.0%} of the spans/s offered over the same seconds (slope "
+            f"of the spans topic's end offsets x the step's spans per message), and consumer lag "
+            f"on the spans topic (end - committed offsets, in seconds of the step's messages) "
+            f"grew by <= {self.lag_allowance_s:g} s over the same part of the step (committed "
+            f"offsets move every 2.8 s)"
         )
 
 
@@ -138,6 +143,9 @@ class StepFigures:
     """What one step measured, and the verdict."""
 
     offered_spans_per_s: float
+    """The generator's rate over its whole run (what the step asked for, as achieved)."""
+    window_offered_spans_per_s: float
+    """Spans offered over the measured part of the step: what `stored_spans_per_s` is held to."""
     stored_spans_per_s: float
     lag_start_s: float
     lag_end_s: float
@@ -173,9 +181,10 @@ def measured_part(samples: Sequence[Sample], warmup_s: float) -> list[Sample]:
 
 
 def step_figures(
-    offered_spans_per_s: float, samples: Sequence[Sample], rule: SustainRule
+    generated_spans: int, generated_spans_per_s: float, samples: Sequence[Sample], rule: SustainRule
 ) -> StepFigures:
-    """The figures of a step from its samples (taken from the step's start to its end)."""
+    """The figures of a step from its samples (taken from just before the generator started to
+    just after it ended) and the generator's totals."""
     part = measured_part(samples, rule.warmup_s)
     first, last = part[0], part[-1]
     seconds = last.at_s - first.at_s
@@ -183,7 +192,9 @@ def step_figures(
     stored_delta = counter_value(last.counters, *SPANS_STORED) - counter_value(
         first.counters, *SPANS_STORED
     )
-    messages_per_s = (last.end_offsets - first.end_offsets) / seconds if seconds > 0 else 0.0
+    messages_per_s = slope([(s.at_s, float(s.end_offsets)) for s in part]) or 0.0
+    step_messages = samples[-1].end_offsets - samples[0].end_offsets
+    spans_per_message = generated_spans / step_messages if step_messages > 0 else 1.0
 
     def lag_s(sample: Sample) -> float:
         # Lag in messages means little across wire formats (a message may carry many spans):
@@ -205,7 +216,8 @@ def step_figures(
     )
     by_table = {t: rate("tracepipe_sink_rows_written_total", f"table={t}") for t in tables}
     figures = StepFigures(
-        offered_spans_per_s=offered_spans_per_s,
+        offered_spans_per_s=generated_spans_per_s,
+        window_offered_spans_per_s=messages_per_s * spans_per_message,
         stored_spans_per_s=stored,
         lag_start_s=lag_s(first),
         lag_end_s=lag_s(last),
@@ -226,11 +238,11 @@ def step_figures(
 def judge(figures: StepFigures, rule: SustainRule) -> tuple[bool, str]:
     """Whether a step is sustained under `rule`, and why in a few words."""
     reasons = []
-    needed = rule.min_consumed_share * figures.offered_spans_per_s
-    if figures.stored_spans_per_s < needed:
+    offered = figures.window_offered_spans_per_s
+    if figures.stored_spans_per_s < rule.min_consumed_share * offered:
         reasons.append(
             f"stored {figures.stored_spans_per_s:,.0f}/s < {rule.min_consumed_share:.0%} of "
-            f"offered {figures.offered_spans_per_s:,.0f}/s"
+            f"{offered:,.0f}/s offered meanwhile"
         )
     if figures.lag_growth_s > rule.lag_allowance_s:
         reasons.append(
@@ -239,7 +251,7 @@ def judge(figures: StepFigures, rule: SustainRule) -> tuple[bool, str]:
         )
     if reasons:
         return False, "not sustained: " + "; ".join(reasons)
-    share = ratio(figures.stored_spans_per_s, figures.offered_spans_per_s) or 0.0
+    share = ratio(figures.stored_spans_per_s, offered) or 0.0
     return True, f"sustained: stored {share:.1%} of offered, lag grew {figures.lag_growth_s:.1f} s"
 
 
@@ -332,11 +344,13 @@ def _seconds(value: float | None) -> str:
 
 
 def step_row(subject: str, figures: StepFigures) -> dict[str, str]:
-    """One step as a table row."""
+    """One step as a table row (stored/offered: over the measured seconds, as judged)."""
+    shared = ratio(figures.stored_spans_per_s, figures.window_offered_spans_per_s)
     return {
         "subject": subject,
         "offered spans/s": f"{figures.offered_spans_per_s:,.0f}",
         "stored spans/s": f"{figures.stored_spans_per_s:,.0f}",
+        "stored/offered": f"{shared:.1%}" if shared is not None else "-",
         "sustained": "yes" if figures.sustained else "NO",
         "lag growth s": f"{figures.lag_growth_s:.1f}",
         "CPU µs/span": f"{figures.cpu_us_per_span:,.1f}",

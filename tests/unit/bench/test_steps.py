@@ -33,12 +33,13 @@ def readings(
     seconds: int = 20,
     batch: int = 500,
     lag_s: Callable[[float], float] = lambda t: 1.0,
-    messages_per_s: float = 1000.0,
+    offered: Callable[[int], int] = lambda t: 1000 * t,
     cpu_per_span_s: float = 400e-6,
     held: Callable[[int], int] = lambda t: 1000,
     rss: Callable[[int], int] = lambda held: 300 * 2**20,
 ) -> list[Sample]:
-    """One reading a second of a worker that stores `stored_per_s`, in whole batches."""
+    """One reading a second of a worker that stores `stored_per_s`, in whole batches, while
+    `offered(t)` spans (one per message) have been produced by second t."""
     samples = []
     for t in range(seconds + 1):
         stored = int(stored_per_s * t) // batch * batch
@@ -58,8 +59,8 @@ def readings(
                     },
                 },
                 assembly={"open_traces": held(t) // 2, "retained_traces": held(t) - held(t) // 2},
-                lag_messages=int(lag_s(t) * messages_per_s),
-                end_offsets=int(messages_per_s * t),
+                lag_messages=int(lag_s(t) * (offered(seconds) - offered(seconds - 1))),
+                end_offsets=offered(t),
             )
         )
     return samples
@@ -98,7 +99,7 @@ def test_slope_sees_the_rate_through_batch_jumps() -> None:
 
 def test_a_worker_that_keeps_up_is_sustained() -> None:
     # Lag saw-tooths with the commit interval (up to 2.8 s) but does not grow.
-    figures = step_figures(1000.0, readings(1000.0, lag_s=lambda t: (t % 3) * 0.9), RULE)
+    figures = step_figures(20_000, 1000.0, readings(1000.0, lag_s=lambda t: (t % 3) * 0.9), RULE)
     assert figures.sustained, figures.verdict
     assert figures.verdict.startswith("sustained: stored")
     assert figures.stored_spans_per_s == pytest.approx(1000, rel=0.03)
@@ -109,18 +110,42 @@ def test_a_worker_that_keeps_up_is_sustained() -> None:
 
 
 def test_storing_less_than_97_percent_is_not_sustained() -> None:
-    figures = step_figures(1000.0, readings(940.0), RULE)
+    figures = step_figures(20_000, 1000.0, readings(940.0), RULE)
     assert not figures.sustained
     assert figures.stored_spans_per_s == pytest.approx(940, rel=0.01)
-    assert "< 97% of offered 1,000/s" in figures.verdict
+    assert "< 97% of 1,000/s offered meanwhile" in figures.verdict
     assert "lag grew" not in figures.verdict
 
 
 def test_growing_lag_is_not_sustained_even_at_the_rate() -> None:
-    figures = step_figures(1000.0, readings(1000.0, lag_s=lambda t: 0.5 + 0.3 * t), RULE)
+    figures = step_figures(20_000, 1000.0, readings(1000.0, lag_s=lambda t: 0.5 + 0.3 * t), RULE)
     assert not figures.sustained
     assert figures.lag_growth_s == pytest.approx(0.3 * 18, abs=0.01)  # from t=2 to t=20
     assert "lag grew 5.4 s > 3 s" in figures.verdict
+
+
+def test_stored_is_held_to_what_was_offered_over_the_same_seconds() -> None:
+    # Big traces early in the step: 3,000 spans/s for two seconds, then 1,000/s. The
+    # generator's average (1,200/s) is not what the measured part offered.
+    def offered(t: int) -> int:
+        return 3000 * t if t <= 2 else 6000 + 1000 * (t - 2)
+
+    figures = step_figures(24_000, 1200.0, readings(1000.0, offered=offered), RULE)
+    assert figures.offered_spans_per_s == 1200.0
+    assert figures.window_offered_spans_per_s == pytest.approx(1000)
+    assert figures.sustained, figures.verdict
+
+
+def test_messages_carrying_many_spans_count_as_their_spans() -> None:
+    # Ten spans a message (a batching producer): 100 messages/s are 1,000 spans/s.
+    def offered(t: int) -> int:
+        return 100 * t
+
+    kept_up = step_figures(20_000, 1000.0, readings(1000.0, offered=offered), RULE)
+    assert kept_up.window_offered_spans_per_s == pytest.approx(1000)
+    assert kept_up.sustained and kept_up.lag_start_s == pytest.approx(1.0)
+    behind = step_figures(20_000, 1000.0, readings(940.0, offered=offered), RULE)
+    assert not behind.sustained
 
 
 def test_the_warm_up_is_left_out() -> None:
@@ -150,10 +175,10 @@ def test_the_warm_up_is_left_out() -> None:
         )
         for s in samples[2:]
     ]
-    figures = step_figures(1000.0, samples[:2] + shifted, RULE)
+    figures = step_figures(20_000, 1000.0, samples[:2] + shifted, RULE)
     assert figures.stored_spans_per_s == pytest.approx(1000, rel=0.03)
     with pytest.raises(ValueError, match="two samples"):
-        step_figures(1000.0, samples[:1], RULE)
+        step_figures(20_000, 1000.0, samples[:1], RULE)
 
 
 def test_delays_are_bucketed_by_the_step_a_trace_started_in() -> None:
@@ -208,6 +233,7 @@ def test_profile_summary_shares() -> None:
 def figures(offered: float, stored: float, sustained: bool) -> StepFigures:
     return StepFigures(
         offered_spans_per_s=offered,
+        window_offered_spans_per_s=offered,
         stored_spans_per_s=stored,
         lag_start_s=0.5,
         lag_end_s=1.25,
@@ -231,6 +257,7 @@ def test_step_and_stage_rows() -> None:
         "subject": "pipeline",
         "offered spans/s": "2,000",
         "stored spans/s": "2,000",
+        "stored/offered": "100.0%",
         "sustained": "yes",
         "lag growth s": "0.8",
         "CPU µs/span": "432.1",
