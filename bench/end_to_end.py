@@ -511,18 +511,20 @@ def main() -> None:
     }
     if "naive" in subjects:
         naive = subjects["naive"]
-        pipeline_cpu, naive_cpu = (
-            pipeline["cpu_us_per_span_at_top"],
-            naive["cpu_us_per_span_at_top"],
-        )
-        summary["ratios"] = {
-            "sustained_spans_per_s_pipeline_over_naive": ratio(
-                pipeline["highest_sustained_spans_per_s"], naive["highest_sustained_spans_per_s"]
+        # Each subject at its own highest sustained step; none where either has none.
+        pairs = {
+            "sustained_spans_per_s_pipeline_over_naive": (
+                pipeline["highest_sustained_spans_per_s"],
+                naive["highest_sustained_spans_per_s"],
             ),
-            # Each at its own highest sustained step; none when either has no sustained step.
-            "cpu_us_per_span_naive_over_pipeline": ratio(naive_cpu, pipeline_cpu)
-            if naive_cpu and pipeline_cpu
-            else None,
+            "cpu_us_per_span_naive_over_pipeline": (
+                naive["cpu_us_per_span_at_top"],
+                pipeline["cpu_us_per_span_at_top"],
+            ),
+        }
+        summary["ratios"] = {
+            name: ratio(above, below) if above and below else None
+            for name, (above, below) in pairs.items()
         }
     markdown = report_markdown(ladders, summary, rule, summary["command"])
     record_result(args.name, summary, markdown)
