@@ -165,6 +165,7 @@ def _profile(pid: int, step_s: float, out: Path) -> subprocess.Popen[bytes]:
     """py-spy recording the worker for a step, collapsed stacks, without pausing it."""
     command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", str(out)]
     command += ["--duration", f"{max(1, round(step_s))}", "--rate", "100", "--nonblocking"]
+    command += ["--full-filenames"]
     try:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except FileNotFoundError as err:

@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 CounterSnapshot = Mapping[str, Mapping[str, int]]
 """The worker's /api/stats counters: {name: {"label=value,...": count}}."""
@@ -286,17 +287,30 @@ def apply_delays(figures: StepFigures, after_send_s: list[float], after_end_s: l
         figures.delay_after_end_p99_s = percentile(after_end_s, 0.99)
 
 
-# py-spy's raw (collapsed) format: "frame;frame;...;frame count", a frame "function (file:line)"
-# with the file relative to its sys.path entry ("streams/sink/agent.py", "asyncio/events.py").
+# py-spy's raw (collapsed) format: "frame;frame;...;frame count", a frame "function (file:line)".
+# Recorded with --full-filenames: py-spy's own shortening sometimes leaves a bare basename
+# ("window.py"), which no package can be told from; these prefixes are cut instead.
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+_LIBRARY_PREFIX = re.compile(r"^.*/(?:site-packages|dist-packages|lib/python\d+\.\d+)/")
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
-def _frame(frame: str) -> tuple[str, str]:
-    """(function with its file, the file) of one frame."""
+def short_file(path: str, repository: Path = REPOSITORY) -> str:
+    """A source path from its package on: `aiokafka/conn.py`, `asyncio/events.py`,
+    `streams/sink/agent.py` (a file of this repository, relative to it)."""
+    root = f"{repository}/"
+    if path.startswith(root):
+        return path[len(root) :]
+    return _LIBRARY_PREFIX.sub("", path)
+
+
+def _frame(frame: str, repository: Path) -> tuple[str, str]:
+    """(function with its short file, the short file) of one frame."""
     match = _FRAME.match(frame.strip())
     if match is None:
         return frame.strip(), ""
-    return f"{match['function']} ({match['file']})", match["file"]
+    file = short_file(match["file"], repository)
+    return f"{match['function']} ({file})", file
 
 
 def _package(file: str) -> str:
@@ -306,7 +320,9 @@ def _package(file: str) -> str:
     return file.split("/", 1)[0].removesuffix(".py")
 
 
-def profile_summary(collapsed: str, limit: int = 15) -> dict[str, list[tuple[str, float]]]:
+def profile_summary(
+    collapsed: str, limit: int = 15, repository: Path = REPOSITORY
+) -> dict[str, list[tuple[str, float]]]:
     """Where a py-spy raw profile's samples went, as shares of all samples: `self` by function
     (the sample was in it), `self_by_package` (aiokafka, faust, asyncio, streams, chdb, ...),
     and `streams_total` (tracepipe's own functions anywhere on the stack: a stage's
@@ -320,7 +336,7 @@ def profile_summary(collapsed: str, limit: int = 15) -> dict[str, list[tuple[str
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_frame(f) for f in stack.split(";")]
+        frames = [_frame(f, repository) for f in stack.split(";")]
         total += count
         name, file = frames[-1]
         own[name] += count

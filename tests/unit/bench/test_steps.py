@@ -5,6 +5,7 @@ summary and the report tables."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from bench.steps import (
     memory_per_held_trace,
     percentile,
     profile_summary,
+    short_file,
     slope,
     stage_rows,
     step_figures,
@@ -209,19 +211,32 @@ def test_memory_per_held_trace_skips_the_first_step() -> None:
     assert memory_per_held_trace([first, flat]) is None  # 20 traces apart: noise, not memory
 
 
-PROFILE = """\
-<module> (streams/__main__.py:5);main (streams/cli.py:700);run_until_complete (asyncio/base_events.py:10);span_sink (streams/sink/agent.py:80);decode (streams/model/codec.py:96) 30
-<module> (streams/__main__.py:5);main (streams/cli.py:700);run_until_complete (asyncio/base_events.py:10);Topic.publish_message (faust/topics.py:400);send (aiokafka/client.py:5) 50
-Thread._bootstrap (threading.py:1002);WarehouseWriter._insert (streams/sink/writer.py:70);send_insert (chdb/state/sqlitelike.py:9) 20
+REPO = Path("/work/tp")
+SITE = "/venv/lib/python3.11/site-packages"
+STDLIB = "/usr/lib/python3.11"
+ENTRY = f"<module> ({REPO}/streams/__main__.py:5);main ({REPO}/streams/cli.py:700)"
+LOOP = f"run_until_complete ({STDLIB}/asyncio/base_events.py:10)"
+PROFILE = f"""\
+{ENTRY};{LOOP};span_sink ({REPO}/streams/sink/agent.py:80);decode ({REPO}/streams/model/codec.py:96) 30
+{ENTRY};{LOOP};Topic.publish_message ({SITE}/faust/topics.py:400);send ({SITE}/aiokafka/client.py:5) 50
+Thread._bootstrap ({STDLIB}/threading.py:1002);WarehouseWriter._insert ({REPO}/streams/sink/writer.py:70);send_insert ({SITE}/chdb/state/sqlitelike.py:9) 20
 not a stack line
 """  # noqa: E501
 
 
+def test_short_file_starts_at_the_package() -> None:
+    assert short_file(f"{SITE}/aiokafka/conn.py", REPO) == "aiokafka/conn.py"
+    assert short_file(f"{STDLIB}/asyncio/events.py", REPO) == "asyncio/events.py"
+    assert short_file(f"{REPO}/streams/aggregate/window.py", REPO) == "streams/aggregate/window.py"
+    assert short_file("<frozen runpy>", REPO) == "<frozen runpy>"
+
+
 def test_profile_summary_shares() -> None:
-    summary = profile_summary(PROFILE)
+    summary = profile_summary(PROFILE, repository=REPO)
     assert summary["self"][0] == ("send (aiokafka/client.py)", 0.5)
     assert dict(summary["self_by_package"]) == {"aiokafka": 0.5, "streams": 0.3, "chdb": 0.2}
     ours = dict(summary["streams_total"])
+    # The entry points under every stack are left out; the stages' functions stay.
     assert ours == {
         "span_sink (streams/sink/agent.py)": 0.3,
         "decode (streams/model/codec.py)": 0.3,
