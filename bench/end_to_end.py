@@ -429,7 +429,9 @@ def _rates(text: str) -> list[float]:
 def main() -> None:
     """Run the ladder(s) and record the result."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        epilog=SustainRule().describe() + " (--warmup-s sets the 2 s).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--rates",

@@ -15,6 +15,7 @@ It reads the same settings as the worker (topics, chDB path, app id, web port) a
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from typing import Any
@@ -47,6 +48,11 @@ UNDECODABLE = "tracepipe_naive_undecodable_total"
 
 def main() -> int:
     """Run the naive worker until SIGINT/SIGTERM."""
+    argparse.ArgumentParser(
+        description=__doc__,
+        epilog="Settings come from TRACEPIPE_* variables, as for `tracepipe worker`.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args()
     settings = load_settings()
     ensure_topics(settings.kafka)
     app = faust_app(settings)
