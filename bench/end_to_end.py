@@ -114,7 +114,14 @@ class SpanLag:
 def read_sample(worker: WorkerProcess, lag: SpanLag) -> Sample:
     """One reading of the worker and its lag, now."""
     at_s = time.monotonic()
-    stats = worker.stats()
+    try:
+        stats = worker.stats()
+    except OSError as err:  # URLError included: the worker died or stopped answering
+        state = "exited" if worker.process and worker.process.poll() is not None else "running"
+        raise TracepipeError(
+            f"cannot read the worker's /api/stats ({err}; the worker is {state}); see "
+            f"{worker.log_path}"
+        ) from err
     lag_messages, end_offsets = lag.read()
     return Sample(
         at_s=at_s,
