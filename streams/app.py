@@ -114,7 +114,14 @@ def create_app(settings: Settings) -> Pipeline:
     otlp_topic = raw_topic(app, topics.otlp, allow_empty=True)
     zipkin_topic = raw_topic(app, topics.zipkin, allow_empty=True)
     register_bridge(
-        app, otlp_topic, zipkin_topic, spans_topic, dlq_topic, settings.ingest, counters
+        app,
+        otlp_topic,
+        zipkin_topic,
+        spans_topic,
+        dlq_topic,
+        settings.ingest,
+        counters,
+        settings.kafka.partitions,
     )
     state = AssemblyState(app, assembly, settings.kafka.partitions)
     traces_topic = raw_topic(app, topics.traces)
