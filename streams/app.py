@@ -98,6 +98,10 @@ def create_app(settings: Settings) -> Pipeline:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        # Changelog and trace records are many small sends: Faust's defaults (16 KiB batches,
+        # no linger) turn them into thousands of produce requests a second.
+        producer_max_batch_size=512 * 1024,
+        producer_linger=0.005,
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
         web_in_thread=False,
