@@ -26,7 +26,15 @@ from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
-from streams.health import LIVENESS_PATH, READINESS_PATH, GroupState, WarehouseCheck, readiness
+from streams.health import (
+    LIVENESS_PATH,
+    READINESS_PATH,
+    GroupState,
+    Readiness,
+    WarehouseCheck,
+    readiness,
+    readiness_change,
+)
 from streams.ingest.agent import register_bridge
 from streams.sink.agent import SpansByPartition, register_span_sink
 from streams.sink.windows import (
@@ -243,6 +251,8 @@ def _register_health(pipeline: Pipeline) -> None:
     """The probes' endpoints; what they check is in streams/health.py."""
     app, writer = pipeline.app, pipeline.writer
     warehouse = WarehouseCheck(lambda: writer.run_on_writer(lambda w: w.query("SELECT 1")))
+    # Probes show only the status code: the worker's log says why it is (not) ready.
+    previous: Readiness | None = None
 
     @app.page(LIVENESS_PATH)
     async def liveness(view: View, request: Request) -> Response:
@@ -250,6 +260,7 @@ def _register_health(pipeline: Pipeline) -> None:
 
     @app.page(READINESS_PATH)
     async def ready(view: View, request: Request) -> Response:
+        nonlocal previous
         group = GroupState(
             generation=app.consumer_generation_id,
             rebalancing=app.rebalancing,
@@ -258,6 +269,10 @@ def _register_health(pipeline: Pipeline) -> None:
             assigned_partitions=len(app.assignor.assigned_actives()),
         )
         verdict = readiness(group, await warehouse.problem())
+        change = readiness_change(previous, verdict)
+        if change is not None:
+            (log.info if verdict.ready else log.warning)("%s", change)
+        previous = verdict
         return view.json(verdict.body(), status=200 if verdict.ready else 503)
 
     del liveness, ready

@@ -71,6 +71,10 @@ class Readiness:
         """True when every check passed."""
         return all(result == OK for result in self.checks.values())
 
+    def failing(self) -> dict[str, str]:
+        """The checks that did not pass, with what is wrong."""
+        return {name: result for name, result in self.checks.items() if result != OK}
+
     def body(self) -> dict[str, Any]:
         """The JSON document `/readyz` answers with."""
         return {
@@ -91,12 +95,26 @@ def readiness(group: GroupState, warehouse_problem: str | None) -> Readiness:
     )
 
 
+def readiness_change(previous: Readiness | None, current: Readiness) -> str | None:
+    """A log line when the worker becomes ready or unready, or other checks start failing;
+    None when nothing changed (so a probe every few seconds does not repeat itself)."""
+    before = set(previous.failing()) if previous is not None else None
+    now = current.failing()
+    if before == set(now):
+        return None
+    if not now:
+        return "ready: in the consumer group and ClickHouse answers"
+    return "not ready: " + "; ".join(f"{name}: {problem}" for name, problem in now.items())
+
+
 class WarehouseCheck:
     """`SELECT 1` on the warehouse, bounded by a timeout, with at most one query in flight.
 
     `select_one` runs the query (on the writer's thread, behind any insert it is doing). A probe
     that times out leaves the query running; the next probe waits for that same query instead
-    of queueing another, so a hung ClickHouse never piles up checks on the writer.
+    of queueing another, so a hung ClickHouse never piles up checks on the writer. A query that
+    fails after its probe gave up (a backend retrying a refused connection) is not lost: the
+    next timeout names its error.
     """
 
     def __init__(
@@ -105,18 +123,21 @@ class WarehouseCheck:
         self._select_one = select_one
         self.timeout_s = timeout_s
         self._in_flight: asyncio.Future[Any] | None = None
+        self._last_error: str | None = None
 
     async def problem(self) -> str | None:
         """None when the warehouse answered in time, else what went wrong and what to check."""
         if self._in_flight is None or self._in_flight.done():
             self._in_flight = asyncio.ensure_future(self._select_one())
+            self._in_flight.add_done_callback(self._remember)
         try:
             await asyncio.wait_for(asyncio.shield(self._in_flight), self.timeout_s)
         except TimeoutError:
+            earlier = f"; the check before failed: {self._last_error}" if self._last_error else ""
             return (
                 f"ClickHouse did not answer SELECT 1 within {self.timeout_s:g} s (the first "
                 "check also opens the warehouse and applies migrations); check that "
-                "clickhouse.url (TRACEPIPE_CLICKHOUSE_URL) is reachable and not overloaded"
+                f"clickhouse.url (TRACEPIPE_CLICKHOUSE_URL) is reachable{earlier}"
             )
         except Exception as err:  # the probe reports the engine's message
             return (
@@ -124,3 +145,10 @@ class WarehouseCheck:
                 "(TRACEPIPE_CLICKHOUSE_URL) and that the server is up"
             )
         return None
+
+    def _remember(self, query: asyncio.Future[Any]) -> None:
+        """Keep the outcome of a finished query for the probes that gave up on it."""
+        if query.cancelled():
+            return
+        error = query.exception()
+        self._last_error = None if error is None else str(error)
