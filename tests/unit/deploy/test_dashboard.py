@@ -92,8 +92,10 @@ INCIDENTS = ("payment:latency*8@120s-180s", "inventory:errors=30%@60s-90s")
 # What Grafana and the ClickHouse plugin (grafana-clickhouse-datasource 4.x) do to a rawSql
 # before ClickHouse sees it. First Grafana interpolates dashboard variables in the browser:
 #   ${name:sqlstring}  every selected value in single quotes, ' doubled, joined by commas
-#                      (All selected: every option)
 #   ${name} / $name    a single value as it is; several joined as 'a','b' (the plugin's format)
+#   All selected       the variable's custom allValue as it is, whatever the format: the
+#                      dashboard's is a subquery, so All is every service in the tables now,
+#                      not the options listed when the dashboard loaded
 # then the plugin's backend (pkg/macros/macros.go) expands its macros with the panel's time
 # range [from, to] (whole seconds here) and interval:
 #   $__timeFilter(c)   c >= toDateTime(from) AND c <= toDateTime(to)
@@ -104,6 +106,8 @@ INCIDENTS = ("payment:latency*8@120s-180s", "inventory:errors=30%@60s-90s")
 # that uses a new one has to teach this function (and the tests) what it means.
 # ---------------------------------------------------------------------------------------------
 _VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)")
+ALL = ["$__all"]
+"""A multi-value variable's value when All is selected."""
 _MACRO = re.compile(r"\$__(\w+)(?:\(([^()]*)\))?")
 
 
@@ -121,6 +125,8 @@ def expand(
         if name not in variables:
             raise AssertionError(f"the dashboard uses variable {name!r}, unknown to the test")
         values = list(variables[name])
+        if values == ALL:
+            return str(ALL_VALUES[name])
         form = match.group(2)
         if form == "sqlstring":
             return ",".join("'" + v.replace("'", "''") + "'" for v in values)
@@ -208,8 +214,17 @@ def final_windows(observations: Iterable[Observation]) -> list[FinalWindow]:
 
 
 @pytest.fixture(scope="module")
-def shop(migrated_warehouse: Warehouse) -> Shop:
-    """The module's warehouse filled with four minutes of web shop."""
+def fresh_stack_answers(migrated_warehouse: Warehouse) -> dict[str, list[dict[str, Any]]]:
+    """Every query's rows on the migrated tables before anything is stored (a fresh stack)."""
+    return {name: run(migrated_warehouse, name) for name in QUERIES}
+
+
+@pytest.fixture(scope="module")
+def shop(
+    migrated_warehouse: Warehouse, fresh_stack_answers: dict[str, list[dict[str, Any]]]
+) -> Shop:
+    """The module's warehouse filled with four minutes of web shop (after the fresh stack's
+    answers were taken)."""
     generator = TraceGenerator(
         default_topology(), seed=7, incidents=[parse_incident(i) for i in INCIDENTS]
     )
@@ -246,14 +261,15 @@ def shop(migrated_warehouse: Warehouse) -> Shop:
 
 
 QUERIES = dashboard_queries(dashboard())
+ALL_VALUES = {
+    v["name"]: v["allValue"] for v in dashboard()["templating"]["list"] if "allValue" in v
+}
 
 
-def run(
-    warehouse: Warehouse, name: str, shop: Shop, **variables: Sequence[str]
-) -> list[dict[str, Any]]:
+def run(warehouse: Warehouse, name: str, **variables: Sequence[str]) -> list[dict[str, Any]]:
     """Rows of the dashboard query `name`, variables at their defaults unless given."""
     values: dict[str, Sequence[str]] = {
-        "service": shop.services,  # All
+        "service": ALL,
         "span_name": [""],
         "min_duration_ms": ["0"],
         "status": ["any"],
@@ -288,8 +304,14 @@ def test_every_query_of_the_dashboard_is_checked_here() -> None:
 
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_every_query_runs_and_answers(name: str, shop: Shop, migrated_warehouse: Warehouse) -> None:
-    rows = run(migrated_warehouse, name, shop, trace_id=[shop.spans[0]["trace_id"]])
+    rows = run(migrated_warehouse, name, trace_id=[shop.spans[0]["trace_id"]])
     assert rows, name
+
+
+def test_a_fresh_stack_shows_empty_panels_not_errors(
+    fresh_stack_answers: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert fresh_stack_answers == {name: [] for name in QUERIES}
 
 
 def test_window_variable_is_the_workers_window() -> None:
@@ -308,7 +330,7 @@ def test_every_panel_reads_the_provisioned_data_source() -> None:
 
 
 def test_service_variable_lists_every_service(shop: Shop, migrated_warehouse: Warehouse) -> None:
-    rows = run(migrated_warehouse, "variable service", shop)
+    rows = run(migrated_warehouse, "variable service")
     assert [r["ServiceName"] for r in rows] == shop.services
 
 
@@ -324,7 +346,7 @@ def assert_same_red(row: dict[str, Any], summary: LatencySummary | EdgeSummary) 
 def test_services_table_counts_the_spans_and_equals_tracepipe_query(
     shop: Shop, migrated_warehouse: Warehouse
 ) -> None:
-    rows = run(migrated_warehouse, "panel Services over the range/A", shop)
+    rows = run(migrated_warehouse, "panel Services over the range/A")
     served = shop.served()
     calls: dict[str, int] = defaultdict(int)
     errors: dict[str, int] = defaultdict(int)
@@ -349,9 +371,14 @@ def test_services_table_counts_the_spans_and_equals_tracepipe_query(
 
 
 def test_service_selection_filters_the_table(shop: Shop, migrated_warehouse: Warehouse) -> None:
-    rows = run(migrated_warehouse, "panel Services over the range/A", shop, service=["cart"])
+    rows = run(migrated_warehouse, "panel Services over the range/A", service=["cart"])
     assert [r["service"] for r in rows] == ["cart"]
     assert rows[0]["calls"] == len(shop.served(["cart"]))
+    two = run(migrated_warehouse, "panel Services over the range/A", service=["payment", "cart"])
+    assert [(r["service"], r["calls"]) for r in two] == [
+        ("cart", len(shop.served(["cart"]))),
+        ("payment", len(shop.served(["payment"]))),
+    ]
 
 
 def unix_s(time_value: datetime | int) -> int:
@@ -373,9 +400,9 @@ def test_rate_and_error_series_per_step(shop: Shop, migrated_warehouse: Warehous
         key = (step_of(span["end_time_unix_nano"]), span["service_name"])
         calls[key] += 1
         errors[key] += span["status_code"] == "ERROR"
-    rate = series(run(migrated_warehouse, "panel Request rate/A", shop), "calls/s")
+    rate = series(run(migrated_warehouse, "panel Request rate/A"), "calls/s")
     assert rate == {key: pytest.approx(n / STEP_S) for key, n in calls.items()}
-    failing = series(run(migrated_warehouse, "panel Error rate/A", shop), "errors %")
+    failing = series(run(migrated_warehouse, "panel Error rate/A"), "errors %")
     assert failing == {key: pytest.approx(errors[key] / n * 100) for key, n in calls.items()}
     # The inventory failure burst shows.
     assert max(v for (_, service), v in failing.items() if service == "inventory") > 10
@@ -402,7 +429,7 @@ def test_percentile_series_come_from_merged_sketches(
         key = (step_of(span["end_time_unix_nano"]), span["service_name"])
         durations[key].append(duration_ns(span))
     column = panel.split()[0]
-    got = series(run(migrated_warehouse, f"panel {panel}/A", shop), column)
+    got = series(run(migrated_warehouse, f"panel {panel}/A"), column)
     assert got.keys() == durations.keys()
     for key, values in durations.items():
         sketch = LatencySketch()
@@ -418,7 +445,7 @@ def test_percentile_series_come_from_merged_sketches(
 def test_heatmap_buckets_hold_the_calls_by_duration(
     shop: Shop, migrated_warehouse: Warehouse
 ) -> None:
-    rows = run(migrated_warehouse, "panel Latency heatmap/A", shop)
+    rows = run(migrated_warehouse, "panel Latency heatmap/A")
     bounds = [c for c in rows[0] if c != "time"]
     upper = [float(b) for b in bounds]
     lower = [0.0, *upper[:-1]]
@@ -441,7 +468,7 @@ def test_heatmap_buckets_hold_the_calls_by_duration(
 
 
 def test_alert_table_shows_the_incidents(shop: Shop, migrated_warehouse: Warehouse) -> None:
-    rows = run(migrated_warehouse, "panel Alert transitions/A", shop)
+    rows = run(migrated_warehouse, "panel Alert transitions/A")
     assert len(rows) == len(shop.alerts)
     charge = [
         r for r in rows if r["operation"] == "payment/Charge" and r["rule"] == "latency-p99-anomaly"
@@ -462,14 +489,14 @@ def test_alert_table_shows_the_incidents(shop: Shop, migrated_warehouse: Warehou
     assert "inventory/CheckStock" in {r["operation"] for r in errors}
     assert all(r["unit"] == "%" and r["value"] > 5 for r in errors)
     # Only the selected services' transitions.
-    selected = run(migrated_warehouse, "panel Alert transitions/A", shop, service=["payment"])
+    selected = run(migrated_warehouse, "panel Alert transitions/A", service=["payment"])
     assert {r["operation"] for r in selected} == {"payment/Charge"}
 
 
 def test_alert_annotations_mark_firing_and_resolved(
     shop: Shop, migrated_warehouse: Warehouse
 ) -> None:
-    rows = run(migrated_warehouse, "annotation Alerts firing and resolved", shop)
+    rows = run(migrated_warehouse, "annotation Alerts firing and resolved")
     expected = [a for a in shop.alerts if a["state"] in ("firing", "resolved")]
     assert sorted(r["time"] for r in rows) == sorted(a["emitted_at_unix_nano"] for a in expected)
     assert "FIRING latency-p99-anomaly payment/Charge" in {r["text"] for r in rows}
@@ -479,7 +506,7 @@ def test_alert_annotations_mark_firing_and_resolved(
 
 
 def test_edges_table_equals_tracepipe_query_deps(shop: Shop, migrated_warehouse: Warehouse) -> None:
-    rows = run(migrated_warehouse, "panel Calls between services/A", shop)
+    rows = run(migrated_warehouse, "panel Calls between services/A")
     summaries = dependency_summary(migrated_warehouse, FROM_S * S, TO_S * S)
     assert [(r["client"], r["server"], r["type"]) for r in rows] == [
         (s.client, s.server, s.connection_type or "-") for s in summaries
@@ -491,8 +518,8 @@ def test_edges_table_equals_tracepipe_query_deps(shop: Shop, migrated_warehouse:
 
 
 def test_node_graph_has_every_service_and_edge(shop: Shop, migrated_warehouse: Warehouse) -> None:
-    nodes = run(migrated_warehouse, "panel Service graph/nodes", shop)
-    edges = run(migrated_warehouse, "panel Service graph/edges", shop)
+    nodes = run(migrated_warehouse, "panel Service graph/nodes")
+    edges = run(migrated_warehouse, "panel Service graph/edges")
     seconds = TO_S - FROM_S
     calls: dict[tuple[str, ...], int] = defaultdict(int)
     for window in shop.edges:
@@ -517,7 +544,7 @@ def test_trace_search_lists_the_slowest_traces_first(
 ) -> None:
     traces = shop.traces()
     slowest = sorted(traces, key=lambda t: (-trace_duration_ms(traces[t]), t))[:100]
-    rows = run(migrated_warehouse, "panel Trace search/A", shop)
+    rows = run(migrated_warehouse, "panel Trace search/A")
     assert [r["trace_id"] for r in rows] == slowest
     first = traces[slowest[0]]
     assert rows[0]["duration ms"] == pytest.approx(trace_duration_ms(first), abs=1e-6)
@@ -532,23 +559,23 @@ def test_trace_search_lists_the_slowest_traces_first(
 
 def test_trace_search_filters(shop: Shop, migrated_warehouse: Warehouse) -> None:
     traces = shop.traces()
-    longer = run(migrated_warehouse, "panel Trace search/A", shop, min_duration_ms=["250"])
+    longer = run(migrated_warehouse, "panel Trace search/A", min_duration_ms=["250"])
     assert longer and len(longer) < 100
     assert {r["trace_id"] for r in longer} == {
         t for t, spans in traces.items() if trace_duration_ms(spans) >= 250
     }
     charged = run(
-        migrated_warehouse, "panel Trace search/A", shop, service=["payment"], span_name=["charge"]
+        migrated_warehouse, "panel Trace search/A", service=["payment"], span_name=["charge"]
     )
     assert charged and all("payment" in r["services"] for r in charged)
-    failing = run(migrated_warehouse, "panel Trace search/A", shop, status=["error"])
+    failing = run(migrated_warehouse, "panel Trace search/A", status=["error"])
     with_errors = {
         t for t, spans in traces.items() if any(s["status_code"] == "ERROR" for s in spans)
     }
     assert failing and {r["trace_id"] for r in failing} <= with_errors
     assert len(failing) == min(100, len(with_errors))
     assert all(r["errors"] > 0 for r in failing)
-    quoted = run(migrated_warehouse, "panel Trace search/A", shop, span_name=["it's"])
+    quoted = run(migrated_warehouse, "panel Trace search/A", span_name=["it's"])
     assert quoted == []
 
 
@@ -557,7 +584,7 @@ def test_trace_view_returns_every_span_of_the_trace(
 ) -> None:
     traces = shop.traces()
     trace_id = max(traces, key=lambda t: trace_duration_ms(traces[t]))
-    rows = run(migrated_warehouse, "panel Trace/A", shop, trace_id=[trace_id])
+    rows = run(migrated_warehouse, "panel Trace/A", trace_id=[trace_id])
     spans = {s["span_id"]: s for s in traces[trace_id]}
     assert sorted(r["spanID"] for r in rows) == sorted(spans)
     for row in rows:
@@ -573,4 +600,4 @@ def test_trace_view_returns_every_span_of_the_trace(
             **attribute_map(span["attributes"]),
             SOURCE_FORMAT_ATTRIBUTE: span["source_format"],
         }
-    assert run(migrated_warehouse, "panel Trace/A", shop, trace_id=["0" * 32]) == []
+    assert run(migrated_warehouse, "panel Trace/A", trace_id=["0" * 32]) == []
