@@ -26,6 +26,15 @@ from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
+from streams.health import (
+    LIVENESS_PATH,
+    READINESS_PATH,
+    GroupState,
+    Readiness,
+    WarehouseCheck,
+    readiness,
+    readiness_change,
+)
 from streams.ingest.agent import register_bridge
 from streams.sink.agent import SpansByPartition, register_span_sink
 from streams.sink.windows import (
@@ -213,6 +222,7 @@ def create_app(settings: Settings) -> Pipeline:
     )
     pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
     _register_web(pipeline)
+    _register_health(pipeline)
     return pipeline
 
 
@@ -246,6 +256,37 @@ def _register_web(pipeline: Pipeline) -> None:
             return self.bytes(payload, content_type="application/json")
 
     del metrics, stats, QueryView
+
+
+def _register_health(pipeline: Pipeline) -> None:
+    """The probes' endpoints; what they check is in streams/health.py."""
+    app, writer = pipeline.app, pipeline.writer
+    warehouse = WarehouseCheck(lambda: writer.run_on_writer(lambda w: w.query("SELECT 1")))
+    # Probes show only the status code: the worker's log says why it is (not) ready.
+    previous: Readiness | None = None
+
+    @app.page(LIVENESS_PATH)
+    async def liveness(view: View, request: Request) -> Response:
+        return view.json({"alive": True})
+
+    @app.page(READINESS_PATH)
+    async def ready(view: View, request: Request) -> Response:
+        nonlocal previous
+        group = GroupState(
+            generation=app.consumer_generation_id,
+            rebalancing=app.rebalancing,
+            recovering=app.in_recovery,
+            stopping=app.should_stop,
+            assigned_partitions=len(app.assignor.assigned_actives()),
+        )
+        verdict = readiness(group, await warehouse.problem())
+        change = readiness_change(previous, verdict)
+        if change is not None:
+            (log.info if verdict.ready else log.warning)("%s", change)
+        previous = verdict
+        return view.json(verdict.body(), status=200 if verdict.ready else 503)
+
+    del liveness, ready
 
 
 def run_worker(settings: Settings) -> int:
