@@ -371,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         help="run the stream-processing worker",
         description="Run the Faust worker: creates topics if missing, then "
-        "consumes until SIGINT/SIGTERM.",
+        "consumes until SIGINT/SIGTERM. Its web server (worker.web_host:worker.web_port, "
+        "default 127.0.0.1:6066) serves the trace web view at /ui/, plus /metrics and /api/.",
     )
     p.set_defaults(func=_cmd_worker)
 
