@@ -93,9 +93,6 @@ table.data td.wrap { white-space: normal; }
           flex: none; }
 .err-badge { color: #fff; background: #c62828; border-radius: 3px; padding: 0 5px;
              font-size: 11px; font-weight: 700; }
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 0; }
-dl.facts dt { color: #52606d; }
-dl.facts dd { margin: 0; }
 .summary-line { display: flex; flex-wrap: wrap; gap: 6px 24px; }
 .summary-line b { font-weight: 600; }
 .legend { display: flex; gap: 20px; align-items: center; color: #52606d; font-size: 12px;
@@ -213,8 +210,9 @@ def service_chip(service: str, colour: str, href: str = "") -> str:
 
 def clock(time_unix_nano: int) -> str:
     """A unix-ns time as UTC with milliseconds: ``2026-01-02 15:04:05.123Z``."""
-    moment = datetime.fromtimestamp(time_unix_nano // 1_000_000 / 1000, UTC)
-    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    # Whole seconds and milliseconds apart: a float of the seconds could round 0.123 to 0.122.
+    moment = datetime.fromtimestamp(time_unix_nano // 1_000_000_000, UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{time_unix_nano // 1_000_000 % 1000:03d}Z"
 
 
 def table(

@@ -13,7 +13,7 @@ events, links and status. ``?span=<span id>`` opens one span's details when the 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,15 +122,15 @@ def _offset(ns: int) -> str:
     return f"+{format_ms(ns)} ms"
 
 
-def _pairs(values: Mapping[str, AttributeValue]) -> str:
-    """Key/value rows of attributes, sorted by key; empty when there are none."""
-    if not values:
-        return ""
-    rows = "".join(
-        f'<tr><td class="k">{text(k)}</td><td>{text(v)}</td></tr>'
-        for k, v in sorted(values.items())
-    )
-    return f"<table>{rows}</table>"
+def _key_values(pairs: Iterable[tuple[str, object]]) -> str:
+    """A two-column table of names and values; empty when there are none."""
+    rows = "".join(f'<tr><td class="k">{text(k)}</td><td>{text(v)}</td></tr>' for k, v in pairs)
+    return f"<table>{rows}</table>" if rows else ""
+
+
+def _attributes(values: Mapping[str, AttributeValue]) -> str:
+    """Attributes as a table, sorted by key."""
+    return _key_values(sorted(values.items()))
 
 
 def _section(title: str, body_html: str) -> str:
@@ -165,27 +165,23 @@ def span_detail(row: WaterfallRow, trace_start_ns: int) -> str:
     if span["trace_state"]:
         facts.append(("trace state", span["trace_state"]))
     facts.append(("source format", span["source_format"]))
-    about = (
-        "<table>"
-        + "".join(f'<tr><td class="k">{text(k)}</td><td>{text(v)}</td></tr>' for k, v in facts)
-        + "</table>"
-    )
+    about = _key_values(facts)
     events = "".join(
         f'<tr><td class="k">{text(_offset(e["time_unix_nano"] - trace_start_ns))}</td>'
-        f"<td><b>{text(e['name'])}</b>{_pairs(e['attributes'])}</td></tr>"
+        f"<td><b>{text(e['name'])}</b>{_attributes(e['attributes'])}</td></tr>"
         for e in sorted(span["events"], key=lambda e: e["time_unix_nano"])
     )
     links = "".join(
         f'<tr><td class="k">{link(trace_url(lk["trace_id"]), text(lk["trace_id"]), "mono")}</td>'
-        f'<td class="mono">{text(lk["span_id"])}{_pairs(lk["attributes"])}</td></tr>'
+        f'<td class="mono">{text(lk["span_id"])}{_attributes(lk["attributes"])}</td></tr>'
         for lk in span["links"]
     )
     return (
         f'<div class="span-detail">{_section("Span", about)}'
-        + _section("Attributes", _pairs(span["attributes"]))
+        + _section("Attributes", _attributes(span["attributes"]))
         + _section("Events", f"<table>{events}</table>" if events else "")
         + _section("Links", f"<table>{links}</table>" if links else "")
-        + _section("Resource", _pairs(span["resource_attributes"]))
+        + _section("Resource", _attributes(span["resource_attributes"]))
         + "</div>"
     )
 

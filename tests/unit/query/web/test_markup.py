@@ -53,3 +53,5 @@ def test_document_marks_the_active_page() -> None:
 
 def test_clock_has_milliseconds_in_utc() -> None:
     assert clock(1_700_000_000_123_456_789) == "2023-11-14 22:13:20.123Z"
+    assert clock(1_700_000_000_999_999_999) == "2023-11-14 22:13:20.999Z"  # not rounded up
+    assert clock(0) == "1970-01-01 00:00:00.000Z"
