@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
+from streams.errors import TracepipeError
 from streams.health import (
     LIVENESS_PATH,
     READINESS_PATH,
@@ -36,6 +38,12 @@ from streams.health import (
     readiness_change,
 )
 from streams.ingest.agent import register_bridge
+from streams.query.web import Page
+from streams.query.web.graph import graph_page
+from streams.query.web.markup import message_page
+from streams.query.web.search import search_page
+from streams.query.web.services import services_page
+from streams.query.web.trace import trace_page
 from streams.sink.agent import SpansByPartition, register_span_sink
 from streams.sink.windows import (
     EDGES,
@@ -256,6 +264,42 @@ def _register_web(pipeline: Pipeline) -> None:
             return self.bytes(payload, content_type="application/json")
 
     del metrics, stats, QueryView
+    _register_ui(pipeline)
+
+
+def _register_ui(pipeline: Pipeline) -> None:
+    """The trace web view under /ui/: each page is built on the writer thread (chDB lives there)."""
+    app, writer, settings = pipeline.app, pipeline.writer, pipeline.settings
+
+    async def serve(view: View, build: Callable[[Warehouse], Page]) -> Response:
+        try:
+            page: Page = await writer.run_on_writer(build)
+        except TracepipeError as err:  # the engine's message, e.g. "run tracepipe db migrate"
+            log.warning("web view query failed: %s", err)
+            page = message_page(500, "The query failed", str(err))
+        return view.html(page.html, status=page.status)
+
+    @app.page("/ui/", name="ui-search")
+    async def search(view: View, request: Request) -> Response:
+        params = dict(request.query)
+        return await serve(view, lambda w: search_page(w, params, time.time_ns(), settings))
+
+    @app.page("/ui/trace/{trace_id}", name="ui-trace")
+    async def trace(view: View, request: Request, trace_id: str) -> Response:
+        span = request.query.get("span", "")
+        return await serve(view, lambda w: trace_page(w, trace_id, span, settings))
+
+    @app.page("/ui/services", name="ui-services")
+    async def services(view: View, request: Request) -> Response:
+        params = dict(request.query)
+        return await serve(view, lambda w: services_page(w, params, time.time_ns(), settings))
+
+    @app.page("/ui/graph", name="ui-graph")
+    async def graph(view: View, request: Request) -> Response:
+        params = dict(request.query)
+        return await serve(view, lambda w: graph_page(w, params, time.time_ns(), settings))
+
+    del search, trace, services, graph
 
 
 def _register_health(pipeline: Pipeline) -> None:

@@ -328,7 +328,9 @@ class WorkerConfig:
     app_id: str = setting(
         "tracepipe", "Faust app id: the consumer group and changelog prefix; keep it stable"
     )
-    web_host: str = setting("127.0.0.1", "worker web server address (/metrics, /api/*)")
+    web_host: str = setting(
+        "127.0.0.1", "worker web server address (/ui/ web view, /metrics, /api/*)"
+    )
     web_port: int = setting(6066, "worker web server port")
     data_dir: str = setting(".tracepipe/worker", "Faust data dir (table state)")
     log_level: str = setting("info", "worker log level")
