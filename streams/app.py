@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,23 @@ from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
+from streams.errors import TracepipeError
+from streams.health import (
+    LIVENESS_PATH,
+    READINESS_PATH,
+    GroupState,
+    Readiness,
+    WarehouseCheck,
+    readiness,
+    readiness_change,
+)
 from streams.ingest.agent import register_bridge
+from streams.query.web import Page
+from streams.query.web.graph import graph_page
+from streams.query.web.markup import message_page
+from streams.query.web.search import search_page
+from streams.query.web.services import services_page
+from streams.query.web.trace import trace_page
 from streams.sink.agent import SpansByPartition, register_span_sink
 from streams.sink.windows import (
     EDGES,
@@ -98,6 +115,10 @@ def faust_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        # Changelog and trace records are many small sends: Faust's defaults (16 KiB batches,
+        # no linger) turn them into thousands of produce requests a second.
+        producer_max_batch_size=512 * 1024,
+        producer_linger=0.005,
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
         web_in_thread=False,
@@ -119,7 +140,14 @@ def create_app(settings: Settings) -> Pipeline:
     otlp_topic = raw_topic(app, topics.otlp, allow_empty=True)
     zipkin_topic = raw_topic(app, topics.zipkin, allow_empty=True)
     register_bridge(
-        app, otlp_topic, zipkin_topic, spans_topic, dlq_topic, settings.ingest, counters
+        app,
+        otlp_topic,
+        zipkin_topic,
+        spans_topic,
+        dlq_topic,
+        settings.ingest,
+        counters,
+        settings.kafka.partitions,
     )
     state = AssemblyState(app, assembly, settings.kafka.partitions)
     traces_topic = raw_topic(app, topics.traces)
@@ -207,6 +235,7 @@ def create_app(settings: Settings) -> Pipeline:
     )
     pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
     _register_web(pipeline)
+    _register_health(pipeline)
     return pipeline
 
 
@@ -254,6 +283,73 @@ def _register_web(pipeline: Pipeline) -> None:
             return self.bytes(payload, content_type="application/json")
 
     del metrics, stats, QueryView
+    _register_ui(pipeline)
+
+
+def _register_ui(pipeline: Pipeline) -> None:
+    """The trace web view under /ui/: each page is built on the writer thread (chDB lives there)."""
+    app, writer, settings = pipeline.app, pipeline.writer, pipeline.settings
+
+    async def serve(view: View, build: Callable[[Warehouse], Page]) -> Response:
+        try:
+            page: Page = await writer.run_on_writer(build)
+        except TracepipeError as err:  # the engine's message, e.g. "run tracepipe db migrate"
+            log.warning("web view query failed: %s", err)
+            page = message_page(500, "The query failed", str(err))
+        return view.html(page.html, status=page.status)
+
+    @app.page("/ui/", name="ui-search")
+    async def search(view: View, request: Request) -> Response:
+        params = dict(request.query)
+        return await serve(view, lambda w: search_page(w, params, time.time_ns(), settings))
+
+    @app.page("/ui/trace/{trace_id}", name="ui-trace")
+    async def trace(view: View, request: Request, trace_id: str) -> Response:
+        span = request.query.get("span", "")
+        return await serve(view, lambda w: trace_page(w, trace_id, span, settings))
+
+    @app.page("/ui/services", name="ui-services")
+    async def services(view: View, request: Request) -> Response:
+        params = dict(request.query)
+        return await serve(view, lambda w: services_page(w, params, time.time_ns(), settings))
+
+    @app.page("/ui/graph", name="ui-graph")
+    async def graph(view: View, request: Request) -> Response:
+        params = dict(request.query)
+        return await serve(view, lambda w: graph_page(w, params, time.time_ns(), settings))
+
+    del search, trace, services, graph
+
+
+def _register_health(pipeline: Pipeline) -> None:
+    """The probes' endpoints; what they check is in streams/health.py."""
+    app, writer = pipeline.app, pipeline.writer
+    warehouse = WarehouseCheck(lambda: writer.run_on_writer(lambda w: w.query("SELECT 1")))
+    # Probes show only the status code: the worker's log says why it is (not) ready.
+    previous: Readiness | None = None
+
+    @app.page(LIVENESS_PATH)
+    async def liveness(view: View, request: Request) -> Response:
+        return view.json({"alive": True})
+
+    @app.page(READINESS_PATH)
+    async def ready(view: View, request: Request) -> Response:
+        nonlocal previous
+        group = GroupState(
+            generation=app.consumer_generation_id,
+            rebalancing=app.rebalancing,
+            recovering=app.in_recovery,
+            stopping=app.should_stop,
+            assigned_partitions=len(app.assignor.assigned_actives()),
+        )
+        verdict = readiness(group, await warehouse.problem())
+        change = readiness_change(previous, verdict)
+        if change is not None:
+            (log.info if verdict.ready else log.warning)("%s", change)
+        previous = verdict
+        return view.json(verdict.body(), status=200 if verdict.ready else 503)
+
+    del liveness, ready
 
 
 def run_worker(settings: Settings) -> int:

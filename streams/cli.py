@@ -61,29 +61,21 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
     """`query latency` and `query deps`: summaries of the stored windows of a range."""
     from streams.query import open_reader
     from streams.query.windows import (
+        arrival_lag,
         dependency_rows,
         dependency_summary,
         format_time,
         latency_rows,
         latency_summary,
-        parse_time,
+        resolve_range,
     )
 
-    now_ns = time.time_ns()
-    since_ns, until_ns = parse_time(args.since, now_ns), parse_time(args.until, now_ns)
-    if since_ns >= until_ns:
-        print(
-            f"error: --since {args.since} ({format_time(since_ns)}) is not before --until "
-            f"{args.until} ({format_time(until_ns)})",
-            file=sys.stderr,
-        )
+    try:
+        since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
-    agg = settings.aggregation
-    lag = (
-        f"window + allowed lateness ({agg.window_ms / 1000:g} s + "
-        f"{agg.allowed_lateness_ms / 1000:g} s)"
-    )
     with open_reader(settings) as reader:
         if args.what == "latency":
             latency = latency_summary(reader, args.service, args.operation, since_ns, until_ns)
@@ -92,14 +84,13 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
             what = f"latency windows for service {args.service!r}"
             if args.operation is not None:
                 what += f" operation {args.operation!r}"
-            appear = f"windows appear after {lag}"
+            appear = arrival_lag(settings, "latency")
         else:
             edges = dependency_summary(reader, since_ns, until_ns)
             rows = dependency_rows(edges)
             accuracy = edges[0].relative_accuracy if edges else 0.0
             what = "service-graph edges"
-            trace_idle_s = settings.assembly.trace_idle_ms / 1000
-            appear = f"edges appear after trace idle ({trace_idle_s:g} s) + {lag}"
+            appear = arrival_lag(settings, "edges")
     if not rows:
         print(f"no {what} {between} — is the worker running? {appear}")
         return 1
@@ -162,17 +153,13 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
 def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
     from streams.alert.events import AlertEvent
     from streams.query import open_reader, quote, time_range
-    from streams.query.windows import format_time, parse_time, query_table
+    from streams.query.windows import format_time, query_table, resolve_range
     from streams.sink.alerts import ALERTS, ALERTS_COLUMNS, alert_record
 
-    now_ns = time.time_ns()
-    since_ns, until_ns = parse_time(args.since, now_ns), parse_time(args.until, now_ns)
-    if since_ns >= until_ns:
-        print(
-            f"error: --since {args.since} ({format_time(since_ns)}) is not before --until "
-            f"{args.until} ({format_time(until_ns)})",
-            file=sys.stderr,
-        )
+    try:
+        since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     conditions = [time_range("EmittedAt", since_ns, until_ns)]
     what = "alert transitions"
@@ -398,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         help="run the stream-processing worker",
         description="Run the Faust worker: creates topics if missing, then "
-        "consumes until SIGINT/SIGTERM.",
+        "consumes until SIGINT/SIGTERM. Its web server (worker.web_host:worker.web_port, "
+        "default 127.0.0.1:6066) serves the trace web view at /ui/, plus /metrics and /api/.",
     )
     p.set_defaults(func=_cmd_worker)
 

@@ -118,7 +118,10 @@ class ClickHouseConfig:
 class SpanSinkConfig:
     """Batching and retry of the span sink (tracepipe.spans -> otel_traces)."""
 
-    batch_max_spans: int = setting(5000, "spans per otel_traces insert")
+    batch_max_spans: int = setting(20_000, "most spans per otel_traces insert")
+    batch_max_messages: int = setting(
+        200, "Kafka messages per agent batch (each one span or a span batch of up to ~500)"
+    )
     batch_max_wait_ms: int = setting(500, "longest wait to fill a batch")
     retry_initial_backoff_ms: int = setting(
         200, "first retry delay of a failed insert (doubles each time)"
@@ -128,6 +131,7 @@ class SpanSinkConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
         _positive("sink", "batch_max_spans", self.batch_max_spans)
+        _positive("sink", "batch_max_messages", self.batch_max_messages)
         _positive("sink", "batch_max_wait_ms", self.batch_max_wait_ms)
         _positive("sink", "retry_initial_backoff_ms", self.retry_initial_backoff_ms)
         if self.retry_max_backoff_ms < self.retry_initial_backoff_ms:
@@ -324,7 +328,9 @@ class WorkerConfig:
     app_id: str = setting(
         "tracepipe", "Faust app id: the consumer group and changelog prefix; keep it stable"
     )
-    web_host: str = setting("127.0.0.1", "worker web server address (/metrics, /api/*)")
+    web_host: str = setting(
+        "127.0.0.1", "worker web server address (/ui/ web view, /metrics, /api/*)"
+    )
     web_port: int = setting(6066, "worker web server port")
     data_dir: str = setting(".tracepipe/worker", "Faust data dir (table state)")
     log_level: str = setting("info", "worker log level")

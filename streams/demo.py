@@ -130,6 +130,7 @@ def _view(
         lines.append(_red_table(reader, time.time_ns()))
     except (OSError, TracepipeError) as err:
         lines.append(f"worker     not answering: {err}")
+    lines.append(f"web view   {worker_url(worker.settings)}/ui/")
     lines.append("alerts" + ("" if alerts else "     none yet"))
     lines.extend(f"  {event.summary_line()}" for event in alerts[-8:])
     return lines
@@ -221,7 +222,10 @@ def run_demo(
     finally:
         stop.set()
         if keep_running and worker.process is not None:
-            print(f"worker: still running (pid {worker.pid}); stop it with kill {worker.pid}")
+            print(
+                f"worker: still running (pid {worker.pid}), web view at "
+                f"{worker_url(worker.settings)}/ui/; stop it with kill {worker.pid}"
+            )
         elif worker.process is not None:
             worker.stop()
             print("worker: stopped")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.aggregate.merge import PERCENTILE_SIGNALS
-from streams.query.table import format_quantity
+from streams.query.table import format_ms, format_quantity
 
 PENDING = "pending"
 FIRING = "firing"
@@ -29,7 +29,7 @@ LATENCY_SIGNALS = tuple(PERCENTILE_SIGNALS)
 def format_signal_value(signal: str, value: float) -> str:
     """`value` of `signal` in human units: `612 ms`, `2.50%`, `41.7 calls/s`."""
     if signal in LATENCY_SIGNALS:
-        return f"{format_quantity(value / 1e6)} ms"
+        return f"{format_ms(value)} ms"
     if signal == "error_rate":
         return f"{format_quantity(value * 100)}%"
     if signal == "throughput":

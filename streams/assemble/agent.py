@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
 
-from streams.assemble.record import TRACE_SCHEMA, TraceRecord
+from streams.assemble.chunks import SpanChunks
+from streams.assemble.record import TRACE_SCHEMA, TraceRecord, TraceRecordEncoder
 from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import abandon
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.model.span import Span
+from streams.sdk.producer import trace_partition
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.sink.traces import (
     CRITICAL_PATH,
@@ -52,29 +53,35 @@ class AssemblyState:
     """The stage's buffer made durable: changes go to a changelog-backed Faust table, and the
     buffer is rebuilt from the table once Faust has recovered it after a (re)start.
 
-    Changelog records go to the partition of the trace id (murmur2, as every tracepipe producer
-    partitions tracepipe.spans), so a trace's state sits beside its spans.
+    A trace's spans added by one write share one table key (streams.assemble.chunks), so the
+    changelog carries a record per trace and write, not per span. Changelog records go to the
+    partition of the trace id (murmur2, as every tracepipe producer partitions
+    tracepipe.spans), so a trace's state sits beside its spans.
     """
 
     def __init__(self, app: faust.App, stage: AssemblyStage, partitions: int) -> None:
         self.app = app
         self.stage = stage
-        self.partitions = list(range(partitions))
+        self.partitions = partitions
         # Keys and values are bytes we encode ourselves (state key, pickled value): the
         # changelog is private to this stage and pickle keeps attribute types as they are.
         self.table = app.Table(
             "tracepipe-assembly", partitions=partitions, key_type=bytes, value_type=bytes
         )
         self.restored = False
-        self._partitioner = DefaultPartitioner()
+        self.chunks = SpanChunks()
         self._writes = 0
+        # Keys written while a capture is outstanding (at most one sweep's worth): a captured
+        # change must not overwrite a newer write of its key.
+        self._outstanding = 0
         self._written: dict[str, int] = {}
 
     def ready(self) -> bool:
         """True once the table is recovered and the buffer rebuilt from it."""
         recovery = self.app.tables.recovery  # type: ignore[attr-defined]
         if not self.restored and recovery.completed.is_set():
-            self.stage.restore([(k.decode(), pickle.loads(v)) for k, v in self.table.data.items()])
+            entries = [(k.decode(), pickle.loads(v)) for k, v in self.table.data.items()]
+            self.stage.restore(self.chunks.unpack(entries))
             self.restored = True
             log.info("assembly state restored: %d open traces", self.stage.buffer.open_trace_count)
         return self.restored
@@ -91,26 +98,41 @@ class AssemblyState:
 
     def capture(self) -> Captured:
         """Take the buffer's changes now, to write later (after the records they mark emitted
-        are on the traces topic); writes made in between win over them."""
+        are on the traces topic); writes made in between win over them. Every capture must be
+        written."""
+        self._outstanding += 1
         return Captured(self._writes, self.stage.take_changes())
 
     def write(self, captured: Captured) -> None:
         """Write captured changes, skipping keys written since they were captured."""
-        for trace_id, key, value in captured.changes:
-            if self._written.get(key, -1) > captured.at:
-                continue
-            self._writes += 1
-            self._written[key] = self._writes
+        self._outstanding -= 1
+        fresh = [c for c in captured.changes if self._written.get(c[1], -1) <= captured.at]
+        self._writes += 1
+        if self._outstanding:
+            for _, key, _ in fresh:
+                self._written[key] = self._writes
+        else:
+            self._written.clear()
+        for trace_id, key, value in self.chunks.pack(fresh, self._current):
             raw_key = key.encode()
             raw_value = None if value is None else pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
             if raw_value is None:
                 self.table.data.pop(raw_key, None)
             else:
                 self.table.data[raw_key] = raw_value
-            partition = self._partitioner(trace_id.encode(), self.partitions, self.partitions)
+            partition = trace_partition(trace_id, self.partitions)
             self.table.send_changelog(
                 partition, raw_key, raw_value, key_serializer="raw", value_serializer="raw"
             )
+
+    def drop(self, captured: Captured) -> None:
+        """Give up a capture that will not be written (its records were not delivered): the
+        table keeps the traces unemitted, so a restart emits them again."""
+        self._outstanding -= 1
+
+    def _current(self, key: str) -> Any:
+        raw = self.table.data.get(key.encode())
+        return None if raw is None else pickle.loads(raw)
 
 
 def register_assembly(
@@ -125,6 +147,7 @@ def register_assembly(
     """Attach the sweep timer (finish due traces, publish them) and the trace sink agent, which
     also hands each batch of trace records, by tracepipe.traces partition, to `on_traces`."""
     codec = AvroCodec(TRACE_SCHEMA)
+    encoder = TraceRecordEncoder(codec)
     headers = [(SCHEMA_HEADER, codec.fingerprint.encode())]
     counters.describe("tracepipe_traces_emitted_total", "Trace records published, by completion.")
     counters.describe("tracepipe_traces_stored_total", "Trace records stored in ClickHouse.")
@@ -138,18 +161,22 @@ def register_assembly(
         # The emitted marks must not reach the changelog before the records reach the topic,
         # or a crash in between would lose the records: hold them back until delivered.
         emitted_marks = state.capture()
-        deliveries = []
-        for item in finished:
-            record = item.record
-            deliveries.append(
-                await traces_topic.send(
-                    key=record["trace_id"].encode(),
-                    value=codec.encode(record),
-                    headers=headers,
+        try:
+            deliveries = []
+            for item in finished:
+                record = item.record
+                deliveries.append(
+                    await traces_topic.send(
+                        key=record["trace_id"].encode(),
+                        value=encoder.encode(record),
+                        headers=headers,
+                    )
                 )
-            )
-            counters.inc("tracepipe_traces_emitted_total", completion=record["completion"])
-        await asyncio.gather(*deliveries)
+                counters.inc("tracepipe_traces_emitted_total", completion=record["completion"])
+            await asyncio.gather(*deliveries)
+        except BaseException:
+            state.drop(emitted_marks)
+            raise
         # Only once the records are on the topic: a crash before this re-emits, never loses.
         state.write(emitted_marks)
         if stage.sampling.enabled:

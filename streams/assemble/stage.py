@@ -61,11 +61,14 @@ class AssemblyStage:
 
     def take_changes(self) -> list[tuple[str, str, Any]]:
         """(trace id, state key, value or None to delete) changed since the last call."""
-        changes = [(parse_state_key(k)[0], k, v) for k, v in self.buffer.take_changes()]
+        spans: list[tuple[str, str, Any]] = []
+        headers: list[tuple[str, str, Any]] = []
+        for key, value in self.buffer.take_changes():
+            trace_id, index = parse_state_key(key)
+            (headers if index == HEADER_INDEX else spans).append((trace_id, key, value))
         # Headers last: a write cut short by a crash then loses spans (redelivered), never the
         # consistency between a header and the spans it counts.
-        changes.sort(key=lambda change: parse_state_key(change[1])[1] == HEADER_INDEX)
-        return changes
+        return spans + headers
 
     def restore(self, entries: Iterable[tuple[str, Any]]) -> None:
         """Rebuild the buffer from a changelog-backed table's entries after a (re)start; open

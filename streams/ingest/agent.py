@@ -1,9 +1,10 @@
 """The bridge agents: foreign encodings on `otlp` and `zipkin` -> canonical spans on `spans`.
 
 Each payload is converted and each span validated by the pure functions of streams.ingest;
-spans are republished keyed by trace id (so a trace's spans share a partition), and whatever
-cannot be used goes to the DLQ with its reason. A batch's offsets are acknowledged only after
-every span and dead letter from it has been delivered.
+spans are republished as span batches, one per partition of `spans` by trace id (so a trace's
+spans share a partition, and the worker pays Faust's per-message cost once per batch), and
+whatever cannot be used goes to the DLQ with its reason. A batch's offsets are acknowledged
+only after every span and dead letter from it has been delivered.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from streams.errors import DecodeError
 from streams.ingest import check_record_size, spans_from_payload, validate_span
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.model.span import Span
+from streams.sdk.producer import (
+    SpanEncoder,
+    encode_span_batch,
+    span_batch_chunks,
+    trace_partition,
+)
 from streams.telemetry import Counters
 
 STAGE = "bridge"
@@ -72,10 +79,11 @@ def register_bridge(
     dlq_topic: faust.TopicT,
     limits: IngestConfig,
     counters: Counters,
+    partitions: int,
 ) -> list[faust.types.AgentT[Any]]:
-    """Attach one bridge agent per foreign topic to `app`."""
-    codec = AvroCodec("span")
-    schema_headers = [(SCHEMA_HEADER, codec.fingerprint.encode())]
+    """Attach one bridge agent per foreign topic to `app`; `partitions` is the spans topic's."""
+    encoder = SpanEncoder()
+    batch_headers = [(SCHEMA_HEADER, AvroCodec("span", array=True).fingerprint.encode())]
     counters.describe("tracepipe_bridge_spans_total", "Spans republished by the bridge.")
 
     def make(topic_kind: str) -> Any:
@@ -86,13 +94,18 @@ def register_bridge(
             ):
                 try:
                     spans, rejected = bridge_batch(topic_kind, events, limits)
+                    by_partition: dict[int, list[bytes]] = {}
+                    for span in spans:
+                        partition = trace_partition(span["trace_id"], partitions)
+                        by_partition.setdefault(partition, []).append(encoder.encode(span))
                     deliveries = [
                         await spans_topic.send(
-                            key=s["trace_id"].encode(),
-                            value=codec.encode(s),
-                            headers=schema_headers,
+                            value=encode_span_batch(chunk),
+                            partition=partition,
+                            headers=batch_headers,
                         )
-                        for s in spans
+                        for partition, bodies in by_partition.items()
+                        for chunk in span_batch_chunks(bodies)
                     ]
                     await asyncio.gather(*deliveries)
                     for letter in rejected:

@@ -29,21 +29,27 @@ def schema_fingerprint(parsed_schema: Any) -> str:
     return str(fingerprint(to_parsing_canonical_form(parsed_schema), "CRC-64-AVRO"))
 
 
-def load_schema(path: Path) -> Any:
-    """Parse one .avsc file with fastavro, raising SchemaError that names the file."""
+def load_schema(path: Path, array: bool = False) -> Any:
+    """Parse one .avsc file with fastavro (as the items of an Avro array when `array`),
+    raising SchemaError that names the file."""
     try:
-        return fastavro.parse_schema(json.loads(path.read_text()))
+        schema = json.loads(path.read_text())
+        return fastavro.parse_schema({"type": "array", "items": schema} if array else schema)
     except (OSError, ValueError, fastavro.schema.SchemaParseException) as err:
         raise SchemaError(f"cannot load Avro schema {path}: {err}") from err
 
 
 class AvroCodec:
-    """Encodes and decodes one record type (e.g. `span`) against its current and past schemas."""
+    """Encodes and decodes one record type (e.g. `span`) against its current and past schemas.
 
-    def __init__(self, name: str, schema_dir: Path | None = None) -> None:
+    With `array=True` a value is an Avro array of the record (a span batch): the writer schemas
+    are the same files wrapped as `{"type": "array", "items": ...}`, with their own fingerprints.
+    """
+
+    def __init__(self, name: str, schema_dir: Path | None = None, *, array: bool = False) -> None:
         root = schema_dir or schemas_root() / "avro"
-        self.name = name
-        self.schema = load_schema(root / f"{name}.avsc")
+        self.name = f"{name} array" if array else name
+        self.schema = load_schema(root / f"{name}.avsc", array)
         self.fingerprint = schema_fingerprint(self.schema)
         # Typed as confluent-kafka's produce() takes them.
         self.headers: list[tuple[str, str | bytes | None]] = [
@@ -52,7 +58,7 @@ class AvroCodec:
         # Writer schemas we can resolve by fingerprint: the current one and every released one.
         self._writers: dict[str, Any] = {self.fingerprint: self.schema}
         for old in sorted((root / "history").glob(f"{name}.v*.avsc")):
-            parsed = load_schema(old)
+            parsed = load_schema(old, array)
             self._writers.setdefault(schema_fingerprint(parsed), parsed)
 
     def encode(self, record: Any) -> bytes:
@@ -72,6 +78,10 @@ class AvroCodec:
             write(out, self.schema, record)
             encoded.append(out.getvalue())
         return encoded
+
+    def knows(self, writer_fingerprint: str | None) -> bool:
+        """Whether `writer_fingerprint` names this codec's current or a released schema."""
+        return writer_fingerprint in self._writers
 
     def decode(self, data: bytes, writer_fingerprint: str | None = None) -> Any:
         """Decode one value; raise DecodeError with a short reason when it cannot be read."""

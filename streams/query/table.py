@@ -47,3 +47,8 @@ def format_quantity(value: float) -> str:
     if size >= 1:
         return f"{value:.2f}"
     return f"{value:.3f}"
+
+
+def format_ms(duration_ns: float) -> str:
+    """A duration in ns as milliseconds for a table cell (format_quantity's digits)."""
+    return format_quantity(duration_ns / 1e6)

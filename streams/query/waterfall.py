@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.assemble.critical_path import critical_path
-from streams.model.span import Span, make_span
+from streams.model.span import Span, SpanEvent, SpanLink, make_span
 from streams.query import Reader, quote
+from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, SOURCE_FORMAT_ATTRIBUTE
+from streams.sink.traces import TRACES
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
 
 _KIND_NAMES = {v: k for k, v in SPAN_KIND_VALUES.items()}
@@ -16,9 +18,14 @@ BAR_WIDTH = 30
 
 
 def spans_from_rows(rows: Sequence[dict[str, Any]]) -> list[Span]:
-    """Canonical spans (the fields the analysis needs) from otel_traces rows."""
-    return [
-        make_span(
+    """Canonical spans from otel_traces rows; the columns a row lacks keep their defaults.
+
+    Attribute values come back as the strings otel_traces stores; the source format rides in
+    the span attributes (SOURCE_FORMAT_ATTRIBUTE) and is taken back out of them.
+    """
+    spans: list[Span] = []
+    for r in rows:
+        span = make_span(
             r["TraceId"],
             r["SpanId"],
             r["SpanName"],
@@ -30,11 +37,57 @@ def spans_from_rows(rows: Sequence[dict[str, Any]]) -> list[Span]:
             status_code=_STATUS_NAMES.get(r["StatusCode"], "UNSET"),
             status_message=r.get("StatusMessage", ""),
         )
-        for r in rows
-    ]
+        if "SpanAttributes" in r:
+            attributes = dict(r["SpanAttributes"])
+            span["source_format"] = attributes.pop(SOURCE_FORMAT_ATTRIBUTE, span["source_format"])
+            span["attributes"] = attributes
+        if "ResourceAttributes" in r:
+            span["resource_attributes"] = dict(r["ResourceAttributes"])
+        span["trace_state"] = r.get("TraceState", "")
+        span["scope_name"] = r.get("ScopeName", "")
+        span["scope_version"] = r.get("ScopeVersion", "")
+        if "Events.Name" in r:
+            span["events"] = [
+                SpanEvent(time_unix_nano=int(t), name=n, attributes=dict(a))
+                for t, n, a in zip(
+                    r["Events.Timestamp"], r["Events.Name"], r["Events.Attributes"], strict=True
+                )
+            ]
+        if "Links.TraceId" in r:
+            span["links"] = [
+                SpanLink(trace_id=t, span_id=i, trace_state=st, attributes=dict(a))
+                for t, i, st, a in zip(
+                    r["Links.TraceId"],
+                    r["Links.SpanId"],
+                    r["Links.TraceState"],
+                    r["Links.Attributes"],
+                    strict=True,
+                )
+            ]
+        spans.append(span)
+    return spans
 
 
-def _order(spans: list[Span]) -> list[tuple[int, Span]]:
+def stored_spans(reader: Reader, trace_id: str) -> list[Span]:
+    """Every stored span of a trace, every otel_traces column read back; [] when none."""
+    columns = ", ".join(OTEL_TRACES_COLUMNS)
+    rows = reader.query_dicts(
+        f"SELECT {columns} FROM {OTEL_TRACES} WHERE TraceId = {quote(trace_id.lower())}"
+    )
+    return spans_from_rows(rows)
+
+
+def trace_summary(reader: Reader, trace_id: str) -> dict[str, Any] | None:
+    """The latest assembled version of a trace (tracepipe_traces), None if not assembled yet."""
+    rows = reader.query_dicts(
+        "SELECT Version, Completion, SpanCount, ErrorCount, Start, DurationNs, RootService, "
+        "RootOperation, Services, ClockSkewAdjusted, Warnings, Sampled, SamplingPolicy "
+        f"FROM {TRACES} FINAL WHERE TraceId = {quote(trace_id.lower())}"
+    )
+    return rows[0] if rows else None
+
+
+def tree_order(spans: list[Span]) -> list[tuple[int, Span]]:
     """Depth-first (children by start time), without recursion; orphans start new subtrees."""
     ids = {s["span_id"] for s in spans}
     children: dict[str, list[Span]] = {}
@@ -71,7 +124,7 @@ def render_waterfall(spans: list[Span]) -> str:
         f"{'span':48} {'timeline':{BAR_WIDTH + 2}} {'ms':>9}",
         f"{'':48} {'':{BAR_WIDTH + 2}} {'':>9}  (* critical path, ! error)",
     ]
-    for depth, span in _order(spans):
+    for depth, span in tree_order(spans):
         label = f"{'  ' * depth}{span['service_name']}: {span['name']}"[:48]
         offset = (span["start_time_unix_nano"] - start) * BAR_WIDTH // total
         length = max(
@@ -89,25 +142,17 @@ def render_waterfall(spans: list[Span]) -> str:
 
 def trace_report(reader: Reader, trace_id: str) -> str | None:
     """A stored trace's summary line (if assembled) and waterfall; None if no span is stored."""
-    quoted = quote(trace_id.lower())
-    summary = reader.query_dicts(
-        "SELECT Version, Completion, SpanCount, ErrorCount, DurationNs, RootService, "
-        f"RootOperation, Warnings FROM tracepipe_traces FINAL WHERE TraceId = {quoted}"
-    )
-    rows = reader.query_dicts(
-        "SELECT TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, Timestamp, "
-        f"Duration, StatusCode, StatusMessage FROM otel_traces WHERE TraceId = {quoted}"
-    )
-    if not rows:
+    spans = stored_spans(reader, trace_id)
+    if not spans:
         return None
     lines: list[str] = []
-    if summary:
-        s = summary[0]
+    s = trace_summary(reader, trace_id)
+    if s is not None:
         lines.append(
             f"trace {trace_id}  version {s['Version']}  {s['Completion']}  "
             f"{s['SpanCount']} spans  {s['ErrorCount']} errors  "
             f"{int(s['DurationNs']) / 1e6:.3f} ms  root {s['RootService']}: {s['RootOperation']}"
         )
         lines += [f"  warning: {warning}" for warning in s["Warnings"]]
-    lines.append(render_waterfall(spans_from_rows(rows)))
+    lines.append(render_waterfall(spans))
     return "\n".join(lines)

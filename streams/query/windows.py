@@ -15,9 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.aggregate.sketch import LatencySketch
+from streams.config import Settings
 from streams.errors import TracepipeError, WarehouseError
 from streams.query import Reader, quote, time_range
-from streams.query.table import format_quantity
+from streams.query.table import format_ms, format_quantity
 from streams.sink.windows import EDGES, LATENCY
 
 SLOWEST_TRACES = 5
@@ -113,6 +114,31 @@ def parse_time(text: str, now_ns: int) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1) * 1_000
 
 
+def resolve_range(since: str, until: str, now_ns: int, flag: str = "") -> tuple[int, int]:
+    """[since, until) in unix ns from two parse_time texts; ValueError when since is not before
+    until (`flag` prefixes the names in the message: "--" for the CLI's options)."""
+    since_ns, until_ns = parse_time(since, now_ns), parse_time(until, now_ns)
+    if since_ns >= until_ns:
+        raise ValueError(
+            f"{flag}since {since} ({format_time(since_ns)}) is not before {flag}until {until} "
+            f"({format_time(until_ns)})"
+        )
+    return since_ns, until_ns
+
+
+def arrival_lag(settings: Settings, signal: str) -> str:
+    """When the windows of `signal` ("latency" or "edges") appear after their spans, in words."""
+    agg = settings.aggregation
+    lag = (
+        f"window + allowed lateness ({agg.window_ms / 1000:g} s + "
+        f"{agg.allowed_lateness_ms / 1000:g} s)"
+    )
+    if signal == "edges":
+        trace_idle_s = settings.assembly.trace_idle_ms / 1000
+        return f"edges appear after trace idle ({trace_idle_s:g} s) + {lag}"
+    return f"windows appear after {lag}"
+
+
 def format_time(time_unix_nano: int) -> str:
     """A unix-ns time as ``2026-01-02 15:04:05Z`` (UTC, whole seconds)."""
     return f"{datetime.fromtimestamp(time_unix_nano // 1_000_000_000, UTC):%Y-%m-%d %H:%M:%S}Z"
@@ -159,21 +185,24 @@ def _rates(row: dict[str, Any], since_ns: int, until_ns: int) -> tuple[int, int,
     )
 
 
-def _slowest_traces(reader: Reader, where: str) -> dict[tuple[str, str], tuple[SlowTrace, ...]]:
-    """(operation, kind) -> its slowest distinct exemplar traces, slowest first."""
+def _slowest_traces(
+    reader: Reader, where: str
+) -> dict[tuple[str, str, str], tuple[SlowTrace, ...]]:
+    """(service, operation, kind) -> its slowest distinct exemplar traces, slowest first."""
     rows = query_table(
         reader,
         LATENCY,
-        "SELECT SpanName AS operation, SpanKind AS kind, trace_id, max(duration) AS duration_ns "
-        f"FROM {LATENCY} FINAL "
+        "SELECT ServiceName AS service, SpanName AS operation, SpanKind AS kind, trace_id, "
+        f"max(duration) AS duration_ns FROM {LATENCY} FINAL "
         "ARRAY JOIN ExemplarTraceIds AS trace_id, ExemplarDurations AS duration "
-        f"WHERE {where} GROUP BY operation, kind, trace_id "
-        f"ORDER BY duration_ns DESC, trace_id LIMIT {SLOWEST_TRACES} BY operation, kind",
+        f"WHERE {where} GROUP BY service, operation, kind, trace_id "
+        f"ORDER BY duration_ns DESC, trace_id LIMIT {SLOWEST_TRACES} BY service, operation, kind",
     )
-    slowest: dict[tuple[str, str], list[SlowTrace]] = {}
+    slowest: dict[tuple[str, str, str], list[SlowTrace]] = {}
     for r in rows:
         slow = SlowTrace(str(r["trace_id"]), int(r["duration_ns"]))
-        slowest.setdefault((str(r["operation"]), str(r["kind"])), []).append(slow)
+        key = (str(r["service"]), str(r["operation"]), str(r["kind"]))
+        slowest.setdefault(key, []).append(slow)
     return {key: tuple(traces) for key, traces in slowest.items()}
 
 
@@ -211,36 +240,34 @@ def _latency_row_summary(
 
 
 def latency_summary(
-    reader: Reader, service: str, operation: str | None, since_ns: int, until_ns: int
+    reader: Reader, service: str | None, operation: str | None, since_ns: int, until_ns: int
 ) -> list[LatencySummary]:
-    """Per operation and span kind of `service` (only `operation` if given), the windows that
-    start in [since_ns, until_ns) merged; ordered by operation, then kind. Empty: no windows."""
-    conditions = [f"ServiceName = {quote(service)}", time_range("WindowStart", since_ns, until_ns)]
+    """Per operation and span kind of `service` (every service if None; only `operation` if
+    given), the windows that start in [since_ns, until_ns) merged; ordered by service,
+    operation, then kind. Empty: no windows."""
+    conditions = [time_range("WindowStart", since_ns, until_ns)]
+    if service is not None:
+        conditions.append(f"ServiceName = {quote(service)}")
     if operation is not None:
         conditions.append(f"SpanName = {quote(operation)}")
     where = " AND ".join(conditions)
     rows = query_table(
         reader,
         LATENCY,
-        f"SELECT SpanName AS operation, SpanKind AS kind, {_MERGED_STATS} "
-        f"FROM {LATENCY} FINAL WHERE {where} "
-        "GROUP BY operation, kind ORDER BY operation, kind",
+        "SELECT ServiceName AS service, SpanName AS operation, SpanKind AS kind, "
+        f"{_MERGED_STATS} FROM {LATENCY} FINAL WHERE {where} "
+        "GROUP BY service, operation, kind ORDER BY service, operation, kind",
     )
     if not rows:
         return []
     slowest = _slowest_traces(reader, where)
-    return [
-        _latency_row_summary(
-            row,
-            service,
-            str(row["operation"]),
-            str(row["kind"]),
-            since_ns,
-            until_ns,
-            slowest.get((str(row["operation"]), str(row["kind"])), ()),
+    summaries: list[LatencySummary] = []
+    for row in rows:
+        key = (str(row["service"]), str(row["operation"]), str(row["kind"]))
+        summaries.append(
+            _latency_row_summary(row, *key, since_ns, until_ns, slowest.get(key, ()))
         )
-        for row in rows
-    ]
+    return summaries
 
 
 def service_summary(reader: Reader, since_ns: int, until_ns: int) -> list[LatencySummary]:
@@ -296,10 +323,6 @@ def dependency_summary(reader: Reader, since_ns: int, until_ns: int) -> list[Edg
     return summaries
 
 
-def _ms(duration_ns: float) -> str:
-    return format_quantity(duration_ns / 1e6)
-
-
 def latency_rows(summaries: Sequence[LatencySummary]) -> list[dict[str, str]]:
     """The table `tracepipe query latency` prints: one row per summary, durations in ms."""
     return [
@@ -311,11 +334,11 @@ def latency_rows(summaries: Sequence[LatencySummary]) -> list[dict[str, str]]:
             "errors": str(s.errors),
             "err%": format_quantity(s.error_rate * 100),
             "rate/s": format_quantity(s.throughput_per_s),
-            "p50 ms": _ms(s.p50_ns),
-            "p90 ms": _ms(s.p90_ns),
-            "p95 ms": _ms(s.p95_ns),
-            "p99 ms": _ms(s.p99_ns),
-            "max ms": _ms(s.max_ns),
+            "p50 ms": format_ms(s.p50_ns),
+            "p90 ms": format_ms(s.p90_ns),
+            "p95 ms": format_ms(s.p95_ns),
+            "p99 ms": format_ms(s.p99_ns),
+            "max ms": format_ms(s.max_ns),
             "slowest trace": s.slowest[0].trace_id if s.slowest else "",
         }
         for s in summaries
@@ -331,8 +354,8 @@ def dependency_rows(summaries: Sequence[EdgeSummary]) -> list[dict[str, str]]:
             "calls": str(s.calls),
             "err%": format_quantity(s.error_rate * 100),
             "rate/s": format_quantity(s.throughput_per_s),
-            "p50 ms": _ms(s.p50_ns),
-            "p99 ms": _ms(s.p99_ns),
+            "p50 ms": format_ms(s.p50_ns),
+            "p99 ms": format_ms(s.p99_ns),
         }
         for s in summaries
     ]

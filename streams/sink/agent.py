@@ -26,29 +26,54 @@ SpansByPartition = dict[int, list[Span]]
 """A batch's valid spans grouped by the tracepipe.spans partition they were read from."""
 
 
-def split_batch(
-    codec: AvroCodec, events: Sequence[Any], limits: IngestConfig
-) -> tuple[SpansByPartition, list[DeadLetter]]:
-    """Decode and validate a batch of raw events: the spans by partition, and dead letters for
-    the rest."""
-    spans: SpansByPartition = {}
-    rejected: list[DeadLetter] = []
-    for event in events:
-        message = event.message
-        value = message.value or b""
+class SpanDecoder:
+    """Raw tracepipe.spans messages -> valid spans: single spans and span batches (an Avro array
+    of spans, named by its own schema fingerprint), each span validated on its own."""
+
+    def __init__(self, limits: IngestConfig) -> None:
+        self.limits = limits
+        self.span_codec = AvroCodec("span")
+        self.batch_codec = AvroCodec("span", array=True)
+
+    def split(self, events: Sequence[Any]) -> tuple[SpansByPartition, list[DeadLetter], int]:
+        """Decode and validate a batch of raw events: the spans by partition, dead letters for
+        the rest (a bad span in a span batch alone, re-encoded as a single span), and how many
+        spans were read."""
+        spans: SpansByPartition = {}
+        rejected: list[DeadLetter] = []
+        read = 0
+        for event in events:
+            message = event.message
+            value = message.value or b""
+            fingerprint = header_value(message.headers, SCHEMA_HEADER)
+            try:
+                check_record_size(value, self.limits)
+                if self.batch_codec.knows(fingerprint):
+                    decoded: list[Span] = self.batch_codec.decode(value, fingerprint)
+                else:
+                    decoded = [self.span_codec.decode(value, fingerprint)]
+            except DecodeError as err:
+                read += 1
+                rejected.append(rejected_event(event, STAGE, err, value))
+                continue
+            read += len(decoded)
+            held = spans.get(message.partition)
+            if held is None:
+                held = spans[message.partition] = []
+            for span in decoded:
+                try:
+                    held.append(validate_span(span, self.limits))
+                except DecodeError as err:
+                    alone = value if len(decoded) == 1 else self._single(span)
+                    rejected.append(rejected_event(event, STAGE, err, alone))
+        return spans, rejected, read
+
+    def _single(self, span: Span) -> bytes:
+        # Replaying a dead letter must not replay its batch's good spans too.
         try:
-            check_record_size(value, limits)
-            span = codec.decode(value, header_value(message.headers, SCHEMA_HEADER))
-            span = validate_span(span, limits)
-        except DecodeError as err:
-            rejected.append(rejected_event(event, STAGE, err, value))
-            continue
-        held = spans.get(message.partition)
-        if held is None:
-            spans[message.partition] = [span]
-        else:
-            held.append(span)
-    return spans, rejected
+            return self.span_codec.encode(span)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return repr(span).encode()
 
 
 def register_span_sink(
@@ -65,25 +90,32 @@ def register_span_sink(
     """Attach the span agent to `app`: every valid span goes to each of `on_spans` (trace
     assembly, latency windows) and, unless tail sampling stores spans at trace emission
     instead, to otel_traces."""
-    codec = AvroCodec("span")
+    decoder = SpanDecoder(limits)
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
-    counters.describe("tracepipe_spans_consumed_total", "Records read from tracepipe.spans.")
+    counters.describe("tracepipe_spans_consumed_total", "Spans read from tracepipe.spans.")
+    counters.describe(
+        "tracepipe_span_messages_consumed_total",
+        "Kafka messages read from tracepipe.spans (one span or a span batch each).",
+    )
 
     async def span_sink(stream: faust.StreamT[bytes]) -> None:
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
         async for events in stream.take_events(  # type: ignore[attr-defined]
-            config.batch_max_spans, within=config.batch_max_wait_ms / 1000
+            config.batch_max_messages, within=config.batch_max_wait_ms / 1000
         ):
             try:
-                by_partition, rejected = split_batch(codec, events, limits)
-                counters.inc("tracepipe_spans_consumed_total", len(events), stage=STAGE)
+                by_partition, rejected, read = decoder.split(events)
+                counters.inc("tracepipe_spans_consumed_total", read, stage=STAGE)
+                counters.inc("tracepipe_span_messages_consumed_total", len(events), stage=STAGE)
                 for letter in rejected:
                     await send_dead_letter(dlq_topic, letter, counters)
                 for consumer in on_spans:
                     consumer(by_partition)
                 if store_spans:
                     rows = [span_row(s) for spans in by_partition.values() for s in spans]
-                    await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, rows)
+                    for start in range(0, len(rows), config.batch_max_spans):
+                        chunk = rows[start : start + config.batch_max_spans]
+                        await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, chunk)
             except asyncio.CancelledError:
                 abandon(app, events)
                 raise

@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from streams.broker.topics import ensure_topics
-from streams.model.codec import AvroCodec
+from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.worker_process import WorkerProcess, isolated_env
 
 
@@ -51,7 +51,9 @@ def read_topic(
     timeout_s: float = 120.0,
 ) -> list[dict[str, Any]]:
     """Every record on `topic` from the beginning, decoded, once `done(records)` holds (or the
-    time is up); then a few more polls, so a record emitted twice would show up."""
+    time is up); then a few more polls, so a record emitted twice would show up. A span batch
+    (an Avro array of spans, for codec `span`) counts as its spans."""
+    batches = AvroCodec(codec.name, array=True) if codec.name == "span" else None
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -70,7 +72,13 @@ def read_topic(
                 if done(records):
                     quiet_polls += 1
                 continue
-            records.append(codec.decode(msg.value() or b""))
+            headers = dict(msg.headers() or [])
+            raw = headers.get(SCHEMA_HEADER)
+            fingerprint = raw.decode() if isinstance(raw, bytes) else None
+            if batches is not None and batches.knows(fingerprint):
+                records.extend(batches.decode(msg.value() or b"", fingerprint))
+            else:
+                records.append(codec.decode(msg.value() or b"", fingerprint))
     finally:
         consumer.close()
     return records

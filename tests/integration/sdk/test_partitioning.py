@@ -1,4 +1,5 @@
-"""SpanProducer partitions trace ids exactly as Faust (aiokafka, Java's murmur2) does."""
+"""SpanProducer partitions trace ids exactly as Faust (aiokafka, Java's murmur2) does, in span
+batches and one span per message alike."""
 
 from __future__ import annotations
 
@@ -11,35 +12,56 @@ from confluent_kafka import Consumer
 
 from streams.broker.topics import ensure_topics
 from streams.config import KafkaConfig
+from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.model.span import make_span
 from streams.sdk import SpanProducer
 
 pytestmark = pytest.mark.integration
 
+SPAN, BATCH = AvroCodec("span"), AvroCodec("span", array=True)
 
-def test_trace_ids_land_where_faust_would_put_them(kafka_bootstrap: str) -> None:
+
+@pytest.mark.parametrize("batch_max_spans", [500, 1])
+def test_trace_ids_land_where_faust_would_put_them(
+    kafka_bootstrap: str, batch_max_spans: int
+) -> None:
     topic = f"partitioning-{uuid.uuid4().hex[:8]}"
     partitions = 6
     ensure_topics(KafkaConfig(bootstrap=kafka_bootstrap, partitions=partitions), [topic])
     rng = random.Random(3)
     trace_ids = [f"{rng.getrandbits(128):032x}" for _ in range(200)]
-    with SpanProducer(kafka_bootstrap, topic) as producer:
+    with SpanProducer(kafka_bootstrap, topic, batch_max_spans=batch_max_spans) as producer:
         for i, trace_id in enumerate(trace_ids):
             producer.send(make_span(trace_id, f"{i + 1:016x}", "op", "svc", 1, 2))
+            producer.send(make_span(trace_id, f"{i + 1001:016x}", "op", "svc", 1, 2))
+        assert producer.flush() == 0 and producer.delivered == 400
 
     consumer = Consumer(
         {"bootstrap.servers": kafka_bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
     )
     consumer.subscribe([topic])
-    seen: dict[bytes, int] = {}
-    while len(seen) < len(trace_ids):
+    seen: dict[bytes, set[int]] = {}
+    spans = 0
+    while spans < 2 * len(trace_ids):
         msg = consumer.poll(30)
-        assert msg is not None, f"only {len(seen)} of {len(trace_ids)} spans arrived"
-        key, partition = msg.key(), msg.partition()
-        assert isinstance(key, bytes) and partition is not None
-        seen[key] = partition
+        assert msg is not None, f"only {spans} of {2 * len(trace_ids)} spans arrived"
+        partition, value = msg.partition(), msg.value() or b""
+        assert partition is not None
+        headers = {
+            k: v.decode() for k, v in dict(msg.headers() or []).items() if isinstance(v, bytes)
+        }
+        fingerprint = headers[SCHEMA_HEADER]
+        if BATCH.knows(fingerprint):
+            decoded = BATCH.decode(value, fingerprint)
+        else:
+            decoded = [SPAN.decode(value, fingerprint)]
+            assert msg.key() == decoded[0]["trace_id"].encode()
+        for span in decoded:
+            seen.setdefault(span["trace_id"].encode(), set()).add(partition)
+        spans += len(decoded)
     consumer.close()
+    assert spans == 2 * len(trace_ids)
     everywhere = list(range(partitions))
-    faust_partition = {k: DefaultPartitioner()(k, everywhere, everywhere) for k in seen}
+    faust_partition = {k: {DefaultPartitioner()(k, everywhere, everywhere)} for k in seen}
     assert seen == faust_partition
-    assert len(set(seen.values())) == partitions  # and they do spread
+    assert {p for ps in seen.values() for p in ps} == set(everywhere)  # and they do spread

@@ -9,7 +9,12 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 
 from streams.broker.topics import TopicNames
-from streams.deadletter import REASON_HEADER, SOURCE_OFFSET_HEADER, SOURCE_TOPIC_HEADER
+from streams.deadletter import (
+    REASON_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+)
 from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
 from streams.query import count_spans
@@ -121,3 +126,51 @@ def test_malformed_records_go_to_the_dlq_and_valid_ones_are_stored(
     assert sorted((m.value() or b"") for m in letters) == sorted(
         [bad_values[(i // 50) % len(bad_values)] for i in range(25, len(valid), 50)] + bad_values
     )
+
+
+def test_span_batches_keep_their_good_spans_and_send_bad_ones_alone_to_the_dlq(
+    worker: WorkerProcess,
+) -> None:
+    topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
+    span_codec, batch_codec = AvroCodec("span"), AvroCodec("span", array=True)
+    valid = make_traces(random.Random(13), traces=30, spans_per_trace=5)
+    bad = make_span("not-hex", "00f067aa0ba902b7", "op", "svc", time.time_ns(), time.time_ns() + 9)
+    good_batch = batch_codec.encode(valid[:100])
+    mixed_batch = batch_codec.encode([*valid[100:], bad])
+    broken_batch = batch_codec.encode(valid[:10])[:-9]
+    bootstrap = worker.settings.kafka.bootstrap
+    before = count_spans(worker.reader())
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for value in (good_batch, mixed_batch, broken_batch):
+        producer.produce(topics.spans, value, partition=1, headers=batch_codec.headers)
+    assert producer.flush(30) == 0
+
+    reader = worker.reader()
+    ids = ", ".join(f"'{s['trace_id']}'" for s in valid)
+
+    def stored() -> int:
+        sql = f"SELECT count() AS n FROM otel_traces WHERE TraceId IN ({ids})"
+        return int(reader.query_dicts(sql)[0]["n"])
+
+    worker.wait_for(lambda: stored() >= len(valid), 120, "the batches' valid spans stored")
+    assert stored() == len(valid)
+    assert count_spans(reader) == before + len(valid)
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "dlq-batches", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topics.dlq])
+    letters: dict[str, bytes] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(letters) < 2:
+        msg = consumer.poll(1)
+        if msg is None or msg.error() is not None:
+            continue
+        headers = {
+            k: v.decode() for k, v in dict(msg.headers() or []).items() if isinstance(v, bytes)
+        }
+        if headers[SOURCE_PARTITION_HEADER] == "1":
+            letters[headers[REASON_HEADER]] = msg.value() or b""
+    consumer.close()
+    assert span_codec.decode(letters["invalid-trace-id"], span_codec.fingerprint) == bad
+    assert letters["avro-decode"] == broken_batch

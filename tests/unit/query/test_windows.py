@@ -183,6 +183,16 @@ def test_service_operation_and_range_filter(warehouse: Warehouse) -> None:
     next_window = latency_summary(warehouse, "cart", None, UNTIL, UNTIL + WINDOW_NS)
     assert [s.max_ns for s in next_window] == [6 * MS]
     assert latency_summary(warehouse, "cart", None, UNTIL + WINDOW_NS, UNTIL + 2 * WINDOW_NS) == []
+    every = latency_summary(warehouse, None, None, SINCE, UNTIL)
+    assert [(s.service, s.operation, s.kind) for s in every] == [
+        ("cart", "GET /cart", "Client"),
+        ("cart", "GET /cart", "Server"),
+        ("cart", "SELECT", "Client"),
+        ("web", "GET /", "Server"),
+    ]
+    # Exemplars stay with their own service's operation.
+    assert every[3].slowest == (SlowTrace(trace_id(4 * MS), 4 * MS),)
+    assert every[1].slowest == (SlowTrace(trace_id(1 * MS), 1 * MS),)
 
 
 def test_dependency_summary_merges_an_edges_windows(warehouse: Warehouse) -> None:

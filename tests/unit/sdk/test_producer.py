@@ -9,13 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.errors import SchemaError
+from streams.errors import SchemaError, TracepipeError
 from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
 from streams.sdk import ProducerQueueFullError, SpanEncoder, SpanProducer
-from streams.sdk.producer import encode_span_fast
+from streams.sdk.producer import (
+    encode_span_batch,
+    encode_span_fast,
+    span_batch_chunks,
+    trace_partition,
+)
 
 CODEC = AvroCodec("span")
+BATCH_CODEC = AvroCodec("span", array=True)
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
 QUIET = {"log_level": 0}  # librdkafka's connection-refused lines are expected here
 
@@ -137,6 +143,7 @@ def test_queue_full_raises_a_clear_error() -> None:
     producer = SpanProducer(
         UNREACHABLE,
         "t.spans",
+        partitions=1,
         queue_max_spans=3,
         queue_full_wait_s=0.2,
         extra_config={"message.timeout.ms": 60_000, **QUIET},
@@ -160,6 +167,7 @@ def test_delivery_failures_are_counted_and_reported() -> None:
     producer = SpanProducer(
         UNREACHABLE,
         "t.spans",
+        partitions=1,
         on_delivery_error=lambda err, key: failures.append((err.str(), key)),
         extra_config={"message.timeout.ms": 300, **QUIET},
     )
@@ -177,3 +185,50 @@ def test_close_is_idempotent_and_context_manager_closes() -> None:
         pass
     producer.close()
     assert producer.queued == 0
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 300])
+def test_a_span_batch_is_the_avro_array_fastavro_writes(count: int) -> None:
+    spans = [
+        make_span(f"{i + 1:032x}", f"{i + 1:016x}", "op", "svc", i, i + 5) for i in range(count)
+    ]
+    batch = encode_span_batch([encode_span_fast(s) for s in spans])
+    assert batch == BATCH_CODEC.encode(spans)
+    assert BATCH_CODEC.decode(batch, BATCH_CODEC.fingerprint) == spans
+
+
+def test_the_batch_schema_has_its_own_fingerprint_and_reads_released_span_schemas() -> None:
+    assert BATCH_CODEC.fingerprint != CODEC.fingerprint
+    assert BATCH_CODEC.knows(BATCH_CODEC.fingerprint) and not BATCH_CODEC.knows(CODEC.fingerprint)
+    assert not CODEC.knows(BATCH_CODEC.fingerprint)
+
+
+def test_trace_partition_is_fausts_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    everywhere = list(range(6))
+    for i in range(200):
+        trace_id = f"{i * 7919:032x}"
+        expected = DefaultPartitioner()(trace_id.encode(), everywhere, everywhere)
+        assert trace_partition(trace_id, 6) == expected
+
+
+def test_batching_settings_are_checked() -> None:
+    with pytest.raises(TracepipeError, match="batch_max_spans >= 1"):
+        SpanProducer(UNREACHABLE, "t.spans", batch_max_spans=0, extra_config=QUIET)
+
+
+def test_an_unreachable_broker_is_named_when_partitions_are_needed() -> None:
+    producer = SpanProducer(UNREACHABLE, "t.spans", metadata_timeout_s=0.5, extra_config=QUIET)
+    with producer, pytest.raises(TracepipeError, match="check that Kafka is reachable"):
+        producer.send(full_span())
+
+
+def test_span_batch_chunks_bound_spans_and_bytes_and_keep_order() -> None:
+    bodies = [bytes([i % 256]) * (10 if i != 7 else 100) for i in range(23)]
+    chunks = span_batch_chunks(bodies, max_spans=5, max_bytes=40)
+    assert [b for chunk in chunks for b in chunk] == bodies
+    assert all(len(c) <= 5 for c in chunks)
+    assert all(sum(map(len, c)) <= 40 for c in chunks if len(c) > 1)
+    assert [bodies[7]] in chunks  # too big for any batch: alone
+    assert span_batch_chunks([]) == []

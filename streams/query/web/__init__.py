@@ -1,0 +1,26 @@
+"""The trace web view: server-rendered HTML pages over the stored data.
+
+Every page is a plain function of a `Reader` (and the request's query parameters) that returns
+a `Page`; nothing here imports Faust. The worker serves them under ``/ui/`` (streams/app.py),
+running each page on its writer thread, where the warehouse lives. Modules:
+
+- `markup`: escaping, links, service colours, tables, the page shell and its CSS
+- `search`: ``/ui/`` — find assembled traces by service, operation, duration, errors, time
+- `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details
+- `services`: ``/ui/services`` — RED per service and operation from the final latency windows
+- `graph`: ``/ui/graph`` — the service graph from the final edge windows, as SVG and a table
+
+No JavaScript: a span's details open with HTML's own ``<details>`` element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Page:
+    """An HTTP answer of the web view: status code and a complete HTML document."""
+
+    status: int
+    html: str

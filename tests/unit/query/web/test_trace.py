@@ -1,0 +1,206 @@
+"""The trace page: waterfall layout (tree order, bars, critical-path stretches on skew-adjusted
+times), the critical class on exactly the critical spans, span details, escaping, and the pages
+that say why there is no trace."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from streams.config import Settings
+from streams.model.span import Span, make_span
+from streams.query.web.trace import layout_waterfall, trace_page
+from streams.warehouse import Warehouse
+from tests.unit.query.web.conftest import StoreTrace
+from tests.unit.query.web.dom import select
+
+T = "ab" * 16
+MS = 1_000_000
+# Two minutes ago, on a whole millisecond: inside the pages' default range and the TTL.
+T0 = (time.time_ns() - 120_000_000_000) // MS * MS
+ROOT, CACHE, CHARGE, DB = "1" * 16, "2" * 16, "3" * 16, "4" * 16
+SETTINGS = Settings()
+
+
+def checkout_trace(trace_id: str = T) -> list[Span]:
+    """web GET / (100 ms) calls redis (1-5 ms) and payment charge (2-90 ms, failed), which
+    queries a database (10-80 ms): the critical path is web, charge, db, charge, web."""
+    return [
+        make_span(trace_id, ROOT, "GET /", "web", T0, T0 + 100 * MS, kind="SERVER"),
+        make_span(trace_id, CACHE, "cache", "redis", T0 + 1 * MS, T0 + 5 * MS, parent_span_id=ROOT),
+        make_span(
+            trace_id,
+            CHARGE,
+            "charge",
+            "payment",
+            T0 + 2 * MS,
+            T0 + 90 * MS,
+            parent_span_id=ROOT,
+            kind="CLIENT",
+            status_code="ERROR",
+            status_message="card declined",
+            attributes={"payment.amount": 42, "card.brand": "visa"},
+            events=[
+                {
+                    "time_unix_nano": T0 + 85 * MS,
+                    "name": "exception",
+                    "attributes": {"exception.type": "Declined"},
+                }
+            ],
+            links=[
+                {"trace_id": "cd" * 16, "span_id": "5" * 16, "trace_state": "", "attributes": {}}
+            ],
+        ),
+        make_span(
+            trace_id, DB, "SELECT", "payment", T0 + 10 * MS, T0 + 80 * MS, parent_span_id=CHARGE
+        ),
+    ]
+
+
+def test_layout_is_tree_ordered_with_bars_and_critical_stretches_in_percent() -> None:
+    spans = checkout_trace()
+    waterfall = layout_waterfall([spans[3], spans[2], spans[0], spans[1]])
+    assert waterfall.start_ns == T0 and waterfall.duration_ns == 100 * MS
+    assert not waterfall.skew_adjusted
+    layout = {
+        row.span["span_id"]: (row.depth, row.left_pct, row.width_pct, row.critical, row.critical_ns)
+        for row in waterfall.rows
+    }
+    assert [row.span["span_id"] for row in waterfall.rows] == [ROOT, CACHE, CHARGE, DB]
+    assert layout[ROOT] == (0, 0, 100, ((0, 2), (90, 10)), 12 * MS)
+    assert layout[CACHE] == (1, 1, 4, (), 0)  # parallel with charge: off the path
+    assert layout[CHARGE] == (1, 2, 88, ((2, 8), (80, 10)), 18 * MS)
+    assert layout[DB] == (2, 10, 70, ((10, 70),), 70 * MS)
+    assert [(t["service"], t["operation"], t["self_time_ns"]) for t in waterfall.self_time] == [
+        ("payment", "SELECT", 70 * MS),
+        ("payment", "charge", 18 * MS),
+        ("web", "GET /", 12 * MS),
+    ]
+
+
+def test_a_skewed_server_span_is_drawn_inside_its_client_call() -> None:
+    client = make_span(T, ROOT, "call", "web", T0, T0 + 10 * MS, kind="CLIENT")
+    # The server's host clock runs 50 ms behind: its span seems to start before the call.
+    server = make_span(
+        T, CACHE, "serve", "api", T0 - 50 * MS, T0 - 46 * MS, parent_span_id=ROOT, kind="SERVER"
+    )
+    waterfall = layout_waterfall([client, server])
+    assert waterfall.skew_adjusted
+    row = {r.span["span_id"]: r for r in waterfall.rows}[CACHE]
+    assert row.left_pct == 30 and row.width_pct == 40  # centred in the 10 ms call
+    assert waterfall.start_ns == T0 and waterfall.duration_ns == 10 * MS
+
+
+def test_the_page_marks_exactly_the_critical_spans_and_errors(
+    web_tables: Warehouse, store_trace: StoreTrace
+) -> None:
+    store_trace(checkout_trace())
+    page = trace_page(web_tables, T, "", SETTINGS)
+    assert page.status == 200
+    rows = select(page.html, "details", "span")
+    assert [r.attrs["data-span-id"] for r in rows] == [ROOT, CACHE, CHARGE, DB]
+    assert {r.attrs["data-span-id"] for r in rows if "critical" in r.classes} == {
+        ROOT,
+        CHARGE,
+        DB,
+    }
+    assert [r.attrs["data-span-id"] for r in rows if "error" in r.classes] == [CHARGE]
+    segments = select(page.html, "i", "cp-segment")
+    assert len(segments) == 5  # root twice, charge twice, db once
+    assert all(s.ancestors[-1].classes == {"span-timeline"} for s in segments)
+    assert not any("open" in r.attrs for r in rows)
+    (heading,) = select(page.html, "h1")
+    assert heading.text.startswith("web: GET /")
+
+
+def test_span_details_show_status_attributes_events_links_and_resource(
+    web_tables: Warehouse, store_trace: StoreTrace
+) -> None:
+    store_trace(checkout_trace())
+    page = trace_page(web_tables, T.upper(), CHARGE, SETTINGS)
+    rows = {r.attrs["data-span-id"]: r for r in select(page.html, "details", "span")}
+    assert "open" in rows[CHARGE].attrs and "open" not in rows[DB].attrs
+    detail = rows[CHARGE].text
+    for shown in (
+        "ERROR: card declined",
+        "payment.amount",
+        "42",
+        "card.brand",
+        "visa",
+        "+85.0 ms",  # the event, from the trace's start
+        "exception",
+        "Declined",
+        "cd" * 16,
+        "service.name",
+        "18.0 ms of its own time",
+        "CLIENT",
+    ):
+        assert shown in detail, shown
+    links = [a.attrs["href"] for a in select(page.html, "a") if a.ancestors[-1].tag == "td"]
+    assert f"/ui/trace/{'cd' * 16}" in links
+
+
+def test_hostile_names_and_values_are_escaped(
+    web_tables: Warehouse, store_trace: StoreTrace
+) -> None:
+    evil = '<script>alert("x")</script>'
+    spans = [
+        make_span(
+            T,
+            ROOT,
+            evil,
+            '"><img src=x onerror=alert(1)>',
+            T0,
+            T0 + MS,
+            status_code="ERROR",
+            status_message=evil,
+            attributes={evil: evil},
+            events=[{"time_unix_nano": T0, "name": evil, "attributes": {evil: evil}}],
+        )
+    ]
+    store_trace(spans)
+    page = trace_page(web_tables, T, "", SETTINGS)
+    assert page.status == 200
+    assert "<script>" not in page.html and "<img" not in page.html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.html
+    assert not [e for e in select(page.html) if e.tag in ("script", "img")]
+
+
+def test_a_trace_not_assembled_yet_shows_the_spans_stored_so_far(
+    web_tables: Warehouse, store_trace: StoreTrace
+) -> None:
+    store_trace(checkout_trace()[:2], assembled=False)
+    page = trace_page(web_tables, T, "", SETTINGS)
+    assert page.status == 200
+    assert "not assembled yet" in page.html
+    assert len(select(page.html, "details", "span")) == 2
+
+
+@pytest.mark.parametrize(
+    ("trace_id", "status", "says"),
+    [
+        ("nope", 400, "32 hexadecimal digits"),
+        ("ab" * 17, 400, "32 hexadecimal digits"),
+        ("ef" * 16, 404, "No spans are stored for trace"),
+    ],
+)
+def test_missing_or_malformed_ids_get_a_page_that_says_what_to_do(
+    web_tables: Warehouse, trace_id: str, status: int, says: str
+) -> None:
+    page = trace_page(web_tables, trace_id, "", SETTINGS)
+    assert page.status == status
+    (problem,) = select(page.html, "div", "problem")
+    assert says in problem.text
+    assert any(a.attrs["href"] == "/ui/" for a in select(page.html, "a"))
+
+
+def test_a_sampled_out_trace_says_sampling_dropped_its_spans(
+    web_tables: Warehouse, store_trace: StoreTrace
+) -> None:
+    store_trace(checkout_trace(), spans_kept=False)
+    page = trace_page(web_tables, T, "", SETTINGS)
+    assert page.status == 404
+    (problem,) = select(page.html, "div", "problem")
+    assert "tail sampling did not keep its spans (policy probability)" in problem.text
+    assert "sampling.probability" in problem.text
