@@ -61,6 +61,9 @@ from streams.worker_process import WORKER_COMMAND, WorkerProcess, isolated_env
 
 SUBJECT_COMMANDS = {"pipeline": WORKER_COMMAND, "naive": NAIVE_COMMAND}
 """What runs as the worker for each subject."""
+SPANS_PER_MESSAGE = {"pipeline": 500, "naive": 1}
+"""`tracepipe generate --spans-per-message` per subject: the naive worker reads one span per
+event, as a pipeline without span batches would."""
 
 
 @dataclass
@@ -135,7 +138,12 @@ def read_sample(worker: WorkerProcess, lag: SpanLag) -> Sample:
 
 
 def _generate(
-    env: dict[str, str], rate: float, step_s: float, seed: int, log: Path
+    env: dict[str, str],
+    rate: float,
+    step_s: float,
+    seed: int,
+    log: Path,
+    spans_per_message: int = 500,
 ) -> subprocess.Popen[bytes]:
     """Start `tracepipe generate` for one step in a process of its own."""
     command = [
@@ -149,6 +157,8 @@ def _generate(
         f"{step_s:g}s",
         "--seed",
         str(seed),
+        "--spans-per-message",
+        str(spans_per_message),
         "--json",
     ]
     with open(log, "ab") as stderr:
@@ -212,7 +222,12 @@ def run_ladder(
             # Unrecorded: the worker opens ClickHouse, imports and connects on its first spans;
             # that belongs to no rate. Its seed is one no step uses.
             warm = _generate(
-                env, rates[0], args.warmup_step_s, args.seed - 1, ladder.root / "generate.log"
+                env,
+                rates[0],
+                args.warmup_step_s,
+                args.seed - 1,
+                ladder.root / "generate.log",
+                SPANS_PER_MESSAGE[subject],
             )
             ladder.warmup_spans = int(_totals(warm, ladder.root / "generate.log")["spans"])
         print(
@@ -223,9 +238,8 @@ def run_ladder(
             figures = run_step(ladder, worker, lag, env, rate, index, rule, args)
             if counter_value(worker.stats()["counters"], UNDECODABLE):
                 raise TracepipeError(
-                    "the naive worker got records that are not one span each: if SpanProducer "
-                    "batches spans now, give the naive ladder's `tracepipe generate` (_generate "
-                    "in bench/end_to_end.py) its one-span-per-message option; see "
+                    "the naive worker got records that are not one span each (its generator "
+                    "runs with --spans-per-message 1, see SPANS_PER_MESSAGE); see "
                     f"{ladder.worker_log}"
                 )
             print(
@@ -264,7 +278,14 @@ def run_step(
     started_ns = time.time_ns()
     # A seed per step: repeating one would repeat trace ids, which the assembler takes for
     # late spans of traces it already emitted.
-    generator = _generate(env, rate, args.step_s, args.seed + index, root / "generate.log")
+    generator = _generate(
+        env,
+        rate,
+        args.step_s,
+        args.seed + index,
+        root / "generate.log",
+        SPANS_PER_MESSAGE[ladder.subject],
+    )
     profiler = None
     if args.profile:
         ladder.profiles.append(root / f"profile-{index}-{rate:g}.txt")

@@ -257,7 +257,11 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    with SpanProducer(settings.kafka.bootstrap, topic) as producer:
+    if args.spans_per_message < 1:
+        raise ConfigError("--spans-per-message should be at least 1")
+    with SpanProducer(
+        settings.kafka.bootstrap, topic, batch_max_spans=args.spans_per_message
+    ) as producer:
         if args.via == "otel":
             from streams.sdk.otel import KafkaSpanExporter
 
@@ -463,6 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="sdk",
         help="sdk: tracepipe's SpanProducer; otel: OpenTelemetry ReadableSpans through "
         "KafkaSpanExporter (default sdk)",
+    )
+    p.add_argument(
+        "--spans-per-message",
+        type=int,
+        default=500,
+        metavar="N",
+        help="spans per Kafka message at most (span batches, per partition); 1 sends one span "
+        "per message, the format before span batches (default 500)",
     )
     p.add_argument(
         "--json",

@@ -114,3 +114,43 @@ def test_generate_json_totals_count_what_reached_the_topic(
     # generate() checks the JSON's span count against the spans read back from the topic.
     spans = generate(kafka_bootstrap, monkeypatch, capsys, "--json")
     assert len({s["trace_id"] for s in spans}) > 1
+
+
+@pytest.mark.parametrize("spans_per_message", [1, 500])
+def test_spans_per_message_sets_the_wire_format(
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    spans_per_message: int,
+) -> None:
+    from confluent_kafka import Consumer
+
+    from streams.model.codec import SCHEMA_HEADER
+
+    spans = generate(
+        kafka_bootstrap, monkeypatch, capsys, "--spans-per-message", str(spans_per_message)
+    )
+    topic = TopicNames.from_prefix(load_settings().kafka.topic_prefix).spans
+    consumer = Consumer(
+        {"bootstrap.servers": kafka_bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    single, batch = AvroCodec("span"), AvroCodec("span", array=True)
+    per_message: list[int] = []
+    while sum(per_message) < len(spans):
+        msg = consumer.poll(30)
+        assert msg is not None and msg.error() is None
+        raw = dict(msg.headers() or [])[SCHEMA_HEADER]
+        fingerprint = raw.decode() if isinstance(raw, bytes) else None
+        if batch.knows(fingerprint):
+            per_message.append(len(batch.decode(msg.value() or b"", fingerprint)))
+        else:
+            span = single.decode(msg.value() or b"", fingerprint)
+            assert msg.key() == span["trace_id"].encode()
+            per_message.append(1)
+    consumer.close()
+    assert sum(per_message) == len(spans)
+    if spans_per_message == 1:
+        assert set(per_message) == {1}
+    else:  # 1,500 spans in 3 s over 3 partitions: batches of many spans
+        assert max(per_message) > 10 and len(per_message) < len(spans) / 5
