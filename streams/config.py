@@ -95,6 +95,9 @@ class ClickHouseConfig:
     )
     ttl_days: int = setting(30, "TTL of every table, days")
     connect_timeout_s: float = setting(10.0, "server backend connect timeout")
+    fault_file: str = setting(
+        "", "fault injection (tests): every insert fails while this file exists (empty: off)"
+    )
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
