@@ -124,6 +124,11 @@ def faust_app(settings: Settings) -> faust.App:
         web_in_thread=False,
         # The span sink keeps uncommitted batches unacked on shutdown; don't wait for them.
         stream_wait_empty=False,
+        # Backpressure: what a stalled agent (e.g. ClickHouse down) lets the consumer read ahead.
+        # Faust pauses a partition once its stream buffer is full; aiokafka fetches at most this
+        # much per partition. Together they bound the memory lag can take (docs/ARCHITECTURE.md).
+        stream_buffer_maxsize=settings.worker.stream_buffer_maxsize,
+        consumer_max_fetch_size=settings.worker.consumer_max_fetch_bytes,
     )
 
 
