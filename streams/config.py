@@ -341,8 +341,10 @@ class WorkerConfig:
     web_port: int = setting(6066, "worker web server port")
     data_dir: str = setting(".tracepipe/worker", "Faust data dir (table state)")
     log_level: str = setting("info", "worker log level")
+    # Faust's default is 4096; at up to 512 KiB per span batch that could be 2 GiB read ahead
+    # by a stalled span sink. 256 is still tens of seconds of input at the benchmarked rates.
     stream_buffer_maxsize: int = setting(
-        4096, "messages each agent's stream buffers before its partitions are paused (Faust)"
+        256, "messages each agent's stream buffers before its partitions are paused (Faust)"
     )
     consumer_max_fetch_bytes: int = setting(
         1_048_576, "most bytes fetched per partition and request (a larger record still comes)"
