@@ -95,7 +95,13 @@ def raw_topic(app: faust.App, name: str, allow_empty: bool = False) -> faust.Top
 
 def _open_migrated(settings: Settings) -> Warehouse:
     warehouse = open_warehouse(settings.clickhouse)
-    applied = migrate(warehouse, settings.clickhouse.ttl_days)
+    try:
+        applied = migrate(warehouse, settings.clickhouse.ttl_days)
+    except BaseException:
+        # The writer opens again on its next attempt: don't leak this connection (or chDB
+        # session) once per retry while ClickHouse is failing.
+        warehouse.close()
+        raise
     if applied:
         log.info("applied ClickHouse migrations %s", ", ".join(applied))
     return warehouse
