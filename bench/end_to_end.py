@@ -30,8 +30,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from bench.broker import bench_broker
 from bench.naive_worker import NAIVE_COMMAND, UNDECODABLE
 from bench.record import record_result
@@ -52,6 +50,7 @@ from bench.steps import (
     step_row,
     summary_row,
 )
+from streams.broker.lag import GroupLag
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
 from streams.errors import TracepipeError
@@ -87,34 +86,7 @@ class Ladder:
         return self.root / "worker.log"
 
 
-class SpanLag:
-    """The worker group's lag on the spans topic: end offsets minus committed offsets.
-
-    A consumer that never subscribes does not join the group; it only reads its offsets.
-    """
-
-    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int) -> None:
-        self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-        )
-        self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
-
-    def read(self) -> tuple[int, int]:
-        """(lag in messages, sum of end offsets)."""
-        lag = end_total = 0
-        for tp in self._consumer.committed(self._partitions, timeout=10):
-            low, high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            end_total += high
-            # Nothing committed yet: everything from the log start is still to be read.
-            lag += high - (tp.offset if tp.offset >= 0 else low)
-        return lag, end_total
-
-    def close(self) -> None:
-        """Close the consumer (it never joined the group, so nothing is rebalanced)."""
-        self._consumer.close()
-
-
-def read_sample(worker: WorkerProcess, lag: SpanLag) -> Sample:
+def read_sample(worker: WorkerProcess, lag: GroupLag) -> Sample:
     """One reading of the worker and its lag, now."""
     at_s = time.monotonic()
     try:
@@ -209,7 +181,7 @@ def run_ladder(
     settings = worker.settings
     ensure_topics(settings.kafka)
     spans_topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
-    lag = SpanLag(bootstrap, settings.worker.app_id, spans_topic, settings.kafka.partitions)
+    lag = GroupLag(bootstrap, settings.worker.app_id, spans_topic, settings.kafka.partitions)
     try:
         worker.start()
 
@@ -265,7 +237,7 @@ def run_ladder(
 def run_step(
     ladder: Ladder,
     worker: WorkerProcess,
-    lag: SpanLag,
+    lag: GroupLag,
     env: dict[str, str],
     rate: float,
     index: int,

@@ -95,7 +95,13 @@ def raw_topic(app: faust.App, name: str, allow_empty: bool = False) -> faust.Top
 
 def _open_migrated(settings: Settings) -> Warehouse:
     warehouse = open_warehouse(settings.clickhouse)
-    applied = migrate(warehouse, settings.clickhouse.ttl_days)
+    try:
+        applied = migrate(warehouse, settings.clickhouse.ttl_days)
+    except BaseException:
+        # The writer opens again on its next attempt: don't leak this connection (or chDB
+        # session) once per retry while ClickHouse is failing.
+        warehouse.close()
+        raise
     if applied:
         log.info("applied ClickHouse migrations %s", ", ".join(applied))
     return warehouse
@@ -124,6 +130,11 @@ def faust_app(settings: Settings) -> faust.App:
         web_in_thread=False,
         # The span sink keeps uncommitted batches unacked on shutdown; don't wait for them.
         stream_wait_empty=False,
+        # Backpressure: what a stalled agent (e.g. ClickHouse down) lets the consumer read ahead.
+        # Faust pauses a partition once its stream buffer is full; aiokafka fetches at most this
+        # much per partition. Together they bound the memory lag can take (docs/ARCHITECTURE.md).
+        stream_buffer_maxsize=settings.worker.stream_buffer_maxsize,
+        consumer_max_fetch_size=settings.worker.consumer_max_fetch_bytes,
     )
 
 

@@ -95,6 +95,9 @@ class ClickHouseConfig:
     )
     ttl_days: int = setting(30, "TTL of every table, days")
     connect_timeout_s: float = setting(10.0, "server backend connect timeout")
+    fault_file: str = setting(
+        "", "fault injection (tests): every insert fails while this file exists (empty: off)"
+    )
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
@@ -186,6 +189,9 @@ class AssemblyConfig:
     tombstone_retention_ms: int = setting(
         3_600_000, "after late retention, how long a trace's last version is remembered"
     )
+    max_tombstones: int = setting(
+        1_000_000, "forgotten traces' last versions remembered; past it the oldest go first"
+    )
     sweep_interval_ms: int = setting(1_000, "how often open traces are checked for emission")
     compact_spans: bool = setting(
         True, "hold spans as compact tuples (~half the memory of dicts, ~1 µs/span more CPU)"
@@ -197,6 +203,7 @@ class AssemblyConfig:
         for name in (
             "max_retained_traces",
             "tombstone_retention_ms",
+            "max_tombstones",
             "trace_idle_ms",
             "trace_max_age_ms",
             "max_open_traces",
@@ -334,6 +341,14 @@ class WorkerConfig:
     web_port: int = setting(6066, "worker web server port")
     data_dir: str = setting(".tracepipe/worker", "Faust data dir (table state)")
     log_level: str = setting("info", "worker log level")
+    # Faust's default is 4096; at up to 512 KiB per span batch that could be 2 GiB read ahead
+    # by a stalled span sink. 256 is still tens of seconds of input at the benchmarked rates.
+    stream_buffer_maxsize: int = setting(
+        256, "messages each agent's stream buffers before its partitions are paused (Faust)"
+    )
+    consumer_max_fetch_bytes: int = setting(
+        1_048_576, "most bytes fetched per partition and request (a larger record still comes)"
+    )
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
@@ -350,6 +365,8 @@ class WorkerConfig:
                 f"invalid worker.web_port: {self.web_port}; should be 1-65535 "
                 "(set TRACEPIPE_WORKER_WEB_PORT)"
             )
+        _positive("worker", "stream_buffer_maxsize", self.stream_buffer_maxsize)
+        _positive("worker", "consumer_max_fetch_bytes", self.consumer_max_fetch_bytes)
 
 
 @dataclass(frozen=True)

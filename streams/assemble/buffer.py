@@ -310,7 +310,11 @@ class TraceBuffer:
                 self._dirty[(trace.trace_id, HEADER_INDEX)] = None
         while self._tombstones:
             trace_id, (_, forgotten_ns) = next(iter(self._tombstones.items()))
-            if now - forgotten_ns < self._tomb_ns:
+            # Retention alone grows with the trace rate (a flood of single-span traces): cap it.
+            if (
+                now - forgotten_ns < self._tomb_ns
+                and len(self._tombstones) <= self._config.max_tombstones
+            ):
                 break
             del self._tombstones[trace_id]
             if self._dirty is not None:

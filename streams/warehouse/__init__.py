@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
@@ -148,7 +149,17 @@ def redact_url(url: str) -> str:
 
 
 def open_warehouse(config: ClickHouseConfig) -> Warehouse:
-    """Open the backend `config.url` names (chDB embedded or a server over the native protocol)."""
+    """Open the backend `config.url` names (chDB embedded or a server over the native protocol),
+    behind the fault injector when `config.fault_file` is set."""
+    warehouse = _open_backend(config)
+    if not config.fault_file:
+        return warehouse
+    from streams.warehouse.fault import FaultInjectingWarehouse
+
+    return FaultInjectingWarehouse(warehouse, Path(config.fault_file))
+
+
+def _open_backend(config: ClickHouseConfig) -> Warehouse:
     parsed = parse_url(config.url)
     if parsed.scheme == "chdb":
         from streams.warehouse.chdb_backend import ChdbWarehouse

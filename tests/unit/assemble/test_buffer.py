@@ -299,3 +299,27 @@ def test_emission_is_frozen() -> None:
     (evicted,) = buffer.add(span("t2", "r"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         evicted.version = 2  # type: ignore[misc]
+
+
+def test_a_flood_of_single_span_traces_keeps_at_most_max_tombstones() -> None:
+    clock = Clock()
+    config = AssemblyConfig(
+        trace_idle_ms=10, trace_max_age_ms=100, max_retained_traces=5, max_tombstones=20
+    )
+    buffer = TraceBuffer(config, clock)
+    versions: dict[str, int] = {}
+    for i in range(200):
+        buffer.add(span(f"{i:032x}", "r"))
+        clock.advance(10)
+        for emission in buffer.sweep():
+            versions[emission.trace_id] = emission.version
+        assert buffer.retained_trace_count <= 5
+        assert buffer.tombstone_count <= 20
+    assert buffer.tombstone_count == 20
+    # The newest tombstones are the ones kept: a late span of a recently forgotten trace still
+    # re-opens it as a new version; one forgotten beyond the cap starts again at version 1.
+    buffer.add(span(f"{190:032x}", "late", "r"))
+    buffer.add(span(f"{0:032x}", "late", "r"))
+    clock.advance(10)
+    again = {e.trace_id: e.version for e in buffer.sweep()}
+    assert again == {f"{190:032x}": 2, f"{0:032x}": 1}
