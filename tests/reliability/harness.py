@@ -100,10 +100,16 @@ def webshop_workload(traces: int, seed: int) -> Workload:
 
 
 def produce(worker: WorkerProcess, spans: Sequence[Span], batch_max_spans: int = 500) -> None:
-    """Send `spans` to the worker's spans topic with the SDK producer and wait for delivery."""
+    """Send `spans` to the worker's spans topic with the SDK producer and wait for delivery.
+
+    The partition count is given rather than read from the broker, so this also works while
+    the broker is down (librdkafka holds the messages until it is back)."""
     topic = TopicNames.from_prefix(worker.settings.kafka.topic_prefix).spans
     with SpanProducer(
-        worker.settings.kafka.bootstrap, topic, batch_max_spans=batch_max_spans
+        worker.settings.kafka.bootstrap,
+        topic,
+        batch_max_spans=batch_max_spans,
+        partitions=worker.settings.kafka.partitions,
     ) as producer:
         producer.send_many(spans)
     if producer.failed:
@@ -205,8 +211,10 @@ def record(
     notes: Sequence[str] = (),
 ) -> FaultResult:
     """Build the fault's result, write it to the results directory, and return it."""
+    scale = reliability_scale()
     result = FaultResult(
-        fault=fault,
+        # A long run keeps its own file next to CI's bounded one.
+        fault=fault if scale == 1 else f"{fault}-x{scale}",
         workload=workload_text,
         spans=spans,
         traces=traces,

@@ -65,13 +65,22 @@ def test_broker_stopped_and_restarted_mid_stream(own_broker: LocalKafka, tmp_pat
         worker.wait_for(lambda: count_spans(reader) >= len(first) // 2, 180, "spans stored")
         own_broker.down()
         # The second half goes out while the broker is down: the producer buffers and retries.
-        sender = threading.Thread(target=produce, args=(worker, second), daemon=True)
+        failures: list[BaseException] = []
+
+        def send_second_half() -> None:
+            try:
+                produce(worker, second)
+            except BaseException as err:  # reported by the test thread below
+                failures.append(err)
+
+        sender = threading.Thread(target=send_second_half, daemon=True)
         sender.start()
         time.sleep(OUTAGE_S)
         own_broker.up()
         back = time.monotonic()
-        sender.join(120)
+        sender.join(180)
         assert not sender.is_alive(), "the producer did not deliver after the broker came back"
+        assert failures == []
         recovery_s = wait_settled(worker, workload, back, 240)
         spans, traces = tally(worker.reader(), workload)
     finally:
