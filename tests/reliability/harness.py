@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from streams.aggregate.observations import latency_observations
+from streams.aggregate.window import window_start
 from streams.broker.topics import TopicNames
 from streams.errors import TracepipeError
 from streams.generate.generator import TraceGenerator
@@ -19,6 +22,7 @@ from streams.model.codec import AvroCodec
 from streams.model.span import Span
 from streams.query import Reader
 from streams.sdk import SpanProducer
+from streams.warehouse import SPAN_KIND_VALUES
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import read_messages, read_topic
 from tests.reliability.result import (
@@ -26,19 +30,29 @@ from tests.reliability.result import (
     SpanKey,
     SpanTally,
     TraceTally,
+    WindowKey,
+    WindowTally,
     results_dir,
     save_result,
     tally_spans,
     tally_traces,
+    tally_windows,
 )
 
 SCALE_ENV = "TRACEPIPE_RELIABILITY_SCALE"
 
-ASSEMBLY_ENV = {
+WINDOW_MS = 2000
+
+WORKER_ENV = {
     # Traces close two seconds after their last span, so a run settles in seconds.
     "TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS": "2000",
     "TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS": "30000",
     "TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS": "200",
+    # Short windows and idle rule, so the latency windows are final seconds after the last
+    # span; half the default lateness (it still covers trace_idle, as edges need).
+    "TRACEPIPE_AGGREGATION_WINDOW_MS": str(WINDOW_MS),
+    "TRACEPIPE_AGGREGATION_ALLOWED_LATENESS_MS": "15000",
+    "TRACEPIPE_AGGREGATION_PARTITION_IDLE_MS": "2000",
 }
 """Worker settings every fault runs with."""
 
@@ -74,20 +88,15 @@ class Workload:
         text = f"{len(self.span_counts):,} web-shop traces, {len(self.spans):,} spans"
         return f"{text}, {extra}" if extra else text
 
-    def halves(self) -> tuple[list[Span], list[Span]]:
-        """The spans split at a trace boundary near the middle (a fault goes between)."""
-        middle, seen = len(self.span_counts) // 2, 0
-        for i, span in enumerate(self.spans):
-            if i and span["trace_id"] != self.spans[i - 1]["trace_id"]:
-                seen += 1
-                if seen == middle:
-                    return self.spans[:i], self.spans[i:]
-        return self.spans, []
+    def __add__(self, other: Workload) -> Workload:
+        """Both workloads as one (e.g. spans made before and after a fault)."""
+        return Workload([*self.spans, *other.spans], {**self.span_counts, **other.span_counts})
 
 
 def webshop_workload(traces: int, seed: int) -> Workload:
     """`traces` traces of the built-in topology, deterministic for `seed`, starting now (spans
-    older than the table TTL would be dropped on insert), 2 ms apart."""
+    older than the table TTL would be dropped on insert, and older than the allowed lateness
+    would be late for their windows), 2 ms apart. Make it just before sending it."""
     generator = TraceGenerator(default_topology(), seed=seed)
     start_ns = time.time_ns()
     spans: list[Span] = []
@@ -133,6 +142,45 @@ def tally(reader: Reader, workload: Workload) -> tuple[SpanTally, TraceTally]:
     spans = tally_spans(workload.keys, stored_span_rows(reader))
     traces = tally_traces(workload.span_counts, latest_span_counts(reader))
     return spans, traces
+
+
+def expected_windows(workload: Workload) -> dict[WindowKey, int]:
+    """Spans per latency window, from the pipeline's own observation rule
+    (`latency_observations`: one per span, keyed by service, operation, kind, status class)."""
+    window_ns = WINDOW_MS * 1_000_000
+    counts: Counter[WindowKey] = Counter()
+    for obs in latency_observations(workload.spans):
+        service, operation, kind, status_class = obs.key
+        start_ns = window_start(obs.end_time_unix_nano, window_ns)
+        counts[service, operation, SPAN_KIND_VALUES.get(kind, kind), status_class, start_ns] += 1
+    return dict(counts)
+
+
+def stored_windows(reader: Reader) -> dict[WindowKey, int]:
+    """`Count` of every final latency window as users read it (tracepipe_latency FINAL)."""
+    rows = reader.query_dicts(
+        "SELECT ServiceName, SpanName, SpanKind, StatusClass, "
+        "toUnixTimestamp64Nano(WindowStart) AS start_ns, Count FROM tracepipe_latency FINAL"
+    )
+    return {
+        (r["ServiceName"], r["SpanName"], r["SpanKind"], r["StatusClass"], int(r["start_ns"])): (
+            int(r["Count"])
+        )
+        for r in rows
+    }
+
+
+def wait_windows(worker: WorkerProcess, workload: Workload, timeout_s: float) -> WindowTally:
+    """The latency windows once every expected one is stored (or the time is up: a window lost
+    to a fault never comes, and the tally says so)."""
+    expected = expected_windows(workload)
+    reader = worker.reader()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        windows = tally_windows(expected, stored_windows(reader))
+        if windows.exact == windows.expected or time.monotonic() > deadline:
+            return windows
+        time.sleep(1)
 
 
 def wait_settled(
@@ -207,6 +255,7 @@ def record(
     traces: TraceTally,
     recovery_s: float | None,
     *,
+    windows: WindowTally | None = None,
     dlq: tuple[int, int, int] | None = None,
     notes: Sequence[str] = (),
 ) -> FaultResult:
@@ -219,6 +268,7 @@ def record(
         spans=spans,
         traces=traces,
         recovery_s=None if recovery_s is None else round(recovery_s, 1),
+        windows=windows,
         dlq_expected=None if dlq is None else dlq[0],
         dlq_seen=None if dlq is None else dlq[1],
         dlq_counter=None if dlq is None else dlq[2],

@@ -20,8 +20,8 @@ DEFAULT_DOC = Path(__file__).parents[2] / "docs" / "RELIABILITY.md"
 
 _HEADER = (
     "| fault | workload | spans produced | spans stored (rows / distinct) | traces complete / "
-    "emitted / expected | windows / alerts | DLQ expected / seen / counter | duplicates | "
-    "losses | recovery |"
+    "emitted / expected | latency windows exact / expected (spans counted) | alerts | "
+    "DLQ expected / seen / counter | duplicates | losses | recovery |"
 )
 
 
@@ -31,18 +31,26 @@ def _dlq(result: FaultResult) -> str:
     return f"{result.dlq_expected} / {result.dlq_seen} / {result.dlq_counter}"
 
 
+def _windows(result: FaultResult) -> str:
+    w = result.windows
+    if w is None:
+        return "not measured"
+    return f"{w.exact:,} / {w.expected:,} ({w.spans_counted:,} / {w.spans_expected:,} spans)"
+
+
 def _recovery(result: FaultResult) -> str:
     return "—" if result.recovery_s is None else f"{result.recovery_s:.1f} s"
 
 
 def render_table(results: Sequence[FaultResult]) -> str:
     """The markdown table, one row per fault, then each fault's notes."""
-    lines = [_HEADER, "|" + "---|" * 10]
+    lines = [_HEADER, "|" + "---|" * 11]
     for r in results:
         s, t = r.spans, r.traces
         lines.append(
             f"| {r.fault} | {r.workload} | {s.produced:,} | {s.rows:,} / {s.distinct:,} | "
-            f"{t.complete:,} / {t.emitted:,} / {t.expected:,} | not measured | {_dlq(r)} | "
+            f"{t.complete:,} / {t.emitted:,} / {t.expected:,} | {_windows(r)} | not measured | "
+            f"{_dlq(r)} | "
             f"{s.duplicates:,} | {s.losses:,} | {_recovery(r)} |"
         )
     notes = [f"- **{r.fault}**: {note}" for r in results for note in r.notes]

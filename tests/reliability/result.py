@@ -90,6 +90,36 @@ def tally_traces(
     )
 
 
+WindowKey = tuple[str, str, str, str, int]
+"""(service, operation, span kind as stored, status class, window start in unix ns)."""
+
+
+@dataclass(frozen=True)
+class WindowTally:
+    """Latency windows expected from the produced spans against the final windows stored."""
+
+    expected: int
+    """Windows the produced spans fall into."""
+    exact: int
+    """Of those, windows stored with exactly the expected count."""
+    spans_expected: int
+    spans_counted: int
+    """Observations (`Count`) in the stored windows of the expected keys: every span counts
+    once, so this equals spans_expected when no span was lost or counted twice."""
+
+
+def tally_windows(
+    expected: Mapping[WindowKey, int], stored: Mapping[WindowKey, int]
+) -> WindowTally:
+    """Compare expected per-window span counts with the stored final windows' `Count`."""
+    return WindowTally(
+        expected=len(expected),
+        exact=sum(1 for key, n in expected.items() if stored.get(key) == n),
+        spans_expected=sum(expected.values()),
+        spans_counted=sum(stored.get(key, 0) for key in expected),
+    )
+
+
 @dataclass(frozen=True)
 class FaultResult:
     """One fault's run: the workload, what was stored and emitted, and how long recovery took."""
@@ -102,6 +132,7 @@ class FaultResult:
     recovery_s: float | None
     """Seconds from the end of the fault (restart, broker up) until every produced span was
     stored and every trace complete; None when there is no such moment (poison input)."""
+    windows: WindowTally | None = None
     dlq_expected: int | None = None
     dlq_seen: int | None = None
     dlq_counter: int | None = None
@@ -135,6 +166,8 @@ class FaultResult:
         traces["incomplete_ids"] = tuple(traces.get("incomplete_ids", ()))
         raw["traces"] = TraceTally(**traces)
         raw["notes"] = tuple(raw.get("notes", ()))
+        if raw.get("windows") is not None:
+            raw["windows"] = WindowTally(**raw["windows"])
         return cls(**raw)
 
 

@@ -20,12 +20,13 @@ from streams.config import LocalKafkaConfig
 from streams.query import count_spans
 from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
-    ASSEMBLY_ENV,
+    WORKER_ENV,
     produce,
     record,
     reliability_scale,
     tally,
     wait_settled,
+    wait_windows,
     webshop_workload,
 )
 
@@ -54,22 +55,24 @@ def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
 
 
 def test_broker_stopped_and_restarted_mid_stream(own_broker: LocalKafka, tmp_path: Path) -> None:
-    workload = webshop_workload(TRACES * reliability_scale(), seed=3)
-    first, second = workload.halves()
-    worker = isolated_worker(own_broker.bootstrap, tmp_path / "run", **ASSEMBLY_ENV)
+    half = TRACES * reliability_scale() // 2
+    worker = isolated_worker(own_broker.bootstrap, tmp_path / "run", **WORKER_ENV)
     ensure_topics(worker.settings.kafka)
     worker.start()
     try:
-        produce(worker, first)
+        first = webshop_workload(half, seed=3)
+        produce(worker, first.spans)
         reader = worker.reader()
-        worker.wait_for(lambda: count_spans(reader) >= len(first) // 2, 180, "spans stored")
+        worker.wait_for(lambda: count_spans(reader) >= len(first.spans) // 2, 180, "spans stored")
         own_broker.down()
+        second = webshop_workload(half, seed=4)
+        workload = first + second
         # The second half goes out while the broker is down: the producer buffers and retries.
         failures: list[BaseException] = []
 
         def send_second_half() -> None:
             try:
-                produce(worker, second)
+                produce(worker, second.spans)
             except BaseException as err:  # reported by the test thread below
                 failures.append(err)
 
@@ -83,6 +86,7 @@ def test_broker_stopped_and_restarted_mid_stream(own_broker: LocalKafka, tmp_pat
         assert failures == []
         recovery_s = wait_settled(worker, workload, back, 240)
         spans, traces = tally(worker.reader(), workload)
+        windows = wait_windows(worker, workload, 45)
     finally:
         worker.stop()
 
@@ -92,6 +96,7 @@ def test_broker_stopped_and_restarted_mid_stream(own_broker: LocalKafka, tmp_pat
         spans,
         traces,
         recovery_s,
+        windows=windows,
         notes=([f"incomplete traces: {traces.incomplete_ids}"] if traces.incomplete_ids else []),
     )
     assert (spans.losses, spans.unexpected) == (0, 0), result

@@ -33,13 +33,14 @@ from streams.paths import schemas_root
 from streams.sink.agent import SpanDecoder
 from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
-    ASSEMBLY_ENV,
+    WORKER_ENV,
     dead_letters,
     produce,
     record,
     reliability_scale,
     tally,
     wait_settled,
+    wait_windows,
     webshop_workload,
 )
 from tests.unit.ingest.test_golden import otlp_proto_bytes
@@ -148,8 +149,7 @@ def test_poison_input_interleaved_with_a_valid_workload(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     scale = reliability_scale()
-    workload = webshop_workload(TRACES * scale, seed=11)
-    bad_records = draw_poison(BAD_RECORDS * scale, workload.spans)
+    bad_records = draw_poison(BAD_RECORDS * scale, webshop_workload(2, seed=12).spans)
     letters_expected = sum(n for _, n in bad_records)
     for (_, value, _), n in bad_records:
         assert n >= 1, value
@@ -158,20 +158,21 @@ def test_poison_input_interleaved_with_a_valid_workload(
         kafka_bootstrap,
         tmp_path,
         TRACEPIPE_INGEST_MAX_RECORD_BYTES=str(MAX_RECORD_BYTES),
-        **ASSEMBLY_ENV,
+        **WORKER_ENV,
     )
     ensure_topics(worker.settings.kafka)
     topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
     rng = random.Random(5)
     rng.shuffle(bad_records)
 
+    worker.start()
     # Four rounds of valid spans, each followed by a quarter of the bad records: span batches,
     # single-span messages, and the old released schema's single spans.
+    workload = webshop_workload(TRACES * scale, seed=11)
     spans = workload.spans
     quarter = len(spans) // 4
     chunks = [spans[:quarter], spans[quarter : 2 * quarter], spans[2 * quarter : 3 * quarter]]
     old_schema = spans[3 * quarter :]
-    worker.start()
     raw = Producer({"bootstrap.servers": worker.settings.kafka.bootstrap})
     try:
         for round_no in range(4):
@@ -188,6 +189,7 @@ def test_poison_input_interleaved_with_a_valid_workload(
         recovery_s = wait_settled(worker, workload, time.monotonic(), 240)
         assert recovery_s is not None, "the valid workload was not stored and assembled in time"
         span_tally, trace_tally = tally(worker.reader(), workload)
+        windows = wait_windows(worker, workload, 45)
         letters = dead_letters(worker, letters_expected)
         counters = worker.stats()["counters"].get("tracepipe_dlq_records_total", {})
         alive = worker.process is not None and worker.process.poll() is None
@@ -207,12 +209,14 @@ def test_poison_input_interleaved_with_a_valid_workload(
         span_tally,
         trace_tally,
         None,
+        windows=windows,
         dlq=(letters_expected, len(letters), sum(counters.values())),
         notes=[f"dead letters by reason: {dict(sorted(reasons.items()))}"],
     )
     assert alive, "the worker died on poison input"
     assert (span_tally.losses, span_tally.duplicates, span_tally.unexpected) == (0, 0, 0), result
     assert trace_tally.complete == trace_tally.expected, result
+    assert windows.exact == windows.expected, result
     assert len(letters) == letters_expected, result
     assert all(letter.get(REASON_HEADER) for letter in letters)
     assert sum(counters.values()) == letters_expected, counters

@@ -16,13 +16,14 @@ from streams.broker.topics import ensure_topics
 from streams.query import count_spans
 from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
-    ASSEMBLY_ENV,
+    WORKER_ENV,
     produce,
     record,
     reliability_scale,
     tally,
     trace_versions_differing,
     wait_settled,
+    wait_windows,
     webshop_workload,
 )
 
@@ -32,18 +33,21 @@ TRACES = 400
 
 
 def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
-    workload = webshop_workload(TRACES * reliability_scale(), seed=8)
-    first, second = workload.halves()
-    worker = isolated_worker(kafka_bootstrap, tmp_path, **ASSEMBLY_ENV)
+    half = TRACES * reliability_scale() // 2
+    worker = isolated_worker(kafka_bootstrap, tmp_path, **WORKER_ENV)
     ensure_topics(worker.settings.kafka)
     worker.start()
-    produce(worker, first)
+    first = webshop_workload(half, seed=8)
+    produce(worker, first.spans)
     reader = worker.reader()
     # Kill once the first half is stored: its last traces are still open (trace_idle).
-    worker.wait_for(lambda: count_spans(reader) >= len(first), 180, "the first half stored")
+    worker.wait_for(lambda: count_spans(reader) >= len(first.spans), 180, "the first half stored")
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
 
-    produce(worker, second)
+    # Spans made while the worker is down, as services keep making them.
+    second = webshop_workload(half, seed=9)
+    produce(worker, second.spans)
+    workload = first + second
     restarted = time.monotonic()
     worker.start()
     try:
@@ -53,6 +57,7 @@ def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) ->
         # and allows 0.5% rather than fail CI on a known gap; anything worse fails.
         recovery_s = wait_settled(worker, workload, restarted, 240, complete_share=0.995)
         spans, traces = tally(worker.reader(), workload)
+        windows = wait_windows(worker, workload, 45)
     finally:
         worker.stop()
     differing = trace_versions_differing(worker, traces.expected)
@@ -63,8 +68,9 @@ def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) ->
         spans,
         traces,
         recovery_s,
+        windows=windows,
         notes=[
-            f"killed after {len(first):,} of {len(workload.spans):,} spans were stored; "
+            f"killed after {len(first.spans):,} of {len(workload.spans):,} spans were stored; "
             f"{spans.duplicates:,} rows stored twice (span sink: at least once, otel_traces is a "
             "plain MergeTree)",
             f"{len(differing)} trace versions published with two different contents",

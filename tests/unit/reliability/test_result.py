@@ -16,6 +16,7 @@ from tests.reliability.result import (
     save_result,
     tally_spans,
     tally_traces,
+    tally_windows,
 )
 
 A, B, C = ("t1", "s1"), ("t1", "s2"), ("t2", "s3")
@@ -49,6 +50,18 @@ def test_traces_missing_and_short_of_spans() -> None:
     assert tally.incomplete_ids == ("t2",)
 
 
+W1 = ("cart", "GET /cart", "Server", "ok", 0)
+W2 = ("cart", "GET /cart", "Server", "error", 0)
+W3 = ("cart", "GET /cart", "Server", "ok", 2_000_000_000)
+
+
+def test_windows_exact_short_and_missing() -> None:
+    tally = tally_windows({W1: 5, W2: 1, W3: 4}, {W1: 5, W2: 2, ("other", "x", "y", "ok", 0): 9})
+    assert (tally.expected, tally.exact) == (3, 1)
+    # The stranger window is not counted; the missing one counts 0 spans.
+    assert (tally.spans_expected, tally.spans_counted) == (10, 7)
+
+
 def result(fault: str = "sigkill-restart", losses: int = 0, dlq_counter: int = 2) -> FaultResult:
     stored = [A, B, C][: 3 - losses]
     return FaultResult(
@@ -57,6 +70,7 @@ def result(fault: str = "sigkill-restart", losses: int = 0, dlq_counter: int = 2
         spans=tally_spans([A, B, C], stored),
         traces=tally_traces({"t1": 2, "t2": 1}, {"t1": 2, "t2": 1}),
         recovery_s=4.25,
+        windows=tally_windows({W1: 2, W3: 1}, {W1: 2}),
         dlq_expected=2,
         dlq_seen=2,
         dlq_counter=dlq_counter,
@@ -90,7 +104,8 @@ def test_table_rows_show_the_figures() -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == "sigkill-restart"
     assert cells[2:5] == ["3", "2 / 2", "2 / 2 / 2"]
-    assert cells[6:] == ["2 / 2 / 2", "0", "1", "4.2 s"]
+    assert cells[5:7] == ["1 / 2 (2 / 3 spans)", "not measured"]
+    assert cells[7:] == ["2 / 2 / 2", "0", "1", "4.2 s"]
     assert "- **sigkill-restart**: a note" in table
 
 
