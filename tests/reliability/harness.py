@@ -10,7 +10,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from streams.aggregate.observations import latency_observations
 from streams.aggregate.window import window_start
@@ -179,8 +179,14 @@ def wait_windows(worker: WorkerProcess, workload: Workload, timeout_s: float) ->
     while True:
         windows = tally_windows(expected, stored_windows(reader))
         if windows.exact == windows.expected or time.monotonic() > deadline:
-            return windows
+            break
         time.sleep(1)
+    counters = worker.stats()["counters"]
+    return replace(
+        windows,
+        spans_late=sum(counters.get("tracepipe_latency_late_total", {}).values()),
+        partials_dropped=sum(counters.get("tracepipe_latency_partials_dropped_total", {}).values()),
+    )
 
 
 def wait_settled(

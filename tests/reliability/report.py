@@ -35,7 +35,12 @@ def _windows(result: FaultResult) -> str:
     w = result.windows
     if w is None:
         return "not measured"
-    return f"{w.exact:,} / {w.expected:,} ({w.spans_counted:,} / {w.spans_expected:,} spans)"
+    text = f"{w.exact:,} / {w.expected:,} ({w.spans_counted:,} / {w.spans_expected:,} spans"
+    if w.spans_late:
+        text += f"; {w.spans_late:,} late"
+    if w.partials_dropped:
+        text += f"; {w.partials_dropped:,} partials dropped"
+    return text + ")"
 
 
 def _recovery(result: FaultResult) -> str:

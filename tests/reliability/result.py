@@ -106,6 +106,11 @@ class WindowTally:
     spans_counted: int
     """Observations (`Count`) in the stored windows of the expected keys: every span counts
     once, so this equals spans_expected when no span was lost or counted twice."""
+    spans_late: int = 0
+    """The worker's tracepipe_latency_late_total: spans that came after their window closed
+    (counted, not aggregated)."""
+    partials_dropped: int = 0
+    """The worker's tracepipe_latency_partials_dropped_total (late or duplicate partials)."""
 
 
 def tally_windows(

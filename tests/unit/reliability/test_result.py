@@ -3,6 +3,7 @@ report table written from result files."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def result(fault: str = "sigkill-restart", losses: int = 0, dlq_counter: int = 2
         spans=tally_spans([A, B, C], stored),
         traces=tally_traces({"t1": 2, "t2": 1}, {"t1": 2, "t2": 1}),
         recovery_s=4.25,
-        windows=tally_windows({W1: 2, W3: 1}, {W1: 2}),
+        windows=replace(tally_windows({W1: 2, W3: 1}, {W1: 2}), spans_late=1),
         dlq_expected=2,
         dlq_seen=2,
         dlq_counter=dlq_counter,
@@ -104,7 +105,7 @@ def test_table_rows_show_the_figures() -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[0] == "sigkill-restart"
     assert cells[2:5] == ["3", "2 / 2", "2 / 2 / 2"]
-    assert cells[5:7] == ["1 / 2 (2 / 3 spans)", "not measured"]
+    assert cells[5:7] == ["1 / 2 (2 / 3 spans; 1 late)", "not measured"]
     assert cells[7:] == ["2 / 2 / 2", "0", "1", "4.2 s"]
     assert "- **sigkill-restart**: a note" in table
 
