@@ -108,7 +108,12 @@ def webshop_workload(traces: int, seed: int) -> Workload:
     return Workload(spans, counts)
 
 
-def produce(worker: WorkerProcess, spans: Sequence[Span], batch_max_spans: int = 500) -> None:
+def produce(
+    worker: WorkerProcess,
+    spans: Sequence[Span],
+    batch_max_spans: int = 500,
+    batch_max_bytes: int = 512 * 1024,
+) -> None:
     """Send `spans` to the worker's spans topic with the SDK producer and wait for delivery.
 
     The partition count is given rather than read from the broker, so this also works while
@@ -118,6 +123,7 @@ def produce(worker: WorkerProcess, spans: Sequence[Span], batch_max_spans: int =
         worker.settings.kafka.bootstrap,
         topic,
         batch_max_spans=batch_max_spans,
+        batch_max_bytes=batch_max_bytes,
         partitions=worker.settings.kafka.partitions,
     ) as producer:
         producer.send_many(spans)

@@ -30,6 +30,7 @@ from streams.ingest.agent import bridge_batch
 from streams.model.codec import SCHEMA_HEADER, AvroCodec, load_schema, schema_fingerprint
 from streams.model.span import Span, make_span
 from streams.paths import schemas_root
+from streams.sdk.producer import PRODUCER_DEFAULTS
 from streams.sink.agent import SpanDecoder
 from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
@@ -166,18 +167,24 @@ def test_poison_input_interleaved_with_a_valid_workload(
     rng.shuffle(bad_records)
 
     worker.start()
-    # Four rounds of valid spans, each followed by a quarter of the bad records: span batches,
-    # single-span messages, and the old released schema's single spans.
-    workload = webshop_workload(TRACES * scale, seed=11)
-    spans = workload.spans
-    quarter = len(spans) // 4
-    chunks = [spans[:quarter], spans[quarter : 2 * quarter], spans[2 * quarter : 3 * quarter]]
-    old_schema = spans[3 * quarter :]
-    raw = Producer({"bootstrap.servers": worker.settings.kafka.bootstrap})
+    # Four rounds of whole traces, each followed by a quarter of the bad records: single-span
+    # messages, span batches, single spans again, and single spans in the old released schema.
+    rounds = [webshop_workload(TRACES * scale // 4, seed=11 + n) for n in range(4)]
+    workload = rounds[0] + rounds[1] + rounds[2] + rounds[3]
+    old_schema = rounds[3].spans
+    # The SDK's settings, murmur2 partitioner included: a trace's spans share a partition.
+    raw = Producer({**PRODUCER_DEFAULTS, "bootstrap.servers": worker.settings.kafka.bootstrap})
     try:
-        for round_no in range(4):
+        for round_no, spans in enumerate(rounds):
             if round_no < 3:
-                produce(worker, chunks[round_no], batch_max_spans=500 if round_no % 2 else 1)
+                # Batches under the worker's lowered record limit: a batch over it would be
+                # dead-lettered whole, valid spans and all (record-too-large).
+                produce(
+                    worker,
+                    spans.spans,
+                    batch_max_spans=500 if round_no % 2 else 1,
+                    batch_max_bytes=MAX_RECORD_BYTES // 2,
+                )
             else:
                 for span in old_schema:
                     value, headers = old_schema_record(span)
@@ -186,8 +193,7 @@ def test_poison_input_interleaved_with_a_valid_workload(
                 raw.produce(getattr(topics, kind), value, b"poison", headers=[*headers])
             assert raw.flush(30) == 0
 
-        recovery_s = wait_settled(worker, workload, time.monotonic(), 240)
-        assert recovery_s is not None, "the valid workload was not stored and assembled in time"
+        settled_s = wait_settled(worker, workload, time.monotonic(), 240)
         span_tally, trace_tally = tally(worker.reader(), workload)
         windows = wait_windows(worker, workload, 45)
         letters = dead_letters(worker, letters_expected)
@@ -214,6 +220,7 @@ def test_poison_input_interleaved_with_a_valid_workload(
         notes=[f"dead letters by reason: {dict(sorted(reasons.items()))}"],
     )
     assert alive, "the worker died on poison input"
+    assert settled_s is not None, f"the valid workload was not stored and assembled: {result}"
     assert (span_tally.losses, span_tally.duplicates, span_tally.unexpected) == (0, 0, 0), result
     assert trace_tally.complete == trace_tally.expected, result
     assert windows.exact == windows.expected, result
