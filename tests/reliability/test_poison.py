@@ -210,7 +210,7 @@ def test_poison_input_interleaved_with_a_valid_workload(
         "poison-input",
         workload.describe(
             f"{len(bad_records)} bad records on spans/otlp/zipkin, "
-            f"{len(old_schema)} spans in the old schema"
+            f"{len(old_schema):,} spans in the old schema"
         ),
         span_tally,
         trace_tally,
