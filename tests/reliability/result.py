@@ -192,5 +192,6 @@ def save_result(result: FaultResult, directory: Path) -> Path:
 
 
 def load_results(directory: Path) -> list[FaultResult]:
-    """Every result file in `directory`, by fault name."""
-    return [FaultResult.from_json(p.read_text()) for p in sorted(directory.glob("*.json"))]
+    """Every result file in `directory`, by fault name (a fault's long runs after its CI run)."""
+    paths = sorted(directory.glob("*.json"), key=lambda p: p.stem)
+    return [FaultResult.from_json(p.read_text()) for p in paths]
