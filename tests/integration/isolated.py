@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message
 
 from streams.broker.topics import ensure_topics
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
@@ -43,6 +43,38 @@ def running_worker(bootstrap: str, root: Path, **extra_env: str) -> Iterator[Wor
         proc.stop()
 
 
+def read_messages(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[Message]], bool],
+    timeout_s: float = 120.0,
+) -> list[Message]:
+    """Every message on `topic` from the beginning, once `done(messages)` holds (or the time is
+    up); then a few more polls, so a record sent twice would show up."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    quiet_polls = 0
+    try:
+        while time.monotonic() < deadline and quiet_polls < 3:
+            msg = consumer.poll(1)
+            if msg is None or msg.error() is not None:
+                if done(messages):
+                    quiet_polls += 1
+                continue
+            messages.append(msg)
+    finally:
+        consumer.close()
+    return messages
+
+
 def read_topic(
     bootstrap: str,
     topic: str,
@@ -54,31 +86,19 @@ def read_topic(
     time is up); then a few more polls, so a record emitted twice would show up. A span batch
     (an Avro array of spans, for codec `span`) counts as its spans."""
     batches = AvroCodec(codec.name, array=True) if codec.name == "span" else None
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"check-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-        }
+
+    def decoded(msg: Message) -> list[dict[str, Any]]:
+        headers = dict(msg.headers() or [])
+        raw = headers.get(SCHEMA_HEADER)
+        fingerprint = raw.decode() if isinstance(raw, bytes) else None
+        if batches is not None and batches.knows(fingerprint):
+            records: list[dict[str, Any]] = batches.decode(msg.value() or b"", fingerprint)
+            return records
+        return [codec.decode(msg.value() or b"", fingerprint)]
+
+    def records_of(messages: list[Message]) -> list[dict[str, Any]]:
+        return [record for msg in messages for record in decoded(msg)]
+
+    return records_of(
+        read_messages(bootstrap, topic, lambda seen: done(records_of(seen)), timeout_s)
     )
-    consumer.subscribe([topic])
-    records: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout_s
-    quiet_polls = 0
-    try:
-        while time.monotonic() < deadline and quiet_polls < 3:
-            msg = consumer.poll(1)
-            if msg is None or msg.error() is not None:
-                if done(records):
-                    quiet_polls += 1
-                continue
-            headers = dict(msg.headers() or [])
-            raw = headers.get(SCHEMA_HEADER)
-            fingerprint = raw.decode() if isinstance(raw, bytes) else None
-            if batches is not None and batches.knows(fingerprint):
-                records.extend(batches.decode(msg.value() or b"", fingerprint))
-            else:
-                records.append(codec.decode(msg.value() or b"", fingerprint))
-    finally:
-        consumer.close()
-    return records

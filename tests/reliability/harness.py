@@ -1,0 +1,290 @@
+"""The fault suite's harness: a known workload, what the pipeline holds, and the comparison.
+
+Faults stay in the test files (a kill, a broker stop, poison records); everything here is shared
+by all of them, and the comparison itself is the plain functions of `result.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from streams.aggregate.observations import latency_observations
+from streams.aggregate.window import window_start
+from streams.broker.topics import TopicNames
+from streams.errors import TracepipeError
+from streams.generate.generator import TraceGenerator
+from streams.generate.topology import default_topology
+from streams.model.codec import AvroCodec
+from streams.model.span import Span
+from streams.query import Reader
+from streams.sdk import SpanProducer
+from streams.warehouse import SPAN_KIND_VALUES
+from streams.worker_process import WorkerProcess
+from tests.integration.isolated import read_messages, read_topic
+from tests.reliability.result import (
+    FaultResult,
+    SpanKey,
+    SpanTally,
+    TraceTally,
+    WindowKey,
+    WindowTally,
+    results_dir,
+    save_result,
+    tally_spans,
+    tally_traces,
+    tally_windows,
+)
+
+SCALE_ENV = "TRACEPIPE_RELIABILITY_SCALE"
+
+WINDOW_MS = 2000
+
+WORKER_ENV = {
+    # Traces close two seconds after their last span, so a run settles in seconds.
+    "TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS": "2000",
+    "TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS": "30000",
+    "TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS": "200",
+    # Short windows and idle rule, so the latency windows are final seconds after the last
+    # span; half the default lateness (it still covers trace_idle, as edges need).
+    "TRACEPIPE_AGGREGATION_WINDOW_MS": str(WINDOW_MS),
+    "TRACEPIPE_AGGREGATION_ALLOWED_LATENESS_MS": "15000",
+    "TRACEPIPE_AGGREGATION_PARTITION_IDLE_MS": "2000",
+}
+"""Worker settings every fault runs with."""
+
+
+def reliability_scale() -> int:
+    """How many times the bounded CI workload each fault runs: `$TRACEPIPE_RELIABILITY_SCALE`
+    (default 1; e.g. 20 for a long run)."""
+    raw = os.environ.get(SCALE_ENV, "1").strip() or "1"
+    try:
+        scale = int(raw)
+    except ValueError:
+        scale = 0
+    if scale < 1:
+        raise TracepipeError(f"{SCALE_ENV}={raw!r} is not a whole number >= 1; unset it for 1")
+    return scale
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Web-shop traces from `TraceGenerator` with a fixed seed: the spans and their traces."""
+
+    spans: list[Span]
+    span_counts: dict[str, int]
+    """Spans per trace id."""
+
+    @property
+    def keys(self) -> Iterator[SpanKey]:
+        """(trace id, span id) of every span."""
+        return ((s["trace_id"], s["span_id"]) for s in self.spans)
+
+    def describe(self, extra: str = "") -> str:
+        """The workload as the report's column shows it."""
+        text = f"{len(self.span_counts):,} web-shop traces, {len(self.spans):,} spans"
+        return f"{text}, {extra}" if extra else text
+
+    def __add__(self, other: Workload) -> Workload:
+        """Both workloads as one (e.g. spans made before and after a fault)."""
+        return Workload([*self.spans, *other.spans], {**self.span_counts, **other.span_counts})
+
+
+def webshop_workload(traces: int, seed: int) -> Workload:
+    """`traces` traces of the built-in topology, deterministic for `seed`, starting now (spans
+    older than the table TTL would be dropped on insert, and older than the allowed lateness
+    would be late for their windows), 2 ms apart. Make it just before sending it."""
+    generator = TraceGenerator(default_topology(), seed=seed)
+    start_ns = time.time_ns()
+    spans: list[Span] = []
+    counts: dict[str, int] = {}
+    for i in range(traces):
+        trace = generator.trace(start_ns + i * 2_000_000)
+        counts[trace[0]["trace_id"]] = len(trace)
+        spans.extend(trace)
+    return Workload(spans, counts)
+
+
+def produce(
+    worker: WorkerProcess,
+    spans: Sequence[Span],
+    batch_max_spans: int = 500,
+    batch_max_bytes: int = 512 * 1024,
+) -> None:
+    """Send `spans` to the worker's spans topic with the SDK producer and wait for delivery.
+
+    The partition count is given rather than read from the broker, so this also works while
+    the broker is down (librdkafka holds the messages until it is back)."""
+    topic = TopicNames.from_prefix(worker.settings.kafka.topic_prefix).spans
+    with SpanProducer(
+        worker.settings.kafka.bootstrap,
+        topic,
+        batch_max_spans=batch_max_spans,
+        batch_max_bytes=batch_max_bytes,
+        partitions=worker.settings.kafka.partitions,
+    ) as producer:
+        producer.send_many(spans)
+    if producer.failed:
+        raise TracepipeError(f"{producer.failed} of {len(spans)} spans were not delivered")
+
+
+def stored_span_rows(reader: Reader) -> list[SpanKey]:
+    """(TraceId, SpanId) of every otel_traces row, repeats kept."""
+    rows = reader.query_dicts("SELECT TraceId, SpanId FROM otel_traces")
+    return [(r["TraceId"], r["SpanId"]) for r in rows]
+
+
+def latest_span_counts(reader: Reader) -> dict[str, int]:
+    """SpanCount of each trace's latest version, as users read it (tracepipe_traces FINAL)."""
+    rows = reader.query_dicts("SELECT TraceId, SpanCount FROM tracepipe_traces FINAL")
+    return {r["TraceId"]: int(r["SpanCount"]) for r in rows}
+
+
+def tally(reader: Reader, workload: Workload) -> tuple[SpanTally, TraceTally]:
+    """What the worker holds for `workload`, now."""
+    spans = tally_spans(workload.keys, stored_span_rows(reader))
+    traces = tally_traces(workload.span_counts, latest_span_counts(reader))
+    return spans, traces
+
+
+def expected_windows(workload: Workload) -> dict[WindowKey, int]:
+    """Spans per latency window, from the pipeline's own observation rule
+    (`latency_observations`: one per span, keyed by service, operation, kind, status class)."""
+    window_ns = WINDOW_MS * 1_000_000
+    counts: Counter[WindowKey] = Counter()
+    for obs in latency_observations(workload.spans):
+        service, operation, kind, status_class = obs.key
+        start_ns = window_start(obs.end_time_unix_nano, window_ns)
+        counts[service, operation, SPAN_KIND_VALUES.get(kind, kind), status_class, start_ns] += 1
+    return dict(counts)
+
+
+def stored_windows(reader: Reader) -> dict[WindowKey, int]:
+    """`Count` of every final latency window as users read it (tracepipe_latency FINAL)."""
+    rows = reader.query_dicts(
+        "SELECT ServiceName, SpanName, SpanKind, StatusClass, "
+        "toUnixTimestamp64Nano(WindowStart) AS start_ns, Count FROM tracepipe_latency FINAL"
+    )
+    return {
+        (r["ServiceName"], r["SpanName"], r["SpanKind"], r["StatusClass"], int(r["start_ns"])): (
+            int(r["Count"])
+        )
+        for r in rows
+    }
+
+
+def wait_windows(worker: WorkerProcess, workload: Workload, timeout_s: float) -> WindowTally:
+    """The latency windows once every expected one is stored (or the time is up: a window lost
+    to a fault never comes, and the tally says so)."""
+    expected = expected_windows(workload)
+    reader = worker.reader()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        windows = tally_windows(expected, stored_windows(reader))
+        if windows.exact == windows.expected or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    counters = worker.stats()["counters"]
+    return replace(
+        windows,
+        spans_late=sum(counters.get("tracepipe_latency_late_total", {}).values()),
+        partials_dropped=sum(counters.get("tracepipe_latency_partials_dropped_total", {}).values()),
+    )
+
+
+def wait_settled(
+    worker: WorkerProcess,
+    workload: Workload,
+    since: float,
+    timeout_s: float,
+    complete_share: float = 1.0,
+) -> float | None:
+    """Seconds from `since` (a `time.monotonic()` moment: the fault's end) until every span of
+    `workload` is stored and every trace emitted, `complete_share` of them complete; then a
+    few more seconds so a late duplicate or straggler shows. None if that never happens."""
+    reader = worker.reader()
+
+    def settled() -> bool:
+        spans, traces = tally(reader, workload)
+        return (
+            spans.losses == 0
+            and traces.emitted == traces.expected
+            and traces.complete >= traces.expected * complete_share
+        )
+
+    try:
+        worker.wait_for(settled, timeout_s, "every span stored and every trace complete")
+    except TracepipeError:
+        if worker.process is not None and worker.process.poll() is not None:
+            raise
+        return None
+    recovery_s = time.monotonic() - since
+    time.sleep(5)
+    return recovery_s
+
+
+def trace_versions_differing(worker: WorkerProcess, traces: int) -> list[tuple[str, int]]:
+    """(trace id, version) pairs published on the traces topic with two different span sets:
+    a version may be published twice with the same content (ClickHouse collapses it), never
+    with different content."""
+    topic = TopicNames.from_prefix(worker.settings.kafka.topic_prefix).traces
+    records = read_topic(
+        worker.settings.kafka.bootstrap,
+        topic,
+        AvroCodec("trace"),
+        lambda seen: len({r["trace_id"] for r in seen}) >= traces,
+    )
+    contents: dict[tuple[str, int], set[tuple[str, ...]]] = {}
+    for record in records:
+        span_ids = tuple(sorted(s["span_id"] for s in record["spans"]))
+        contents.setdefault((record["trace_id"], record["version"]), set()).add(span_ids)
+    return sorted(pair for pair, seen in contents.items() if len(seen) > 1)
+
+
+def dead_letters(
+    worker: WorkerProcess, expected: int, timeout_s: float = 60.0
+) -> list[dict[str, str]]:
+    """The headers (decoded) of every record on the worker's DLQ, read until `expected` arrived
+    and then a few quiet polls more, so a letter sent twice would show."""
+    topic = TopicNames.from_prefix(worker.settings.kafka.topic_prefix).dlq
+    messages = read_messages(
+        worker.settings.kafka.bootstrap, topic, lambda seen: len(seen) >= expected, timeout_s
+    )
+    letters = []
+    for msg in messages:
+        headers = dict(msg.headers() or [])
+        letters.append({k: v.decode() for k, v in headers.items() if isinstance(v, bytes)})
+    return letters
+
+
+def record(
+    fault: str,
+    workload_text: str,
+    spans: SpanTally,
+    traces: TraceTally,
+    recovery_s: float | None,
+    *,
+    windows: WindowTally | None = None,
+    dlq: tuple[int, int, int] | None = None,
+    notes: Sequence[str] = (),
+) -> FaultResult:
+    """Build the fault's result, write it to the results directory, and return it."""
+    scale = reliability_scale()
+    result = FaultResult(
+        # A long run keeps its own file next to CI's bounded one.
+        fault=fault if scale == 1 else f"{fault}-x{scale}",
+        workload=workload_text,
+        spans=spans,
+        traces=traces,
+        recovery_s=None if recovery_s is None else round(recovery_s, 1),
+        windows=windows,
+        dlq_expected=None if dlq is None else dlq[0],
+        dlq_seen=None if dlq is None else dlq[1],
+        dlq_counter=None if dlq is None else dlq[2],
+        notes=tuple(notes),
+    )
+    save_result(result, results_dir())
+    return result

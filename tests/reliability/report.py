@@ -1,0 +1,108 @@
+"""Regenerate docs/RELIABILITY.md's table from the suite's result files.
+
+    python -m tests.reliability.report [--results DIR] [--doc docs/RELIABILITY.md]
+
+The table sits between two marker lines in the document; the prose around it is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.reliability.result import FaultResult, load_results, results_dir
+
+BEGIN = "<!-- reliability-table:begin (python -m tests.reliability.report) -->"
+END = "<!-- reliability-table:end -->"
+DEFAULT_DOC = Path(__file__).parents[2] / "docs" / "RELIABILITY.md"
+
+_HEADER = (
+    "| fault | workload | spans produced | spans stored (rows / distinct) | traces complete / "
+    "emitted / expected | latency windows exact / expected (spans counted) | alerts | "
+    "DLQ expected / seen / counter | duplicates | losses | recovery |"
+)
+
+
+def _dlq(result: FaultResult) -> str:
+    if result.dlq_expected is None:
+        return "—"
+    return f"{result.dlq_expected} / {result.dlq_seen} / {result.dlq_counter}"
+
+
+def _windows(result: FaultResult) -> str:
+    w = result.windows
+    if w is None:
+        return "not measured"
+    text = f"{w.exact:,} / {w.expected:,} ({w.spans_counted:,} / {w.spans_expected:,} spans"
+    if w.spans_late:
+        text += f"; {w.spans_late:,} late"
+    if w.partials_dropped:
+        text += f"; {w.partials_dropped:,} partials dropped"
+    return text + ")"
+
+
+def _recovery(result: FaultResult) -> str:
+    return "—" if result.recovery_s is None else f"{result.recovery_s:.1f} s"
+
+
+def render_table(results: Sequence[FaultResult]) -> str:
+    """The markdown table, one row per fault, then each fault's notes."""
+    lines = [_HEADER, "|" + "---|" * 11]
+    for r in results:
+        s, t = r.spans, r.traces
+        lines.append(
+            f"| {r.fault} | {r.workload} | {s.produced:,} | {s.rows:,} / {s.distinct:,} | "
+            f"{t.complete:,} / {t.emitted:,} / {t.expected:,} | {_windows(r)} | not measured | "
+            f"{_dlq(r)} | "
+            f"{s.duplicates:,} | {s.losses:,} | {_recovery(r)} |"
+        )
+    notes = [f"- **{r.fault}**: {note}" for r in results for note in r.notes]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines)
+
+
+def replace_table(document: str, table: str) -> str:
+    """`document` with the text between the markers replaced by `table`."""
+    head, found, rest = document.partition(BEGIN)
+    _, found_end, tail = rest.partition(END)
+    if not found or not found_end:
+        raise SystemExit(
+            f"the document has no table markers; put these two lines where the table goes:\n"
+            f"{BEGIN}\n{END}"
+        )
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the table of the result files into the document."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.reliability.report",
+        description="Rewrite docs/RELIABILITY.md's table from the reliability suite's result "
+        "files (run `pytest tests/reliability` first; it writes one JSON file per fault).",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=results_dir(),
+        help="directory of result files (default: $TRACEPIPE_RELIABILITY_RESULTS or "
+        "tests/reliability/results)",
+    )
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="the document to update")
+    args = parser.parse_args(argv)
+    results = load_results(args.results)
+    if not results:
+        print(
+            f"no result files in {args.results}; run `pytest tests/reliability` first",
+            file=sys.stderr,
+        )
+        return 1
+    args.doc.write_text(replace_table(args.doc.read_text(), render_table(results)))
+    print(f"wrote {len(results)} faults into {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
