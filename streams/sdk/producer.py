@@ -494,13 +494,13 @@ class SpanProducer:
         return self._partitions
 
     def _produce_batch(self, partition: int, batch: _OpenBatch) -> None:
-        value = batch.bodies[0] if len(batch.bodies) == 1 else encode_span_batch(batch.bodies)
         if len(batch.bodies) == 1:
             # A lone span goes out in the single-span format: as cheap to read, keyed.
             key = batch.trace_ids[0].encode()
-            self._produce(value, key, partition, self._span_headers, None)
+            self._produce(batch.bodies[0], key, partition, self._span_headers, None)
             return
         report = functools.partial(self._batch_reported, batch.trace_ids)
+        value = encode_span_batch(batch.bodies)
         self._produce(value, None, partition, self._batch_headers, report)
 
     def _produce(

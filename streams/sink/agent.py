@@ -48,10 +48,7 @@ class SpanDecoder:
             fingerprint = header_value(message.headers, SCHEMA_HEADER)
             try:
                 check_record_size(value, self.limits)
-                if self.batch_codec.knows(fingerprint):
-                    decoded: list[Span] = self.batch_codec.decode(value, fingerprint)
-                else:
-                    decoded = [self.span_codec.decode(value, fingerprint)]
+                decoded, is_batch = self.decode(value, fingerprint)
             except DecodeError as err:
                 read += 1
                 rejected.append(rejected_event(event, STAGE, err, value))
@@ -64,16 +61,18 @@ class SpanDecoder:
                 try:
                     held.append(validate_span(span, self.limits))
                 except DecodeError as err:
-                    alone = value if len(decoded) == 1 else self._single(span)
+                    # Replaying a dead letter must not replay its batch's good spans too, and a
+                    # dead letter carries no schema header: it is always a single span's body.
+                    alone = self.span_codec.encode(span) if is_batch else value
                     rejected.append(rejected_event(event, STAGE, err, alone))
         return spans, rejected, read
 
-    def _single(self, span: Span) -> bytes:
-        # Replaying a dead letter must not replay its batch's good spans too.
-        try:
-            return self.span_codec.encode(span)
-        except (KeyError, TypeError, ValueError, OverflowError):
-            return repr(span).encode()
+    def decode(self, value: bytes, fingerprint: str | None) -> tuple[list[Span], bool]:
+        """The spans of one message and whether it was a span batch; DecodeError when it
+        cannot be read."""
+        if self.batch_codec.knows(fingerprint):
+            return self.batch_codec.decode(value, fingerprint), True
+        return [self.span_codec.decode(value, fingerprint)], False
 
 
 def register_span_sink(

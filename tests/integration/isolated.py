@@ -12,7 +12,9 @@ from typing import Any
 from confluent_kafka import Consumer, Message
 
 from streams.broker.topics import ensure_topics
+from streams.config import IngestConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.sink.agent import SpanDecoder
 from streams.worker_process import WorkerProcess, isolated_env
 
 
@@ -85,15 +87,15 @@ def read_topic(
     """Every record on `topic` from the beginning, decoded, once `done(records)` holds (or the
     time is up); then a few more polls, so a record emitted twice would show up. A span batch
     (an Avro array of spans, for codec `span`) counts as its spans."""
-    batches = AvroCodec(codec.name, array=True) if codec.name == "span" else None
+    spans = SpanDecoder(IngestConfig()) if codec.name == "span" else None
 
     def decoded(msg: Message) -> list[dict[str, Any]]:
         headers = dict(msg.headers() or [])
         raw = headers.get(SCHEMA_HEADER)
         fingerprint = raw.decode() if isinstance(raw, bytes) else None
-        if batches is not None and batches.knows(fingerprint):
-            records: list[dict[str, Any]] = batches.decode(msg.value() or b"", fingerprint)
-            return records
+        if spans is not None:
+            records, _ = spans.decode(msg.value() or b"", fingerprint)
+            return [dict(record) for record in records]
         return [codec.decode(msg.value() or b"", fingerprint)]
 
     def records_of(messages: list[Message]) -> list[dict[str, Any]]:

@@ -76,3 +76,12 @@ def test_a_batch_that_cannot_be_read_is_one_dead_letter_with_its_bytes() -> None
     assert by_partition == {} and read == 1
     (letter,) = rejected
     assert letter.value == value and letter.header(REASON_HEADER) == "avro-decode"
+
+
+def test_a_bad_span_alone_in_a_batch_is_dead_lettered_as_a_single_span() -> None:
+    bad = span(0, trace_id="not-a-trace-id")
+    events = [event(encode_span_batch([encode_span_fast(bad)]), BATCH)]
+    by_partition, rejected, read = SpanDecoder(IngestConfig()).split(events)
+    assert read == 1 and by_partition == {0: []}
+    (letter,) = rejected
+    assert SPAN.decode(letter.value, SPAN.fingerprint) == bad
