@@ -8,6 +8,7 @@ import signal
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,13 +27,38 @@ pytestmark = pytest.mark.integration
 TRACES = 3_000
 
 
-def test_sigkill_and_restart_lose_no_trace(kafka_bootstrap: str, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Kill:
+    """When the worker is killed, and the shape of the traffic around it."""
+
+    consumed_share: float
+    """Killed once this share of the first half's spans is stored."""
+    spans_per_message: int
+    trace_idle_ms: int
+    sink_batch_max_messages: int
+
+
+KILLS = {
+    # Span batches; killed once the first half is consumed: its last traces are still open.
+    "after-first-half": Kill(1.0, 500, 3_000, 500),
+    # One span per message in small agent batches, killed mid-stream after several commits:
+    # the most changelog records in flight at a commit. Before the span agent waited for them
+    # (AssemblyState.durable), this lost the state of spans whose offsets were committed.
+    "mid-stream": Kill(0.5, 1, 20_000, 20),
+}
+
+
+@pytest.mark.parametrize("kill", KILLS.values(), ids=KILLS.keys())
+def test_sigkill_and_restart_lose_no_trace(
+    kafka_bootstrap: str, tmp_path: Path, kill: Kill
+) -> None:
     worker = isolated_worker(
         kafka_bootstrap,
         tmp_path,
-        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="3000",
-        TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS="30000",
+        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS=str(kill.trace_idle_ms),
+        TRACEPIPE_ASSEMBLY_TRACE_MAX_AGE_MS=str(10 * kill.trace_idle_ms),
         TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS="200",
+        TRACEPIPE_SINK_BATCH_MAX_MESSAGES=str(kill.sink_batch_max_messages),
     )
     ensure_topics(worker.settings.kafka)
     topic = TopicNames.from_prefix(worker.settings.kafka.topic_prefix).spans
@@ -45,19 +71,19 @@ def test_sigkill_and_restart_lose_no_trace(kafka_bootstrap: str, tmp_path: Path)
         batches.append(window)
     first, second = batches[: len(batches) // 2], batches[len(batches) // 2 :]
 
+    bootstrap = worker.settings.kafka.bootstrap
     worker.start()
-    with SpanProducer(worker.settings.kafka.bootstrap, topic) as producer:
+    with SpanProducer(bootstrap, topic, batch_max_spans=kill.spans_per_message) as producer:
         for window in first:
             producer.send_many(window)
     reader = worker.reader()
-    half = sum(len(w) for w in first)
-    # Kill as soon as the first half is consumed: its last traces are still open (trace_idle).
-    worker.wait_for(lambda: count_spans(reader) >= half, 120, "the first half consumed")
+    due = int(sum(len(w) for w in first) * kill.consumed_share)
+    worker.wait_for(lambda: count_spans(reader) >= due, 180, f"{due} spans consumed")
     open_before = worker.reader().query_dicts("SELECT count() AS n FROM tracepipe_traces")[0]["n"]
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
     assert open_before < len(first) * 200, "nothing was open when the worker was killed"
 
-    with SpanProducer(worker.settings.kafka.bootstrap, topic) as producer:
+    with SpanProducer(bootstrap, topic, batch_max_spans=kill.spans_per_message) as producer:
         for window in second:
             producer.send_many(window)
     worker.start()
