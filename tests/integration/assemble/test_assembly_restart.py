@@ -43,7 +43,7 @@ KILLS = {
     "after-first-half": Kill(1.0, 500, 3_000, 500),
     # Not in CI yet: one span per message in small agent batches, killed mid-stream after
     # several commits, `Kill(0.5, 1, 20_000, 20)`. It lost the state of 17 of 3,000 traces in
-    # 1 of 3 runs before the span agent waited for its changelog records; since then, in 2 of 7
+    # 1 of 4 runs before the span agent waited for its changelog records; since then, in 2 of 9
     # runs the restarted worker stopped consuming one partition without an error (see
     # docs/ARCHITECTURE.md, Guarantees today; issue 8).
 }
