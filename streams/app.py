@@ -218,6 +218,7 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         on_spans=(assemble, observe_spans),
         store_spans=not settings.sampling.enabled,
+        before_ack=(state.durable,),
     )
     register_assembly(
         app, assembly, traces_topic, writer, counters, state, on_traces=(observe_traces,)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -43,18 +44,20 @@ def rejected_event(
     )
 
 
-def abandon(app: faust.App, events: Sequence[Any]) -> None:
-    """Keep events from being committed when a batch is interrupted before it was finished.
+@contextmanager
+def held(app: faust.App, events: Sequence[Any]) -> Iterator[None]:
+    """Keep the events' offsets uncommitted until the block completes without an exception.
 
-    Faust's take buffer acks its events in a `finally`, even when the worker stops mid-batch;
-    marking the messages acked here (without the consumer's bookkeeping) makes that ack a no-op,
-    so their offsets stay uncommitted and the batch is redelivered after restart.
+    One more reference on each message, released only on success. The take buffer acknowledges
+    its events in a `finally`, and when the worker stops faust-streaming closes that buffer
+    (Stream.on_stop) before it cancels the agent: without this reference a stopped or failed
+    batch would be committed unstored. With it, the batch is redelivered after restart.
     """
-    unacked = getattr(app.consumer, "_unacked_messages", None)
     for event in events:
-        event.message.acked = True
-        if unacked is not None:
-            unacked.discard(event.message)
+        event.message.incref()
+    yield
+    for event in events:
+        event.message.ack(app.consumer)
 
 
 async def send_dead_letter(dlq_topic: faust.TopicT, letter: DeadLetter, counters: Counters) -> None:

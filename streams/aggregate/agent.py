@@ -24,7 +24,7 @@ from streams.aggregate.merge import (
     watermark_record,
 )
 from streams.aggregate.window import Observation, WindowAggregator, WindowKey
-from streams.batch_agent import abandon
+from streams.batch_agent import held
 from streams.config import AggregationConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.writer import WarehouseWriter
@@ -169,7 +169,7 @@ def register_aggregation(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             MERGE_BATCH, within=MERGE_WAIT_S
         ):
-            try:
+            with held(app, events):
                 for event in events:
                     message = event.message
                     record = stage.partial_codec.decode(message.value)
@@ -204,9 +204,6 @@ def register_aggregation(
                         dropped.duplicate_partials,
                         reason="duplicate",
                     )
-            except asyncio.CancelledError:
-                abandon(app, events)
-                raise
 
     app.agent(signal.partials_topic, name=f"tracepipe.{name}-merge")(merge)
 
@@ -214,12 +211,9 @@ def register_aggregation(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             SINK_BATCH, within=SINK_WAIT_S
         ):
-            try:
+            with held(app, events):
                 rows = [signal.row(stage.output_codec.decode(e.message.value)) for e in events]
                 await writer.write_rows(signal.table, list(signal.columns), rows)
                 counters.inc(f"tracepipe_{name}_windows_stored_total", len(rows))
-            except asyncio.CancelledError:
-                abandon(app, events)
-                raise
 
     app.agent(signal.output_topic, name=f"tracepipe.{name}-sink")(window_sink)

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 
 from streams.alert.events import AlertEvent
 from streams.alert.webhook import WebhookForwarder, forwarded, redact_url, webhook_urls
-from streams.batch_agent import header_value, rejected_event, send_dead_letter
+from streams.batch_agent import header_value, held, rejected_event, send_dead_letter
 from streams.config import AlertConfig
 from streams.deadletter import dead_letter
 from streams.errors import DecodeError
@@ -44,23 +43,6 @@ SINK_BATCH = 500
 SINK_WAIT_S = 0.5
 WEBHOOK_BATCH = 100
 WEBHOOK_WAIT_S = 0.2
-
-
-@contextmanager
-def held(app: faust.App, events: Sequence[Any]) -> Iterator[None]:
-    """Keep the events' offsets uncommitted until the block completes.
-
-    One more reference on each message, released only when the block finishes without an
-    exception. The take buffer acknowledges its events in a `finally`, and when the worker stops
-    faust-streaming closes that buffer (Stream.on_stop) before it cancels the agent, so marking
-    the messages in an exception handler (`streams.batch_agent.abandon`) comes too late: this
-    reference keeps a stopped or failed batch from being committed, and it is redelivered.
-    """
-    for event in events:
-        event.message.incref()
-    yield
-    for event in events:
-        event.message.ack(app.consumer)
 
 
 def _decode(codec: AvroCodec, event: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import faust
 from streams.assemble.chunks import SpanChunks
 from streams.assemble.record import TRACE_SCHEMA, TraceRecord, TraceRecordEncoder
 from streams.assemble.stage import AssemblyStage
-from streams.batch_agent import abandon, header_value
+from streams.batch_agent import header_value, held
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.model.span import Span
 from streams.sdk.producer import trace_partition
@@ -79,6 +79,8 @@ class AssemblyState:
         # change must not overwrite a newer write of its key.
         self._outstanding = 0
         self._written: dict[str, int] = {}
+        # Changelog records sent but maybe not on the broker yet (see `durable`).
+        self._sending: list[asyncio.Future[Any]] = []
 
     def ready(self) -> bool:
         """True once the table is recovered and the buffer rebuilt from it."""
@@ -97,8 +99,9 @@ class AssemblyState:
         self.persist()
 
     def persist(self) -> None:
-        """Write the buffer's changes since the last call to the table and its changelog."""
-        self.write(self.capture())
+        """Write the buffer's changes since the last call to the table and its changelog;
+        `durable` waits for them."""
+        self._sending.extend(self.write(self.capture()))
 
     def capture(self) -> Captured:
         """Take the buffer's changes now, to write later (after the records they mark emitted
@@ -107,8 +110,9 @@ class AssemblyState:
         self._outstanding += 1
         return Captured(self._writes, self.stage.take_changes())
 
-    def write(self, captured: Captured) -> None:
-        """Write captured changes, skipping keys written since they were captured."""
+    def write(self, captured: Captured) -> list[asyncio.Future[Any]]:
+        """Write captured changes, skipping keys written since they were captured; return the
+        changelog sends (each done once the broker has its record)."""
         self._outstanding -= 1
         fresh = [c for c in captured.changes if self._written.get(c[1], -1) <= captured.at]
         self._writes += 1
@@ -117,6 +121,7 @@ class AssemblyState:
                 self._written[key] = self._writes
         else:
             self._written.clear()
+        sends: list[asyncio.Future[Any]] = []
         for trace_id, key, value in self.chunks.pack(fresh, self._current):
             raw_key = key.encode()
             raw_value = None if value is None else pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
@@ -125,9 +130,24 @@ class AssemblyState:
             else:
                 self.table.data[raw_key] = raw_value
             partition = trace_partition(trace_id, self.partitions)
-            self.table.send_changelog(
-                partition, raw_key, raw_value, key_serializer="raw", value_serializer="raw"
+            sends.append(
+                self.table.send_changelog(
+                    partition, raw_key, raw_value, key_serializer="raw", value_serializer="raw"
+                )
             )
+        return sends
+
+    async def durable(self) -> None:
+        """Wait until every changelog record `persist` wrote so far is on the broker.
+
+        The span agent awaits this before its batch's offsets may be committed: Faust flushes
+        its producer buffer before a commit only for as long as each record takes under 0.1 s
+        (ProducerBuffer.flush_atmost), so without it a commit could overtake the state of the
+        spans it covers, and a crash then would lose that state for good.
+        """
+        sending, self._sending = self._sending, []
+        if sending:
+            await asyncio.gather(*sending)
 
     def drop(self, captured: Captured) -> None:
         """Give up a capture that will not be written (its records were not delivered): the
@@ -229,7 +249,7 @@ def register_assembly(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             TRACE_SINK_BATCH, within=TRACE_SINK_WAIT_S
         ):
-            try:
+            with held(app, events):
                 records: list[Any] = []
                 by_partition: dict[int, list[TraceRecord]] = {}
                 for event in events:
@@ -254,8 +274,5 @@ def register_assembly(
                     [row for r in records for row in critical_path_rows(r)],
                 )
                 counters.inc("tracepipe_traces_stored_total", len(records))
-            except asyncio.CancelledError:
-                abandon(app, events)
-                raise
 
     app.agent(traces_topic, name="tracepipe.trace-sink")(trace_sink)

@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from streams.batch_agent import abandon, rejected_event, send_dead_letter
+from streams.batch_agent import held, rejected_event, send_dead_letter
 from streams.config import IngestConfig
 from streams.deadletter import DeadLetter
 from streams.errors import DecodeError
@@ -92,7 +92,7 @@ def register_bridge(
             async for events in stream.take_events(  # type: ignore[attr-defined]
                 BATCH_MAX_RECORDS, within=BATCH_MAX_WAIT_S
             ):
-                try:
+                with held(app, events):
                     spans, rejected = bridge_batch(topic_kind, events, limits)
                     by_partition: dict[int, list[bytes]] = {}
                     for span in spans:
@@ -111,9 +111,6 @@ def register_bridge(
                     for letter in rejected:
                         await send_dead_letter(dlq_topic, letter, counters)
                     counters.inc("tracepipe_bridge_spans_total", len(spans), source=topic_kind)
-                except asyncio.CancelledError:
-                    abandon(app, events)
-                    raise
 
         return bridge
 

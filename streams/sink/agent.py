@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
 
-from streams.batch_agent import abandon, header_value, rejected_event, send_dead_letter
+from streams.batch_agent import header_value, held, rejected_event, send_dead_letter
 from streams.config import IngestConfig, SpanSinkConfig
 from streams.deadletter import DeadLetter
 from streams.errors import DecodeError
@@ -85,10 +84,12 @@ def register_span_sink(
     counters: Counters,
     on_spans: Sequence[Callable[[SpansByPartition], None]] = (),
     store_spans: bool = True,
+    before_ack: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> faust.types.AgentT[Any]:
     """Attach the span agent to `app`: every valid span goes to each of `on_spans` (trace
     assembly, latency windows) and, unless tail sampling stores spans at trace emission
-    instead, to otel_traces."""
+    instead, to otel_traces. A batch is acknowledged once stored and each of `before_ack`
+    (e.g. the assembly changelog delivered) has returned."""
     decoder = SpanDecoder(limits)
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
     counters.describe("tracepipe_spans_consumed_total", "Spans read from tracepipe.spans.")
@@ -102,7 +103,7 @@ def register_span_sink(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             config.batch_max_messages, within=config.batch_max_wait_ms / 1000
         ):
-            try:
+            with held(app, events):
                 by_partition, rejected, read = decoder.split(events)
                 counters.inc("tracepipe_spans_consumed_total", read, stage=STAGE)
                 counters.inc("tracepipe_span_messages_consumed_total", len(events), stage=STAGE)
@@ -115,8 +116,7 @@ def register_span_sink(
                     for start in range(0, len(rows), config.batch_max_spans):
                         chunk = rows[start : start + config.batch_max_spans]
                         await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, chunk)
-            except asyncio.CancelledError:
-                abandon(app, events)
-                raise
+                for settle in before_ack:
+                    await settle()
 
     return app.agent(spans_topic, name="tracepipe.span-sink")(span_sink)

@@ -1,0 +1,74 @@
+"""`held`: a batch's messages reach the consumer's final ack only if the batch completed, even
+though the take buffer acks them in a `finally` (as it does when the worker stops mid-batch)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from faust.types.tuples import ConsumerMessage
+
+from streams.batch_agent import held
+
+
+@dataclass
+class RecordingConsumer:
+    """Faust's consumer boundary: which offsets were finally acknowledged (committable)."""
+
+    acked: list[int] = field(default_factory=list)
+
+    def ack(self, message: ConsumerMessage) -> bool:
+        message.acked = True
+        self.acked.append(message.offset)
+        return True
+
+
+@dataclass
+class App:
+    consumer: RecordingConsumer
+
+
+@dataclass
+class Event:
+    message: ConsumerMessage
+
+
+def batch(offsets: Sequence[int]) -> list[Event]:
+    """Events as the take buffer holds them: each message with the conductor's one reference."""
+    events = []
+    for offset in offsets:
+        message = ConsumerMessage("tracepipe.spans", 0, offset, 0.0, 0, None, None, b"", None)
+        message.incref()
+        events.append(Event(message))
+    return events
+
+
+async def take_and_process(app: Any, events: list[Event], fail: BaseException | None) -> None:
+    # The take buffer's shape: the body runs, then every event is acked in a `finally`.
+    try:
+        with held(app, events):
+            await asyncio.sleep(0)
+            if fail is not None:
+                raise fail
+    finally:
+        for event in events:
+            event.message.ack(app.consumer)
+
+
+def test_a_finished_batch_is_acknowledged_once() -> None:
+    app = App(RecordingConsumer())
+    asyncio.run(take_and_process(app, batch([5, 6, 7]), fail=None))
+    assert app.consumer.acked == [5, 6, 7]
+
+
+@pytest.mark.parametrize("fail", [asyncio.CancelledError(), RuntimeError("bug")])
+def test_an_interrupted_batch_is_never_acknowledged(fail: BaseException) -> None:
+    app = App(RecordingConsumer())
+    events = batch([5, 6, 7])
+    with pytest.raises(type(fail)):
+        asyncio.run(take_and_process(app, events, fail=fail))
+    assert app.consumer.acked == []
+    assert [e.message.refcount for e in events] == [1, 1, 1]
