@@ -25,6 +25,7 @@ from streams.alert.delivery import register_alert_delivery
 from streams.assemble.agent import AssemblyState, register_assembly
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
+from streams.batch_agent import MessagesByPartition
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
 from streams.errors import TracepipeError
@@ -160,7 +161,7 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         settings.kafka.partitions,
     )
-    state = AssemblyState(app, assembly, settings.kafka.partitions)
+    state = AssemblyState(app, assembly, settings.kafka.partitions, topics.spans)
     traces_topic = raw_topic(app, topics.traces)
     latency = AggregationStage(
         Signal(
@@ -178,6 +179,7 @@ def create_app(settings: Settings) -> Pipeline:
         settings.kafka.partitions,
         counters,
         time.time_ns,
+        lambda: app.consumer_generation_id,
     )
     edges = AggregationStage(
         Signal(
@@ -195,18 +197,21 @@ def create_app(settings: Settings) -> Pipeline:
         settings.kafka.partitions,
         counters,
         time.time_ns,
+        lambda: app.consumer_generation_id,
     )
 
-    def assemble(batch: SpansByPartition) -> None:
+    def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:
         state.add([span for spans in batch.values() for span in spans])
 
-    def observe_spans(batch: SpansByPartition) -> None:
-        for partition, spans in batch.items():
-            latency.observe(partition, latency_observations(spans))
+    def observe_spans(batch: SpansByPartition, messages: MessagesByPartition) -> None:
+        for partition, partition_messages in messages.items():
+            spans = batch.get(partition, [])
+            latency.observe(partition, latency_observations(spans), partition_messages)
 
-    def observe_traces(batch: dict[int, list[TraceRecord]]) -> None:
-        for partition, records in batch.items():
-            edges.observe(partition, edge_observations(records))
+    def observe_traces(batch: dict[int, list[TraceRecord]], messages: MessagesByPartition) -> None:
+        for partition, partition_messages in messages.items():
+            records = batch.get(partition, [])
+            edges.observe(partition, edge_observations(records), partition_messages)
 
     register_span_sink(
         app,

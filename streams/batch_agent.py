@@ -60,6 +60,38 @@ def held(app: faust.App, events: Sequence[Any]) -> Iterator[None]:
         event.message.ack(app.consumer)
 
 
+def current_events(app: faust.App, events: Sequence[Any]) -> list[Any]:
+    """The events of a batch read since the latest rebalance; the others are left unacked.
+
+    After every rebalance faust-streaming seeks each assigned partition back to its committed
+    offset, so a batch taken before (or during) the rebalance is delivered again. Its stale
+    copy must change no state that the fresh copy will change again (latency windows would
+    count it twice) and must never be acknowledged (an ack could commit it before the fresh
+    copy is processed): each stale message keeps one reference for good.
+    """
+    generation = None if app.rebalancing else app.consumer_generation_id
+    fresh: list[Any] = []
+    for event in events:
+        if event.message.generation_id == generation:
+            fresh.append(event)
+        else:
+            event.message.incref()
+    return fresh
+
+
+MessagesByPartition = dict[int, list[Any]]
+"""A batch's Kafka messages by the partition they were read from, in offset order."""
+
+
+def messages_by_partition(events: Sequence[Any]) -> MessagesByPartition:
+    """Group a batch's messages by partition (a stage that holds them acks them in order)."""
+    grouped: MessagesByPartition = {}
+    for event in events:
+        message = event.message
+        grouped.setdefault(message.partition, []).append(message)
+    return grouped
+
+
 async def send_dead_letter(dlq_topic: faust.TopicT, letter: DeadLetter, counters: Counters) -> None:
     """Publish one dead letter and wait until the broker has it; count it by reason and stage."""
     reason = letter.header(REASON_HEADER) or "unknown"

@@ -4,6 +4,14 @@ source agent (span agent / trace sink) ─ observe() ─> WindowAggregator (owne
 emit timer: closed partials (keyed by window key) + watermarks (to every partition)
     ──> <signal>-partials ──> merge agent: WindowMerger ──> final windows ──> <signal>
 window sink agent: <signal> ──> ClickHouse (tracepipe_latency / tracepipe_edges)
+
+Window state is in memory and made safe by holding (streams.aggregate.hold): the source
+records stay unacknowledged until the partials of every window they fed are on the partials
+topic, and the partials until their final window is published and the merge partition's
+emitted-through mark (table `tracepipe-<signal>-merge`) is on its changelog. A rebalance
+(faust-streaming seeks every partition back to its committed offset) or a restart therefore
+rebuilds every open window from re-read records; a re-read partial of a window already final
+is dropped as late against the restored mark.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any
 
 import faust
 
+from streams.aggregate.hold import SourceHold
 from streams.aggregate.merge import (
     FinalWindow,
     WindowMerger,
@@ -24,7 +33,7 @@ from streams.aggregate.merge import (
     watermark_record,
 )
 from streams.aggregate.window import Observation, WindowAggregator, WindowKey
-from streams.batch_agent import held
+from streams.batch_agent import current_events, held
 from streams.config import AggregationConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.writer import WarehouseWriter
@@ -64,6 +73,7 @@ class AggregationStage:
         partitions: int,
         counters: Counters,
         now: Callable[[], int],
+        generation: Callable[[], int] = lambda: 0,
     ) -> None:
         self.signal = signal
         self.config = config
@@ -80,10 +90,49 @@ class AggregationStage:
         self.merger = WindowMerger(partitions, config.exemplars)
         self.partial_codec = AvroCodec("window_partial")
         self.output_codec = AvroCodec(signal.output_schema)
+        self.generation = generation
+        """The consumer group generation now (faust-streaming's, bumped by every rebalance)."""
+        self.source_hold: SourceHold[Any] = SourceHold()
+        self.partial_hold: SourceHold[Any] = SourceHold()
+        self._sources_generation: int | None = None
+        self._merge_generation: int | None = None
 
-    def observe(self, partition: int, observations: Iterable[Observation]) -> None:
-        """Fold one source partition's observations into its open windows."""
-        self.aggregator.add(partition, observations, self.now())
+    def sources_current(self) -> int:
+        """The generation the source side works in; after a rebalance its windows and held
+        records are forgotten first (every partition is re-read from its committed offset)."""
+        generation = self.generation()
+        if generation != self._sources_generation:
+            self.aggregator.reset()
+            dropped = self.source_hold.drop()
+            if self._sources_generation is not None:
+                log.info("%s: rebalance, %d held source records re-read", self.signal.name, dropped)
+            self._sources_generation = generation
+        return generation
+
+    def merge_current(self, emitted_through: Callable[[], dict[int, int]]) -> int:
+        """The generation the merge side works in; after a rebalance the merger starts again
+        from each owned merge partition's durable emitted-through mark."""
+        generation = self.generation()
+        if generation != self._merge_generation:
+            self.merger.reset()
+            self.partial_hold.drop()
+            for merge_partition, through in emitted_through().items():
+                self.merger.resume(merge_partition, through)
+            self._merge_generation = generation
+        return generation
+
+    def observe(
+        self, partition: int, observations: Iterable[Observation], messages: Sequence[Any] = ()
+    ) -> None:
+        """Fold one source partition's observations into its open windows; its messages are
+        held (one more reference each) until those windows' partials are published."""
+        self.sources_current()
+        folded = self.aggregator.add(partition, observations, self.now())
+        for message in messages:
+            message.incref()
+        self.source_hold.hold(partition, messages, folded.until_ns)
+        if folded.duplicates:
+            self.counters.inc(f"tracepipe_{self.signal.name}_duplicates_total", folded.duplicates)
         late = self.aggregator.take_late()
         for first_dimension, count in late.items():
             self.counters.inc(
@@ -136,7 +185,27 @@ def register_aggregation(
         "Partials not merged: late (window already final) or duplicate (redelivered).",
     )
 
+    counters.describe(
+        f"tracepipe_{name}_duplicates_total",
+        "Identical observations of one window (a span or trace version sent twice) folded once.",
+    )
+    # Per merge partition, the end before which every window is final and published: restored
+    # after a rebalance or restart so a re-read partial cannot publish a window again.
+    marks_table = app.Table(
+        f"tracepipe-{name}-merge", partitions=stage.partitions, key_type=bytes, value_type=bytes
+    )
+
+    def emitted_marks() -> dict[int, int]:
+        owned = _owned(app, signal.partials_topic.get_topic_name())
+        marks = {}
+        for merge_partition in owned:
+            raw = marks_table.data.get(str(merge_partition).encode())
+            if raw is not None:
+                marks[merge_partition] = int(raw)
+        return marks
+
     async def emit() -> None:
+        generation = stage.sources_current()
         owned = _owned(app, signal.source_topic)
         stage.aggregator.release([p for p in range(stage.partitions) if p not in owned])
         closed, marks = stage.aggregator.close_due(owned, stage.now())
@@ -161,6 +230,11 @@ def register_aggregation(
         await asyncio.gather(*deliveries)
         if closed:
             counters.inc(f"tracepipe_{name}_partials_sent_total", len(closed))
+        if generation != stage.generation():
+            return  # rebalanced meanwhile: the held records are re-read, not acknowledged
+        for source, through in marks.items():
+            for message in stage.source_hold.release(source, through):
+                message.ack(app.consumer)
 
     app.timer(stage.config.emit_interval_ms / 1000, name=f"tracepipe.{name}-emit")(emit)
 
@@ -169,11 +243,15 @@ def register_aggregation(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             MERGE_BATCH, within=MERGE_WAIT_S
         ):
+            events = current_events(app, events)
             with held(app, events):
+                generation = stage.merge_current(emitted_marks)
                 for event in events:
                     message = event.message
                     record = stage.partial_codec.decode(message.value)
-                    stage.merger.add(message.partition, record)
+                    until = stage.merger.add(message.partition, record)
+                    message.incref()
+                    stage.partial_hold.hold(message.partition, (message,), until)
                 final = stage.merger.take_final()
                 deliveries = []
                 emitted_at = stage.now()
@@ -191,6 +269,7 @@ def register_aggregation(
                     counters.inc(f"tracepipe_{name}_windows_emitted_total", len(final))
                     for consumer in on_final:
                         await consumer(final)
+                await _record_marks(generation)
                 dropped = stage.merger.take_counts()
                 if dropped.late_partials:
                     counters.inc(
@@ -204,6 +283,30 @@ def register_aggregation(
                         dropped.duplicate_partials,
                         reason="duplicate",
                     )
+
+    async def _record_marks(generation: int) -> None:
+        """Make each owned merge partition's emitted-through mark durable, then release the
+        partials it covers (in offset order)."""
+        sends = []
+        through_by_partition = stage.merger.emitted_through()
+        for merge_partition, through in through_by_partition.items():
+            key = str(merge_partition).encode()
+            value = str(through).encode()
+            if marks_table.data.get(key) == value:
+                continue
+            marks_table.data[key] = value
+            sends.append(
+                marks_table.send_changelog(
+                    merge_partition, key, value, key_serializer="raw", value_serializer="raw"
+                )
+            )
+        if sends:
+            await asyncio.gather(*sends)
+        if generation != stage.generation():
+            return
+        for merge_partition, through in through_by_partition.items():
+            for message in stage.partial_hold.release(merge_partition, through):
+                message.ack(app.consumer)
 
     app.agent(signal.partials_topic, name=f"tracepipe.{name}-merge")(merge)
 

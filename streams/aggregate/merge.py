@@ -151,8 +151,10 @@ class WindowMerger:
         self.counts = MergeCounts()
         self._partitions: dict[int, _MergePartition] = {}
 
-    def add(self, merge_partition: int, record: dict[str, Any]) -> None:
-        """Take one WindowPartial record read from `merge_partition`."""
+    def add(self, merge_partition: int, record: dict[str, Any]) -> int:
+        """Take one WindowPartial record read from `merge_partition`; returns the end of the
+        window it is now part of (its source record is needed until that window is
+        published), or 0 when nothing waits on it (a watermark, late or duplicate)."""
         state = self._partitions.get(merge_partition)
         if state is None:
             state = self._partitions[merge_partition] = _MergePartition()
@@ -160,22 +162,23 @@ class WindowMerger:
         if record["type"] == WATERMARK:
             mark = record["closed_through_unix_nano"]
             state.watermarks[source] = max(mark, state.watermarks.get(source, mark))
-            return
-        end = record["window_end_unix_nano"]
+            return 0
+        end: int = record["window_end_unix_nano"]
         if end <= state.emitted_through_ns:
             self.counts.late_partials += 1
-            return
+            return 0
         slot = (record["window_start_unix_nano"], end, tuple(record["key"]))
         held = state.pending.get(slot)
         if held is None:
             state.pending[slot] = (stats_from_partial(record), {source})
-            return
+            return end
         stats, sources = held
         if source in sources:
             self.counts.duplicate_partials += 1
-            return
+            return 0
         sources.add(source)
         stats.merge(stats_from_partial(record), self.exemplar_count)
+        return end
 
     def final_through(self, merge_partition: int) -> int:
         """The time before which every window of a merge partition is final (0: none yet)."""
@@ -199,6 +202,23 @@ class WindowMerger:
                 )
             state.emitted_through_ns = through
         return final
+
+    def emitted_through(self) -> dict[int, int]:
+        """Per merge partition, the end before which every window has been taken as final."""
+        return {p: state.emitted_through_ns for p, state in self._partitions.items()}
+
+    def resume(self, merge_partition: int, emitted_through_ns: int) -> None:
+        """Start a merge partition from a durable emitted-through mark (after a rebalance or
+        restart): partials of windows ending at or before it are late, not published again."""
+        state = self._partitions.get(merge_partition)
+        if state is None:
+            state = self._partitions[merge_partition] = _MergePartition()
+        state.emitted_through_ns = max(state.emitted_through_ns, emitted_through_ns)
+
+    def reset(self) -> None:
+        """Forget every merge partition (a rebalance: each is re-read from its committed
+        offset)."""
+        self._partitions.clear()
 
     def release(self, merge_partitions: Sequence[int]) -> None:
         """Forget merge partitions this worker no longer owns."""

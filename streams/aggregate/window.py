@@ -149,6 +149,10 @@ class _PartitionWindows:
     """The open windows and the watermark of one source partition."""
 
     windows: dict[int, dict[WindowKey, _OpenWindow]] = field(default_factory=dict)
+    # Hashes of the observations folded into each open window: a span sent twice (an SDK
+    # retry) or a trace version published twice must count once, and re-read records after a
+    # rebalance fold into fresh state, so the check is per window, not per delivery.
+    seen: dict[int, set[int]] = field(default_factory=dict)
     max_event_ns: int | None = None
     closed_through_ns: int = 0
     last_observed_ns: int = 0
@@ -163,6 +167,15 @@ class ClosedWindow:
     window_end_unix_nano: int
     key: WindowKey
     stats: WindowStats
+
+
+class Folded(NamedTuple):
+    """What one `WindowAggregator.add` did: late and duplicate observations dropped, and the
+    end of the latest window it folded into (0: none), which its source records wait for."""
+
+    late: int
+    duplicates: int
+    until_ns: int
 
 
 class WindowAggregator:
@@ -185,8 +198,9 @@ class WindowAggregator:
         """Late observations by the key's first dimension (the service), since the last take."""
         self._partitions: dict[int, _PartitionWindows] = {}
 
-    def add(self, partition: int, observations: Iterable[Observation], now_ns: int) -> int:
-        """Fold one batch of a partition's observations; returns how many were late."""
+    def add(self, partition: int, observations: Iterable[Observation], now_ns: int) -> Folded:
+        """Fold one batch of a partition's observations, each identical observation once per
+        window."""
         state = self._partitions.get(partition)
         if state is None:
             state = self._partitions[partition] = _PartitionWindows()
@@ -194,7 +208,9 @@ class WindowAggregator:
         closed = state.closed_through_ns
         pending: dict[tuple[int, WindowKey], _Pending] = {}
         max_end = state.max_event_ns if state.max_event_ns is not None else -1
-        late = 0
+        late = duplicates = 0
+        latest_start = -1
+        seen_by_window = state.seen
         for obs in observations:
             end = obs.end_time_unix_nano
             start = end - end % window_ns
@@ -202,6 +218,16 @@ class WindowAggregator:
                 late += 1
                 self.late[obs.key[0]] += 1
                 continue
+            seen = seen_by_window.get(start)
+            if seen is None:
+                seen = seen_by_window[start] = set()
+            identity = hash(obs)
+            if identity in seen:
+                duplicates += 1
+                continue
+            seen.add(identity)
+            if start > latest_start:
+                latest_start = start
             if end > max_end:
                 max_end = end
             slot = pending.get((start, obs.key))
@@ -225,7 +251,7 @@ class WindowAggregator:
         if max_end >= 0:
             state.max_event_ns = max_end
         state.last_observed_ns = now_ns
-        return late
+        return Folded(late, duplicates, latest_start + window_ns if latest_start >= 0 else 0)
 
     def watermark(self, partition: int, now_ns: int) -> int | None:
         """The partition's watermark now (None before it has any), idle fallback included."""
@@ -257,6 +283,8 @@ class WindowAggregator:
                 if through > state.closed_through_ns:
                     state.closed_through_ns = through
             through = state.closed_through_ns
+            for start in [s for s in state.seen if s + self.window_ns <= through]:
+                del state.seen[start]
             for start in sorted(s for s in state.windows if s + self.window_ns <= through):
                 end = start + self.window_ns
                 for key, held in sorted(state.windows.pop(start).items()):
@@ -274,6 +302,10 @@ class WindowAggregator:
         """Forget partitions this worker no longer owns (their open windows go with them)."""
         for partition in partitions:
             self._partitions.pop(partition, None)
+
+    def reset(self) -> None:
+        """Forget every partition (a rebalance: each is re-read from its committed offset)."""
+        self._partitions.clear()
 
     def open_window_count(self) -> int:
         """Open (key, window) aggregates across partitions: the stage's memory, roughly."""

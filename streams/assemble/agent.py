@@ -20,7 +20,13 @@ import faust
 from streams.assemble.chunks import SpanChunks
 from streams.assemble.record import TRACE_SCHEMA, TraceRecord, TraceRecordEncoder
 from streams.assemble.stage import AssemblyStage
-from streams.batch_agent import header_value, held
+from streams.batch_agent import (
+    MessagesByPartition,
+    current_events,
+    header_value,
+    held,
+    messages_by_partition,
+)
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.model.span import Span
 from streams.sdk.producer import trace_partition
@@ -51,6 +57,7 @@ class Captured:
 
     at: int
     changes: list[tuple[str, str, Any]]
+    generation: int | None = None
 
 
 class AssemblyState:
@@ -63,10 +70,16 @@ class AssemblyState:
     tracepipe.spans), so a trace's state sits beside its spans.
     """
 
-    def __init__(self, app: faust.App, stage: AssemblyStage, partitions: int) -> None:
+    def __init__(
+        self, app: faust.App, stage: AssemblyStage, partitions: int, spans_topic: str = ""
+    ) -> None:
         self.app = app
         self.stage = stage
         self.partitions = partitions
+        self.spans_topic = spans_topic
+        self.owned: set[int] = set()
+        """The tracepipe.spans partitions (= changelog partitions) whose traces the buffer holds."""
+        self._generation: int | None = None
         # Keys and values are bytes we encode ourselves (state key, pickled value): the
         # changelog is private to this stage and pickle keeps attribute types as they are.
         self.table = app.Table(
@@ -83,18 +96,52 @@ class AssemblyState:
         self._sending: list[asyncio.Future[Any]] = []
 
     def ready(self) -> bool:
-        """True once the table is recovered and the buffer rebuilt from it."""
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
-        if not self.restored and recovery.completed.is_set():
-            entries = [(k.decode(), pickle.loads(v)) for k, v in self.table.data.items()]
-            self.stage.restore(self.chunks.unpack(entries))
-            self.restored = True
-            log.info("assembly state restored: %d open traces", self.stage.buffer.open_trace_count)
+        """True once the table is recovered and the buffer rebuilt from it for the partitions
+        this worker owns since the latest rebalance (False while one is under way)."""
+        app = self.app
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        if app.rebalancing or not recovery.completed.is_set():
+            return False
+        generation = app.consumer_generation_id
+        if generation != self._generation:
+            self._rebuild(generation)
         return self.restored
 
+    def _rebuild(self, generation: int) -> None:
+        # Partitions can move between workers at every rebalance: the buffer holds exactly the
+        # owned partitions' traces, as their changelog has them (Faust recovered the new ones).
+        # Faust's memory store only forgets keys it recovered itself, not the ones this class
+        # wrote, so keys of partitions owned elsewhere now are dropped here.
+        owned = {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if not self.spans_topic or tp.topic == self.spans_topic
+        }
+        entries = []
+        for raw_key in list(self.table.data):
+            key = raw_key.decode()
+            if trace_partition(key.partition("/")[0], self.partitions) in owned:
+                entries.append((key, pickle.loads(self.table.data[raw_key])))
+            else:
+                del self.table.data[raw_key]
+        self.chunks = SpanChunks()
+        self.stage.restore(self.chunks.unpack(entries))
+        self._written.clear()
+        self.owned = owned
+        self._generation = generation
+        self.restored = True
+        log.info(
+            "assembly state for partitions %s: %d open traces",
+            sorted(owned),
+            self.stage.buffer.open_trace_count,
+        )
+
     def add(self, spans: list[Span]) -> None:
-        """Buffer spans (restoring first if this is the first work after a start) and persist."""
-        self.ready()
+        """Buffer spans (restoring first if this is the first work after a start or a
+        rebalance) and persist. The span agent passes only spans read since the latest
+        rebalance, so the state is rebuilt by then."""
+        if not self.ready():
+            raise RuntimeError("assembly state used during a rebalance")
         self.stage.add(spans)
         self.persist()
 
@@ -108,12 +155,16 @@ class AssemblyState:
         are on the traces topic); writes made in between win over them. Every capture must be
         written."""
         self._outstanding += 1
-        return Captured(self._writes, self.stage.take_changes())
+        return Captured(self._writes, self.stage.take_changes(), self._generation)
 
     def write(self, captured: Captured) -> list[asyncio.Future[Any]]:
         """Write captured changes, skipping keys written since they were captured; return the
         changelog sends (each done once the broker has its record)."""
         self._outstanding -= 1
+        if captured.generation != self._generation:
+            # Captured before a rebalance rebuilt the buffer from the table: the rebuilt
+            # buffer emits those traces again (same content, the same version), never loses.
+            return []
         fresh = [c for c in captured.changes if self._written.get(c[1], -1) <= captured.at]
         self._writes += 1
         if self._outstanding:
@@ -198,7 +249,7 @@ def register_assembly(
     writer: WarehouseWriter,
     counters: Counters,
     state: AssemblyState,
-    on_traces: Sequence[Callable[[dict[int, list[TraceRecord]]], None]] = (),
+    on_traces: Sequence[Callable[[dict[int, list[TraceRecord]], MessagesByPartition], None]] = (),
 ) -> None:
     """Attach the sweep timer (finish due traces, publish them) and the trace sink agent, which
     also hands each batch of trace records, by tracepipe.traces partition, to `on_traces`."""
@@ -249,6 +300,7 @@ def register_assembly(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             TRACE_SINK_BATCH, within=TRACE_SINK_WAIT_S
         ):
+            events = current_events(app, events)
             with held(app, events):
                 records: list[Any] = []
                 by_partition: dict[int, list[TraceRecord]] = {}
@@ -261,8 +313,9 @@ def register_assembly(
                         record = codec.decode(message.value, fingerprint)
                     records.append(record)
                     by_partition.setdefault(event.message.partition, []).append(record)
+                messages = messages_by_partition(events)
                 for consumer in on_traces:
-                    consumer(by_partition)
+                    consumer(by_partition, messages)
                 await writer.write_rows(
                     TRACES,
                     TRACES_COLUMNS,

@@ -7,7 +7,15 @@ from typing import Any
 
 import faust
 
-from streams.batch_agent import header_value, held, rejected_event, send_dead_letter
+from streams.batch_agent import (
+    MessagesByPartition,
+    current_events,
+    header_value,
+    held,
+    messages_by_partition,
+    rejected_event,
+    send_dead_letter,
+)
 from streams.config import IngestConfig, SpanSinkConfig
 from streams.deadletter import DeadLetter
 from streams.errors import DecodeError
@@ -82,13 +90,14 @@ def register_span_sink(
     config: SpanSinkConfig,
     limits: IngestConfig,
     counters: Counters,
-    on_spans: Sequence[Callable[[SpansByPartition], None]] = (),
+    on_spans: Sequence[Callable[[SpansByPartition, MessagesByPartition], None]] = (),
     store_spans: bool = True,
     before_ack: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> faust.types.AgentT[Any]:
     """Attach the span agent to `app`: every valid span goes to each of `on_spans` (trace
-    assembly, latency windows) and, unless tail sampling stores spans at trace emission
-    instead, to otel_traces. A batch is acknowledged once stored and each of `before_ack`
+    assembly, latency windows; with the batch's messages, for a stage that holds them) and,
+    unless tail sampling stores spans at trace emission instead, to otel_traces. A batch is
+    acknowledged once stored and each of `before_ack`
     (e.g. the assembly changelog delivered) has returned."""
     decoder = SpanDecoder(limits)
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
@@ -103,14 +112,18 @@ def register_span_sink(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             config.batch_max_messages, within=config.batch_max_wait_ms / 1000
         ):
+            # From here to the consumers nothing awaits: a batch current now is handed to
+            # assembly and the windows before any rebalance can make it stale.
+            events = current_events(app, events)
             with held(app, events):
                 by_partition, rejected, read = decoder.split(events)
                 counters.inc("tracepipe_spans_consumed_total", read, stage=STAGE)
                 counters.inc("tracepipe_span_messages_consumed_total", len(events), stage=STAGE)
+                messages = messages_by_partition(events)
+                for consumer in on_spans:
+                    consumer(by_partition, messages)
                 for letter in rejected:
                     await send_dead_letter(dlq_topic, letter, counters)
-                for consumer in on_spans:
-                    consumer(by_partition)
                 if store_spans:
                     rows = [span_row(s) for spans in by_partition.values() for s in spans]
                     for start in range(0, len(rows), config.batch_max_spans):

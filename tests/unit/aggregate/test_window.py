@@ -67,7 +67,9 @@ def test_spans_for_a_closed_window_are_late_counted_per_service_and_not_folded()
     agg.add(0, [obs(T0 + 1 * S, 1 * MS), obs(T0 + 11 * S, 1 * MS)], 0)
     closed, _ = agg.close_due([0], 0)
     assert len(closed) == 1
-    late = agg.add(0, [obs(T0 + 2 * S, 1 * MS, service="payment"), obs(T0 + 12 * S, 1 * MS)], 0)
+    late = agg.add(
+        0, [obs(T0 + 2 * S, 1 * MS, service="payment"), obs(T0 + 12 * S, 1 * MS)], 0
+    ).late
     assert late == 1
     assert agg.take_late() == {"payment": 1}
     assert agg.take_late() == {}
@@ -83,7 +85,7 @@ def test_partitions_keep_their_own_watermarks() -> None:
     closed, marks = agg.close_due([0, 1], 0)
     assert marks == {0: T0, 1: T0 + 30 * S}
     assert [c.source_partition for c in closed] == []  # partition 1's only window is still open
-    late = agg.add(0, [obs(T0 + 2 * S, 1)], 0)
+    late = agg.add(0, [obs(T0 + 2 * S, 1)], 0).late
     assert late == 0  # partition 1 running ahead does not make partition 0's spans late
 
 
