@@ -75,6 +75,7 @@ class Pipeline:
     counters: Counters
     writer: WarehouseWriter
     assembly: AssemblyStage
+    aggregation: tuple[AggregationStage, ...] = ()
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -250,7 +251,7 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         external_url=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
+    pipeline = Pipeline(app, settings, topics, counters, writer, assembly, (latency, edges))
     _register_web(pipeline)
     _register_health(pipeline)
     return pipeline
@@ -274,12 +275,14 @@ def _register_web(pipeline: Pipeline) -> None:
             "retained_traces": buffer.retained_trace_count,
             "tombstones": buffer.tombstone_count,
         }
+        aggregation = {stage.signal.name: stage.gauges() for stage in pipeline.aggregation}
         return view.json(
             {
                 "app_id": app_id,
                 "assigned": assigned,
                 "counters": counters.snapshot(),
                 "assembly": assembly,
+                "aggregation": aggregation,
             }
         )
 

@@ -121,6 +121,16 @@ class AggregationStage:
             self._merge_generation = generation
         return generation
 
+    def gauges(self) -> dict[str, int]:
+        """What the stage holds now: open windows, windows awaiting a source, and the records
+        kept uncommitted until their windows are published."""
+        return {
+            "open_windows": self.aggregator.open_window_count(),
+            "pending_windows": self.merger.pending_count(),
+            "held_source_records": self.source_hold.held_count(),
+            "held_partials": self.partial_hold.held_count(),
+        }
+
     def observe(
         self, partition: int, observations: Iterable[Observation], messages: Sequence[Any] = ()
     ) -> None:

@@ -84,7 +84,7 @@ class RebalancingApp:
 
 
 def test_a_batch_from_before_a_rebalance_is_left_unacked_for_good() -> None:
-    app = RebalancingApp(RecordingConsumer(), consumer_generation_id=4)
+    app: Any = RebalancingApp(RecordingConsumer(), consumer_generation_id=4)
     events = batch([5, 6, 7])
     for event, generation in zip(events, [3, 4, 4], strict=True):
         event.message.generation_id = generation
@@ -96,7 +96,7 @@ def test_a_batch_from_before_a_rebalance_is_left_unacked_for_good() -> None:
 
 
 def test_nothing_is_current_while_a_rebalance_is_under_way() -> None:
-    app = RebalancingApp(RecordingConsumer(), consumer_generation_id=4, rebalancing=True)
+    app: Any = RebalancingApp(RecordingConsumer(), consumer_generation_id=4, rebalancing=True)
     events = batch([5, 6])
     for event in events:
         event.message.generation_id = 4
