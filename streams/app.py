@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import faust
@@ -109,6 +110,12 @@ def _open_migrated(settings: Settings) -> Warehouse:
     return warehouse
 
 
+def _generation(app: faust.App) -> int | None:
+    # The consumer group generation the stages work in; None while a rebalance is under way
+    # (the consumer thread sets both as it goes).
+    return None if app.rebalancing else app.consumer_generation_id
+
+
 def faust_app(settings: Settings) -> faust.App:
     """The Faust app of `settings` (id, broker, state, web server), with no agents yet."""
     return faust.App(
@@ -180,7 +187,7 @@ def create_app(settings: Settings) -> Pipeline:
         settings.kafka.partitions,
         counters,
         time.time_ns,
-        lambda: app.consumer_generation_id,
+        partial(_generation, app),
     )
     edges = AggregationStage(
         Signal(
@@ -198,7 +205,7 @@ def create_app(settings: Settings) -> Pipeline:
         settings.kafka.partitions,
         counters,
         time.time_ns,
-        lambda: app.consumer_generation_id,
+        partial(_generation, app),
     )
 
     def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:

@@ -68,11 +68,16 @@ def current_events(app: faust.App, events: Sequence[Any]) -> list[Any]:
     copy must change no state that the fresh copy will change again (latency windows would
     count it twice) and must never be acknowledged (an ack could commit it before the fresh
     copy is processed): each stale message keeps one reference for good.
+
+    The consumer thread starts a rebalance at any moment, even between two statements of an
+    agent: an agent calls this again once its state changes are made, and drops the batch if
+    it has gone stale meanwhile.
     """
-    generation = None if app.rebalancing else app.consumer_generation_id
+    generation = app.consumer_generation_id
+    rebalancing = app.rebalancing
     fresh: list[Any] = []
     for event in events:
-        if event.message.generation_id == generation:
+        if not rebalancing and event.message.generation_id == generation:
             fresh.append(event)
         else:
             event.message.incref()

@@ -73,7 +73,7 @@ class AggregationStage:
         partitions: int,
         counters: Counters,
         now: Callable[[], int],
-        generation: Callable[[], int] = lambda: 0,
+        generation: Callable[[], int | None] = lambda: 0,
     ) -> None:
         self.signal = signal
         self.config = config
@@ -91,17 +91,19 @@ class AggregationStage:
         self.partial_codec = AvroCodec("window_partial")
         self.output_codec = AvroCodec(signal.output_schema)
         self.generation = generation
-        """The consumer group generation now (faust-streaming's, bumped by every rebalance)."""
+        """The consumer group generation now (faust-streaming's, bumped by every rebalance);
+        None while a rebalance is under way."""
         self.source_hold: SourceHold[Any] = SourceHold()
         self.partial_hold: SourceHold[Any] = SourceHold()
         self._sources_generation: int | None = None
         self._merge_generation: int | None = None
 
-    def sources_current(self) -> int:
-        """The generation the source side works in; after a rebalance its windows and held
-        records are forgotten first (every partition is re-read from its committed offset)."""
+    def sources_current(self) -> int | None:
+        """The generation the source side works in (None during a rebalance); after a
+        rebalance its windows and held records are forgotten first (every partition is
+        re-read from its committed offset)."""
         generation = self.generation()
-        if generation != self._sources_generation:
+        if generation is not None and generation != self._sources_generation:
             self.aggregator.reset()
             dropped = self.source_hold.drop()
             if self._sources_generation is not None:
@@ -109,17 +111,23 @@ class AggregationStage:
             self._sources_generation = generation
         return generation
 
-    def merge_current(self, emitted_through: Callable[[], dict[int, int]]) -> int:
-        """The generation the merge side works in; after a rebalance the merger starts again
-        from each owned merge partition's durable emitted-through mark."""
+    def merge_current(self, emitted_through: Callable[[], dict[int, int]]) -> int | None:
+        """The generation the merge side works in (None during a rebalance); after a
+        rebalance the merger starts again from each owned merge partition's durable
+        emitted-through mark."""
         generation = self.generation()
-        if generation != self._merge_generation:
+        if generation is not None and generation != self._merge_generation:
             self.merger.reset()
             self.partial_hold.drop()
             for merge_partition, through in emitted_through().items():
                 self.merger.resume(merge_partition, through)
             self._merge_generation = generation
         return generation
+
+    def unchanged(self, generation: int | None) -> bool:
+        """True if no rebalance began since `generation` was read: held records may be
+        released (acknowledged)."""
+        return generation is not None and self.generation() == generation
 
     def gauges(self) -> dict[str, int]:
         """What the stage holds now: open windows, windows awaiting a source, and the records
@@ -216,6 +224,8 @@ def register_aggregation(
 
     async def emit() -> None:
         generation = stage.sources_current()
+        if generation is None:
+            return
         owned = _owned(app, signal.source_topic)
         stage.aggregator.release([p for p in range(stage.partitions) if p not in owned])
         closed, marks = stage.aggregator.close_due(owned, stage.now())
@@ -240,7 +250,7 @@ def register_aggregation(
         await asyncio.gather(*deliveries)
         if closed:
             counters.inc(f"tracepipe_{name}_partials_sent_total", len(closed))
-        if generation != stage.generation():
+        if not stage.unchanged(generation):
             return  # rebalanced meanwhile: the held records are re-read, not acknowledged
         for source, through in marks.items():
             for message in stage.source_hold.release(source, through):
@@ -262,6 +272,8 @@ def register_aggregation(
                     until = stage.merger.add(message.partition, record)
                     message.incref()
                     stage.partial_hold.hold(message.partition, (message,), until)
+                if len(current_events(app, events)) < len(events):
+                    continue  # a rebalance began: the merger starts again from the marks
                 final = stage.merger.take_final()
                 deliveries = []
                 emitted_at = stage.now()
@@ -294,7 +306,7 @@ def register_aggregation(
                         reason="duplicate",
                     )
 
-    async def _record_marks(generation: int) -> None:
+    async def _record_marks(generation: int | None) -> None:
         """Make each owned merge partition's emitted-through mark durable, then release the
         partials it covers (in offset order)."""
         sends = []
@@ -312,7 +324,7 @@ def register_aggregation(
             )
         if sends:
             await asyncio.gather(*sends)
-        if generation != stage.generation():
+        if not stage.unchanged(generation):
             return
         for merge_partition, through in through_by_partition.items():
             for message in stage.partial_hold.release(merge_partition, through):

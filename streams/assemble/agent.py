@@ -138,10 +138,9 @@ class AssemblyState:
 
     def add(self, spans: list[Span]) -> None:
         """Buffer spans (restoring first if this is the first work after a start or a
-        rebalance) and persist. The span agent passes only spans read since the latest
-        rebalance, so the state is rebuilt by then."""
+        rebalance) and persist; nothing while a rebalance is under way."""
         if not self.ready():
-            raise RuntimeError("assembly state used during a rebalance")
+            return  # a rebalance began since the span agent checked: it drops the batch
         self.stage.add(spans)
         self.persist()
 
@@ -316,6 +315,8 @@ def register_assembly(
                 messages = messages_by_partition(events)
                 for consumer in on_traces:
                     consumer(by_partition, messages)
+                if len(current_events(app, events)) < len(events):
+                    continue  # a rebalance began: the batch comes again, whole
                 await writer.write_rows(
                     TRACES,
                     TRACES_COLUMNS,

@@ -112,8 +112,6 @@ def register_span_sink(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             config.batch_max_messages, within=config.batch_max_wait_ms / 1000
         ):
-            # From here to the consumers nothing awaits: a batch current now is handed to
-            # assembly and the windows before any rebalance can make it stale.
             events = current_events(app, events)
             with held(app, events):
                 by_partition, rejected, read = decoder.split(events)
@@ -122,6 +120,8 @@ def register_span_sink(
                 messages = messages_by_partition(events)
                 for consumer in on_spans:
                     consumer(by_partition, messages)
+                if len(current_events(app, events)) < len(events):
+                    continue  # a rebalance began: the batch comes again, whole
                 for letter in rejected:
                     await send_dead_letter(dlq_topic, letter, counters)
                 if store_spans:

@@ -76,28 +76,22 @@ def _owns_spans(worker: WorkerProcess) -> Callable[[], bool]:
     return lambda: bool(spans_partitions(worker))
 
 
-def group_lag(worker: WorkerProcess) -> int:
-    """The group's lag over every topic the workers consume (records read but not committed,
-    or not read yet)."""
+def settled(worker: WorkerProcess) -> bool:
+    """True once the worker (the group's last member) holds nothing back: every span and
+    trace record committed, no open trace, no open or pending window, nothing held."""
     topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
-    total = 0
-    consumed = (
-        topics.spans,
-        topics.traces,
-        topics.latency_partials,
-        topics.latency,
-        topics.edge_partials,
-        topics.edges,
-    )
-    for topic in consumed:
+    for topic in (topics.spans, topics.traces, topics.latency, topics.edges):
         lag = GroupLag(
             worker.settings.kafka.bootstrap, worker.settings.worker.app_id, topic, PARTITIONS
         )
         try:
-            total += lag.read()[0]
+            if lag.read()[0]:
+                return False
         finally:
             lag.close()
-    return total
+    stats = worker.stats()
+    held = [count for gauges in stats["aggregation"].values() for count in gauges.values()]
+    return stats["assembly"]["open_traces"] == 0 and not any(held)
 
 
 def late_spans(worker: WorkerProcess) -> int:
@@ -144,7 +138,7 @@ def test_workers_join_and_leave_mid_stream(kafka_bootstrap: str, tmp_path: Path)
         late += late_spans(second)
         second.stop()
         send(6)
-        first.wait_for(lambda: group_lag(first) == 0, 240, "every record committed")
+        first.wait_for(lambda: settled(first), 240, "every record committed, nothing held")
         late += late_spans(first)
     finally:
         for worker in (third, second, first):
