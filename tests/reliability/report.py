@@ -49,6 +49,8 @@ def _recovery(result: FaultResult) -> str:
 
 def _raw_copies(result: FaultResult) -> list[str]:
     copies = result.spans.raw_copies
+    if copies is None and result.spans.duplicates == 0:
+        return []
     if copies is None:
         return [
             "spans counted without FINAL (a result from before otel_traces kept each span "

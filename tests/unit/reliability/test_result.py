@@ -117,10 +117,12 @@ def test_table_rows_show_the_figures() -> None:
     assert "- **sigkill-restart**: 4 span copies in otel_traces not merged away yet" in table
 
 
-def test_a_result_from_before_says_its_rows_were_counted_without_final() -> None:
+def test_a_result_from_before_says_its_duplicates_were_counted_without_final() -> None:
     old = replace(result(), spans=replace(result().spans, raw_rows=None))
-    assert "spans counted without FINAL" in render_table([old])
     assert "not merged away yet" not in render_table([old])
+    assert "spans counted without FINAL" not in render_table([old])
+    copied = replace(old, spans=replace(old.spans, rows=old.spans.rows + 1))
+    assert "spans counted without FINAL" in render_table([copied])
 
 
 def test_the_table_replaces_only_what_is_between_the_markers() -> None:
