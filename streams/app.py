@@ -144,6 +144,9 @@ def faust_app(settings: Settings) -> faust.App:
         # much per partition. Together they bound the memory lag can take (docs/ARCHITECTURE.md).
         stream_buffer_maxsize=settings.worker.stream_buffer_maxsize,
         consumer_max_fetch_size=settings.worker.consumer_max_fetch_bytes,
+        # How soon the group moves on from a worker that died (SIGKILL, OOM): see WorkerConfig.
+        broker_session_timeout=settings.worker.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.worker.heartbeat_interval_ms / 1000,
     )
 
 

@@ -100,7 +100,7 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.query import count_spans, open_reader, quote
+    from streams.query import count_spans, open_reader, quote, recent_spans
 
     if args.what in ("latency", "deps"):
         return _query_windows(args, settings)
@@ -111,18 +111,7 @@ def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
             where = f"TraceId = {quote(args.trace_id)}" if args.trace_id else "1"
             print(count_spans(reader, where))
         else:
-            conditions = ["1"]
-            if args.trace_id:
-                conditions.append(f"TraceId = {quote(args.trace_id)}")
-            if args.service:
-                conditions.append(f"ServiceName = {quote(args.service)}")
-            rows = reader.query_dicts(
-                "SELECT Timestamp, TraceId, SpanId, ParentSpanId, ServiceName, SpanName, "
-                "Duration, StatusCode FROM otel_traces WHERE "
-                + " AND ".join(conditions)
-                + f" ORDER BY Timestamp DESC LIMIT {int(args.limit)}"
-            )
-            print(render_table(rows))
+            print(render_table(recent_spans(reader, args.trace_id, args.service, args.limit)))
     return 0
 
 

@@ -328,6 +328,10 @@ class AlertConfig:
                 )
 
 
+MIN_SESSION_TIMEOUT_MS = 6_000
+MAX_SESSION_TIMEOUT_MS = 90_000
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     """The Faust worker: its app id (the consumer group and changelog prefix) and web server."""
@@ -349,6 +353,20 @@ class WorkerConfig:
     consumer_max_fetch_bytes: int = setting(
         1_048_576, "most bytes fetched per partition and request (a larger record still comes)"
     )
+    # Faust's default is 60 s: a worker restarted after SIGKILL waited that long for the broker
+    # to give up on its dead predecessor before the group rebalanced (measured ~60 s recovery).
+    # Heartbeats come from the event loop, so a loop blocked longer than this minus a heartbeat
+    # interval gets a live worker evicted (its batches are redelivered, never lost).
+    session_timeout_ms: int = setting(
+        10_000,
+        "consumer group session timeout: how long the broker waits for a silent worker "
+        "before handing its partitions on (heartbeats every third of it, at most 3 s)",
+    )
+
+    @property
+    def heartbeat_interval_ms(self) -> int:
+        """Consumer heartbeats: a third of the session timeout (Kafka's advice), 3 s at most."""
+        return min(3_000, self.session_timeout_ms // 3)
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""
@@ -367,6 +385,13 @@ class WorkerConfig:
             )
         _positive("worker", "stream_buffer_maxsize", self.stream_buffer_maxsize)
         _positive("worker", "consumer_max_fetch_bytes", self.consumer_max_fetch_bytes)
+        if not MIN_SESSION_TIMEOUT_MS <= self.session_timeout_ms <= MAX_SESSION_TIMEOUT_MS:
+            raise ConfigError(
+                f"invalid worker.session_timeout_ms: {self.session_timeout_ms}; should be from "
+                f"{MIN_SESSION_TIMEOUT_MS} (the broker's default group.min.session.timeout.ms) "
+                f"to {MAX_SESSION_TIMEOUT_MS} (Faust's request timeout) "
+                "(set TRACEPIPE_WORKER_SESSION_TIMEOUT_MS)"
+            )
 
 
 @dataclass(frozen=True)

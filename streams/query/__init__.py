@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from streams.config import Settings
 from streams.errors import WarehouseError
+from streams.sink.spans import DEDUPLICATED_SPANS
 from streams.warehouse import open_warehouse, quote_string
 
 
@@ -80,9 +81,25 @@ def open_reader(settings: Settings) -> Iterator[Reader]:
 
 
 def count_spans(reader: Reader, where: str = "1") -> int:
-    """How many rows of otel_traces match `where` (an SQL condition)."""
-    rows = reader.query_dicts(f"SELECT count() AS n FROM otel_traces WHERE {where}")
+    """How many spans of otel_traces match `where` (an SQL condition), each span once."""
+    rows = reader.query_dicts(f"SELECT count() AS n FROM {DEDUPLICATED_SPANS} WHERE {where}")
     return int(rows[0]["n"])
+
+
+def recent_spans(
+    reader: Reader, trace_id: str | None, service: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """`tracepipe query spans`: the newest spans (of a trace, of a service), each once."""
+    conditions = ["1"]
+    if trace_id:
+        conditions.append(f"TraceId = {quote_string(trace_id)}")
+    if service:
+        conditions.append(f"ServiceName = {quote_string(service)}")
+    return reader.query_dicts(
+        "SELECT Timestamp, TraceId, SpanId, ParentSpanId, ServiceName, SpanName, "
+        f"Duration, StatusCode FROM {DEDUPLICATED_SPANS} WHERE {' AND '.join(conditions)} "
+        f"ORDER BY Timestamp DESC, TraceId, SpanId LIMIT {int(limit)}"
+    )
 
 
 def time_range(column: str, since_ns: int, until_ns: int) -> str:

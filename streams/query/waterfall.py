@@ -8,7 +8,7 @@ from typing import Any
 from streams.assemble.critical_path import critical_path
 from streams.model.span import Span, SpanEvent, SpanLink, make_span
 from streams.query import Reader, quote
-from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, SOURCE_FORMAT_ATTRIBUTE
+from streams.sink.spans import DEDUPLICATED_SPANS, OTEL_TRACES_COLUMNS, SOURCE_FORMAT_ATTRIBUTE
 from streams.sink.traces import TRACES
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
 
@@ -69,10 +69,10 @@ def spans_from_rows(rows: Sequence[dict[str, Any]]) -> list[Span]:
 
 
 def stored_spans(reader: Reader, trace_id: str) -> list[Span]:
-    """Every stored span of a trace, every otel_traces column read back; [] when none."""
+    """Every stored span of a trace once, every otel_traces column read back; [] when none."""
     columns = ", ".join(OTEL_TRACES_COLUMNS)
     rows = reader.query_dicts(
-        f"SELECT {columns} FROM {OTEL_TRACES} WHERE TraceId = {quote(trace_id.lower())}"
+        f"SELECT {columns} FROM {DEDUPLICATED_SPANS} WHERE TraceId = {quote(trace_id.lower())}"
     )
     return spans_from_rows(rows)
 

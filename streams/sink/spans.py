@@ -10,6 +10,10 @@ from streams.model.span import AttributeValue, Span
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
 
 OTEL_TRACES = "otel_traces"
+DEDUPLICATED_SPANS = f"{OTEL_TRACES} FINAL"
+"""What every reader of spans selects FROM: each span once. otel_traces is a ReplacingMergeTree
+keyed by (TraceId, SpanId) (schemas/clickhouse/0006), and a span stored twice (a redelivered
+batch) stays two rows until a merge, so reads say FINAL. Writes name OTEL_TRACES."""
 # otel_traces has no column for it, so the span's source format rides in its attributes.
 SOURCE_FORMAT_ATTRIBUTE = "tracepipe.source_format"
 OTEL_TRACES_COLUMNS = (

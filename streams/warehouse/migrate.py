@@ -5,7 +5,9 @@ separated by ``;`` at the end of a line; ``{ttl_days}`` is replaced by the confi
 Each applied version is recorded (version, checksum, applied_at) in
 ``tracepipe_schema_migrations``; an applied file must never change (add a new file instead).
 ClickHouse DDL is not transactional, so every statement must be idempotent
-(``IF NOT EXISTS``): a file that failed halfway is simply run again.
+(``IF NOT EXISTS``): a file that failed halfway is simply run again. A statement that cannot
+be (``EXCHANGE TABLES``, a copy) carries a comment line ``-- only if: <query>``: it runs only
+when the query's first value is true, so it is skipped once its work is done.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ ENGINE = MergeTree() ORDER BY version
 
 _FILE_NAME = re.compile(r"^(\d+)_[A-Za-z0-9_.-]+\.sql$")
 _STATEMENT_END = re.compile(r";[ \t]*(?:\r?\n|$)")
+_ONLY_IF = re.compile(r"^--[ \t]*only if:[ \t]*(?P<query>\S.*?)[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,24 @@ class Migration:
             if any(ln and not ln.startswith("--") for ln in lines):
                 out.append(chunk.strip())
         return out
+
+
+def only_if(statement: str) -> str | None:
+    """The query of a statement's ``-- only if:`` comment line, None when it has none."""
+    match = _ONLY_IF.search(statement)
+    return None if match is None else match.group("query")
+
+
+def run_statement(warehouse: Warehouse, statement: str) -> bool:
+    """Execute one migration statement unless its ``-- only if:`` query says no; True if run."""
+    condition = only_if(statement)
+    if condition is not None:
+        rows = warehouse.query(condition)
+        # No row (e.g. the table it asks about does not exist) counts as false.
+        if not (rows and rows[0] and rows[0][0]):
+            return False
+    warehouse.execute(statement)
+    return True
 
 
 def default_root() -> Path:
@@ -152,7 +173,7 @@ def migrate(
             continue
         for statement in migration.statements(ttl_days):
             try:
-                warehouse.execute(statement)
+                run_statement(warehouse, statement)
             except WarehouseError as err:
                 raise WarehouseError(
                     f"migration {migration.version} failed ({migration.path}): {err}"

@@ -22,6 +22,7 @@ from streams.model.codec import AvroCodec
 from streams.model.span import Span
 from streams.query import Reader
 from streams.sdk import SpanProducer
+from streams.sink.spans import DEDUPLICATED_SPANS, OTEL_TRACES
 from streams.warehouse import SPAN_KIND_VALUES
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import read_messages, read_topic
@@ -132,9 +133,15 @@ def produce(
 
 
 def stored_span_rows(reader: Reader) -> list[SpanKey]:
-    """(TraceId, SpanId) of every otel_traces row, repeats kept."""
-    rows = reader.query_dicts("SELECT TraceId, SpanId FROM otel_traces")
+    """(TraceId, SpanId) of every span row the product's queries read (otel_traces FINAL),
+    repeats kept."""
+    rows = reader.query_dicts(f"SELECT TraceId, SpanId FROM {DEDUPLICATED_SPANS}")
     return [(r["TraceId"], r["SpanId"]) for r in rows]
+
+
+def raw_span_rows(reader: Reader) -> int:
+    """Every row of otel_traces, copies not merged away yet included (no FINAL)."""
+    return int(reader.query_dicts(f"SELECT count() AS n FROM {OTEL_TRACES}")[0]["n"])
 
 
 def latest_span_counts(reader: Reader) -> dict[str, int]:
@@ -145,7 +152,7 @@ def latest_span_counts(reader: Reader) -> dict[str, int]:
 
 def tally(reader: Reader, workload: Workload) -> tuple[SpanTally, TraceTally]:
     """What the worker holds for `workload`, now."""
-    spans = tally_spans(workload.keys, stored_span_rows(reader))
+    spans = tally_spans(workload.keys, stored_span_rows(reader), raw_span_rows(reader))
     traces = tally_traces(workload.span_counts, latest_span_counts(reader))
     return spans, traces
 

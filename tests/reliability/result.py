@@ -27,7 +27,8 @@ class SpanTally:
     produced: int
     """Distinct valid spans the workload produced."""
     rows: int
-    """Rows stored for the workload's traces (otel_traces, no FINAL: what a user counts)."""
+    """Rows the product's queries return for the workload's traces (otel_traces FINAL, as
+    `tracepipe query`, the web view and the dashboard read it)."""
     distinct: int
     """Distinct produced (TraceId, SpanId) among the stored rows."""
     unexpected: int
@@ -35,7 +36,7 @@ class SpanTally:
 
     @property
     def duplicates(self) -> int:
-        """Rows beyond one per stored span."""
+        """Rows a user sees beyond one per stored span."""
         return self.rows - self.distinct - self.unexpected_rows
 
     @property
@@ -43,12 +44,24 @@ class SpanTally:
         """Produced spans with no row."""
         return self.produced - self.distinct
 
+    @property
+    def raw_copies(self) -> int | None:
+        """Rows in otel_traces without FINAL beyond those a user sees: copies a merge has not
+        collapsed yet (None when not measured)."""
+        return None if self.raw_rows is None else self.raw_rows - self.rows
+
     unexpected_rows: int = 0
     """Rows of the unexpected spans (kept apart so they count neither as duplicates nor hits)."""
+    raw_rows: int | None = None
+    """Every row of otel_traces, no FINAL. None in results written before otel_traces was
+    deduplicated by span identity, whose `rows` were counted without FINAL."""
 
 
-def tally_spans(produced: Iterable[SpanKey], stored_rows: Iterable[SpanKey]) -> SpanTally:
-    """Compare produced span keys with stored rows (one key per row, repeats kept)."""
+def tally_spans(
+    produced: Iterable[SpanKey], stored_rows: Iterable[SpanKey], raw_rows: int | None = None
+) -> SpanTally:
+    """Compare produced span keys with the rows users read (one key per row, repeats kept);
+    `raw_rows` is the table's row count without FINAL."""
     expected = set(produced)
     rows = Counter(stored_rows)
     hits = [key for key in rows if key in expected]
@@ -59,6 +72,7 @@ def tally_spans(produced: Iterable[SpanKey], stored_rows: Iterable[SpanKey]) -> 
         distinct=len(hits),
         unexpected=len(strays),
         unexpected_rows=sum(rows[key] for key in strays),
+        raw_rows=raw_rows,
     )
 
 
@@ -146,7 +160,7 @@ class FaultResult:
 
     @property
     def clean(self) -> bool:
-        """No span lost, duplicated or invented; every trace emitted complete; DLQ exact."""
+        """No span lost, shown twice or invented; every trace emitted complete; DLQ exact."""
         dlq_ok = self.dlq_expected is None or (
             self.dlq_seen == self.dlq_expected and self.dlq_counter == self.dlq_expected
         )

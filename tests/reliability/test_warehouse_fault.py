@@ -1,7 +1,9 @@
 """ClickHouse inserts failing for a while mid-stream (fault injected at the warehouse boundary):
 consumption pauses (the group's lag grows and the worker's RSS stays bounded while a producer
 keeps publishing), the worker stays alive and counts its retries, and after the outage every
-span, trace and latency window is stored exactly once."""
+span, trace and latency window is stored and read exactly once. Then inserts that are stored
+but answered with an error (`lose-ack`, a connection lost after the commit): the retries store
+the batches again, and the product's queries still return each span, trace and window once."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from streams.broker.topics import TopicNames, ensure_topics
 from streams.model.span import Span
 from streams.query import WorkerReader, worker_url
 from streams.sdk import SpanProducer
+from streams.sink.spans import DEDUPLICATED_SPANS, OTEL_TRACES
+from streams.warehouse.fault import LOSE_ACK
 from streams.worker_process import WorkerProcess
 from tests.integration.assemble.test_assembly import SPANS_PER_TRACE, trace_spans
 from tests.integration.isolated import isolated_worker
@@ -27,6 +31,9 @@ pytestmark = pytest.mark.integration
 BEFORE_TRACES = 2_000
 DURING_TRACES_PER_S = 2_000
 FAULT_S = 20.0
+LOSE_ACK_TRACES = 3_000
+LOSE_ACK_FAILURES = 4
+"""Inserts answered with an error (after storing) before the lost-ack fault ends."""
 MIB = 1024 * 1024
 # What the worker may add to its resident memory while it cannot store anything and a producer
 # keeps publishing ~6,000 spans/s: the take buffer and Faust's stream buffer
@@ -77,9 +84,9 @@ def alive(worker: WorkerProcess) -> bool:
 
 
 def stored(reader: WorkerReader) -> dict[str, int]:
-    """What the user-visible queries see (FINAL where a table keeps versions)."""
+    """What the user-visible queries see (FINAL: every table is keyed by what identifies a row)."""
     spans = reader.query_dicts(
-        "SELECT count() AS rows, uniqExact(TraceId, SpanId) AS spans FROM otel_traces"
+        f"SELECT count() AS rows, uniqExact(TraceId, SpanId) AS spans FROM {DEDUPLICATED_SPANS}"
     )[0]
     traces = reader.query_dicts(
         "SELECT count() AS rows, uniqExact(TraceId) AS traces, "
@@ -100,6 +107,11 @@ def stored(reader: WorkerReader) -> dict[str, int]:
         "windows": int(windows["windows"]),
         "window_calls": int(windows["calls"] or 0),
     }
+
+
+def raw_span_rows(reader: WorkerReader) -> int:
+    """otel_traces rows without FINAL: copies not merged away yet included (no user sees them)."""
+    return int(reader.query_dicts(f"SELECT count() AS n FROM {OTEL_TRACES}")[0]["n"])
 
 
 def produce_during_outage(
@@ -213,6 +225,48 @@ def test_insert_outage_pauses_consumption_and_loses_nothing(
         late = counter_total(metrics_page(worker), "tracepipe_latency_late_total")
         assert late == 0
         assert lag.read()[0] == 0
+        print(f"otel_traces rows without FINAL after the outage: {raw_span_rows(reader):,}")
+
+        # Lost acks: every insert is stored, then fails, and the writer retries it.
+        failures_before = counter_total(
+            metrics_page(worker), "tracepipe_sink_insert_failures_total"
+        )
+        fault.write_text(LOSE_ACK)
+        with SpanProducer(kafka_bootstrap, topic) as producer:
+            now_ns = time.time_ns()
+            producer.send_many(
+                [s for _ in range(LOSE_ACK_TRACES) for s in trace_spans(rng, now_ns)]
+            )
+            assert producer.flush() == 0
+        worker.wait_for(
+            lambda: (
+                counter_total(metrics_page(worker), "tracepipe_sink_insert_failures_total")
+                >= failures_before + LOSE_ACK_FAILURES
+            ),
+            60,
+            f"{LOSE_ACK_FAILURES} inserts stored and answered with an error",
+        )
+        fault.unlink()
+        traces += LOSE_ACK_TRACES
+        spans = traces * SPANS_PER_TRACE
+        worker.wait_for(settled, 240, f"{spans} spans, {traces} traces and their windows stored")
+        time.sleep(3)
+        final = stored(reader)
+        failures = counter_total(metrics_page(worker), "tracepipe_sink_insert_failures_total")
+        print(
+            f"lost acks: {failures - failures_before} inserts stored then failed; otel_traces "
+            f"rows without FINAL {raw_span_rows(reader):,} for {spans:,} spans"
+        )
+        assert final == {
+            "span_rows": spans,
+            "spans": spans,
+            "trace_rows": traces,
+            "traces": traces,
+            "complete": traces,
+            "window_rows": final["windows"],
+            "windows": final["windows"],
+            "window_calls": spans,
+        }
     finally:
         lag.close()
         worker.stop()

@@ -22,6 +22,15 @@ def test_backpressure_knobs_reach_faust() -> None:
     assert conf.consumer_max_fetch_size == 262_144
 
 
+def test_the_session_timeout_reaches_faust_with_heartbeats_a_third_of_it() -> None:
+    conf = faust_app(Settings()).conf
+    assert (conf.broker_session_timeout, conf.broker_heartbeat_interval) == (10.0, 3.0)
+    short = faust_app(Settings(worker=WorkerConfig(session_timeout_ms=6_000))).conf
+    assert (short.broker_session_timeout, short.broker_heartbeat_interval) == (6.0, 2.0)
+    long = faust_app(Settings(worker=WorkerConfig(session_timeout_ms=45_000))).conf
+    assert (long.broker_session_timeout, long.broker_heartbeat_interval) == (45.0, 3.0)
+
+
 def test_a_warehouse_that_fails_its_migrations_is_closed(tmp_path: Path) -> None:
     # ClickHouse failing at the worker's first insert fails the migrations; the writer opens
     # again on its next attempt, so each failed open must release its connection.

@@ -40,7 +40,7 @@ from streams.query.web.markup import (
     ui_url,
 )
 from streams.query.windows import format_time, query_table, resolve_range
-from streams.sink.spans import OTEL_TRACES
+from streams.sink.spans import DEDUPLICATED_SPANS, OTEL_TRACES
 from streams.sink.traces import TRACES
 
 DEFAULT_LIMIT = 20
@@ -123,7 +123,7 @@ def resolve_search(search: TraceSearch, now_ns: int) -> TraceQuery:
         if search.service:
             spans.insert(0, f"ServiceName = {quote(search.service)}")
         conditions.append(
-            f"TraceId IN (SELECT TraceId FROM {OTEL_TRACES} WHERE {' AND '.join(spans)})"
+            f"TraceId IN (SELECT TraceId FROM {DEDUPLICATED_SPANS} WHERE {' AND '.join(spans)})"
         )
     if search.min_duration:
         try:
@@ -170,7 +170,7 @@ def operations_seen(reader: Reader, since_ns: int, until_ns: int) -> list[tuple[
         reader,
         OTEL_TRACES,
         "SELECT DISTINCT ServiceName AS service, SpanName AS operation "
-        f"FROM {OTEL_TRACES} WHERE {time_range('Timestamp', since_ns, until_ns)} "
+        f"FROM {DEDUPLICATED_SPANS} WHERE {time_range('Timestamp', since_ns, until_ns)} "
         f"ORDER BY service, operation LIMIT {SUGGESTIONS_LIMIT}",
     )
     return [(str(r["service"]), str(r["operation"])) for r in rows]

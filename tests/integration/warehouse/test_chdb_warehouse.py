@@ -144,8 +144,8 @@ def test_otel_traces_has_the_exporters_columns(migrated: ChdbWarehouse) -> None:
     assert table == [
         {
             "partition_key": "toDate(Timestamp)",
-            "sorting_key": "ServiceName, SpanName, toDateTime(Timestamp)",
-            "engine": "MergeTree",
+            "sorting_key": "ServiceName, SpanName, toDateTime(Timestamp), TraceId, SpanId",
+            "engine": "ReplacingMergeTree",
         }
     ]
     lookup = migrated.query(

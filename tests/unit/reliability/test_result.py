@@ -34,6 +34,12 @@ def test_a_span_stored_twice_is_a_duplicate_and_a_missing_one_a_loss() -> None:
     assert (tally.rows, tally.distinct, tally.duplicates, tally.losses) == (4, 2, 2, 1)
 
 
+def test_copies_users_do_not_see_are_raw_copies_not_duplicates() -> None:
+    tally = tally_spans([A, B, C], [A, B, C], raw_rows=5)
+    assert (tally.duplicates, tally.raw_copies, tally.losses) == (0, 2, 0)
+    assert tally_spans([A, B, C], [A, B, C]).raw_copies is None
+
+
 def test_a_stored_span_nobody_produced_is_unexpected_not_a_duplicate() -> None:
     stray = ("t9", "s9")
     tally = tally_spans([A, B], [A, B, stray, stray])
@@ -68,7 +74,7 @@ def result(fault: str = "sigkill-restart", losses: int = 0, dlq_counter: int = 2
     return FaultResult(
         fault=fault,
         workload="2 traces, 3 spans",
-        spans=tally_spans([A, B, C], stored),
+        spans=tally_spans([A, B, C], stored, raw_rows=len(stored) + 4),
         traces=tally_traces({"t1": 2, "t2": 1}, {"t1": 2, "t2": 1}),
         recovery_s=4.25,
         windows=replace(tally_windows({W1: 2, W3: 1}, {W1: 2}), spans_late=1),
@@ -108,6 +114,15 @@ def test_table_rows_show_the_figures() -> None:
     assert cells[5:7] == ["1 / 2 (2 / 3 spans; 1 late)", "not measured"]
     assert cells[7:] == ["2 / 2 / 2", "0", "1", "4.2 s"]
     assert "- **sigkill-restart**: a note" in table
+    assert "- **sigkill-restart**: 4 span copies in otel_traces not merged away yet" in table
+
+
+def test_a_result_from_before_says_its_duplicates_were_counted_without_final() -> None:
+    old = replace(result(), spans=replace(result().spans, raw_rows=None))
+    assert "not merged away yet" not in render_table([old])
+    assert "spans counted without FINAL" not in render_table([old])
+    copied = replace(old, spans=replace(old.spans, rows=old.spans.rows + 1))
+    assert "spans counted without FINAL" in render_table([copied])
 
 
 def test_the_table_replaces_only_what_is_between_the_markers() -> None:

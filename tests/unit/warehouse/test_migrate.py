@@ -18,7 +18,9 @@ from streams.warehouse.migrate import (
     checksum,
     load_migrations,
     migrate,
+    only_if,
     run_db_command,
+    run_statement,
 )
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -92,6 +94,37 @@ def test_statements_split_at_semicolon_line_ends_and_substitute_ttl(root: Path) 
         "-- header\nCREATE TABLE a (s String DEFAULT 'x;y') ENGINE = Memory\nTTL 7",
         "CREATE VIEW v AS SELECT 1",
     ]
+
+
+class AnsweringWarehouse(FakeWarehouse):
+    """Answers every query with `answer` (the rows of an ``-- only if:`` query)."""
+
+    def __init__(self, answer: list[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "runs"), [([(1,)], True), ([(0,)], False), ([], False), ([(None,)], False)]
+)
+def test_a_statement_with_only_if_runs_when_its_query_answers_true(
+    answer: list[tuple[Any, ...]], runs: bool
+) -> None:
+    statement = "-- why\n-- only if: SELECT engine = 'MergeTree' FROM t \nEXCHANGE TABLES a AND b"
+    assert only_if(statement) == "SELECT engine = 'MergeTree' FROM t"
+    warehouse = AnsweringWarehouse(answer)
+    assert run_statement(warehouse, statement) is runs
+    assert warehouse.statements == ([statement] if runs else [])
+
+
+def test_a_statement_without_only_if_always_runs() -> None:
+    warehouse = AnsweringWarehouse([(0,)])
+    assert only_if("-- only comments about it\nDROP VIEW IF EXISTS v") is None
+    assert run_statement(warehouse, "DROP VIEW IF EXISTS v")
+    assert warehouse.statements == ["DROP VIEW IF EXISTS v"]
 
 
 def test_migrate_applies_in_order_once(root: Path) -> None:
