@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,6 +98,7 @@ class AggregationStage:
         self.partial_hold: SourceHold[Any] = SourceHold()
         self._sources_generation: int | None = None
         self._merge_generation: int | None = None
+        self._last_emit_s: float | None = None
 
     def sources_current(self) -> int | None:
         """The generation the source side works in (None during a rebalance); after a
@@ -123,6 +125,23 @@ class AggregationStage:
                 self.merger.resume(merge_partition, through)
             self._merge_generation = generation
         return generation
+
+    def emitting(self) -> None:
+        """Called as each emit starts. An emit that comes much later than due means this
+        worker was cut off (its last one waited on an unreachable broker, or the loop stalled):
+        restart the partitions' idle clocks, or the idle rule would close the windows of the
+        records produced meanwhile before they arrive (and count them late)."""
+        started = time.monotonic()
+        last, self._last_emit_s = self._last_emit_s, started
+        gap_ms = (started - last) * 1000 if last is not None else 0.0
+        if gap_ms > self.config.partition_idle_ms:
+            self.aggregator.restart_idle_clocks(self.now())
+            log.warning(
+                "%s: windows not emitted for %.1f s (broker unreachable or worker stalled): "
+                "idle partitions wait another aggregation.partition_idle_ms before closing",
+                self.signal.name,
+                gap_ms / 1000,
+            )
 
     def unchanged(self, generation: int | None) -> bool:
         """True if no rebalance began since `generation` was read: held records may be
@@ -223,6 +242,7 @@ def register_aggregation(
         return marks
 
     async def emit() -> None:
+        stage.emitting()
         generation = stage.sources_current()
         if generation is None:
             return

@@ -303,6 +303,12 @@ class WindowAggregator:
         for partition in partitions:
             self._partitions.pop(partition, None)
 
+    def restart_idle_clocks(self, now_ns: int) -> None:
+        """Count every partition as active now: the worker could not see its sources for a
+        while (e.g. the broker was down), so quiet then says nothing about the partitions."""
+        for state in self._partitions.values():
+            state.last_observed_ns = max(state.last_observed_ns, now_ns)
+
     def reset(self) -> None:
         """Forget every partition (a rebalance: each is re-read from its committed offset)."""
         self._partitions.clear()

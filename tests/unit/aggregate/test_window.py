@@ -114,3 +114,16 @@ def test_release_forgets_partitions_and_their_open_windows() -> None:
     assert agg.open_window_count() == 2
     agg.release([1])
     assert agg.open_window_count() == 1
+
+
+def test_restarted_idle_clocks_keep_a_cut_off_partition_open() -> None:
+    agg = WindowAggregator(10_000, 0, 2_000, 0.01, 3)
+    agg.add(0, [obs(T0 + 1 * S, 1)], T0 + 1 * S)
+    # Cut off for a minute: without a restart the idle rule closes everything up to now.
+    agg.restart_idle_clocks(T0 + 61 * S)
+    closed, marks = agg.close_due([0], T0 + 62 * S)
+    assert closed == [] and marks == {0: T0}  # only its own event time: nothing closed
+    late = agg.add(0, [obs(T0 + 30 * S, 1, n=1)], T0 + 62 * S).late
+    assert late == 0  # produced while cut off, arriving now: still on time
+    closed, _ = agg.close_due([0], T0 + 64 * S)  # idle again for 2 s: now it closes
+    assert [c.stats.count for c in closed] == [1, 1]
