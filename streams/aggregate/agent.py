@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from streams.aggregate.hold import SourceHold
 from streams.aggregate.merge import (
@@ -99,6 +100,9 @@ class AggregationStage:
         self._sources_generation: int | None = None
         self._merge_generation: int | None = None
         self._last_emit_s: float | None = None
+        self.read_through: dict[int, int] = {}
+        """Per source partition, the offset after the last record observed since the latest
+        rebalance (what this worker has read, for the idle rule)."""
 
     def sources_current(self) -> int | None:
         """The generation the source side works in (None during a rebalance); after a
@@ -107,6 +111,7 @@ class AggregationStage:
         generation = self.generation()
         if generation is not None and generation != self._sources_generation:
             self.aggregator.reset()
+            self.read_through.clear()
             dropped = self.source_hold.drop()
             if self._sources_generation is not None:
                 log.info("%s: rebalance, %d held source records re-read", self.signal.name, dropped)
@@ -168,6 +173,8 @@ class AggregationStage:
         for message in messages:
             message.incref()
         self.source_hold.hold(partition, messages, folded.until_ns)
+        if messages:
+            self.read_through[partition] = messages[-1].offset + 1
         if folded.duplicates:
             self.counters.inc(f"tracepipe_{self.signal.name}_duplicates_total", folded.duplicates)
         late = self.aggregator.take_late()
@@ -194,6 +201,29 @@ def routing_key(key: WindowKey) -> bytes:
 def _owned(app: faust.App, topic: str) -> set[int]:
     assigned = app.assignor.assigned_actives()
     return {tp.partition for tp in assigned if tp.topic == topic}
+
+
+def _behind(app: faust.App, topic: str, owned: set[int], read: dict[int, int]) -> set[int]:
+    """Owned partitions with records on the broker this worker has not observed yet: after a
+    rebalance (re-read from the committed offset) or a broker outage (the backlog arrives
+    later), such a partition is not idle, however long it has been quiet."""
+    consumer = app.consumer
+    # Faust's committed offsets (refreshed by the seek every rebalance ends with): a partition
+    # with nothing to re-read since then has read through its committed offset.
+    committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    behind = set()
+    for partition in owned:
+        tp = TP(topic, partition)
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # not fetched yet: nothing known about its backlog
+            highwater = None
+        if highwater is None:
+            continue
+        through = max(read.get(partition, 0), committed.get(tp) or 0)
+        if through < highwater:
+            behind.add(partition)
+    return behind
 
 
 FinalWindowsConsumer = Callable[[list[FinalWindow]], Awaitable[None]]
@@ -248,7 +278,8 @@ def register_aggregation(
             return
         owned = _owned(app, signal.source_topic)
         stage.aggregator.release([p for p in range(stage.partitions) if p not in owned])
-        closed, marks = stage.aggregator.close_due(owned, stage.now())
+        behind = _behind(app, signal.source_topic, owned, stage.read_through)
+        closed, marks = stage.aggregator.close_due(owned, stage.now(), behind)
         deliveries = []
         for window in closed:
             deliveries.append(

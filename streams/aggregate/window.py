@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -253,23 +253,25 @@ class WindowAggregator:
         state.last_observed_ns = now_ns
         return Folded(late, duplicates, latest_start + window_ns if latest_start >= 0 else 0)
 
-    def watermark(self, partition: int, now_ns: int) -> int | None:
-        """The partition's watermark now (None before it has any), idle fallback included."""
+    def watermark(self, partition: int, now_ns: int, caught_up: bool = True) -> int | None:
+        """The partition's watermark now (None before it has any), idle fallback included
+        (only when `caught_up`: a partition with records still to read is not idle)."""
         state = self._partitions.get(partition)
         if state is None:
             return None
         marks = []
         if state.max_event_ns is not None:
             marks.append(state.max_event_ns - self.lateness_ns)
-        if now_ns - state.last_observed_ns >= self.idle_ns:
+        if caught_up and now_ns - state.last_observed_ns >= self.idle_ns:
             marks.append(now_ns - self.lateness_ns)
         return max(marks) if marks else None
 
     def close_due(
-        self, owned: Iterable[int], now_ns: int
+        self, owned: Iterable[int], now_ns: int, behind: Container[int] = ()
     ) -> tuple[list[ClosedWindow], dict[int, int]]:
         """Close every window its partition's watermark has passed, for the partitions this
-        worker owns: the closed partials, and each owned partition's closed-through time."""
+        worker owns: the closed partials, and each owned partition's closed-through time.
+        Partitions `behind` (records on the broker not read yet) never count as idle."""
         closed: list[ClosedWindow] = []
         marks: dict[int, int] = {}
         for partition in sorted(owned):
@@ -277,7 +279,7 @@ class WindowAggregator:
             if state is None:
                 # First sight of an assigned partition: its idle clock starts now.
                 state = self._partitions[partition] = _PartitionWindows(last_observed_ns=now_ns)
-            mark = self.watermark(partition, now_ns)
+            mark = self.watermark(partition, now_ns, partition not in behind)
             if mark is not None:
                 through = window_start(mark, self.window_ns)
                 if through > state.closed_through_ns:

@@ -101,3 +101,6 @@ def test_broker_stopped_and_restarted_mid_stream(own_broker: LocalKafka, tmp_pat
     )
     assert (spans.losses, spans.unexpected) == (0, 0), result
     assert traces.complete == traces.expected, result
+    # Spans sent during the outage count in their windows: the idle rule waits again once the
+    # worker sees its sources (AggregationStage.emitting), instead of counting them late.
+    assert (windows.exact, windows.spans_late) == (windows.expected, 0), result

@@ -127,3 +127,14 @@ def test_restarted_idle_clocks_keep_a_cut_off_partition_open() -> None:
     assert late == 0  # produced while cut off, arriving now: still on time
     closed, _ = agg.close_due([0], T0 + 64 * S)  # idle again for 2 s: now it closes
     assert [c.stats.count for c in closed] == [1, 1]
+
+
+def test_a_partition_with_records_left_to_read_is_never_idle() -> None:
+    agg = WindowAggregator(10_000, 0, 2_000, 0.01, 3)
+    agg.add(0, [obs(T0 + 1 * S, 1)], T0 + 1 * S)
+    # Quiet for a minute but behind (a backlog after a rebalance or outage): nothing closes.
+    closed, _ = agg.close_due([0], T0 + 61 * S, behind={0})
+    assert closed == []
+    assert agg.add(0, [obs(T0 + 5 * S, 1, n=1)], T0 + 61 * S).late == 0
+    closed, _ = agg.close_due([0], T0 + 64 * S)  # caught up and idle: closes
+    assert [c.stats.count for c in closed] == [2]
