@@ -112,8 +112,8 @@ def _open_migrated(settings: Settings) -> Warehouse:
 
 def _generation(app: faust.App) -> int | None:
     # The consumer group generation the stages work in; None while a rebalance is under way
-    # (the consumer thread sets both as it goes).
-    return None if app.rebalancing else app.consumer_generation_id
+    # (flow control suspended: from the revocation until the seek to the committed offsets).
+    return app.consumer_generation_id if app.flow_control.is_active() else None
 
 
 def faust_app(settings: Settings) -> faust.App:

@@ -100,7 +100,7 @@ class AssemblyState:
         this worker owns since the latest rebalance (False while one is under way)."""
         app = self.app
         recovery = app.tables.recovery  # type: ignore[attr-defined]
-        if app.rebalancing or not recovery.completed.is_set():
+        if not app.flow_control.is_active() or not recovery.completed.is_set():
             return False
         generation = app.consumer_generation_id
         if generation != self._generation:

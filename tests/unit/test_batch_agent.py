@@ -75,12 +75,22 @@ def test_an_interrupted_batch_is_never_acknowledged(fail: BaseException) -> None
 
 
 @dataclass
+class FlowControl:
+    """Faust's flow control: suspended from a rebalance's start until the seek is done."""
+
+    active: bool = True
+
+    def is_active(self) -> bool:
+        return self.active
+
+
+@dataclass
 class RebalancingApp:
-    """Faust's app as `current_events` reads it: the group generation and the rebalance flag."""
+    """Faust's app as `current_events` reads it: the group generation and flow control."""
 
     consumer: RecordingConsumer
     consumer_generation_id: int
-    rebalancing: bool = False
+    flow_control: FlowControl = field(default_factory=FlowControl)
 
 
 def test_a_batch_from_before_a_rebalance_is_left_unacked_for_good() -> None:
@@ -96,7 +106,7 @@ def test_a_batch_from_before_a_rebalance_is_left_unacked_for_good() -> None:
 
 
 def test_nothing_is_current_while_a_rebalance_is_under_way() -> None:
-    app: Any = RebalancingApp(RecordingConsumer(), consumer_generation_id=4, rebalancing=True)
+    app: Any = RebalancingApp(RecordingConsumer(), 4, FlowControl(active=False))
     events = batch([5, 6])
     for event in events:
         event.message.generation_id = 4
