@@ -84,6 +84,17 @@ def current_events(app: faust.App, events: Sequence[Any]) -> list[Any]:
             fresh.append(event)
         else:
             event.message.incref()
+    if len(fresh) < len(events):
+        stale = events[len(fresh) :] if fresh else events
+        log.info(
+            "%d records of %s left for redelivery after a rebalance (flowing=%s, generation %s, "
+            "theirs %s)",
+            len(events) - len(fresh),
+            events[0].message.topic,
+            flowing,
+            generation,
+            sorted({e.message.generation_id for e in stale}),
+        )
     return fresh
 
 
