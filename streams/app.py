@@ -197,12 +197,11 @@ def create_app(settings: Settings) -> Pipeline:
         time.time_ns,
     )
 
-    def assemble(batch: SpansByPartition) -> None:
-        state.add([span for spans in batch.values() for span in spans])
-
-    def observe_spans(batch: SpansByPartition) -> None:
+    def assemble_and_observe(batch: SpansByPartition) -> None:
+        # The windows count a span once: a repeat the buffer already holds (an SDK retry, a
+        # batch sent twice) is assembled once and observed once.
         for partition, spans in batch.items():
-            latency.observe(partition, latency_observations(spans))
+            latency.observe(partition, latency_observations(state.admit(spans)))
 
     def observe_traces(batch: dict[int, list[TraceRecord]]) -> None:
         for partition, records in batch.items():
@@ -216,7 +215,7 @@ def create_app(settings: Settings) -> Pipeline:
         settings.sink,
         settings.ingest,
         counters,
-        on_spans=(assemble, observe_spans),
+        on_spans=(assemble_and_observe,),
         store_spans=not settings.sampling.enabled,
         before_ack=(state.durable,),
     )

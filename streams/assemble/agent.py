@@ -98,6 +98,14 @@ class AssemblyState:
         self.stage.add(spans)
         self.persist()
 
+    def admit(self, spans: list[Span]) -> list[Span]:
+        """Buffer and persist spans like `add`; return those this process sees for the first
+        time (`AssemblyStage.admit`), which the latency windows count."""
+        self.ready()
+        first_seen = self.stage.admit(spans)
+        self.persist()
+        return first_seen
+
     def persist(self) -> None:
         """Write the buffer's changes since the last call to the table and its changelog;
         `durable` waits for them."""

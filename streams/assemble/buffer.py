@@ -17,10 +17,14 @@ can be passed in to skip encoding). Measured with 10-attribute spans: dicts ~2.7
 span and ~2 us/span add+sweep; Avro bytes ~0.6 KiB but one fastavro decode per span per emitted
 version (~25-35 us/span on the CI machine). Pick bytes where memory binds, dicts where CPU does.
 Duplicates (a span id already held for the trace, in any version) are ignored and counted: a
-redelivered span never re-opens an emitted trace. Spans beyond `max_spans_per_trace` are not
-held; each trace counts them (`dropped_span_count`, deliveries: a redelivered span over the cap
-counts again, its id is not kept) and so does `stats.spans_not_held`. The span sink stores every
-span from the spans topic, so those spans are not lost, only not assembled.
+redelivered span never re-opens an emitted trace. `admit` also says whether this process sees a
+span for the first time, for consumers that must count each span once (latency windows): a
+repeat of a span added since the start is not, while the first repeat of a span restored from
+the table is (the consumer's in-memory state that counted it died with the previous process).
+Spans beyond `max_spans_per_trace` are not held; each trace counts them (`dropped_span_count`,
+deliveries: a redelivered span over the cap counts again, its id is not kept, and `admit` calls
+it new again) and so does `stats.spans_not_held`. The span sink stores every span from the
+spans topic, so those spans are not lost, only not assembled.
 
 Late spans and versions: an emitted trace is kept, spans and all, for `late_retention_ms`; a
 new span for it re-opens it as version + 1, and that emission carries every span held (earlier
@@ -118,6 +122,8 @@ class _Trace:
     opened_seq: int = 0
     last_seq: int = 0
     emitted_seq: int = 0
+    # Ids of held spans restored from the table and not delivered again since (see `admit`).
+    restored_ids: set[str] | None = None
 
 
 def state_key(trace_id: str, index: int) -> str:
@@ -180,6 +186,12 @@ class TraceBuffer:
 
         `encoded` is the span's codec bytes when the caller has them (the Kafka value).
         """
+        return self.admit(span, encoded)[1]
+
+    def admit(self, span: Span, encoded: bytes | None = None) -> tuple[bool, list[Emission]]:
+        """Buffer one span like `add`; also whether this process sees it for the first time:
+        False for a repeat of a span added since the start (an SDK retry, a batch sent twice),
+        True for anything new and for the first repeat of a span restored from the table."""
         now = self._tick()
         self._seq += 1
         self.stats.spans_in += 1
@@ -189,15 +201,13 @@ class TraceBuffer:
         trace = self._open.get(trace_id)
         if trace is not None:
             if span_id in trace.span_ids:
-                self.stats.duplicate_spans += 1
-                return out
+                return self._repeat(trace, span_id), out
             self._idle.move_to_end(trace_id)
         else:
             trace = self._retained.get(trace_id)
             if trace is not None:
                 if span_id in trace.span_ids:
-                    self.stats.duplicate_spans += 1
-                    return out
+                    return self._repeat(trace, span_id), out
                 del self._retained[trace_id]
                 trace.version += 1
                 trace.opened_ns = now
@@ -233,7 +243,17 @@ class TraceBuffer:
                 self._dirty[(trace_id, len(trace.held) - 1)] = None
         if self._dirty is not None:
             self._dirty[(trace_id, HEADER_INDEX)] = None
-        return out
+        return True, out
+
+    def _repeat(self, trace: _Trace, span_id: str) -> bool:
+        # A held span again: a duplicate for assembly; new to this process only if it came
+        # from the table and this is its first delivery since (a redelivery after a restart).
+        self.stats.duplicate_spans += 1
+        restored = trace.restored_ids
+        if restored is None or span_id not in restored:
+            return False
+        restored.discard(span_id)
+        return True
 
     def _make_room(self) -> list[Emission]:
         out: list[Emission] = []
@@ -456,6 +476,7 @@ class TraceBuffer:
             trace.span_ids = {
                 (s if codec is None else codec.decode(s))["span_id"] for s in trace.held
             }
+            trace.restored_ids = set(trace.span_ids) if trace.span_ids else None
             (retained if trace.emitted_at_ns else open_traces).append(trace)
             latest = max(latest, trace.last_seen_ns, trace.emitted_at_ns)
             seq = max(seq, trace.last_seq, trace.emitted_seq)

@@ -54,6 +54,17 @@ class AssemblyStage:
         for span in spans:
             self._evicted.extend(self.buffer.add(span))
 
+    def admit(self, spans: Iterable[Span]) -> list[Span]:
+        """Buffer spans like `add`; return those this process sees for the first time (not a
+        repeat of a span it already holds: `TraceBuffer.admit`), for the latency windows."""
+        first_seen: list[Span] = []
+        for span in spans:
+            new, evicted = self.buffer.admit(span)
+            if new:
+                first_seen.append(span)
+            self._evicted.extend(evicted)
+        return first_seen
+
     def finish_due(self) -> list[FinishedTrace]:
         """Every trace that is due (evicted, idle or aged), as a finished record."""
         emissions, self._evicted = self._evicted + self.buffer.sweep(), []

@@ -214,6 +214,43 @@ def test_stats_count_what_was_not_held() -> None:
     assert buffer.stats.spans_not_held == 2
 
 
+def test_admit_says_which_spans_this_process_sees_for_the_first_time() -> None:
+    clock = Clock()
+    config = AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000, late_retention_ms=300)
+    buffer = TraceBuffer(config, clock)
+    seen = [buffer.admit(span("t1", s))[0] for s in ("r", "a", "r", "a")]
+    assert seen == [True, True, False, False]
+    clock.advance(150)
+    assert len(buffer.sweep()) == 1
+    # A repeat after emission neither re-opens the trace nor counts as new.
+    assert buffer.admit(span("t1", "a")) == (False, [])
+    assert buffer.admit(span("t1", "b"))[0] is True
+    assert buffer.stats.duplicate_spans == 3
+
+
+def test_a_restored_span_is_new_to_the_process_once() -> None:
+    clock = Clock()
+    config = AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000, late_retention_ms=300)
+    first = TraceBuffer(config, clock)
+    first.add(span("t1", "r"))
+    first.add(span("t2", "r"))
+    first.sweep()
+    clock.advance(150)
+    first.sweep()  # t1 and t2 emitted, retained for late spans
+    first.add(span("t3", "r"))  # open
+    second = TraceBuffer(config, clock)
+    second.restore(copy.deepcopy(first.snapshot()))
+    # Redelivered after a restart: the windows that counted them died with the first process.
+    assert [second.admit(span(t, "r"))[0] for t in ("t1", "t3", "t1", "t3")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert second.stats.duplicate_spans == 4
+    assert second.open_trace_count == 1  # the repeats re-opened nothing
+
+
 # -- invariants over any interleaving ---------------------------------------------------------
 
 TRACES = ["t0", "t1", "t2", "t3"]

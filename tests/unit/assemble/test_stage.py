@@ -88,3 +88,16 @@ def test_restored_open_traces_wait_a_full_idle_period_after_a_restart() -> None:
     clock[0] += 200 * MS
     (trace,) = after.finish_due()
     assert trace.record["span_count"] == 2 and trace.record["version"] == 1
+
+
+def test_admit_returns_the_spans_seen_for_the_first_time_and_buffers_them_once() -> None:
+    clock = [0]
+    stage = AssemblyStage(AssemblyConfig(trace_idle_ms=100), SamplingConfig(), lambda: clock[0])
+    root = make_span(T_OK, "3" * 16, "GET /", "web", 0, 10 * MS)
+    child = make_span(T_OK, "4" * 16, "db", "db", MS, 2 * MS, parent_span_id="3" * 16)
+    # Inside one batch and across batches, as an SDK retry sends them.
+    assert stage.admit([root, child, root]) == [root, child]
+    assert stage.admit([child]) == []
+    clock[0] += 200 * MS
+    (trace,) = stage.finish_due()
+    assert trace.record["span_count"] == 2
