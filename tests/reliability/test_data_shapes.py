@@ -380,6 +380,8 @@ def test_a_trace_of_100000_spans(worker: WorkerProcess) -> None:
     summary = stored_trace_summaries(reader).get(wide_id)
     want = expected_trace_summary(wide.spans[:cap], dropped=len(wide.spans) - cap)
     rows, top_version = trace_emissions(reader, [wide_id])
+    counters = worker.stats()["counters"]
+    without_spans = sum(counters.get("tracepipe_trace_records_without_spans_total", {}).values())
     result = record(
         "trace-of-100000-spans",
         workload.describe(f"one of them 100,000 spans (assembly.max_spans_per_trace {cap:,})"),
@@ -390,7 +392,9 @@ def test_a_trace_of_100000_spans(worker: WorkerProcess) -> None:
         notes=[
             f"the wide trace's latest version (v{top_version}, {rows} rows): {summary} "
             "(completion, spans held, dropped, start, end, duration, root, depth, skew, errors); "
-            f"expected the first {cap:,} spans held and {len(wide.spans) - cap:,} dropped",
+            f"expected the first {cap:,} spans held and {len(wide.spans) - cap:,} dropped; "
+            f"{without_spans} trace records published without their spans (over "
+            "TRACE_RECORD_MAX_BYTES with them: span ids only, no service-graph edges)",
             f"RSS {rss_before / MIB:.0f} MiB before, {peaks.rss_bytes / MIB:.0f} MiB at most "
             f"while it was worked through; {peaks.open_traces:,} open traces at most",
         ],
@@ -398,6 +402,8 @@ def test_a_trace_of_100000_spans(worker: WorkerProcess) -> None:
     assert (spans.losses, spans.unexpected, spans.duplicates) == (0, 0, 0), result
     assert traces.complete == traces.expected, result
     assert summary == want, result
+    # Every version of the wide trace is over the record limit with its 10,000 spans.
+    assert without_spans == top_version, result
     assert windows.exact == windows.expected and windows.spans_late == 0, result
 
 
