@@ -56,6 +56,7 @@ from tests.reliability.shapes import (
 pytestmark = pytest.mark.integration
 
 TRACES = 300
+SENDS = 5
 MINUTE_NS = 60 * 1_000_000_000
 MIB = 1024 * 1024
 
@@ -231,9 +232,16 @@ def test_clock_skew_of_minutes(worker: WorkerProcess) -> None:
     payment's held open until wall clock reaches them, everyone else's exact."""
     offsets = {"payment": 3 * MINUTE_NS, "inventory": -3 * MINUTE_NS}
     first = warm_up(worker, seed=36)
-    true = webshop_workload(TRACES * reliability_scale(), seed=37)
-    sent_spans = skewed(true.spans, offsets)
-    produce(worker, sent_spans)
+    # Five sends 1.5 s apart (longer than the emit interval), as services send all the time:
+    # a watermark carried ahead by payment's clock would make the later sends' spans late.
+    true = Workload([], {})
+    sent_spans: list[Span] = []
+    for send in range(SENDS):
+        batch = webshop_workload(TRACES * reliability_scale() // SENDS, seed=37 + send)
+        produce(worker, skewed(batch.spans, offsets))
+        true += batch
+        sent_spans += skewed(batch.spans, offsets)
+        time.sleep(1.5)
     workload = first + Workload.of(sent_spans)
     sent = time.monotonic()
     reader = worker.reader()
@@ -262,7 +270,7 @@ def test_clock_skew_of_minutes(worker: WorkerProcess) -> None:
     outside = children_outside_parents(skewed_traces.values(), set(offsets))
     result = record(
         "clock-skew",
-        workload.describe("payment's clock +3 min, inventory's -3 min, after a warm-up"),
+        workload.describe("payment's clock +3 min, inventory's -3 min, 5 sends, after a warm-up"),
         spans,
         traces,
         recovery_s,
