@@ -84,9 +84,9 @@ class Workload:
         """(trace id, span id) of every span."""
         return ((s["trace_id"], s["span_id"]) for s in self.spans)
 
-    def describe(self, extra: str = "") -> str:
+    def describe(self, extra: str = "", kind: str = "web-shop traces") -> str:
         """The workload as the report's column shows it."""
-        text = f"{len(self.span_counts):,} web-shop traces, {len(self.spans):,} spans"
+        text = f"{len(self.span_counts):,} {kind}, {len(self.spans):,} spans"
         return f"{text}, {extra}" if extra else text
 
     @classmethod

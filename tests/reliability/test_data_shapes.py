@@ -392,7 +392,9 @@ def test_a_trace_of_100000_spans(worker: WorkerProcess) -> None:
     without_spans = sum(counters.get("tracepipe_trace_records_without_spans_total", {}).values())
     result = record(
         "trace-of-100000-spans",
-        workload.describe(f"one of them 100,000 spans (assembly.max_spans_per_trace {cap:,})"),
+        workload.describe(
+            f"one of 100,000 spans among 300 web-shop ones (max_spans_per_trace {cap:,})", "traces"
+        ),
         spans,
         traces,
         recovery_s,
@@ -443,7 +445,7 @@ def test_a_flood_of_single_span_traces(kafka_bootstrap: str, tmp_path: Path) -> 
         worker.stop()
     result = record(
         "single-span-flood",
-        flood.describe("all sent at once; assembly capped at 1,000 open traces"),
+        flood.describe("all sent at once; assembly capped at 1,000 open traces", "one-span traces"),
         spans,
         traces,
         recovery_s,
