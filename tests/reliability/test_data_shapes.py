@@ -477,4 +477,9 @@ def test_a_flood_of_single_span_traces(kafka_bootstrap: str, tmp_path: Path) -> 
     assert peaks.open_traces <= caps["open_traces"], result
     assert peaks.retained_traces <= caps["retained_traces"], result
     assert peaks.tombstones <= caps["tombstones"], result
-    assert windows.exact == windows.expected and windows.spans_late == 0, result
+    # Each span counted once, in its window or as late. Late only once the worker is further
+    # behind wall clock than the allowed lateness (a long run: docs/RELIABILITY.md), never at
+    # the CI size.
+    assert windows.spans_counted + windows.spans_late == windows.spans_expected, result
+    if reliability_scale() == 1:
+        assert windows.exact == windows.expected and windows.spans_late == 0, result
