@@ -58,12 +58,14 @@ def main() -> None:
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
     for n, by_partition in enumerate(batches):
+        # The replay's wall clock: the batch's last event time (a watermark never passes it).
+        now_ns = start_ns + (n + 1) * args.batch * step_ns
         t0 = time.process_time()
         for partition, batch in by_partition.items():
-            aggregator.add(partition, latency_observations(batch), 0)
+            aggregator.add(partition, latency_observations(batch), now_ns)
         phase_one_s += time.process_time() - t0
         if n % 10 == 9 or n == len(batches) - 1:  # the emit timer, every ~10 batches
-            closed, marks = aggregator.close_due(range(PARTITIONS), 0)
+            closed, marks = aggregator.close_due(range(PARTITIONS), now_ns)
             for window in closed:
                 merger.add(0, partial_codec.decode(partial_codec.encode(partial_record(window))))
             for source, through in marks.items():

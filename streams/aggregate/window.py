@@ -11,6 +11,11 @@ time moves its watermark to wall clock minus the allowed lateness, so a quiet pa
 hold every window open forever. Event time is then assumed to track wall clock; spans that turn
 up later with older event times count as late.
 
+Clocks ahead: event time moves a watermark only up to the worker's wall clock. One service whose
+clock runs minutes ahead would otherwise carry its partitions' watermarks minutes into the
+future and make every other service's spans there late; instead its own windows (keyed by its
+end times, as reported) stay open until wall clock passes them.
+
 Per span the work is a few dict operations and an append: durations are kept raw (8 bytes each)
 per window and key until the window closes, and only then folded into its sketch with one
 vectorized call; the slowest exemplars are picked per batch.
@@ -254,14 +259,15 @@ class WindowAggregator:
         return Folded(late, duplicates, latest_start + window_ns if latest_start >= 0 else 0)
 
     def watermark(self, partition: int, now_ns: int, caught_up: bool = True) -> int | None:
-        """The partition's watermark now (None before it has any), idle fallback included
-        (only when `caught_up`: a partition with records still to read is not idle)."""
+        """The partition's watermark now (None before it has any): its highest event time, but
+        never past `now_ns`, minus the allowed lateness; the idle fallback included (only when
+        `caught_up`: a partition with records still to read is not idle)."""
         state = self._partitions.get(partition)
         if state is None:
             return None
         marks = []
         if state.max_event_ns is not None:
-            marks.append(state.max_event_ns - self.lateness_ns)
+            marks.append(min(state.max_event_ns, now_ns) - self.lateness_ns)
         if caught_up and now_ns - state.last_observed_ns >= self.idle_ns:
             marks.append(now_ns - self.lateness_ns)
         return max(marks) if marks else None

@@ -18,7 +18,12 @@ from typing import Any
 import faust
 
 from streams.assemble.chunks import SpanChunks
-from streams.assemble.record import TRACE_SCHEMA, TraceRecord, TraceRecordEncoder
+from streams.assemble.record import (
+    TRACE_SCHEMA,
+    TraceRecord,
+    TraceRecordEncoder,
+    encode_within,
+)
 from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import (
     MessagesByPartition,
@@ -49,6 +54,9 @@ TRACE_SINK_WAIT_S = 0.5
 VERSION_HEADER = "tracepipe-trace-version"
 """Header of a trace record message: its version, so a reader can match it without decoding."""
 RECENT_RECORDS_MAX = 5_000
+TRACE_RECORD_MAX_BYTES = 1_000_000
+"""Largest trace record published with its spans: under the producer's request size (Faust's
+`producer_max_request_size`, 1 MiB) and the broker's `message.max.bytes` (1 MiB + 12 B)."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,10 @@ def register_assembly(
     recent = RecentRecords()
     counters.describe("tracepipe_traces_emitted_total", "Trace records published, by completion.")
     counters.describe("tracepipe_traces_stored_total", "Trace records stored in ClickHouse.")
+    counters.describe(
+        "tracepipe_trace_records_without_spans_total",
+        "Trace records too large for Kafka with their spans, published with span ids only.",
+    )
 
     async def sweep() -> None:
         if not state.ready():
@@ -271,13 +283,22 @@ def register_assembly(
         try:
             deliveries = []
             for item in finished:
-                record = item.record
+                record, value = encode_within(encoder, item.record, TRACE_RECORD_MAX_BYTES)
+                if record is not item.record:
+                    counters.inc("tracepipe_trace_records_without_spans_total")
+                    log.warning(
+                        "trace %s (%d spans) is over %d bytes with its spans: published "
+                        "without them (stored in otel_traces; no service-graph edges)",
+                        record["trace_id"],
+                        record["span_count"],
+                        TRACE_RECORD_MAX_BYTES,
+                    )
                 version = (VERSION_HEADER, str(record["version"]).encode())
                 recent.put(record)
                 deliveries.append(
                     await traces_topic.send(
                         key=record["trace_id"].encode(),
-                        value=encoder.encode(record),
+                        value=value,
                         headers=[schema_header, version],
                     )
                 )

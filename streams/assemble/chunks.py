@@ -23,6 +23,11 @@ Change = tuple[str, str, Any]
 """(trace id, table key, value or None to delete the key)."""
 
 _CHUNK_MARK = "c"
+CHUNK_MAX_SPANS = 500
+"""Most spans in one chunk. A trace can add thousands of spans in one write (up to
+assembly.max_spans_per_trace); as one changelog record they would pass Kafka's 1 MiB message
+limit and crash the span agent on every redelivery. Web-shop spans pickle to ~90 B each in a
+chunk, so 500 stay far below it."""
 
 
 def chunk_key(trace_id: str, first_index: int) -> str:
@@ -45,8 +50,8 @@ class SpanChunks:
 
     def pack(self, changes: Iterable[Change], current: Callable[[str], Any]) -> list[Change]:
         """Buffer changes -> table writes: per trace, deletes first (chunks emptied are deleted,
-        chunks partly emptied rewritten from `current(key)`), then one chunk of the added spans;
-        headers last."""
+        chunks partly emptied rewritten from `current(key)`), then the added spans in chunks of
+        at most CHUNK_MAX_SPANS; headers last."""
         added: dict[str, list[tuple[int, Any]]] = {}
         deleted: dict[str, set[int]] = {}
         headers: list[Change] = []
@@ -65,12 +70,14 @@ class SpanChunks:
             # A re-added index (never done by the buffer today) must not live in two chunks.
             writes.extend(self._delete(trace_id, {i for i, _ in members}, current))
             members.sort(key=lambda member: member[0])
-            first, last = members[0][0], members[-1][0]
-            key = chunk_key(trace_id, first)
-            contiguous = last - first + 1 == len(members)
-            held = range(first, last + 1) if contiguous else frozenset(i for i, _ in members)
-            self._chunks.setdefault(trace_id, {})[key] = held
-            writes.append((trace_id, key, members))
+            for start in range(0, len(members), CHUNK_MAX_SPANS):
+                part = members[start : start + CHUNK_MAX_SPANS]
+                first, last = part[0][0], part[-1][0]
+                key = chunk_key(trace_id, first)
+                contiguous = last - first + 1 == len(part)
+                held = range(first, last + 1) if contiguous else frozenset(i for i, _ in part)
+                self._chunks.setdefault(trace_id, {})[key] = held
+                writes.append((trace_id, key, part))
         writes.extend(headers)
         return writes
 

@@ -137,3 +137,20 @@ class TraceRecordEncoder:
         out.write(encode_span_batch([encode(s) for s in record["spans"]]))
         fastavro.schemaless_writer(out, self._tail, record)
         return out.getvalue()
+
+
+def encode_within(
+    encoder: TraceRecordEncoder, record: TraceRecord, max_bytes: int
+) -> tuple[TraceRecord, bytes]:
+    """The record to publish and its bytes. A record over `max_bytes` (Kafka refuses messages
+    over its request size) goes without its spans, their ids in `span_ids` instead: it keeps
+    every summary field and the critical path, and gives no service-graph edges."""
+    value = encoder.encode(record)
+    if len(value) <= max_bytes or not record["spans"]:
+        return record, value
+    slim: TraceRecord = {
+        **record,
+        "spans": [],
+        "span_ids": [s["span_id"] for s in record["spans"]],
+    }
+    return slim, encoder.encode(slim)

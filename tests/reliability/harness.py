@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from streams.aggregate.observations import latency_observations
 from streams.aggregate.window import window_start
+from streams.assemble.record import build_trace_record
 from streams.broker.topics import TopicNames
 from streams.errors import TracepipeError
 from streams.generate.generator import TraceGenerator
@@ -84,10 +85,15 @@ class Workload:
         """(trace id, span id) of every span."""
         return ((s["trace_id"], s["span_id"]) for s in self.spans)
 
-    def describe(self, extra: str = "") -> str:
+    def describe(self, extra: str = "", kind: str = "web-shop traces") -> str:
         """The workload as the report's column shows it."""
-        text = f"{len(self.span_counts):,} web-shop traces, {len(self.spans):,} spans"
+        text = f"{len(self.span_counts):,} {kind}, {len(self.spans):,} spans"
         return f"{text}, {extra}" if extra else text
+
+    @classmethod
+    def of(cls, spans: Sequence[Span]) -> Workload:
+        """The workload of these (distinct) spans."""
+        return cls(list(spans), dict(Counter(s["trace_id"] for s in spans)))
 
     def __add__(self, other: Workload) -> Workload:
         """Both workloads as one (e.g. spans made before and after a fault)."""
@@ -155,6 +161,68 @@ def tally(reader: Reader, workload: Workload) -> tuple[SpanTally, TraceTally]:
     spans = tally_spans(workload.keys, stored_span_rows(reader), raw_span_rows(reader))
     traces = tally_traces(workload.span_counts, latest_span_counts(reader))
     return spans, traces
+
+
+TraceSummary = tuple[str, int, int, int, int, int, str, str, int, bool, int]
+"""A stored trace as users read it: (Completion, SpanCount, DroppedSpanCount, Start, End,
+DurationNs, RootService, RootOperation, Depth, ClockSkewAdjusted, ErrorCount)."""
+
+_SUMMARY_SQL = (
+    "SELECT TraceId, Completion, SpanCount, DroppedSpanCount, toUnixTimestamp64Nano(Start) AS s, "
+    "toUnixTimestamp64Nano(End) AS e, DurationNs, RootService, RootOperation, Depth, "
+    "ClockSkewAdjusted, ErrorCount FROM tracepipe_traces FINAL"
+)
+
+
+def stored_trace_summaries(reader: Reader) -> dict[str, TraceSummary]:
+    """Every trace's latest version (tracepipe_traces FINAL) as a `TraceSummary`."""
+    return {
+        r["TraceId"]: (
+            r["Completion"],
+            int(r["SpanCount"]),
+            int(r["DroppedSpanCount"]),
+            int(r["s"]),
+            int(r["e"]),
+            int(r["DurationNs"]),
+            r["RootService"],
+            r["RootOperation"],
+            int(r["Depth"]),
+            bool(r["ClockSkewAdjusted"]),
+            int(r["ErrorCount"]),
+        )
+        for r in reader.query_dicts(_SUMMARY_SQL)
+    }
+
+
+def expected_trace_summary(
+    spans: list[Span], completion: str = "complete", dropped: int = 0
+) -> TraceSummary:
+    """What the assembler's own analysis (`build_trace_record`) makes of a trace's spans."""
+    r = build_trace_record(
+        spans, version=1, completion=completion, emitted_at_unix_nano=0, dropped_span_count=dropped
+    )
+    return (
+        r["completion"],
+        r["span_count"],
+        r["dropped_span_count"],
+        r["start_time_unix_nano"],
+        r["end_time_unix_nano"],
+        r["duration_ns"],
+        r["root_service"],
+        r["root_operation"],
+        r["depth"],
+        r["clock_skew_adjusted"],
+        r["error_count"],
+    )
+
+
+def trace_emissions(reader: Reader, trace_ids: Iterable[str]) -> tuple[int, int]:
+    """(rows in tracepipe_traces without FINAL, highest Version) over these traces: a trace
+    emitted once has one row of version 1."""
+    wanted = set(trace_ids)
+    rows = reader.query_dicts("SELECT TraceId, Version FROM tracepipe_traces")
+    mine = [int(r["Version"]) for r in rows if r["TraceId"] in wanted]
+    return len(mine), max(mine, default=0)
 
 
 def expected_windows(workload: Workload) -> dict[WindowKey, int]:

@@ -2,12 +2,14 @@
 
     python -m tests.reliability.report [--results DIR] [--doc docs/RELIABILITY.md]
 
-The table sits between two marker lines in the document; the prose around it is kept.
+The table sits between two marker lines in the document; the prose around it is kept, and so
+are the rows of faults that have no result file in this run.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,21 +66,51 @@ def _raw_copies(result: FaultResult) -> list[str]:
     ]
 
 
-def render_table(results: Sequence[FaultResult]) -> str:
-    """The markdown table, one row per fault, then each fault's notes."""
-    lines = [_HEADER, "|" + "---|" * 11]
+Figures = dict[str, tuple[str, list[str]]]
+"""Fault -> (its table row, its note lines), as the document shows them."""
+
+
+def render_table(results: Sequence[FaultResult], kept: Figures | None = None) -> str:
+    """The markdown table, one row per fault, then each fault's notes; `kept` adds the rows of
+    faults with no result (from `previous_figures`), in fault order."""
+    figures: Figures = dict(kept or {})
     for r in results:
         s, t = r.spans, r.traces
-        lines.append(
+        row = (
             f"| {r.fault} | {r.workload} | {s.produced:,} | {s.rows:,} / {s.distinct:,} | "
             f"{t.complete:,} / {t.emitted:,} / {t.expected:,} | {_windows(r)} | not measured | "
             f"{_dlq(r)} | "
             f"{s.duplicates:,} | {s.losses:,} | {_recovery(r)} |"
         )
-    notes = [f"- **{r.fault}**: {note}" for r in results for note in (*r.notes, *_raw_copies(r))]
+        figures[r.fault] = (
+            row,
+            [f"- **{r.fault}**: {note}" for note in (*r.notes, *_raw_copies(r))],
+        )
+    lines = [_HEADER, "|" + "---|" * 11]
+    lines += [figures[fault][0] for fault in sorted(figures)]
+    notes = [note for fault in sorted(figures) for note in figures[fault][1]]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
+
+
+_NOTE = re.compile(r"- \*\*(?P<fault>[^*]+)\*\*: ")
+
+
+def previous_figures(document: str) -> Figures:
+    """The rows and notes the document's table holds now, by fault: a run that wrote only
+    some faults' results keeps the others' figures (and a fault's long runs)."""
+    table = document.partition(BEGIN)[2].partition(END)[0]
+    figures: Figures = {}
+    for line in table.splitlines():
+        cells = line.split("|")
+        if line.startswith("| ") and len(cells) > 2 and cells[1].strip() != "fault":
+            figures[cells[1].strip()] = (line, [])
+    for line in table.splitlines():
+        note = _NOTE.match(line)
+        if note and note["fault"] in figures:
+            figures[note["fault"]][1].append(line)
+    return figures
 
 
 def replace_table(document: str, table: str) -> str:
@@ -116,8 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    args.doc.write_text(replace_table(args.doc.read_text(), render_table(results)))
-    print(f"wrote {len(results)} faults into {args.doc}")
+    document = args.doc.read_text()
+    table = render_table(results, kept=previous_figures(document))
+    args.doc.write_text(replace_table(document, table))
+    print(f"wrote {len(results)} faults into {args.doc} (rows of other faults kept)")
     return 0
 
 

@@ -20,6 +20,8 @@ from streams.aggregate.window import Observation, WindowAggregator
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
+NOW = T0 + 10_000 * S
+"""Wall clock, past every event time (a watermark never passes it)."""
 SOURCES = 3
 MERGE_PARTITIONS = 2
 
@@ -89,14 +91,14 @@ class Pipeline:
         offset = self.read[partition]
         if offset >= len(self.sources[partition]):
             return False
-        folded = self.aggregator.add(partition, self.sources[partition][offset], 0)
+        folded = self.aggregator.add(partition, self.sources[partition][offset], NOW)
         self.source_hold.hold(partition, [(partition, offset)], folded.until_ns)
         self.read[partition] = offset + 1
         return True
 
     def emit(self) -> None:
         """The emit timer: partials then watermarks on the partials topic; release the held."""
-        closed, marks = self.aggregator.close_due(range(SOURCES), 0)
+        closed, marks = self.aggregator.close_due(range(SOURCES), NOW)
         for window in closed:
             target = hash(window.key) % MERGE_PARTITIONS
             self.partials[target].append(partial_record(window))

@@ -18,6 +18,7 @@ from streams.model.codec import AvroCodec
 MS = 1_000_000
 S = 1_000 * MS
 T0 = 1_700_000_000 * S
+NOW = T0 + 200 * S  # the worker's wall clock, past every event time here
 CODEC = AvroCodec("window_partial")
 
 
@@ -56,11 +57,13 @@ def run(
     """Aggregate per source partition, ship records through Avro, merge; final records."""
     agg = aggregator()
     for source in range(sources):
-        agg.add(source, [o for i, o in enumerate(observations) if i % sources == source], 0)
+        agg.add(source, [o for i, o in enumerate(observations) if i % sources == source], NOW)
     # Every source closes everything: one observation far ahead per source.
     for source in range(sources):
-        agg.add(source, [Observation(T0 + 100 * S, 1, ("flush", "", "", "ok"), False, "f", "f")], 0)
-    closed, marks = agg.close_due(range(sources), 0)
+        agg.add(
+            source, [Observation(T0 + 100 * S, 1, ("flush", "", "", "ok"), False, "f", "f")], NOW
+        )
+    closed, marks = agg.close_due(range(sources), NOW)
     merger = WindowMerger(sources, 3)
     for window in closed:
         target = hash(window.key) % merge_partitions
@@ -92,9 +95,9 @@ def test_merged_windows_equal_a_single_partition_result() -> None:
 
 def test_a_window_is_final_only_when_every_source_has_closed_it() -> None:
     agg = aggregator()
-    agg.add(0, [Observation(T0 + S, 5, ("a", "op", "SERVER", "ok"), False, "t", "s")], 0)
-    agg.add(0, [Observation(T0 + 15 * S, 5, ("a", "op", "SERVER", "ok"), False, "t", "s")], 0)
-    closed, _ = agg.close_due([0], 0)
+    agg.add(0, [Observation(T0 + S, 5, ("a", "op", "SERVER", "ok"), False, "t", "s")], NOW)
+    agg.add(0, [Observation(T0 + 15 * S, 5, ("a", "op", "SERVER", "ok"), False, "t", "s")], NOW)
+    closed, _ = agg.close_due([0], NOW)
     merger = WindowMerger(source_partitions=2, exemplar_count=3)
     merger.add(0, partial_record(closed[0]))
     merger.add(0, watermark_record(0, T0 + 10 * S))
@@ -113,9 +116,9 @@ def test_a_window_is_final_only_when_every_source_has_closed_it() -> None:
 
 def test_redelivered_and_late_partials_are_counted_not_merged() -> None:
     agg = aggregator()
-    agg.add(0, [Observation(T0 + S, 5, ("a", "op", "SERVER", "ok"), False, "t", "s")], 0)
-    agg.add(0, [Observation(T0 + 15 * S, 5, ("b", "op", "SERVER", "ok"), False, "t", "s")], 0)
-    closed, _ = agg.close_due([0], 0)
+    agg.add(0, [Observation(T0 + S, 5, ("a", "op", "SERVER", "ok"), False, "t", "s")], NOW)
+    agg.add(0, [Observation(T0 + 15 * S, 5, ("b", "op", "SERVER", "ok"), False, "t", "s")], NOW)
+    closed, _ = agg.close_due([0], NOW)
     record = partial_record(closed[0])
     merger = WindowMerger(source_partitions=1, exemplar_count=3)
     merger.add(0, record)

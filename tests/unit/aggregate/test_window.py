@@ -7,6 +7,7 @@ from streams.aggregate.window import Observation, WindowAggregator, window_start
 MS = 1_000_000
 S = 1_000 * MS
 T0 = 1_700_000_000 * S  # a 10 s boundary
+NOW = T0 + 100 * S  # the worker's wall clock: past the event times of these tests
 
 
 def aggregator(lateness_ms: int = 5_000, idle_ms: int = 60_000, k: int = 2) -> WindowAggregator:
@@ -35,12 +36,12 @@ def test_windows_are_aligned_to_the_epoch() -> None:
 
 def test_a_window_closes_only_when_the_watermark_passes_its_end() -> None:
     agg = aggregator(lateness_ms=5_000)
-    agg.add(0, [obs(T0 + 1 * S, 5 * MS), obs(T0 + 12 * S, 7 * MS)], now_ns=0)
-    closed, marks = agg.close_due([0], now_ns=0)
+    agg.add(0, [obs(T0 + 1 * S, 5 * MS), obs(T0 + 12 * S, 7 * MS)], now_ns=NOW)
+    closed, marks = agg.close_due([0], now_ns=NOW)
     # watermark = T0 + 12 s - 5 s = T0 + 7 s: the first window (ends T0 + 10 s) stays open.
     assert closed == [] and marks == {0: T0}
-    agg.add(0, [obs(T0 + 15 * S, 9 * MS)], now_ns=0)
-    closed, marks = agg.close_due([0], now_ns=0)
+    agg.add(0, [obs(T0 + 15 * S, 9 * MS)], now_ns=NOW)
+    closed, marks = agg.close_due([0], now_ns=NOW)
     assert [(c.window_start_unix_nano, c.stats.count) for c in closed] == [(T0, 1)]
     assert marks == {0: T0 + 10 * S}
 
@@ -48,10 +49,10 @@ def test_a_window_closes_only_when_the_watermark_passes_its_end() -> None:
 def test_stats_are_exact_and_exemplars_are_the_slowest() -> None:
     agg = aggregator(lateness_ms=0, k=2)
     durations = [30, 10, 50, 20, 40]
-    agg.add(0, [obs(T0 + i * MS, d * MS, error=d == 20, n=d) for i, d in enumerate(durations)], 0)
-    agg.add(0, [obs(T0 + 100 * MS, 45 * MS, n=45)], 0)  # a second batch merges in
-    agg.add(0, [obs(T0 + 20 * S, 1)], 0)
-    closed, _ = agg.close_due([0], 0)
+    agg.add(0, [obs(T0 + i * MS, d * MS, error=d == 20, n=d) for i, d in enumerate(durations)], NOW)
+    agg.add(0, [obs(T0 + 100 * MS, 45 * MS, n=45)], NOW)  # a second batch merges in
+    agg.add(0, [obs(T0 + 20 * S, 1)], NOW)
+    closed, _ = agg.close_due([0], NOW)
     stats = closed[0].stats
     assert (stats.count, stats.errors) == (6, 1)
     assert stats.sum_ns == 195 * MS and stats.min_ns == 10 * MS and stats.max_ns == 50 * MS
@@ -64,28 +65,28 @@ def test_stats_are_exact_and_exemplars_are_the_slowest() -> None:
 
 def test_spans_for_a_closed_window_are_late_counted_per_service_and_not_folded() -> None:
     agg = aggregator(lateness_ms=0)
-    agg.add(0, [obs(T0 + 1 * S, 1 * MS), obs(T0 + 11 * S, 1 * MS)], 0)
-    closed, _ = agg.close_due([0], 0)
+    agg.add(0, [obs(T0 + 1 * S, 1 * MS), obs(T0 + 11 * S, 1 * MS)], NOW)
+    closed, _ = agg.close_due([0], NOW)
     assert len(closed) == 1
     late = agg.add(
-        0, [obs(T0 + 2 * S, 1 * MS, service="payment"), obs(T0 + 12 * S, 1 * MS)], 0
+        0, [obs(T0 + 2 * S, 1 * MS, service="payment"), obs(T0 + 12 * S, 1 * MS)], NOW
     ).late
     assert late == 1
     assert agg.take_late() == {"payment": 1}
     assert agg.take_late() == {}
-    agg.add(0, [obs(T0 + 25 * S, 1)], 0)
-    closed, _ = agg.close_due([0], 0)
+    agg.add(0, [obs(T0 + 25 * S, 1)], NOW)
+    closed, _ = agg.close_due([0], NOW)
     assert [c.stats.count for c in closed] == [2]  # the window [T0+10, T0+20): two spans
 
 
 def test_partitions_keep_their_own_watermarks() -> None:
     agg = aggregator(lateness_ms=0)
-    agg.add(0, [obs(T0 + 1 * S, 1)], 0)
-    agg.add(1, [obs(T0 + 35 * S, 1)], 0)
-    closed, marks = agg.close_due([0, 1], 0)
+    agg.add(0, [obs(T0 + 1 * S, 1)], NOW)
+    agg.add(1, [obs(T0 + 35 * S, 1)], NOW)
+    closed, marks = agg.close_due([0, 1], NOW)
     assert marks == {0: T0, 1: T0 + 30 * S}
     assert [c.source_partition for c in closed] == []  # partition 1's only window is still open
-    late = agg.add(0, [obs(T0 + 2 * S, 1)], 0).late
+    late = agg.add(0, [obs(T0 + 2 * S, 1)], NOW).late
     assert late == 0  # partition 1 running ahead does not make partition 0's spans late
 
 
@@ -109,8 +110,8 @@ def test_an_owned_partition_without_spans_reports_a_watermark_once_idle() -> Non
 
 def test_release_forgets_partitions_and_their_open_windows() -> None:
     agg = aggregator()
-    agg.add(0, [obs(T0, 1)], 0)
-    agg.add(1, [obs(T0, 1)], 0)
+    agg.add(0, [obs(T0, 1)], NOW)
+    agg.add(1, [obs(T0, 1)], NOW)
     assert agg.open_window_count() == 2
     agg.release([1])
     assert agg.open_window_count() == 1
@@ -138,3 +139,19 @@ def test_a_partition_with_records_left_to_read_is_never_idle() -> None:
     assert agg.add(0, [obs(T0 + 5 * S, 1, n=1)], T0 + 61 * S).late == 0
     closed, _ = agg.close_due([0], T0 + 64 * S)  # caught up and idle: closes
     assert [c.stats.count for c in closed] == [2]
+
+
+def test_events_ahead_of_wall_clock_move_the_watermark_only_up_to_wall_clock() -> None:
+    # One service's clock three minutes ahead shares partition 0 with correct clocks.
+    agg = aggregator(lateness_ms=5_000)
+    ahead = T0 + 180 * S
+    agg.add(0, [obs(T0 + 1 * S, 1, n=1), obs(ahead + 1 * S, 1, service="payment", n=2)], T0 + 2 * S)
+    closed, marks = agg.close_due([0], now_ns=T0 + 3 * S)
+    assert closed == [] and marks == {0: T0 - 10 * S}  # wall clock - lateness, not ahead - lateness
+    late = agg.add(0, [obs(T0 + 4 * S, 1, n=3)], T0 + 4 * S).late
+    assert late == 0  # the correct clocks' spans stay on time
+    closed, _ = agg.close_due([0], now_ns=T0 + 16 * S)
+    assert [(c.key[0], c.stats.count) for c in closed] == [("cart", 2)]
+    # The ahead service's window closes once wall clock has passed it by the lateness.
+    closed, _ = agg.close_due([0], now_ns=ahead + 15 * S)
+    assert [(c.key[0], c.window_start_unix_nano) for c in closed] == [("payment", ahead)]

@@ -6,7 +6,7 @@ import copy
 import random
 from typing import Any
 
-from streams.assemble.chunks import SpanChunks, chunk_key
+from streams.assemble.chunks import CHUNK_MAX_SPANS, SpanChunks, chunk_key
 from streams.assemble.stage import AssemblyStage
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.generate.generator import TraceGenerator
@@ -107,3 +107,24 @@ def test_state_of_the_per_span_layout_is_read_and_deleted() -> None:
     assert sorted(key for _, key, value in writes if value is None) == sorted(
         [f"{trace}/0", f"{trace}/1"]
     )
+
+
+def test_a_large_write_is_split_into_chunks_of_at_most_chunk_max_spans() -> None:
+    clock = [0]
+    stage = AssemblyStage(AssemblyConfig(), SamplingConfig(), lambda: clock[0])
+    chunks, table = SpanChunks(), Table()
+    trace_id = "a" * 32
+    count = 2 * CHUNK_MAX_SPANS + 7
+    stage.add([make_span(trace_id, f"{i + 1:016x}", "op", "svc", MS, 2 * MS) for i in range(count)])
+    writes = chunks.pack(stage.take_changes(), table.data.get)
+    table.apply(writes)
+    assert [len(value) for _, key, value in writes if not key.endswith("/h")] == [
+        CHUNK_MAX_SPANS,
+        CHUNK_MAX_SPANS,
+        7,
+    ]
+    restored = AssemblyStage(AssemblyConfig(), SamplingConfig(), lambda: clock[0])
+    restored.restore(SpanChunks().unpack(table.data.items()))
+    clock[0] += 10_000 * MS
+    (trace,) = restored.finish_due()
+    assert trace.record["span_count"] == count

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from streams.assemble.record import TRACE_SCHEMA, TraceRecordEncoder, build_trace_record
+from streams.assemble.record import (
+    TRACE_SCHEMA,
+    TraceRecordEncoder,
+    build_trace_record,
+    encode_within,
+)
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
@@ -30,3 +35,22 @@ def test_generated_trace_records_encode_byte_for_byte_like_fastavro(include_span
         encoded = encoder.encode(record)
         assert encoded == CODEC.encode(record)
         assert CODEC.decode(encoded, CODEC.fingerprint) == CODEC.decode(CODEC.encode(record))
+
+
+def test_a_record_over_the_size_limit_goes_without_its_spans() -> None:
+    generator = TraceGenerator(default_topology(), seed=4)
+    spans = [s for i in range(40) for s in generator.trace(START_NS + i * 1_000_000)]
+    # Forty traces' spans as one trace: the ids are unique, the record is large.
+    spans = [{**s, "trace_id": spans[0]["trace_id"]} for s in spans]
+    record = build_trace_record(
+        spans, version=2, completion="complete", emitted_at_unix_nano=START_NS
+    )
+    encoder = TraceRecordEncoder(CODEC)
+    full = encoder.encode(record)
+    assert encode_within(encoder, record, len(full)) == (record, full)
+    published, value = encode_within(encoder, record, len(full) - 1)
+    assert len(value) < len(full) // 4
+    assert published["spans"] == [] and published["span_ids"] == [s["span_id"] for s in spans]
+    assert CODEC.decode(value) == published
+    same = {k: v for k, v in record.items() if k not in ("spans", "span_ids")}
+    assert {k: v for k, v in published.items() if k not in ("spans", "span_ids")} == same
