@@ -278,6 +278,61 @@ def _register_web(pipeline: Pipeline) -> None:
             }
         )
 
+    @app.page("/api/debug/consumer")
+    async def debug_consumer(view: View, request: Request) -> Response:
+        # TEMPORARY (issue 8 stall diagnosis): Faust's per-partition commit and flow state.
+        consumer: Any = app.consumer
+        out: dict[str, Any] = {}
+        try:
+            assignment = consumer.assignment()
+        except Exception as err:
+            assignment = set()
+            out["assignment_error"] = repr(err)
+        tps = set(assignment) | set(consumer._acked) | set(consumer._committed_offset)
+        unacked: dict[str, list[Any]] = {}
+        for m in list(consumer._unacked_messages):
+            unacked.setdefault(f"{m.tp.topic}:{m.tp.partition}", []).append(
+                (m.offset, m.refcount, m.acked)
+            )
+        parts = {}
+        for tp in sorted(tps):
+            acked = sorted(consumer._acked.get(tp, []))
+            parts[f"{tp.topic}:{tp.partition}"] = {
+                "assigned": tp in assignment,
+                "committed": consumer._committed_offset.get(tp),
+                "read": consumer._read_offset.get(tp),
+                "acked_n": len(acked),
+                "acked_head": acked[:10],
+                "gap": [(i.begin, i.end) for i in sorted(consumer._gap.get(tp, []))][:10],
+                "active": tp in (consumer._active_partitions or set()),
+                "buffered": tp in consumer._buffered_partitions,
+                "paused": tp in consumer._paused_partitions,
+                "unacked": sorted(unacked.get(f"{tp.topic}:{tp.partition}", []))[:20],
+                "unacked_n": len(unacked.get(f"{tp.topic}:{tp.partition}", [])),
+            }
+        queues = {}
+        for tp, chans in list(app.topics._tp_index.items()):  # type: ignore[attr-defined]
+            for chan in chans:
+                q = getattr(chan, "_queue", None)
+                if q is not None:
+                    queues[f"{tp.topic}:{tp.partition}:{id(chan)}"] = {
+                        "size": q.qsize(),
+                        "maxsize": q.maxsize,
+                        "pending_drop": len(q._pending_pressure_drop_callbacks),
+                    }
+        out.update(
+            {
+                "flow_active": consumer.flow_active,
+                "flow_control_active": app.flow_control.is_active(),
+                "rebalancing": app.rebalancing,
+                "in_recovery": app.in_recovery,
+                "generation": app.consumer_generation_id,
+                "partitions": parts,
+                "queues": queues,
+            }
+        )
+        return view.json(out)
+
     @app.page("/api/query")
     class QueryView(View):
         """Runs one read-only SQL statement on the worker's ClickHouse (the CLI's way in)."""
@@ -294,7 +349,7 @@ def _register_web(pipeline: Pipeline) -> None:
             payload = json.dumps({"rows": rows}, default=str).encode()
             return self.bytes(payload, content_type="application/json")
 
-    del metrics, stats, QueryView
+    del metrics, stats, QueryView, debug_consumer
     _register_ui(pipeline)
 
 
