@@ -140,21 +140,18 @@ def faust_app(settings: Settings) -> faust.App:
 
 
 def hold_streams_until_seeked(app: faust.App) -> None:
-    """Stop fetching for agents from the end of table recovery until the stream partitions
-    are back at their committed offsets (faust-streaming 0.15's recovery leaves a gap there).
+    """Stop fetching for the agents from the end of table recovery until the stream partitions
+    are back at their committed offsets (faust-streaming 0.15's recovery fetches meanwhile)."""
 
-    After every rebalance Faust's recovery resumes the stream partitions, awaits a seek to the
-    committed offsets, and only then resumes flow control, which clears every agent's buffer.
-    It never stops fetching for that seek: records fetched meanwhile advance the consumer's read
-    offset, sit in the buffer and are cleared, and the seek's refetch drops them as already read.
-    Those offsets are never processed nor acknowledged: Faust's commit then stops at the hole for
-    good when it is two messages or more (measured: every spans partition of a restarted worker
-    frozen 85 messages in, with a 256-message buffer), or commits past a single one.
-    Stopping the flow here (`on_rebalance_complete` is sent right before the resume and seek)
-    makes the fetcher wait; the recovery's own `resume_flow`, after the seek and the clear,
-    restarts it from the committed offsets.
-    """
-
+    # After every rebalance (so at each start) Faust's recovery resumes the stream partitions,
+    # awaits a seek to their committed offsets with fetching on, and only then resumes flow
+    # control, which clears every agent's stream buffer. Records fetched during the seek have
+    # moved the consumer's read offset on: they are cleared unprocessed and the seek's refetch
+    # skips them as already read, so they are never acknowledged. Faust's commit stops at such
+    # a hole for good when it is two messages or more (a restarted worker's spans partitions
+    # froze 85 messages in, docs/ARCHITECTURE.md) and commits past a single one. Recovery sends
+    # `on_rebalance_complete` just before that resume and seek; its own `resume_flow`, after
+    # the clear, restarts fetching from the committed offsets.
     def stop_flow_for_seek(
         sender: faust.App, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
@@ -272,42 +269,9 @@ def create_app(settings: Settings) -> Pipeline:
         external_url=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
     pipeline = Pipeline(app, settings, topics, counters, writer, assembly)
-    _debug_acks(app, topics.spans)
     _register_web(pipeline)
     _register_health(pipeline)
     return pipeline
-
-
-DEBUG_ACKS: dict[str, Any] = {"ignored": [], "accepted_first": {}, "events": []}
-
-
-def _debug_acks(app: faust.App, spans: str) -> None:
-    # TEMPORARY (issue 8 stall diagnosis): record final acks Faust ignores on tracepipe.spans.
-    def wrap() -> None:
-        consumer: Any = app.consumer
-        original = consumer.ack
-
-        def ack(message: Any) -> bool:
-            committed = consumer._committed_offset.get(message.tp)
-            in_index = message.offset in consumer._acked_index.get(message.tp, set())
-            was_acked = message.acked
-            result = bool(original(message))
-            if message.topic == spans and not result and not was_acked:
-                ignored = DEBUG_ACKS["ignored"]
-                if len(ignored) < 2000:
-                    ignored.append(
-                        (message.partition, message.offset, committed, in_index,
-                         message.generation_id, app.consumer_generation_id, time.time())
-                    )
-            if message.topic == spans and result:
-                first = DEBUG_ACKS["accepted_first"].setdefault(str(message.partition), [])
-                if len(first) < 200:
-                    first.append((message.offset, committed, time.time()))
-            return result
-
-        consumer.ack = ack
-
-    DEBUG_ACKS["wrap"] = wrap
 
 
 def _register_web(pipeline: Pipeline) -> None:
@@ -337,64 +301,6 @@ def _register_web(pipeline: Pipeline) -> None:
             }
         )
 
-    @app.page("/api/debug/consumer")
-    async def debug_consumer(view: View, request: Request) -> Response:
-        # TEMPORARY (issue 8 stall diagnosis): Faust's per-partition commit and flow state.
-        consumer: Any = app.consumer
-        out: dict[str, Any] = {}
-        try:
-            assignment = consumer.assignment()
-        except Exception as err:
-            assignment = set()
-            out["assignment_error"] = repr(err)
-        tps = set(assignment) | set(consumer._acked) | set(consumer._committed_offset)
-        unacked: dict[str, list[Any]] = {}
-        for m in list(consumer._unacked_messages):
-            unacked.setdefault(f"{m.tp.topic}:{m.tp.partition}", []).append(
-                (m.offset, m.refcount, m.acked)
-            )
-        parts = {}
-        for tp in sorted(tps):
-            acked = sorted(consumer._acked.get(tp, []))
-            parts[f"{tp.topic}:{tp.partition}"] = {
-                "assigned": tp in assignment,
-                "committed": consumer._committed_offset.get(tp),
-                "read": consumer._read_offset.get(tp),
-                "acked_n": len(acked),
-                "acked_head": acked[:10],
-                "index_n": len(consumer._acked_index.get(tp, ())),
-                "index_head": sorted(consumer._acked_index.get(tp, ()))[:10],
-                "gap": [(i.begin, i.end) for i in sorted(consumer._gap.get(tp, []))][:10],
-                "active": tp in (consumer._active_partitions or set()),
-                "buffered": tp in consumer._buffered_partitions,
-                "paused": tp in consumer._paused_partitions,
-                "unacked": sorted(unacked.get(f"{tp.topic}:{tp.partition}", []))[:20],
-                "unacked_n": len(unacked.get(f"{tp.topic}:{tp.partition}", [])),
-            }
-        queues = {}
-        for tp, chans in list(app.topics._tp_index.items()):  # type: ignore[attr-defined]
-            for chan in chans:
-                q = getattr(chan, "_queue", None)
-                if q is not None:
-                    queues[f"{tp.topic}:{tp.partition}:{id(chan)}"] = {
-                        "size": q.qsize(),
-                        "maxsize": q.maxsize,
-                        "pending_drop": len(q._pending_pressure_drop_callbacks),
-                    }
-        out.update(
-            {
-                "flow_active": consumer.flow_active,
-                "flow_control_active": app.flow_control.is_active(),
-                "rebalancing": app.rebalancing,
-                "in_recovery": app.in_recovery,
-                "generation": app.consumer_generation_id,
-                "partitions": parts,
-                "queues": queues,
-            }
-        )
-        out["acks"] = {k: v for k, v in DEBUG_ACKS.items() if k != "wrap"}
-        return view.json(out)
-
     @app.page("/api/query")
     class QueryView(View):
         """Runs one read-only SQL statement on the worker's ClickHouse (the CLI's way in)."""
@@ -411,7 +317,7 @@ def _register_web(pipeline: Pipeline) -> None:
             payload = json.dumps({"rows": rows}, default=str).encode()
             return self.bytes(payload, content_type="application/json")
 
-    del metrics, stats, QueryView, debug_consumer
+    del metrics, stats, QueryView
     _register_ui(pipeline)
 
 
@@ -487,7 +393,6 @@ def run_worker(settings: Settings) -> int:
     if created:
         log.info("created topics: %s", ", ".join(created))
     pipeline = create_app(settings)
-    DEBUG_ACKS["wrap"]()
     worker = faust.Worker(
         pipeline.app,
         loglevel=settings.worker.log_level.upper(),

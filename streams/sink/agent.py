@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,7 +19,6 @@ from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
 
 STAGE = "span-sink"
-log = logging.getLogger("tracepipe.span-sink")
 
 
 SpansByPartition = dict[int, list[Span]]
@@ -105,24 +103,6 @@ def register_span_sink(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             config.batch_max_messages, within=config.batch_max_wait_ms / 1000
         ):
-            debug_batches = getattr(app, "_debug_batches", 0)
-            if debug_batches < 80:
-                app._debug_batches = debug_batches + 1  # type: ignore[attr-defined]
-                offsets: dict[int, list[int]] = {}
-                for event in events:
-                    offsets.setdefault(event.message.partition, []).append(event.message.offset)
-                consumer: Any = app.consumer
-                log.info(
-                    "DEBUG batch %d: %s in_recovery=%s committed=%s gens=%s/%s flow=%s",
-                    debug_batches,
-                    {p: (min(o), max(o), len(o)) for p, o in sorted(offsets.items())},
-                    app.in_recovery,
-                    {tp.partition: c for tp, c in consumer._committed_offset.items()
-                     if tp.topic == events[0].message.topic},
-                    sorted({e.message.generation_id for e in events}),
-                    app.consumer_generation_id,
-                    app.flow_control.is_active(),
-                )
             with held(app, events):
                 by_partition, rejected, read = decoder.split(events)
                 counters.inc("tracepipe_spans_consumed_total", read, stage=STAGE)
