@@ -6,7 +6,7 @@ settled and, per tracepipe.spans partition, its committed and end offsets; for a
 left behind, how many of its uncommitted messages' spans are stored (consumed, not committed)
 or not (never consumed). Run from the repository root:
 
-    python -m tests.reliability.stress_sigkill_mid --runs 10 [--buffer 256] [--out DIR]
+    python -m tests.reliability.stress_sigkill_mid --runs 10 [--parallel 2] [--buffer 256]
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import random
 import signal
 import sys
 import time
-import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -30,7 +29,7 @@ from streams.config import IngestConfig
 from streams.errors import TracepipeError
 from streams.model.codec import SCHEMA_HEADER
 from streams.model.span import Span
-from streams.query import Reader, count_spans, worker_url
+from streams.query import Reader, count_spans
 from streams.sdk import SpanProducer
 from streams.sink.agent import SpanDecoder
 from streams.worker_process import WorkerProcess
@@ -64,7 +63,6 @@ class RunResult:
     spans_stored: int
     traces_complete: int
     partitions: list[PartitionState] = field(default_factory=list)
-    consumer_debug: dict[str, Any] | None = None
 
 
 def workload(seed: int = 9) -> tuple[list[Span], list[Span]]:
@@ -123,18 +121,6 @@ def partition_tail(
     return out
 
 
-def consumer_debug(worker: WorkerProcess) -> dict[str, Any] | None:
-    """The worker's temporary /api/debug/consumer view, if it serves one."""
-    try:
-        with urllib.request.urlopen(
-            f"{worker_url(worker.settings)}/api/debug/consumer", timeout=10
-        ) as response:
-            debug: dict[str, Any] = json.loads(response.read())
-            return debug
-    except OSError:
-        return None
-
-
 def one_run(run: int, bootstrap: str, root: Path, buffer: int, settle_s: float) -> RunResult:
     """Kill mid-stream, restart, and say what the restarted worker did."""
     worker = isolated_worker(
@@ -187,42 +173,53 @@ def one_run(run: int, bootstrap: str, root: Path, buffer: int, settle_s: float) 
                 state.uncommitted_stored = sum(1 for _, ids in tail if ids <= stored)
                 state.first_uncommitted_stored = bool(tail) and tail[0][1] <= stored
             result.partitions.append(state)
-        if any(p.committed < p.end for p in result.partitions) or not result.settled:
-            result.consumer_debug = consumer_debug(worker)
     finally:
         worker.stop()
     return result
 
 
+def report(result: RunResult, root: Path) -> bool:
+    """Print the run's line and save its JSON; True if it left a partition behind."""
+    (root / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
+    behind = [p for p in result.partitions if p.committed < p.end]
+    offsets = " ".join(f"p{p.partition}={p.committed}/{p.end}" for p in result.partitions)
+    tails = " ".join(
+        f"p{p.partition}: {p.uncommitted_stored}/{p.uncommitted_messages} stored, "
+        f"first {'stored' if p.first_uncommitted_stored else 'not stored'}"
+        for p in behind
+    )
+    settle = f"{result.settle_s:.0f}s" if result.settle_s is not None else "-"
+    print(
+        f"run {result.run}: {'settled' if result.settled else 'NOT SETTLED'} ({settle}) "
+        f"spans {result.spans_stored} complete {result.traces_complete} "
+        f"committed/end {offsets} {tails} [{root}]",
+        flush=True,
+    )
+    return not result.settled or bool(behind)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the kill `--runs` times; print one line per run and save each run's JSON."""
+    """Run the kill `--runs` times, `--parallel` at once; print one line per run."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=2,
+        help="runs at once (the stall showed only under the load of two; 1 for a quiet one)",
+    )
     parser.add_argument("--buffer", type=int, default=256, help="worker.stream_buffer_maxsize")
-    parser.add_argument("--settle", type=float, default=120.0, help="seconds to wait after restart")
+    parser.add_argument("--settle", type=float, default=180.0, help="seconds to wait after restart")
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--out", type=Path, default=Path("/tmp/stress-sigkill-mid"))
     args = parser.parse_args(argv)
-    stalled = 0
-    for run in range(1, args.runs + 1):
+
+    def run_one(run: int) -> bool:
         root = args.out / f"run-{int(time.time())}-{run}"
-        result = one_run(run, args.bootstrap, root, args.buffer, args.settle)
-        (root / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
-        behind = [p for p in result.partitions if p.committed < p.end]
-        stalled += not result.settled or bool(behind)
-        offsets = " ".join(f"p{p.partition}={p.committed}/{p.end}" for p in result.partitions)
-        tails = " ".join(
-            f"p{p.partition}: {p.uncommitted_stored}/{p.uncommitted_messages} stored, "
-            f"first {'stored' if p.first_uncommitted_stored else 'not stored'}"
-            for p in behind
-        )
-        settle = f"{result.settle_s:.0f}s" if result.settle_s is not None else "-"
-        print(
-            f"run {run}: {'settled' if result.settled else 'NOT SETTLED'} ({settle}) "
-            f"spans {result.spans_stored} complete {result.traces_complete} "
-            f"committed/end {offsets} {tails} [{root}]",
-            flush=True,
-        )
+        return report(one_run(run, args.bootstrap, root, args.buffer, args.settle), root)
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        stalled = sum(pool.map(run_one, range(1, args.runs + 1)))
     print(f"{stalled} of {args.runs} runs left a partition behind", flush=True)
     return 1 if stalled else 0
 
