@@ -19,13 +19,18 @@ class GroupLag:
 
     def read(self) -> tuple[int, int]:
         """(lag in messages, sum of end offsets)."""
-        lag = end_total = 0
+        offsets = self.by_partition()
+        lag = sum(end - committed for committed, end in offsets.values())
+        return lag, sum(end for _, end in offsets.values())
+
+    def by_partition(self) -> dict[int, tuple[int, int]]:
+        """Each partition's (committed offset, end offset); a partition with nothing
+        committed yet counts from its log start, as everything there is still to be read."""
+        offsets: dict[int, tuple[int, int]] = {}
         for tp in self._consumer.committed(self._partitions, timeout=10):
             low, high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            end_total += high
-            # Nothing committed yet: everything from the log start is still to be read.
-            lag += high - (tp.offset if tp.offset >= 0 else low)
-        return lag, end_total
+            offsets[tp.partition] = (tp.offset if tp.offset >= 0 else low, high)
+        return offsets
 
     def close(self) -> None:
         """Close the consumer (it never joined the group, so nothing is rebalanced)."""

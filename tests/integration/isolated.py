@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,16 @@ from streams.broker.topics import ensure_topics
 from streams.config import IngestConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.agent import SpanDecoder
-from streams.worker_process import WorkerProcess, isolated_env
+from streams.worker_process import WORKER_COMMAND, WorkerProcess, isolated_env
 
 
-def isolated_worker(bootstrap: str, root: Path, **extra_env: str) -> WorkerProcess:
+def isolated_worker(
+    bootstrap: str, root: Path, command: Sequence[str] = WORKER_COMMAND, **extra_env: str
+) -> WorkerProcess:
     """A worker (not started) whose topics, group, data and web port are this test's alone.
 
-    `extra_env` overrides any TRACEPIPE_* variable (e.g. TRACEPIPE_KAFKA_PARTITIONS).
+    `extra_env` overrides any TRACEPIPE_* variable (e.g. TRACEPIPE_KAFKA_PARTITIONS);
+    `command` runs another worker module (see WorkerProcess).
     """
     env = {
         "TRACEPIPE_KAFKA_PARTITIONS": "3",
@@ -30,7 +33,7 @@ def isolated_worker(bootstrap: str, root: Path, **extra_env: str) -> WorkerProce
         "TRACEPIPE_SINK_BATCH_MAX_WAIT_MS": "200",
         **extra_env,
     }
-    return WorkerProcess(isolated_env(bootstrap, root, "t", **env), root / "worker.log")
+    return WorkerProcess(isolated_env(bootstrap, root, "t", **env), root / "worker.log", command)
 
 
 @contextmanager

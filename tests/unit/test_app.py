@@ -1,13 +1,18 @@
 """The Faust app takes its backpressure bounds from the worker settings; a warehouse that
-fails its migrations is closed before the writer opens another."""
+fails its migrations is closed before the writer opens another; nothing is fetched for the
+agents while Faust's recovery seeks the stream partitions (issue 8's restart stall)."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from faust.types import TP
 
-from streams.app import _open_migrated, faust_app
+from streams.app import _open_migrated, create_app, faust_app
 from streams.config import ClickHouseConfig, Settings, WorkerConfig
 from streams.errors import WarehouseError
 from streams.warehouse import Warehouse, open_warehouse
@@ -60,3 +65,57 @@ def test_a_warehouse_that_fails_its_migrations_is_closed(tmp_path: Path) -> None
         assert recovered.query("SELECT count() > 0 FROM tracepipe_schema_migrations") == [(1,)]
     finally:
         recovered.close()
+
+
+SPANS = TP("tracepipe.spans", 0)
+
+
+@dataclass
+class SeekingConsumer:
+    """Faust's consumer boundary during recovery: records whether records could be fetched
+    (flow active) while the seek to the committed offsets was in progress."""
+
+    flow_active: bool = True
+    fetching_during_seek: list[bool] = field(default_factory=list)
+
+    def assignment(self) -> set[TP]:
+        return {SPANS}
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        pass
+
+    async def perform_seek(self) -> None:
+        await asyncio.sleep(0)
+        self.fetching_during_seek.append(self.flow_active)
+
+    def stop_flow(self) -> None:
+        self.flow_active = False
+
+    def resume_flow(self) -> None:
+        self.flow_active = True
+
+
+@dataclass
+class IdleFetcher:
+    """The fetcher service, not started (it would drain the real consumer)."""
+
+    starts: int = 0
+
+    async def maybe_start(self) -> None:
+        self.starts += 1
+
+
+async def recover(app: Any) -> None:
+    # Faust's own recovery code, from the point where the table state is recovered.
+    await app.tables.recovery._resume_streams(generation_id=app.consumer_generation_id)
+
+
+def test_nothing_is_fetched_for_agents_while_recovery_seeks() -> None:
+    app: Any = create_app(Settings()).app
+    consumer = SeekingConsumer()
+    app.consumer = consumer
+    app._fetcher = IdleFetcher()
+    asyncio.run(recover(app))
+    assert consumer.fetching_during_seek == [False]
+    # ... and recovery resumes fetching itself once the agents' buffers are cleared.
+    assert consumer.flow_active
