@@ -97,7 +97,12 @@ def read_sample(worker: WorkerProcess, lag: GroupLag) -> Sample:
             f"cannot read the worker's /api/stats ({err}; the worker is {state}); see "
             f"{worker.log_path}"
         ) from err
-    lag_messages, end_offsets = lag.read()
+    _, end_offsets = lag.read()
+    # Read lag, not committed lag: offsets are committed only once the latency windows their
+    # spans feed are published (window + allowed lateness behind), which says nothing about
+    # keeping up. Messages read by the span agent since the start (the topics are this run's).
+    read = sum(stats["counters"].get("tracepipe_span_messages_consumed_total", {}).values())
+    lag_messages = max(0, end_offsets - int(read))
     return Sample(
         at_s=at_s,
         cpu_s=worker.cpu_seconds(),

@@ -67,7 +67,9 @@ def main() -> int:
 
     async def spans(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
+            # One span per message here: both counters, as the pipeline's span agent keeps them.
             counters.inc("tracepipe_spans_consumed_total", stage="naive")
+            counters.inc("tracepipe_span_messages_consumed_total", stage="naive")
             message = event.message
             try:
                 span = codec.decode(message.value, header_value(message.headers, SCHEMA_HEADER))
