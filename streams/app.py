@@ -184,7 +184,8 @@ def hold_streams_until_seeked(app: faust.App) -> None:
             if tp.topic not in changelogs and not (offset and offset > 0)
         ]
         if uncommitted:
-            await consumer.seek_to_beginning(*uncommitted)
+            for tp, offset in (await consumer.earliest_offsets(*uncommitted)).items():
+                await consumer.seek(tp, offset)
 
     app.on_rebalance_complete.connect(seek_for_redelivery)
 

@@ -86,8 +86,11 @@ class SeekingConsumer:
     async def seek_to_committed(self) -> dict[TP, int | None]:
         return dict(self.committed)
 
-    async def seek_to_beginning(self, *tps: TP) -> None:
-        self.rewound.extend(tps)
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.rewound.append(tp)
 
     def resume_partitions(self, tps: set[TP]) -> None:
         pass
