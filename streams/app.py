@@ -153,8 +153,7 @@ def faust_app(settings: Settings) -> faust.App:
 
 def hold_streams_until_seeked(app: faust.App) -> None:
     """Stop fetching for the agents from the end of table recovery until the stream partitions
-    are back at their committed offsets (faust-streaming 0.15's recovery fetches meanwhile),
-    and send the partitions with nothing committed back to their beginning."""
+    are back at their committed offsets (faust-streaming 0.15's recovery fetches meanwhile)."""
 
     # After every rebalance (so at each start) Faust's recovery resumes the stream partitions,
     # awaits a seek to their committed offsets with fetching on, and only then resumes flow
@@ -165,29 +164,12 @@ def hold_streams_until_seeked(app: faust.App) -> None:
     # froze 85 messages in, docs/ARCHITECTURE.md) and commits past a single one. Recovery sends
     # `on_rebalance_complete` just before that resume and seek; its own `resume_flow`, after
     # the clear, restarts fetching from the committed offsets.
-    # aiokafka's seek to the committed offsets leaves a partition with no commit where its
-    # fetch position is: at a worker's first rebalances (nothing is committed before the
-    # latency windows of the first spans are published) the records read before the
-    # rebalance, whose state it drops, would never come again. Such partitions start over
-    # from their beginning, as `consumer_auto_offset_reset="earliest"` means.
-    async def seek_for_redelivery(
+    def stop_flow_for_seek(
         sender: faust.App, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
-        # Faust's ConsumerT protocol lacks the seeks its consumers have.
-        consumer: Any = sender.consumer
-        consumer.stop_flow()
-        committed = await consumer.seek_to_committed()
-        changelogs = sender.tables.changelog_topics
-        uncommitted = [
-            tp
-            for tp, offset in committed.items()
-            if tp.topic not in changelogs and not (offset and offset > 0)
-        ]
-        if uncommitted:
-            for tp, offset in (await consumer.earliest_offsets(*uncommitted)).items():
-                await consumer.seek(tp, offset)
+        sender.consumer.stop_flow()
 
-    app.on_rebalance_complete.connect(seek_for_redelivery)
+    app.on_rebalance_complete.connect(stop_flow_for_seek)
 
 
 def create_app(settings: Settings) -> Pipeline:

@@ -77,20 +77,9 @@ class SeekingConsumer:
 
     flow_active: bool = True
     fetching_during_seek: list[bool] = field(default_factory=list)
-    committed: dict[TP, int | None] = field(default_factory=lambda: {SPANS: None})
-    rewound: list[TP] = field(default_factory=list)
 
     def assignment(self) -> set[TP]:
-        return set(self.committed)
-
-    async def seek_to_committed(self) -> dict[TP, int | None]:
-        return dict(self.committed)
-
-    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        return dict.fromkeys(tps, 0)
-
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.rewound.append(tp)
+        return {SPANS}
 
     def resume_partitions(self, tps: set[TP]) -> None:
         pass
@@ -130,16 +119,3 @@ def test_nothing_is_fetched_for_agents_while_recovery_seeks() -> None:
     assert consumer.fetching_during_seek == [False]
     # ... and recovery resumes fetching itself once the agents' buffers are cleared.
     assert consumer.flow_active
-
-
-def test_partitions_with_nothing_committed_start_over_at_a_rebalance() -> None:
-    # aiokafka's seek to the committed offsets leaves these where the fetcher was: the records
-    # read before the rebalance (their state dropped) would never be read again.
-    app: Any = create_app(Settings()).app
-    done = TP("tracepipe.spans", 1)
-    changelog = TP(next(iter(app.tables.changelog_topics)), 0)
-    consumer = SeekingConsumer(committed={SPANS: None, done: 42, changelog: None})
-    app.consumer = consumer
-    app._fetcher = IdleFetcher()
-    asyncio.run(recover(app))
-    assert consumer.rewound == [SPANS]
