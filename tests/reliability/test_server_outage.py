@@ -50,6 +50,7 @@ def test_server_stopped_mid_stream_loses_and_duplicates_nothing(server: LocalSer
         counters,
     )
     outage: dict[str, float] = {}
+    restarter = threading.Thread(target=lambda: stop_and_restart(), daemon=True)
 
     def stop_and_restart() -> None:
         server.stop()
@@ -71,7 +72,7 @@ def test_server_stopped_mid_stream_loses_and_duplicates_nothing(server: LocalSer
         spans: list[tuple[float, float]] = []
         for batch in range(BATCHES):
             if batch == STOP_AFTER_BATCH:
-                threading.Thread(target=stop_and_restart, daemon=True).start()
+                restarter.start()
                 await asyncio.sleep(0.5)  # a few inserts meet the stopping server
             rows = [(batch, seq) for seq in range(ROWS_PER_BATCH)]
             started = time.monotonic()
@@ -81,6 +82,7 @@ def test_server_stopped_mid_stream_loses_and_duplicates_nothing(server: LocalSer
 
     try:
         writes = asyncio.run(stream())
+        restarter.join(60)  # the last writes can finish before start() returns
         stored = asyncio.run(
             writer.run_on_writer(
                 lambda w: w.query_dicts(
