@@ -27,7 +27,7 @@ from streams.alert.delivery import register_alert_delivery
 from streams.assemble.agent import AssemblyState, register_assembly
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
-from streams.batch_agent import MessagesByPartition
+from streams.batch_agent import MessagesByPartition, current_generation
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
 from streams.errors import TracepipeError
@@ -109,12 +109,6 @@ def _open_migrated(settings: Settings) -> Warehouse:
     if applied:
         log.info("applied ClickHouse migrations %s", ", ".join(applied))
     return warehouse
-
-
-def _generation(app: faust.App) -> int | None:
-    # The consumer group generation the stages work in; None while a rebalance is under way
-    # (flow control suspended: from the revocation until the seek to the committed offsets).
-    return app.consumer_generation_id if app.flow_control.is_active() else None
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -213,7 +207,7 @@ def create_app(settings: Settings) -> Pipeline:
         settings.kafka.partitions,
         counters,
         time.time_ns,
-        partial(_generation, app),
+        partial(current_generation, app),
     )
     edges = AggregationStage(
         Signal(
@@ -231,7 +225,7 @@ def create_app(settings: Settings) -> Pipeline:
         settings.kafka.partitions,
         counters,
         time.time_ns,
-        partial(_generation, app),
+        partial(current_generation, app),
     )
 
     def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:

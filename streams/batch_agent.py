@@ -60,6 +60,17 @@ def held(app: faust.App, events: Sequence[Any]) -> Iterator[None]:
         event.message.ack(app.consumer)
 
 
+def current_generation(app: faust.App) -> int | None:
+    """The consumer group generation a stage works in now (bumped by every rebalance); None
+    while a rebalance is under way.
+
+    Faust's own test (its streams drop events by it too): flow control is suspended from the
+    start of a rebalance until the seek back to the committed offsets is done. Not
+    `app.rebalancing`, which stays set until after flow resumes and messages are delivered.
+    """
+    return app.consumer_generation_id if app.flow_control.is_active() else None
+
+
 def current_events(app: faust.App, events: Sequence[Any]) -> list[Any]:
     """The events of a batch read since the latest rebalance; the others are left unacked.
 
@@ -68,34 +79,33 @@ def current_events(app: faust.App, events: Sequence[Any]) -> list[Any]:
     copy must change no state that the fresh copy will change again (latency windows would
     count it twice) and must never be acknowledged (an ack could commit it before the fresh
     copy is processed): each stale message keeps one reference for good.
-
-    The consumer thread starts a rebalance at any moment, even between two statements of an
-    agent: an agent calls this again once its state changes are made, and drops the batch if
-    it has gone stale meanwhile.
     """
-    generation = app.consumer_generation_id
-    # Faust's own test (its streams drop such events too): flow control is suspended from the
-    # start of a rebalance until the seek back to the committed offsets is done. Not
-    # `app.rebalancing`, which stays set until after flow resumes and messages are delivered.
-    flowing = app.flow_control.is_active()
+    generation = current_generation(app)
     fresh: list[Any] = []
+    stale: list[Any] = []
     for event in events:
-        if flowing and event.message.generation_id == generation:
+        if generation is not None and event.message.generation_id == generation:
             fresh.append(event)
         else:
             event.message.incref()
-    if len(fresh) < len(events):
-        stale = events[len(fresh) :] if fresh else events
+            stale.append(event)
+    if stale:
         log.info(
-            "%d records of %s left for redelivery after a rebalance (flowing=%s, generation %s, "
-            "theirs %s)",
-            len(events) - len(fresh),
-            events[0].message.topic,
-            flowing,
+            "%d records of %s left for redelivery after a rebalance (generation %s, theirs %s)",
+            len(stale),
+            stale[0].message.topic,
             generation,
-            sorted({e.message.generation_id for e in stale}),
+            sorted({e.message.generation_id for e in stale}, key=str),
         )
     return fresh
+
+
+def gone_stale(app: faust.App, events: Sequence[Any]) -> bool:
+    """True if a rebalance began since `events` were taken as current (the stale ones are
+    then left unacked, as `current_events` does). The consumer thread starts a rebalance at
+    any moment: an agent asks this once its state changes are made, and drops the batch if
+    so, since the whole batch comes again after the seek."""
+    return len(current_events(app, events)) < len(events)
 
 
 MessagesByPartition = dict[int, list[Any]]

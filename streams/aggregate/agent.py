@@ -35,7 +35,7 @@ from streams.aggregate.merge import (
     watermark_record,
 )
 from streams.aggregate.window import Observation, WindowAggregator, WindowKey
-from streams.batch_agent import current_events, held
+from streams.batch_agent import current_events, gone_stale, held
 from streams.config import AggregationConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.writer import WarehouseWriter
@@ -323,8 +323,8 @@ def register_aggregation(
                     until = stage.merger.add(message.partition, record)
                     message.incref()
                     stage.partial_hold.hold(message.partition, (message,), until)
-                if len(current_events(app, events)) < len(events):
-                    continue  # a rebalance began: the merger starts again from the marks
+                if gone_stale(app, events):
+                    continue  # the merger starts again from the marks
                 final = stage.merger.take_final()
                 deliveries = []
                 emitted_at = stage.now()

@@ -28,6 +28,8 @@ from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import (
     MessagesByPartition,
     current_events,
+    current_generation,
+    gone_stale,
     header_value,
     held,
     messages_by_partition,
@@ -85,8 +87,6 @@ class AssemblyState:
         self.stage = stage
         self.partitions = partitions
         self.spans_topic = spans_topic
-        self.owned: set[int] = set()
-        """The tracepipe.spans partitions (= changelog partitions) whose traces the buffer holds."""
         self._generation: int | None = None
         # Keys and values are bytes we encode ourselves (state key, pickled value): the
         # changelog is private to this stage and pickle keeps attribute types as they are.
@@ -106,11 +106,10 @@ class AssemblyState:
     def ready(self) -> bool:
         """True once the table is recovered and the buffer rebuilt from it for the partitions
         this worker owns since the latest rebalance (False while one is under way)."""
-        app = self.app
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        if not app.flow_control.is_active() or not recovery.completed.is_set():
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        generation = current_generation(self.app)
+        if generation is None or not recovery.completed.is_set():
             return False
-        generation = app.consumer_generation_id
         if generation != self._generation:
             self._rebuild(generation)
         return self.restored
@@ -135,7 +134,6 @@ class AssemblyState:
         self.chunks = SpanChunks()
         self.stage.restore(self.chunks.unpack(entries))
         self._written.clear()
-        self.owned = owned
         self._generation = generation
         self.restored = True
         log.info(
@@ -340,8 +338,8 @@ def register_assembly(
                 messages = messages_by_partition(events)
                 for consumer in on_traces:
                     consumer(by_partition, messages)
-                if len(current_events(app, events)) < len(events):
-                    continue  # a rebalance began: the batch comes again, whole
+                if gone_stale(app, events):
+                    continue
                 await writer.write_rows(
                     TRACES,
                     TRACES_COLUMNS,

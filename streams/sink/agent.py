@@ -10,6 +10,7 @@ import faust
 from streams.batch_agent import (
     MessagesByPartition,
     current_events,
+    gone_stale,
     header_value,
     held,
     messages_by_partition,
@@ -97,8 +98,8 @@ def register_span_sink(
     """Attach the span agent to `app`: every valid span goes to each of `on_spans` (trace
     assembly, latency windows; with the batch's messages, for a stage that holds them) and,
     unless tail sampling stores spans at trace emission instead, to otel_traces. A batch is
-    acknowledged once stored and each of `before_ack`
-    (e.g. the assembly changelog delivered) has returned."""
+    acknowledged once stored and each of `before_ack` (e.g. the assembly changelog delivered)
+    has returned."""
     decoder = SpanDecoder(limits)
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
     counters.describe("tracepipe_spans_consumed_total", "Spans read from tracepipe.spans.")
@@ -120,8 +121,8 @@ def register_span_sink(
                 messages = messages_by_partition(events)
                 for consumer in on_spans:
                     consumer(by_partition, messages)
-                if len(current_events(app, events)) < len(events):
-                    continue  # a rebalance began: the batch comes again, whole
+                if gone_stale(app, events):
+                    continue
                 for letter in rejected:
                     await send_dead_letter(dlq_topic, letter, counters)
                 if store_spans:

@@ -17,6 +17,14 @@ from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.agent import SpanDecoder
 from streams.worker_process import WORKER_COMMAND, WorkerProcess, isolated_env
 
+ISOLATED_DEFAULTS = {
+    "TRACEPIPE_KAFKA_PARTITIONS": "3",
+    # Test data may carry old timestamps (golden files from 2023): keep it past the TTL.
+    "TRACEPIPE_CLICKHOUSE_TTL_DAYS": "5000",
+    "TRACEPIPE_SINK_BATCH_MAX_WAIT_MS": "200",
+}
+"""What every test worker runs with unless told otherwise."""
+
 
 def isolated_worker(
     bootstrap: str, root: Path, command: Sequence[str] = WORKER_COMMAND, **extra_env: str
@@ -26,13 +34,7 @@ def isolated_worker(
     `extra_env` overrides any TRACEPIPE_* variable (e.g. TRACEPIPE_KAFKA_PARTITIONS);
     `command` runs another worker module (see WorkerProcess).
     """
-    env = {
-        "TRACEPIPE_KAFKA_PARTITIONS": "3",
-        # Test data may carry old timestamps (golden files from 2023): keep it past the TTL.
-        "TRACEPIPE_CLICKHOUSE_TTL_DAYS": "5000",
-        "TRACEPIPE_SINK_BATCH_MAX_WAIT_MS": "200",
-        **extra_env,
-    }
+    env = {**ISOLATED_DEFAULTS, **extra_env}
     return WorkerProcess(isolated_env(bootstrap, root, "t", **env), root / "worker.log", command)
 
 

@@ -22,7 +22,7 @@ from streams.broker.local import free_port
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.query import count_spans
 from streams.worker_process import WorkerProcess, isolated_env
-from tests.integration.isolated import isolated_worker
+from tests.integration.isolated import ISOLATED_DEFAULTS, isolated_worker
 from tests.reliability.harness import (
     WORKER_ENV,
     Workload,
@@ -49,10 +49,7 @@ def members(bootstrap: str, root: Path, count: int) -> list[WorkerProcess]:
         bootstrap,
         root,
         "s",
-        TRACEPIPE_KAFKA_PARTITIONS=str(PARTITIONS),
-        TRACEPIPE_CLICKHOUSE_TTL_DAYS="5000",
-        TRACEPIPE_SINK_BATCH_MAX_WAIT_MS="200",
-        **WORKER_ENV,
+        **{**ISOLATED_DEFAULTS, **WORKER_ENV, "TRACEPIPE_KAFKA_PARTITIONS": str(PARTITIONS)},
     )
     workers = []
     for i in range(count):

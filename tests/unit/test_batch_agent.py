@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from faust.types.tuples import ConsumerMessage
 
-from streams.batch_agent import current_events, held
+from streams.batch_agent import current_events, gone_stale, held
 
 
 @dataclass
@@ -113,3 +113,16 @@ def test_nothing_is_current_while_a_rebalance_is_under_way() -> None:
     assert current_events(app, events) == []
     asyncio.run(take_and_process(app, events, fail=None))
     assert app.consumer.acked == []
+
+
+def test_a_batch_goes_stale_when_a_rebalance_begins_while_it_is_processed() -> None:
+    app: Any = RebalancingApp(RecordingConsumer(), 4)
+    events = batch([5, 6])
+    for event in events:
+        event.message.generation_id = 4
+    assert current_events(app, events) == events
+    assert not gone_stale(app, events)
+    app.flow_control.active = False  # the consumer thread starts a rebalance
+    assert gone_stale(app, events)
+    asyncio.run(take_and_process(app, events, fail=None))
+    assert app.consumer.acked == []  # its re-read copy replaces it
