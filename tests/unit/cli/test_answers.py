@@ -99,7 +99,7 @@ def test_produce_of_an_empty_file_says_no_spans(
 @pytest.mark.usefixtures("cli_env")
 @pytest.mark.parametrize("text", ["abc", "xyz0123456789abcdef0123456789abcd", "0" * 32, "1" * 20])
 def test_trace_of_a_malformed_id_says_it_is_not_one(
-    text: str, capsys: pytest.CaptureFixture[str]
+    text: str, spans: Warehouse, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["trace", text]) == 1
     out, err = capsys.readouterr()
