@@ -560,10 +560,11 @@ def build_parser() -> argparse.ArgumentParser:
     qs = q.add_parser("sql", help="run one read-only SQL statement")
     qs.add_argument("sql")
     qc = q.add_parser("count", help="count stored spans")
-    qc.add_argument("--trace-id", help="only this trace")
+    trace_id_help = "only this trace: 32 hex digits, or 16 (a 64-bit id)"
+    qc.add_argument("--trace-id", help=trace_id_help)
     qp = q.add_parser("spans", help="list recent spans")
-    qp.add_argument("--trace-id")
-    qp.add_argument("--service")
+    qp.add_argument("--trace-id", help=trace_id_help)
+    qp.add_argument("--service", help="only this service")
     qp.add_argument("--limit", type=int, default=20)
     time_help = (
         "a duration ago (90s, 15m, 1h30m, 7d), now, or an ISO 8601 time (UTC unless it has "

@@ -3,6 +3,7 @@ for documents (README's configuration table, benchmark results)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,9 @@ DURATION_COLUMNS = frozenset(
     {"Duration", "DurationNs", "TraceDurationNs", "DurationSum", "DurationMin", "DurationMax"}
 )
 """The columns of tracepipe's tables that hold a duration in ns."""
+
+# A DateTime value as a worker's /api/query sends it (json.dumps' default=str).
+_SENT_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00:00").fullmatch
 
 
 def render_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -100,12 +104,15 @@ def _readable(value: Any, convert: Any) -> Any:
 
 
 def readable_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Query rows for people: times (TIME_COLUMNS, and any datetime value) as ISO 8601 UTC, and
-    durations (DURATION_COLUMNS, names ending in duration_ns) in ms, the column named "... ms"."""
+    """Query rows for people: times (TIME_COLUMNS, any datetime, also as a worker sends it) as
+    ISO 8601 UTC; durations (DURATION_COLUMNS, names ending in duration_ns) in ms, the column
+    then named "... ms"."""
     readable: list[dict[str, Any]] = []
     for row in rows:
         out: dict[str, Any] = {}
         for column, value in row.items():
+            if isinstance(value, str) and _SENT_DATETIME(value):
+                value = datetime.fromisoformat(value)
             if isinstance(value, datetime):
                 out[column] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
             elif column in TIME_COLUMNS:

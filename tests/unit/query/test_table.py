@@ -28,6 +28,8 @@ def test_readable_rows_converts_times_and_durations_only() -> None:
             "name": "x",
             "DurationMax": None,
             "flag": True,
+            "second": "2026-01-02 03:04:05+00:00",  # a DateTime, as a worker's /api/query sends it
+            "label": "2026-01-02 03:04:05",
         }
     ]
     assert readable_rows(rows) == [
@@ -40,6 +42,8 @@ def test_readable_rows_converts_times_and_durations_only() -> None:
             "name": "x",
             "DurationMax ms": None,
             "flag": True,
+            "second": "2026-01-02T03:04:05Z",
+            "label": "2026-01-02 03:04:05",
         }
     ]
 
