@@ -106,7 +106,7 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
         since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
     with open_reader(settings) as reader:
         if args.what == "latency":
@@ -128,7 +128,7 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
             return _nothing_found(reader, service, f"no {what} {between}; {hint}")
     print(f"{what} {between}; percentiles from merged sketches (within {accuracy * 100:g}%)")
     print(render_table(rows))
-    return 0
+    return EXIT_FOUND
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> int:
@@ -192,7 +192,7 @@ def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
         since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     conditions = [time_range("EmittedAt", since_ns, until_ns)]
     what = "alert transitions"
     if args.state is not None:
@@ -230,7 +230,7 @@ def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
         )
     print(f"{len(table)} {what} {between}")
     print(render_table(table))
-    return 0
+    return EXIT_FOUND
 
 
 def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
@@ -446,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send spans from FILE (or - for stdin): OTLP/JSON, OTLP "
         "protobuf, Zipkin v2 JSON, or tracepipe's JSON form, one document or JSON "
         "lines. Spans are validated here and sent to the spans topic; rejected "
-        "ones are counted by reason. Exit 1 if any was rejected.",
+        "ones are counted by reason, the first of each reason shown with where it is and why. "
+        "Exit 1 if any was rejected, or the input holds no span.",
     )
     p.add_argument("file", help="the file to read, or - for stdin")
     p.add_argument(
