@@ -635,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the alert transitions stored in tracepipe_alerts (read with FINAL: "
         "an event delivered twice is listed once) that were published in [--since, --until), "
         "oldest first: time, state, severity, rule, service/operation, value against "
-        "threshold, slowest trace and top attribution. Says so when there is none.",
+        "threshold, slowest trace and top attribution. Says so when there is none (exit 1).",
     )
     al.add_argument(
         "--since", default="24h", type=_time_arg, help=f"from: {time_help} (default 24h)"
