@@ -17,6 +17,7 @@ import pytest
 
 from streams.broker.local import free_port
 from streams.cli import main
+from streams.config import load_settings
 from streams.model.span import make_span
 from streams.sink.alerts import ALERTS
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
@@ -263,3 +264,17 @@ def test_without_a_worker_the_hint_says_whose_settings(
     assert main(["query", "latency", "--service", "checkout", "--since", "10m"]) == 1
     out = capsys.readouterr().out
     assert "window + allowed lateness (2 s + 30 s), from this command's settings; no worker " in out
+
+
+def test_the_demo_view_quotes_its_worker_s_window_settings() -> None:
+    from streams.demo import DEMO_WORKER_ENV, _red_table
+
+    class NoWindows:
+        def query_dicts(self, sql: str) -> list[dict[str, Any]]:
+            return []
+
+    worker_settings = load_settings(env=DEMO_WORKER_ENV)
+    assert _red_table(NoWindows(), time.time_ns(), worker_settings) == (
+        "  (no final latency windows yet: windows appear after window + allowed lateness "
+        "(5 s + 5 s))"
+    )
