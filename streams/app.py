@@ -41,6 +41,7 @@ from streams.health import (
     readiness_change,
 )
 from streams.ingest.agent import register_bridge
+from streams.query import timing_settings
 from streams.query.web import Page
 from streams.query.web.graph import graph_page
 from streams.query.web.markup import message_page
@@ -310,6 +311,8 @@ def _register_web(pipeline: Pipeline) -> None:
                 "counters": counters.snapshot(),
                 "assembly": assembly,
                 "aggregation": aggregation,
+                # The CLI quotes these when it says when windows appear.
+                "settings": timing_settings(pipeline.settings),
             }
         )
 

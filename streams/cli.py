@@ -7,15 +7,29 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streams import __version__
 from streams.config import Settings, load_settings, settings_table
-from streams.errors import TracepipeError
-from streams.query.table import markdown_table, render_table
+from streams.errors import InputError, TracepipeError
+from streams.query.table import markdown_table, readable_rows, render_table
 
 if TYPE_CHECKING:
-    pass
+    from streams.query import Reader
+
+EXIT_FOUND = 0
+"""Done: what was asked for was found, or sent."""
+EXIT_NOTHING = 1
+"""Nothing found (no rows, windows, alerts, spans of the trace), or input that cannot be used."""
+EXIT_USAGE = 2
+"""The command could not run: bad arguments or settings, or Kafka/ClickHouse/the worker failed."""
+
+EXIT_STATUS_EPILOG = (
+    "exit status, the same for every command: 0 found (or sent); 1 nothing found (no rows, "
+    "windows, alerts or spans of the trace), or input that cannot be used (a missing or empty "
+    "file, rejected spans, not a trace id, an unknown service); 2 the command could not run "
+    "(bad arguments or settings, Kafka or ClickHouse or the worker failed); 130 interrupted"
+)
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -57,11 +71,29 @@ def _time_arg(text: str) -> str:
     return text
 
 
+def _nothing_found(reader: Reader, service: str | None, what: str) -> int:
+    """Say that nothing was found: that `service` is unknown (listing the known ones) if it is,
+    else `what`; the exit status of nothing found."""
+    from streams.query import unknown_service
+
+    unknown = unknown_service(reader, service) if service is not None else None
+    print(unknown or what)
+    return EXIT_NOTHING
+
+
+def _window_hint(settings: Settings, signal: str) -> str:
+    """When `signal`'s windows appear, with the values in force (the running worker's)."""
+    from streams.query import settings_in_force
+    from streams.query.windows import arrival_lag
+
+    in_force, source = settings_in_force(settings)
+    return f"{arrival_lag(in_force, signal)}, from {source}"
+
+
 def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
     """`query latency` and `query deps`: summaries of the stored windows of a range."""
     from streams.query import open_reader
     from streams.query.windows import (
-        arrival_lag,
         dependency_rows,
         dependency_summary,
         format_time,
@@ -74,7 +106,7 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
         since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
     with open_reader(settings) as reader:
         if args.what == "latency":
@@ -84,35 +116,46 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
             what = f"latency windows for service {args.service!r}"
             if args.operation is not None:
                 what += f" operation {args.operation!r}"
-            appear = arrival_lag(settings, "latency")
+            signal, service = "latency", args.service
         else:
             edges = dependency_summary(reader, since_ns, until_ns)
             rows = dependency_rows(edges)
             accuracy = edges[0].relative_accuracy if edges else 0.0
             what = "service-graph edges"
-            appear = arrival_lag(settings, "edges")
-    if not rows:
-        print(f"no {what} {between} — is the worker running? {appear}")
-        return 1
+            signal, service = "edges", None
+        if not rows:
+            hint = _window_hint(settings, signal)
+            return _nothing_found(reader, service, f"no {what} {between}; {hint}")
     print(f"{what} {between}; percentiles from merged sketches (within {accuracy * 100:g}%)")
     print(render_table(rows))
-    return 0
+    return EXIT_FOUND
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> int:
+    """Print query rows as a table, times in ISO 8601 and durations in ms; the exit status."""
+    print(render_table(readable_rows(rows)))
+    return EXIT_FOUND if rows else EXIT_NOTHING
 
 
 def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.query import count_spans, open_reader, quote, recent_spans
+    from streams.query import count_spans, open_reader, parse_trace_id, quote, recent_spans
 
     if args.what in ("latency", "deps"):
         return _query_windows(args, settings)
+    trace_id = parse_trace_id(args.trace_id) if getattr(args, "trace_id", None) else None
     with open_reader(settings) as reader:
         if args.what == "sql":
-            print(render_table(reader.query_dicts(args.sql)))
-        elif args.what == "count":
-            where = f"TraceId = {quote(args.trace_id)}" if args.trace_id else "1"
-            print(count_spans(reader, where))
-        else:
-            print(render_table(recent_spans(reader, args.trace_id, args.service, args.limit)))
-    return 0
+            return _print_rows(reader.query_dicts(args.sql))
+        if args.what == "count":
+            where = f"TraceId = {quote(trace_id)}" if trace_id else "1"
+            count = count_spans(reader, where)
+            print(count)
+            return EXIT_FOUND if count else EXIT_NOTHING
+        rows = recent_spans(reader, trace_id, args.service, args.limit)
+        if not rows:
+            which = f" of trace {trace_id}" if trace_id else ""
+            return _nothing_found(reader, args.service, f"no spans stored{which}")
+        return _print_rows(rows)
 
 
 def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,7 +192,7 @@ def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
         since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     conditions = [time_range("EmittedAt", since_ns, until_ns)]
     what = "alert transitions"
     if args.state is not None:
@@ -167,9 +210,8 @@ def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
             f"SELECT {columns} FROM {ALERTS} FINAL WHERE {' AND '.join(conditions)} "
             "ORDER BY EmittedAt, Fingerprint, Sequence",
         )
-    if not rows:
-        print(f"no {what} {between}")
-        return 0
+        if not rows:
+            return _nothing_found(reader, args.service, f"no {what} {between}")
     table = []
     for row in rows:
         event = AlertEvent.from_record(alert_record(row))
@@ -188,7 +230,7 @@ def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
         )
     print(f"{len(table)} {what} {between}")
     print(render_table(table))
-    return 0
+    return EXIT_FOUND
 
 
 def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
@@ -198,16 +240,20 @@ def _cmd_alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.ingest.produce import produce_payloads
+    from streams.ingest.produce import produce_payloads, read_input
 
-    if args.file == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        with open(args.file, "rb") as handle:
-            data = handle.read()
-    report = produce_payloads(data, settings, args.format, raw=args.raw)
+    data = read_input(args.file)
+    report = produce_payloads(data, settings, args.format, raw=args.raw, progress=sys.stderr)
     print(report.summary())
-    return 1 if report.rejected else 0
+    for line in report.error_lines():
+        print(f"tracepipe: rejected {line}", file=sys.stderr)
+    if report.rejected:
+        return EXIT_NOTHING
+    if not args.raw and not report.spans_sent:
+        source = "stdin" if args.file == "-" else args.file
+        print(f"tracepipe: no spans in {source}", file=sys.stderr)
+        return EXIT_NOTHING
+    return EXIT_FOUND
 
 
 def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -274,16 +320,17 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.query import open_reader
+    from streams.query import open_reader, parse_trace_id
     from streams.query.waterfall import trace_report
 
+    trace_id = parse_trace_id(args.trace_id)
     with open_reader(settings) as reader:
-        report = trace_report(reader, args.trace_id)
+        report = trace_report(reader, trace_id)
     if report is None:
-        print(f"trace {args.trace_id}: no spans stored (sampled out, expired, or not yet written)")
-        return 1
+        print(f"trace {trace_id}: no spans stored (sampled out, expired, or not yet written)")
+        return EXIT_NOTHING
     print(report)
-    return 0
+    return EXIT_FOUND
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -327,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tracepipe",
         description="tracepipe: spans from Kafka, assembled and aggregated by Faust, "
         "stored in ClickHouse. Settings come from TRACEPIPE_* variables and --config.",
+        epilog=EXIT_STATUS_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"tracepipe {__version__}")
     parser.add_argument(
@@ -398,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send spans from FILE (or - for stdin): OTLP/JSON, OTLP "
         "protobuf, Zipkin v2 JSON, or tracepipe's JSON form, one document or JSON "
         "lines. Spans are validated here and sent to the spans topic; rejected "
-        "ones are counted by reason. Exit 1 if any was rejected.",
+        "ones are counted by reason, the first of each reason shown with where it is and why. "
+        "Exit 1 if any was rejected, or the input holds no span.",
     )
     p.add_argument("file", help="the file to read, or - for stdin")
     p.add_argument(
@@ -479,7 +528,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a stored trace: its assembled summary and its spans "
         "as an indented waterfall, critical path marked with *, errors with !.",
     )
-    p.add_argument("trace_id", help="32 hex characters")
+    p.add_argument(
+        "trace_id", help="32 hex characters, or 16 (a 64-bit id, as Jaeger and Zipkin show it)"
+    )
     p.set_defaults(func=_cmd_trace)
 
     p = sub.add_parser(
@@ -510,10 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
     qs = q.add_parser("sql", help="run one read-only SQL statement")
     qs.add_argument("sql")
     qc = q.add_parser("count", help="count stored spans")
-    qc.add_argument("--trace-id", help="only this trace")
+    trace_id_help = "only this trace: 32 hex digits, or 16 (a 64-bit id)"
+    qc.add_argument("--trace-id", help=trace_id_help)
     qp = q.add_parser("spans", help="list recent spans")
-    qp.add_argument("--trace-id")
-    qp.add_argument("--service")
+    qp.add_argument("--trace-id", help=trace_id_help)
+    qp.add_argument("--service", help="only this service")
     qp.add_argument("--limit", type=int, default=20)
     time_help = (
         "a duration ago (90s, 15m, 1h30m, 7d), now, or an ISO 8601 time (UTC unless it has "
@@ -583,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the alert transitions stored in tracepipe_alerts (read with FINAL: "
         "an event delivered twice is listed once) that were published in [--since, --until), "
         "oldest first: time, state, severity, rule, service/operation, value against "
-        "threshold, slowest trace and top attribution. Says so when there is none.",
+        "threshold, slowest trace and top attribution. Says so when there is none (exit 1).",
     )
     al.add_argument(
         "--since", default="24h", type=_time_arg, help=f"from: {time_help} (default 24h)"
@@ -616,9 +668,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         code: int = args.func(args, settings)
         return code
+    except InputError as err:
+        print(f"tracepipe: error: {err}", file=sys.stderr)
+        return EXIT_NOTHING
     except TracepipeError as err:
         print(f"tracepipe: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 

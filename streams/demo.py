@@ -31,7 +31,7 @@ from streams.generate.incident import Incident, parse_incident
 from streams.generate.topology import default_topology
 from streams.query import Reader, count_spans, quote, worker_running, worker_url
 from streams.query.table import render_table
-from streams.query.windows import service_summary
+from streams.query.windows import arrival_lag, service_summary
 from streams.sdk import SpanProducer
 from streams.worker_process import WorkerProcess
 
@@ -88,11 +88,11 @@ class _Live:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _red_table(reader: Reader, now_ns: int) -> str:
+def _red_table(reader: Reader, now_ns: int, worker_settings: Settings) -> str:
     """Per-service RED over the last 30 s of final windows, as a table."""
     summaries = service_summary(reader, now_ns - _RED_RANGE_NS, now_ns)
     if not summaries:
-        return "  (no final latency windows yet: they appear a window + allowed lateness after)"
+        return f"  (no final latency windows yet: {arrival_lag(worker_settings, 'latency')})"
     rows = [
         {
             "service": s.service,
@@ -127,7 +127,7 @@ def _view(
             f"windows   {_counter(counters, 'tracepipe_latency_late_total'):,} late spans"
         )
         lines.append("services   (last 30 s of final windows, SERVER/CONSUMER spans)")
-        lines.append(_red_table(reader, time.time_ns()))
+        lines.append(_red_table(reader, time.time_ns(), worker.settings))
     except (OSError, TracepipeError) as err:
         lines.append(f"worker     not answering: {err}")
     lines.append(f"web view   {worker_url(worker.settings)}/ui/")

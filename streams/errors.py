@@ -34,3 +34,8 @@ class BrokerError(TracepipeError):
 
 class MissingDependencyError(TracepipeError):
     """An optional dependency is not installed; the message holds the pip command that fixes it."""
+
+
+class InputError(TracepipeError):
+    """What the user gave (a file, a trace id, a service name) cannot be used; the message says
+    why and what would work. The CLI exits 1 on it, as when nothing is found."""

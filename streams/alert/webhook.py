@@ -17,7 +17,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,6 +25,7 @@ import aiohttp
 from streams import __version__
 from streams.alert.events import FIRING, RESOLVED, AlertEvent
 from streams.config import AlertConfig
+from streams.query.table import rfc3339
 
 log = logging.getLogger("tracepipe.alert")
 
@@ -41,16 +41,6 @@ FORWARDED_STATES = (FIRING, RESOLVED)
 def forwarded(event: AlertEvent) -> bool:
     """Whether the webhook forwarder sends `event`: firing and resolved, not pending/cancelled."""
     return event.state in FORWARDED_STATES
-
-
-def rfc3339(time_unix_nano: int) -> str:
-    """A unix-ns time as RFC 3339 in UTC, fractional seconds without trailing zeros (as Go's
-    RFC3339Nano writes them): `2026-11-21T19:03:10.25Z`."""
-    seconds, nanos = divmod(time_unix_nano, 1_000_000_000)
-    text = f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
-    if nanos:
-        text += "." + f"{nanos:09d}".rstrip("0")
-    return text + "Z"
 
 
 def _group_key(group_labels: Mapping[str, str]) -> str:

@@ -7,6 +7,7 @@ when none runs, the CLI opens the path itself.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,8 +15,9 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from streams.config import Settings
-from streams.errors import WarehouseError
+from streams.errors import InputError, WarehouseError
 from streams.sink.spans import DEDUPLICATED_SPANS
+from streams.sink.windows import LATENCY
 from streams.warehouse import open_warehouse, quote_string
 
 
@@ -58,13 +60,56 @@ def worker_url(settings: Settings) -> str:
     return f"http://{settings.worker.web_host}:{settings.worker.web_port}"
 
 
+def worker_stats(settings: Settings, timeout_s: float = 2.0) -> dict[str, Any] | None:
+    """What the worker on the configured web port says in /api/stats; None when none answers."""
+    try:
+        with urllib.request.urlopen(f"{worker_url(settings)}/api/stats", timeout=timeout_s) as r:
+            stats: dict[str, Any] = json.load(r)
+            return stats
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
 def worker_running(settings: Settings, timeout_s: float = 2.0) -> bool:
     """True when a worker answers on the configured web port."""
-    try:
-        with urllib.request.urlopen(f"{worker_url(settings)}/api/stats", timeout=timeout_s):
-            return True
-    except (urllib.error.URLError, OSError):
-        return False
+    return worker_stats(settings, timeout_s) is not None
+
+
+TIMING_SETTINGS = (
+    "aggregation.window_ms",
+    "aggregation.allowed_lateness_ms",
+    "assembly.trace_idle_ms",
+)
+"""The settings that decide when windows and edges appear; a worker publishes its own in
+/api/stats, since a worker started with other values (the demo's) is the one in force."""
+
+
+def timing_settings(settings: Settings) -> dict[str, int]:
+    """The TIMING_SETTINGS of `settings`, by dotted key."""
+    values: dict[str, int] = {}
+    for key in TIMING_SETTINGS:
+        section, name = key.split(".", 1)
+        values[key] = int(getattr(getattr(settings, section), name))
+    return values
+
+
+def settings_in_force(settings: Settings) -> tuple[Settings, str]:
+    """`settings` with the running worker's TIMING_SETTINGS, and where the values come from (for
+    messages): the worker's, or this command's own when no worker answers."""
+    stats = worker_stats(settings)
+    url = worker_url(settings)
+    published = stats.get("settings") if stats is not None else None
+    if not isinstance(published, dict):
+        where = "this command's settings" if stats is not None else (
+            f"this command's settings; no worker answers at {url}"
+        )
+        return settings, where
+    in_force = settings
+    for key in TIMING_SETTINGS:
+        if isinstance(published.get(key), int):
+            section, name = key.split(".", 1)
+            in_force = in_force.replace(section, **{name: published[key]})
+    return in_force, f"the settings of the worker at {url}"
 
 
 @contextmanager
@@ -100,6 +145,48 @@ def recent_spans(
         f"Duration, StatusCode FROM {DEDUPLICATED_SPANS} WHERE {' AND '.join(conditions)} "
         f"ORDER BY Timestamp DESC, TraceId, SpanId LIMIT {int(limit)}"
     )
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}").fullmatch
+
+
+def parse_trace_id(text: str) -> str:
+    """A trace id as stored (32 lowercase hex) from what a user typed: 32 hex digits, or 16 for
+    a 64-bit id (Jaeger, Zipkin), left-padded with zeros. InputError says what an id looks like."""
+    wanted = text.strip().lower()
+    if not _HEX_ID(wanted) or not wanted.strip("0"):
+        raise InputError(
+            f"{text!r} is not a trace id: give 32 hex digits, or 16 for a 64-bit id as Jaeger and "
+            "Zipkin show it (tracepipe query spans lists recent ones)"
+        )
+    return wanted.rjust(32, "0")
+
+
+KNOWN_SERVICES_LISTED = 20
+"""How many known service names an unknown-service message lists."""
+
+
+def known_services(reader: Reader) -> list[str]:
+    """The names of the services that have spans or latency windows stored, sorted."""
+    rows = reader.query_dicts(
+        f"SELECT service FROM (SELECT ServiceName AS service FROM {DEDUPLICATED_SPANS} "
+        f"UNION DISTINCT SELECT ServiceName AS service FROM {LATENCY}) ORDER BY service"
+    )
+    return [str(r["service"]) for r in rows]
+
+
+def unknown_service(reader: Reader, service: str) -> str | None:
+    """None when `service` has spans or windows stored; else a line naming it unknown and the
+    known ones."""
+    known = known_services(reader)
+    if service in known:
+        return None
+    if not known:
+        return f"unknown service {service!r}: no spans or windows are stored yet"
+    listed = ", ".join(known[:KNOWN_SERVICES_LISTED])
+    if len(known) > KNOWN_SERVICES_LISTED:
+        listed += f" and {len(known) - KNOWN_SERVICES_LISTED} more"
+    return f"unknown service {service!r}; known services: {listed}"
 
 
 def time_range(column: str, since_ns: int, until_ns: int) -> str:

@@ -3,8 +3,33 @@ for documents (README's configuration table, benchmark results)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
+
+TIME_COLUMNS = frozenset(
+    {
+        "Timestamp",
+        "Events.Timestamp",
+        "Start",
+        "End",
+        "EmittedAt",
+        "WindowStart",
+        "WindowEnd",
+        "StartsAt",
+        "EndsAt",
+    }
+)
+"""The DateTime64(9) columns of tracepipe's tables (results hold them as unix ns)."""
+
+DURATION_COLUMNS = frozenset(
+    {"Duration", "DurationNs", "TraceDurationNs", "DurationSum", "DurationMin", "DurationMax"}
+)
+"""The columns of tracepipe's tables that hold a duration in ns."""
+
+# A DateTime value as a worker's /api/query sends it (json.dumps' default=str).
+_SENT_DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00:00").fullmatch
 
 
 def render_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -52,3 +77,49 @@ def format_quantity(value: float) -> str:
 def format_ms(duration_ns: float) -> str:
     """A duration in ns as milliseconds for a table cell (format_quantity's digits)."""
     return format_quantity(duration_ns / 1e6)
+
+
+def rfc3339(time_unix_nano: int) -> str:
+    """A unix-ns time as ISO 8601 / RFC 3339 in UTC, fractional seconds without trailing zeros
+    (as Go's RFC3339Nano writes them): `2026-11-21T19:03:10.25Z`."""
+    seconds, nanos = divmod(time_unix_nano, 1_000_000_000)
+    text = f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
+    if nanos:
+        text += "." + f"{nanos:09d}".rstrip("0")
+    return text + "Z"
+
+
+def _is_duration(column: str) -> bool:
+    return column in DURATION_COLUMNS or column.lower().endswith("duration_ns")
+
+
+def _readable(value: Any, convert: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return convert(value)
+    if isinstance(value, list):
+        return [_readable(v, convert) for v in value]
+    return value
+
+
+def readable_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Query rows for people: times (TIME_COLUMNS, any datetime, also as a worker sends it) as
+    ISO 8601 UTC; durations (DURATION_COLUMNS, names ending in duration_ns) in ms, the column
+    then named "... ms"."""
+    readable: list[dict[str, Any]] = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for column, value in row.items():
+            if isinstance(value, str) and _SENT_DATETIME(value):
+                value = datetime.fromisoformat(value)
+            if isinstance(value, datetime):
+                out[column] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            elif column in TIME_COLUMNS:
+                out[column] = _readable(value, rfc3339)
+            elif _is_duration(column):
+                out[f"{column} ms"] = _readable(value, format_ms)
+            else:
+                out[column] = value
+        readable.append(out)
+    return readable

@@ -12,7 +12,6 @@ events, links and status. ``?span=<span id>`` opens one span's details when the 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,9 @@ from streams.assemble.critical_path import CriticalPathSelfTime, compute_critica
 from streams.assemble.skew import adjust_clock_skew, adjusted_spans
 from streams.assemble.structure import analyze_structure
 from streams.config import Settings
+from streams.errors import InputError
 from streams.model.span import AttributeValue, Span
-from streams.query import Reader
+from streams.query import Reader, parse_trace_id
 from streams.query.table import format_ms, format_quantity
 from streams.query.waterfall import stored_spans, trace_summary, tree_order
 from streams.query.web import Page
@@ -40,7 +40,6 @@ from streams.query.web.markup import (
     ui_url,
 )
 
-TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 TICKS = 4
 """Intervals of the time axis above the waterfall (lines at every quarter)."""
 TOP_SELF_TIMES = 10
@@ -299,15 +298,10 @@ def not_found(trace_id: str, summary: dict[str, Any] | None, settings: Settings)
 
 def trace_page(reader: Reader, trace_id: str, open_span: str, settings: Settings) -> Page:
     """The trace page, or a page that says why there is none (bad id, nothing stored)."""
-    wanted = trace_id.strip().lower()
-    if not TRACE_ID.match(wanted):
-        return message_page(
-            400,
-            "Not a trace id",
-            f"{trace_id!r} is not a trace id: ids are 32 hexadecimal digits, as the search page "
-            "and tracepipe query spans show them.",
-            "search",
-        )
+    try:
+        wanted = parse_trace_id(trace_id)
+    except InputError as err:
+        return message_page(400, "Not a trace id", f"{err}.", "search")
     spans = stored_spans(reader, wanted)
     summary = trace_summary(reader, wanted)
     if not spans:

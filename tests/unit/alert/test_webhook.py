@@ -22,11 +22,11 @@ from streams.alert.webhook import (
     alertmanager_payload,
     forwarded,
     redact_url,
-    rfc3339,
     webhook_urls,
 )
 from streams.broker.local import free_port
 from streams.config import AlertConfig
+from streams.query.table import rfc3339
 from tests.unit.alert.test_events import MS, T0, S, alert_event, resolved_event
 
 EXTERNAL_URL = "http://127.0.0.1:6066"

@@ -310,7 +310,7 @@ def test_cli_says_when_the_range_is_empty(
     assert main(["query", "latency", "--service", "cart", "--since", "10m"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("no latency windows for service 'cart' between ")
-    assert "is the worker running? windows appear after window + allowed lateness" in out
+    assert "windows appear after window + allowed lateness (10 s + 30 s), from this " in out
     assert main(["query", "deps", "--since", "10m"]) == 1
     assert "edges appear after trace idle" in capsys.readouterr().out
 

@@ -100,7 +100,7 @@ def test_cli_alerts_list_says_when_there_is_none(
     alert_table: Warehouse, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store(alert_table, alert_event())  # an hour ago: outside the last 10 minutes
-    assert main(["alerts", "list", "--since", "10m"]) == 0
+    assert main(["alerts", "list", "--since", "10m"]) == 1
     assert capsys.readouterr().out.startswith("no alert transitions between ")
     assert main(["alerts", "list", "--since", "1h", "--until", "2h"]) == 2
     assert "is not before --until" in capsys.readouterr().err

@@ -180,9 +180,10 @@ def test_a_trace_not_assembled_yet_shows_the_spans_stored_so_far(
 @pytest.mark.parametrize(
     ("trace_id", "status", "says"),
     [
-        ("nope", 400, "32 hexadecimal digits"),
-        ("ab" * 17, 400, "32 hexadecimal digits"),
+        ("nope", 400, "32 hex digits, or 16 for a 64-bit id"),
+        ("ab" * 17, 400, "32 hex digits, or 16 for a 64-bit id"),
         ("ef" * 16, 404, "No spans are stored for trace"),
+        ("EF" * 8, 404, f"No spans are stored for trace {'0' * 16}{'ef' * 8}"),
     ],
 )
 def test_missing_or_malformed_ids_get_a_page_that_says_what_to_do(
