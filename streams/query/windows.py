@@ -274,6 +274,27 @@ def _slowest_traces(
     return {key: tuple(traces) for key, traces in slowest.items()}
 
 
+def slow_trace_ids(
+    reader: Reader, service: str, operation: str, since_ns: int, until_ns: int, per_window: int
+) -> list[str]:
+    """The `per_window` slowest exemplar traces of each window of `service`'s `operation` (every
+    kind and status class) that starts in [since_ns, until_ns), window by window, each once: the
+    slow traces an alert's baseline compares the breaching window's exemplars with."""
+    if per_window <= 0:
+        return []
+    rows = query_table(
+        reader,
+        LATENCY,
+        "SELECT WindowStart AS window, trace_id, max(duration) AS duration_ns "
+        f"FROM {LATENCY} FINAL "
+        "ARRAY JOIN ExemplarTraceIds AS trace_id, ExemplarDurations AS duration "
+        f"WHERE ServiceName = {quote(service)} AND SpanName = {quote(operation)} "
+        f"AND {time_range('WindowStart', since_ns, until_ns)} GROUP BY window, trace_id "
+        f"ORDER BY window, duration_ns DESC, trace_id LIMIT {int(per_window)} BY window",
+    )
+    return list(dict.fromkeys(str(r["trace_id"]) for r in rows))
+
+
 def _latency_row_summary(
     row: dict[str, Any],
     service: str,
