@@ -27,6 +27,7 @@ from streams.query.windows import (
     latency_summary,
     parse_time,
     service_summary,
+    slow_trace_ids,
 )
 from streams.sink.windows import (
     EDGES,
@@ -223,6 +224,24 @@ def test_slowest_traces_are_distinct_and_slowest_first(warehouse: Warehouse) -> 
         SlowTrace(trace_id(d), d) for d in (40 * MS, 30 * MS, 25 * MS, 20 * MS, 10 * MS)
     )
     assert len(summary.slowest) == SLOWEST_TRACES
+
+
+def test_slow_trace_ids_are_each_windows_slowest_of_the_operation(warehouse: Warehouse) -> None:
+    store(
+        warehouse,
+        latency([10 * MS, 20 * MS, 30 * MS], window=0),
+        latency([25 * MS], window=0, key=("cart", "GET /cart", "SERVER", "error"), errors=1),
+        latency([99 * MS], window=0, key=("cart", "GET /cart", "CLIENT", "ok")),
+        latency([500 * MS], window=0, key=("cart", "POST /cart", "SERVER", "ok")),  # other op
+        latency([5 * MS, 7 * MS], window=1),
+        latency([30 * MS], window=2),  # the same trace as window 0's 30 ms: listed once
+        latency([1 * MS], window=3),  # after the range
+    )
+    got = slow_trace_ids(warehouse, "cart", "GET /cart", SINCE, T0 + 3 * WINDOW_NS, 2)
+    # Every kind and status class of the operation, window by window, slowest first.
+    assert got == [trace_id(d) for d in (99 * MS, 30 * MS, 7 * MS, 5 * MS)]
+    assert slow_trace_ids(warehouse, "cart", "GET /cart", SINCE, UNTIL, 0) == []
+    assert slow_trace_ids(warehouse, "cart", "it's", SINCE, UNTIL, 5) == []
 
 
 def test_service_operation_and_range_filter(warehouse: Warehouse) -> None:
