@@ -113,6 +113,7 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
             latency = latency_summary(reader, args.service, args.operation, since_ns, until_ns)
             rows = latency_rows(latency)
             accuracy = latency[0].relative_accuracy if latency else 0.0
+            covered = latency[0].coverage.describe() if latency else ""
             what = f"latency windows for service {args.service!r}"
             if args.operation is not None:
                 what += f" operation {args.operation!r}"
@@ -121,12 +122,16 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
             edges = dependency_summary(reader, since_ns, until_ns)
             rows = dependency_rows(edges)
             accuracy = edges[0].relative_accuracy if edges else 0.0
+            covered = edges[0].coverage.describe() if edges else ""
             what = "service-graph edges"
             signal, service = "edges", None
         if not rows:
             hint = _window_hint(settings, signal)
             return _nothing_found(reader, service, f"no {what} {between}; {hint}")
-    print(f"{what} {between}; percentiles from merged sketches (within {accuracy * 100:g}%)")
+    print(
+        f"{what} {between}; {covered}; percentiles from merged sketches "
+        f"(within {accuracy * 100:g}%)"
+    )
     print(render_table(rows))
     return EXIT_FOUND
 

@@ -298,7 +298,7 @@ class AlertConfig:
         "", "YAML alert rules, reloaded when it changes (empty: the built-in default rules)"
     )
     attribution_baseline_windows: int = setting(
-        6, "windows before an incident its critical-path attribution compares against"
+        6, "windows before an incident whose slow traces an alert's attribution compares against"
     )
     webhook_urls: str = setting(
         "", "comma-separated URLs that get Alertmanager-compatible JSON (empty: none)"

@@ -119,7 +119,7 @@ def final_record(
         emitted_at_unix_nano=emitted_at_unix_nano,
     )
     for name, q in QUANTILES:
-        record[name] = stats.sketch.quantile(q)
+        record[name] = stats.quantile(q)
     return record
 
 

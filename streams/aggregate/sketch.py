@@ -75,7 +75,7 @@ class LatencySketch:
     """A mergeable DDSketch of durations in ns (LogarithmicMapping, unbounded dense store).
 
     Only the bins are kept: the wrapped sketch's sum/min/max are not maintained by add_many
-    and not exposed; windows keep exact ones themselves.
+    and not exposed; windows keep exact ones themselves and hand min/max to `quantile`.
     """
 
     __slots__ = ("_boundary_slack", "_mapping", "_multiplier", "_sketch", "_store")
@@ -201,12 +201,15 @@ class LatencySketch:
             )
         self._sketch.merge(other._sketch)
 
-    def quantile(self, q: float) -> float:
+    def quantile(self, q: float, observed: tuple[float, float] | None = None) -> float:
         """The duration in ns at quantile q (0 <= q <= 1); 0.0 for an empty sketch.
 
         Interpolated between the values ranked floor and ceil of q * (count - 1), like numpy's
         default (linear) percentile; each is within the relative accuracy, so the result is
         too. (ddsketch's own get_quantile_value answers the lower one, numpy's method="lower".)
+        `observed` is the exact (min, max) of the durations added, where the caller keeps them:
+        the answer is clamped into it, since a bin's value can lie up to the relative accuracy
+        beyond every duration in the bin (all calls 100 ms would read p99 100.5 ms otherwise).
         """
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"invalid quantile {q!r}: should be between 0 and 1 (0.99 = p99)")
@@ -217,9 +220,13 @@ class LatencySketch:
         below = math.floor(rank)
         lower = self._value_at_rank(below)
         fraction = rank - below
-        if fraction == 0.0:
-            return lower
-        return lower + (self._value_at_rank(below + 1) - lower) * fraction
+        value = lower
+        if fraction != 0.0:
+            value = lower + (self._value_at_rank(below + 1) - lower) * fraction
+        if observed is None:
+            return value
+        lowest, highest = observed
+        return min(max(value, float(lowest)), float(highest))
 
     def _value_at_rank(self, rank: float) -> float:
         """The bin value of the duration ranked `rank` (0-based, zeros first)."""

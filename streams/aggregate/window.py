@@ -75,6 +75,12 @@ class WindowStats:
     max_ns: int = 0
     exemplars: list[Exemplar] = field(default_factory=list)
 
+    def quantile(self, q: float) -> float:
+        """The duration in ns at quantile q, from the sketch, clamped to the exact min and max."""
+        if self.count == 0:
+            return 0.0
+        return self.sketch.quantile(q, (self.min_ns, self.max_ns))
+
     def merge(self, other: WindowStats, exemplar_count: int) -> None:
         """Fold another partial of the same key and window into this one."""
         if other.count == 0:

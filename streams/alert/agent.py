@@ -2,7 +2,8 @@
 
 The latency merge agent hands each batch of final windows to `AlertStage.on_final_windows`,
 which merges an operation's kinds and status classes per window, evaluates the rules, fills a
-firing event's attribution from ClickHouse's critical paths, publishes the events on
+firing event's attribution from ClickHouse's critical paths of the breaching operation's slow
+traces (`read_attribution`), publishes the events on
 tracepipe.alerts (keyed by fingerprint) and persists the changed alert states in the
 changelog-backed table `tracepipe-alerts`, on the partition of the windows' merge partition, so
 the state lives with the worker that evaluates those operations.
@@ -24,11 +25,38 @@ from streams.alert.evaluate import AlertEvaluator, operation_windows
 from streams.alert.rules import RuleFile, RuleSet, default_rules
 from streams.config import AggregationConfig, AlertConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.query import Reader
 from streams.query.critical_path import self_time_per_trace
+from streams.query.windows import slow_trace_ids
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
 
 log = logging.getLogger("tracepipe.alert")
+
+
+def read_attribution(
+    reader: Reader, event: dict[str, Any], window_ns: int, baseline_windows: int, per_window: int
+) -> list[dict[str, Any]]:
+    """A firing event's attribution: the critical-path self time of the breaching operation's
+    slow traces (the window's exemplars) against that of its slow traces in the
+    `baseline_windows` windows before the incident (their `per_window` slowest exemplars each).
+
+    Over the breaching operation's own slow traces, not every trace its service is on: a caller
+    with many other operations would dilute the increase, and a high percentile is made by the
+    slow calls. Empty when the window has no exemplar or ClickHouse no critical path for them.
+    """
+    baseline_end = event["starts_at_unix_nano"]
+    baseline_ids = slow_trace_ids(
+        reader,
+        event["service"],
+        event["operation"],
+        baseline_end - baseline_windows * window_ns,
+        baseline_end,
+        per_window,
+    )
+    current = self_time_per_trace(reader, event["exemplar_trace_ids"])
+    baseline = self_time_per_trace(reader, baseline_ids)
+    return attribute(current, baseline)
 
 
 class AlertStage:
@@ -130,23 +158,15 @@ class AlertStage:
                 )
 
     async def _attribution(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Critical-path self time in the breaching window against the windows before the
-        incident; empty when ClickHouse has no critical paths for them (yet)."""
-        service = event["service"]
-        current_range = (event["window_start_unix_nano"], event["window_end_unix_nano"])
-        baseline_end = event["starts_at_unix_nano"]
-        baseline_range = (
-            baseline_end - self.config.attribution_baseline_windows * self.window_ns,
-            baseline_end,
-        )
+        """`read_attribution` on the writer thread; empty when it fails."""
+        baseline_windows = self.config.attribution_baseline_windows
         try:
-            current = await self.writer.run_on_writer(
-                lambda w: self_time_per_trace(w, service, *current_range)
-            )
-            baseline = await self.writer.run_on_writer(
-                lambda w: self_time_per_trace(w, service, *baseline_range)
+            attribution: list[dict[str, Any]] = await self.writer.run_on_writer(
+                lambda w: read_attribution(
+                    w, event, self.window_ns, baseline_windows, self.exemplar_count
+                )
             )
         except Exception as err:  # an alert without attribution beats no alert
             log.warning("no attribution for alert %s: %s", event["rule"], err)
             return []
-        return attribute(current, baseline)
+        return attribution

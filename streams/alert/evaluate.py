@@ -54,14 +54,19 @@ class OperationWindow:
     count: int
     errors: int
     sketch: LatencySketch
+    min_ns: int
+    max_ns: int
     exemplar_trace_ids: list[str] = field(default_factory=list)
     """The slowest traces of the window, slowest first, each once."""
 
     def signal(self, name: str) -> float:
-        """p50..p99 in ns, error_rate (errors / calls) or throughput (calls per second)."""
+        """p50..p99 in ns (within the window's min and max), error_rate (errors / calls) or
+        throughput (calls per second)."""
         quantile = QUANTILES.get(name)
         if quantile is not None:
-            return self.sketch.quantile(quantile)
+            if self.count == 0:
+                return 0.0
+            return self.sketch.quantile(quantile, (self.min_ns, self.max_ns))
         if name == ERROR_RATE:
             return self.errors / self.count if self.count else 0.0
         if name == THROUGHPUT:
@@ -98,6 +103,8 @@ def operation_windows(finals: Sequence[FinalWindow], exemplar_count: int) -> lis
                 count=stats.count,
                 errors=stats.errors,
                 sketch=stats.sketch,
+                min_ns=stats.min_ns,
+                max_ns=stats.max_ns,
                 exemplar_trace_ids=trace_ids,
             )
         )

@@ -2,8 +2,14 @@
 
 Counts, errors and sums add across windows; percentiles do not. They come from one sketch
 per row of the summary, built from ClickHouse's ``sumMap(SketchKeys, SketchCounts)`` over every
-window in the range (DDSketch bins add exactly), never from averaging the windows' P99.
-A window is in the range when its start is (``since <= WindowStart < until``).
+window in the range (DDSketch bins add exactly), never from averaging the windows' P99, and
+are clamped to the exact min and max of those windows. A window is in the range when its start
+is (``since <= WindowStart < until``).
+
+Rates are calls over the time the table's windows in the range cover (`Coverage`: the first
+window's start to the last one's end), not over the range asked for: an hour's range over two
+minutes of data is a rate over two minutes. Every row of a summary shares that denominator, so
+rates compare like calls do.
 """
 
 from __future__ import annotations
@@ -46,6 +52,28 @@ _DURATION_NS = {
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """The time a table's windows in a range cover: the first window's start to the last one's
+    end (unix ns), the denominator of every rate read from them."""
+
+    start_ns: int
+    end_ns: int
+
+    @property
+    def seconds(self) -> float:
+        """The covered time in seconds."""
+        return (self.end_ns - self.start_ns) / 1e9
+
+    def describe(self) -> str:
+        """The header that says what rates are over, e.g. ``rates over 1m40s of data,
+        2026-01-02 10:01:00Z-10:02:40Z`` (the end's date only when it differs)."""
+        start, end = format_time(self.start_ns), format_time(self.end_ns)
+        if start[:10] == end[:10]:
+            end = end[11:]
+        return f"rates over {format_duration(self.end_ns - self.start_ns)} of data, {start}-{end}"
+
+
+@dataclass(frozen=True)
 class SlowTrace:
     """An exemplar: a trace holding one of the slowest calls of the range."""
 
@@ -74,6 +102,8 @@ class LatencySummary:
     p99_ns: float
     relative_accuracy: float
     slowest: tuple[SlowTrace, ...]
+    coverage: Coverage
+    """What throughput_per_s is over: the time the range's windows cover."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +121,8 @@ class EdgeSummary:
     p50_ns: float
     p99_ns: float
     relative_accuracy: float
+    coverage: Coverage
+    """What throughput_per_s is over: the time the range's windows cover."""
 
 
 def parse_time(text: str, now_ns: int) -> int:
@@ -139,6 +171,20 @@ def arrival_lag(settings: Settings, signal: str) -> str:
     return f"windows appear after {lag}"
 
 
+def format_duration(duration_ns: int) -> str:
+    """A duration the way parse_time reads one: ``1m40s``, ``2h``, ``1d3h``; ``500ms`` below a
+    second."""
+    if duration_ns < 1_000_000_000:
+        return f"{duration_ns // 1_000_000}ms"
+    left = duration_ns // 1_000_000_000
+    parts = []
+    for unit, seconds in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        amount, left = divmod(left, seconds)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)
+
+
 def format_time(time_unix_nano: int) -> str:
     """A unix-ns time as ``2026-01-02 15:04:05Z`` (UTC, whole seconds)."""
     return f"{datetime.fromtimestamp(time_unix_nano // 1_000_000_000, UTC):%Y-%m-%d %H:%M:%S}Z"
@@ -161,6 +207,23 @@ def query_table(reader: Reader, table: str, sql: str) -> list[dict[str, Any]]:
         ) from err
 
 
+def data_coverage(reader: Reader, table: str, since_ns: int, until_ns: int) -> Coverage | None:
+    """The time `table`'s windows that start in [since_ns, until_ns) cover, every key's windows
+    together (None: no window)."""
+    # No FINAL: a window stored twice has the same bounds.
+    rows = query_table(
+        reader,
+        table,
+        "SELECT count() AS windows, toUnixTimestamp64Nano(min(WindowStart)) AS start_ns, "
+        f"toUnixTimestamp64Nano(max(WindowEnd)) AS end_ns FROM {table} "
+        f"WHERE {time_range('WindowStart', since_ns, until_ns)}",
+    )
+    # An aggregate answers one row; a worker's API that found no table answers none.
+    if not rows or not int(rows[0]["windows"]):
+        return None
+    return Coverage(int(rows[0]["start_ns"]), int(rows[0]["end_ns"]))
+
+
 def _merged_sketch(row: dict[str, Any], what: str) -> LatencySketch:
     """The sketch of every window a summary row merged (its `bins`, `zero_count`, `accuracy`)."""
     if row["accuracy"] != row["accuracy_max"]:
@@ -173,10 +236,16 @@ def _merged_sketch(row: dict[str, Any], what: str) -> LatencySketch:
     return LatencySketch.from_bins(float(row["accuracy"]), float(row["zero_count"]), keys, counts)
 
 
-def _rates(row: dict[str, Any], since_ns: int, until_ns: int) -> tuple[int, int, float, float]:
-    """(calls, errors, error rate, calls per second over the range) of a summary row."""
+def _quantiles(row: dict[str, Any], sketch: LatencySketch, *qs: float) -> list[float]:
+    """The row's merged-sketch quantiles, clamped to the exact min and max of its windows."""
+    observed = (int(row["duration_min"]), int(row["duration_max"]))
+    return [sketch.quantile(q, observed) for q in qs]
+
+
+def _rates(row: dict[str, Any], coverage: Coverage) -> tuple[int, int, float, float]:
+    """(calls, errors, error rate, calls per second over the covered time) of a summary row."""
     calls, errors = int(row["calls"]), int(row["errors"])
-    seconds = (until_ns - since_ns) / 1e9
+    seconds = coverage.seconds
     return (
         calls,
         errors,
@@ -206,18 +275,39 @@ def _slowest_traces(
     return {key: tuple(traces) for key, traces in slowest.items()}
 
 
+def slow_trace_ids(
+    reader: Reader, service: str, operation: str, since_ns: int, until_ns: int, per_window: int
+) -> list[str]:
+    """The `per_window` slowest exemplar traces of each window of `service`'s `operation` (every
+    kind and status class) that starts in [since_ns, until_ns), window by window, each once: the
+    slow traces an alert's baseline compares the breaching window's exemplars with."""
+    if per_window <= 0:
+        return []
+    rows = query_table(
+        reader,
+        LATENCY,
+        "SELECT WindowStart AS window, trace_id, max(duration) AS duration_ns "
+        f"FROM {LATENCY} FINAL "
+        "ARRAY JOIN ExemplarTraceIds AS trace_id, ExemplarDurations AS duration "
+        f"WHERE ServiceName = {quote(service)} AND SpanName = {quote(operation)} "
+        f"AND {time_range('WindowStart', since_ns, until_ns)} GROUP BY window, trace_id "
+        f"ORDER BY window, duration_ns DESC, trace_id LIMIT {int(per_window)} BY window",
+    )
+    return list(dict.fromkeys(str(r["trace_id"]) for r in rows))
+
+
 def _latency_row_summary(
     row: dict[str, Any],
     service: str,
     operation: str,
     kind: str,
-    since_ns: int,
-    until_ns: int,
+    coverage: Coverage,
     slowest: tuple[SlowTrace, ...],
 ) -> LatencySummary:
     """The LatencySummary of one merged row of tracepipe_latency windows."""
     sketch = _merged_sketch(row, f"{service}: {operation} ({kind})")
-    calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
+    calls, errors, error_rate, throughput = _rates(row, coverage)
+    p50, p90, p95, p99 = _quantiles(row, sketch, 0.5, 0.9, 0.95, 0.99)
     return LatencySummary(
         service=service,
         operation=operation,
@@ -230,12 +320,13 @@ def _latency_row_summary(
         mean_ns=int(row["duration_sum"]) / calls if calls else 0.0,
         min_ns=int(row["duration_min"]),
         max_ns=int(row["duration_max"]),
-        p50_ns=sketch.quantile(0.5),
-        p90_ns=sketch.quantile(0.9),
-        p95_ns=sketch.quantile(0.95),
-        p99_ns=sketch.quantile(0.99),
+        p50_ns=p50,
+        p90_ns=p90,
+        p95_ns=p95,
+        p99_ns=p99,
         relative_accuracy=sketch.relative_accuracy,
         slowest=slowest,
+        coverage=coverage,
     )
 
 
@@ -258,15 +349,14 @@ def latency_summary(
         f"{_MERGED_STATS} FROM {LATENCY} FINAL WHERE {where} "
         "GROUP BY service, operation, kind ORDER BY service, operation, kind",
     )
-    if not rows:
+    coverage = data_coverage(reader, LATENCY, since_ns, until_ns)
+    if not rows or coverage is None:
         return []
     slowest = _slowest_traces(reader, where)
     summaries: list[LatencySummary] = []
     for row in rows:
         key = (str(row["service"]), str(row["operation"]), str(row["kind"]))
-        summaries.append(
-            _latency_row_summary(row, *key, since_ns, until_ns, slowest.get(key, ()))
-        )
+        summaries.append(_latency_row_summary(row, *key, coverage, slowest.get(key, ())))
     return summaries
 
 
@@ -282,10 +372,11 @@ def service_summary(reader: Reader, since_ns: int, until_ns: int) -> list[Latenc
         f"SELECT ServiceName AS service, {_MERGED_STATS} FROM {LATENCY} FINAL WHERE {where} "
         "GROUP BY service ORDER BY service",
     )
+    coverage = data_coverage(reader, LATENCY, since_ns, until_ns)
+    if not rows or coverage is None:
+        return []
     return [
-        _latency_row_summary(
-            row, str(row["service"]), "*", "Server,Consumer", since_ns, until_ns, ()
-        )
+        _latency_row_summary(row, str(row["service"]), "*", "Server,Consumer", coverage, ())
         for row in rows
     ]
 
@@ -300,11 +391,15 @@ def dependency_summary(reader: Reader, since_ns: int, until_ns: int) -> list[Edg
         f"{_MERGED_STATS} FROM {EDGES} FINAL WHERE {time_range('WindowStart', since_ns, until_ns)} "
         "GROUP BY client, server, connection_type ORDER BY client, server, connection_type",
     )
+    coverage = data_coverage(reader, EDGES, since_ns, until_ns)
+    if not rows or coverage is None:
+        return []
     summaries: list[EdgeSummary] = []
     for row in rows:
         client, server = str(row["client"]), str(row["server"])
         sketch = _merged_sketch(row, f"{client} -> {server}")
-        calls, errors, error_rate, throughput = _rates(row, since_ns, until_ns)
+        calls, errors, error_rate, throughput = _rates(row, coverage)
+        p50, p99 = _quantiles(row, sketch, 0.5, 0.99)
         summaries.append(
             EdgeSummary(
                 client=client,
@@ -315,9 +410,10 @@ def dependency_summary(reader: Reader, since_ns: int, until_ns: int) -> list[Edg
                 errors=errors,
                 error_rate=error_rate,
                 throughput_per_s=throughput,
-                p50_ns=sketch.quantile(0.5),
-                p99_ns=sketch.quantile(0.99),
+                p50_ns=p50,
+                p99_ns=p99,
                 relative_accuracy=sketch.relative_accuracy,
+                coverage=coverage,
             )
         )
     return summaries

@@ -1,8 +1,8 @@
 """``/ui/graph``: the service graph of a time range, as an SVG drawing and a table.
 
 The edges are the final edge windows (``tracepipe_edges``) that start in the range, added up by
-`dependency_summary` (streams/query/windows.py). The drawing is a layered (Sugiyama-style)
-layout, kept simple:
+`dependency_summary` (streams/query/windows.py); rates are over the time those windows cover.
+The drawing is a layered (Sugiyama-style) layout, kept simple:
 
 - cycles are broken by a depth-first search from the services nobody calls (then the rest, by
   name): the calls that close a cycle are left out of the layering;
@@ -363,7 +363,8 @@ def graph_page(reader: Reader, params: Mapping[str, str], now_ns: int, settings:
                 "worker is assembling traces.</p>"
             )
         return (
-            f'<p class="note">Calls {text(between)}, from the final edge windows; line width '
+            f'<p class="note">Calls {text(between)}, from the final edge windows; '
+            f'<span id="coverage">{text(edges[0].coverage.describe())}</span>. Line width '
             "grows with the call rate, red lines have errors. Hover an edge for its "
             "latencies; click a service for its traces.</p>"
             f'<div class="graph">{graph_svg(edges)}</div><h2>Edges</h2>{edges_table(edges)}'

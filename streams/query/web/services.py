@@ -2,9 +2,9 @@
 
 Both tables add up the final latency windows (``tracepipe_latency``) that start in the range,
 as `tracepipe query latency` does (streams/query/windows.py): counts and sums add, percentiles
-come from the merged sketches. A service's row counts the calls it serves (its SERVER and
-CONSUMER spans); the operations table has every operation and span kind, status classes merged,
-with the slowest exemplar trace linked.
+come from the merged sketches, rates are over the time the windows cover (said in the note). A
+service's row counts the calls it serves (its SERVER and CONSUMER spans); the operations table
+has every operation and span kind, status classes merged, with the slowest exemplar trace linked.
 """
 
 from __future__ import annotations
@@ -115,8 +115,9 @@ def services_page(
         colours = service_colours(s.service for s in [*operations, *services])
         accuracy = operations[0].relative_accuracy * 100
         return (
-            f'<p class="note">Final latency windows {text(between)}; percentiles from merged '
-            f"sketches (within {accuracy:g}%); {text(lag)}.</p>"
+            f'<p class="note">Final latency windows {text(between)}; '
+            f'<span id="coverage">{text(operations[0].coverage.describe())}</span>; '
+            f"percentiles from merged sketches (within {accuracy:g}%); {text(lag)}.</p>"
             "<h2>Services (the calls each serves: SERVER and CONSUMER spans)</h2>"
             + services_table(services, colours)
             + "<h2>Operations</h2>"

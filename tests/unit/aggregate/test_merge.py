@@ -137,7 +137,8 @@ def test_final_record_fields() -> None:
     for r in records:
         assert r["error_rate"] == r["errors"] / r["count"]
         assert r["throughput_per_s"] == r["count"] / 10
-        assert r["min_ns"] <= r["p50_ns"] * 1.01 and r["p99_ns"] <= r["max_ns"] * 1.01
+        # Within the calls' exact min and max, not just the sketch's 1% of them.
+        assert r["min_ns"] <= r["p50_ns"] and r["p99_ns"] <= r["max_ns"]
         assert r["p50_ns"] <= r["p90_ns"] <= r["p95_ns"] <= r["p99_ns"]
         assert r["window_end_unix_nano"] - r["window_start_unix_nano"] == 10 * S
     codec = AvroCodec("latency")

@@ -15,6 +15,7 @@ import pytest
 from ddsketch import DDSketch, LogarithmicMapping
 
 from streams.aggregate.sketch import LatencySketch, SketchRecord
+from streams.aggregate.window import WindowStats, window_stats
 from streams.paths import schemas_root
 
 QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -284,6 +285,31 @@ def test_quantile_interpolates_between_ranks_like_numpy() -> None:
     assert sketch.quantile(0.5) == pytest.approx(150, rel=0.01)
     assert sketch.quantile(0.25) == pytest.approx(125, rel=0.01)
     assert sketch.quantile(1.0) == pytest.approx(200, rel=0.01)
+
+
+def test_quantiles_are_clamped_to_the_observed_min_and_max() -> None:
+    # Every call 100 ms: the bin's value is 100.99 ms, more than any call took.
+    sketch = LatencySketch()
+    sketch.add_many([100 * 1_000_000] * 50)
+    assert sketch.quantile(0.99) > 100 * 1_000_000
+    observed = (100 * 1_000_000, 100 * 1_000_000)
+    assert [sketch.quantile(q, observed) for q in QUANTILES] == [100 * 1_000_000] * len(QUANTILES)
+    # 101 ms reads 100.99 ms: below every call, so it is raised to the min.
+    low = LatencySketch()
+    low.add_many([101 * 1_000_000] * 50)
+    assert low.quantile(0.5) < 101 * 1_000_000
+    assert low.quantile(0.5, (101 * 1_000_000, 101 * 1_000_000)) == 101 * 1_000_000
+    # Inside the bounds nothing changes.
+    wide = LatencySketch()
+    wide.add_many(list(range(1_000, 100_000, 7)))
+    assert wide.quantile(0.5, (1_000, 99_999)) == wide.quantile(0.5)
+
+
+def test_window_stats_quantiles_stay_within_their_min_and_max() -> None:
+    stats = window_stats([100 * 1_000_000] * 30 + [40 * 1_000_000] * 3, 0, [], 0.01)
+    assert stats.quantile(0.99) == stats.max_ns == 100 * 1_000_000
+    assert stats.min_ns == 40 * 1_000_000 <= stats.quantile(0.0) <= 40.4 * 1_000_000
+    assert WindowStats(sketch=LatencySketch()).quantile(0.5) == 0.0
 
 
 @pytest.mark.parametrize("q", [-0.01, 1.01, math.nan, math.inf])

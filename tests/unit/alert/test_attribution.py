@@ -1,11 +1,34 @@
-"""Attribution ranks the growth of critical-path self time per operation in an incident."""
+"""Attribution ranks the growth of critical-path self time per operation in an incident, over the
+breaching operation's slow traces (read from the real engine)."""
 
 from __future__ import annotations
 
+import math
+import random
+import time
+
 import pytest
 
+from streams.aggregate.merge import (
+    FinalWindow,
+    WindowMerger,
+    final_record,
+    partial_record,
+    watermark_record,
+)
+from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_observations
+from streams.aggregate.window import WindowAggregator
+from streams.alert.agent import read_attribution
 from streams.alert.attribution import attribute
+from streams.alert.evaluate import AlertEvaluator, operation_windows
+from streams.alert.rules import default_rules
+from streams.assemble.record import build_trace_record
 from streams.model.codec import AvroCodec
+from streams.model.span import Span, make_span
+from streams.query.critical_path import self_time_per_trace
+from streams.sink.traces import CRITICAL_PATH, CRITICAL_PATH_COLUMNS, critical_path_rows
+from streams.sink.windows import LATENCY, LATENCY_COLUMNS, latency_row
+from streams.warehouse import Warehouse
 
 MS = 1_000_000.0
 
@@ -83,3 +106,124 @@ def test_entries_fit_the_alert_schema() -> None:
         ]["fields"]
     }
     assert set(entries[0]) == attribution_fields
+
+
+# --- over the breaching operation's slow traces, on the real engine ---------------------------
+
+S = 1_000_000_000
+MS_INT = 1_000_000
+WINDOW_NS = 10 * S
+EXEMPLARS = 5
+TRACES_PER_S = 20
+HEALTHY_WINDOWS = 12
+INCIDENT_WINDOWS = 3
+# Whole windows an hour ago: inside the tables' TTL.
+T0 = (time.time_ns() - 3600 * S) // WINDOW_NS * WINDOW_NS
+
+
+def shop_trace(rng: random.Random, index: int, slow_payment: bool) -> list[Span]:
+    """One in three traces is a checkout, frontend -> checkout -> payment, each with time of its
+    own; the rest are frontend GET / -> cart, which never touch payment."""
+    trace = f"{rng.getrandbits(128) | 1:032x}"
+    ids = [f"{rng.getrandbits(64) | 1:016x}" for _ in range(3)]
+    start = T0 + index * S // TRACES_PER_S
+
+    def own(median_ms: float) -> int:
+        return int(rng.lognormvariate(math.log(median_ms * MS), 0.5))
+
+    def server(depth: int, name: str, service: str, duration_ns: int) -> Span:
+        begin = start + depth * MS_INT
+        parent = {"parent_span_id": ids[depth - 1]} if depth else {}
+        return make_span(
+            trace, ids[depth], name, service, begin, begin + duration_ns, kind="SERVER", **parent
+        )
+
+    if index % 3:
+        cart = own(2)
+        return [server(0, "GET /", "frontend", own(4) + cart), server(1, "GetCart", "cart", cart)]
+    payment = own(20) * (5 if slow_payment else 1)
+    checkout = own(6) + payment
+    return [
+        server(0, "POST /checkout", "frontend", own(5) + checkout),
+        server(1, "PlaceOrder", "checkout", checkout),
+        server(2, "Charge", "payment", payment),
+    ]
+
+
+def final_windows(spans: list[Span]) -> list[FinalWindow]:
+    """The aggregation stage's two phases over one source partition."""
+    aggregator = WindowAggregator(WINDOW_NS // MS_INT, 0, 1, 0.01, EXEMPLARS)
+    aggregator.add(0, latency_observations(spans), 0)
+    closed, marks = aggregator.close_due([0], T0 + 3600 * S)
+    merger = WindowMerger(1, EXEMPLARS)
+    for window in closed:
+        merger.add(0, partial_record(window))
+    merger.add(0, watermark_record(0, marks[0]))
+    return merger.take_final()
+
+
+def test_a_callers_alert_is_attributed_over_its_slow_traces_not_diluted(
+    migrated_warehouse: Warehouse,
+) -> None:
+    """frontend -> checkout -> payment, payment 5x slower: frontend POST /checkout's p99 alert
+    names payment, with an increase of the order of the p99's, although two in three of
+    frontend's traces never call payment."""
+    rng = random.Random(14)
+    windows = HEALTHY_WINDOWS + INCIDENT_WINDOWS
+    traces = [
+        shop_trace(rng, i, slow_payment=i >= HEALTHY_WINDOWS * 10 * TRACES_PER_S)
+        for i in range(windows * 10 * TRACES_PER_S)
+    ]
+    finals = final_windows([s for t in traces for s in t])
+    records = [
+        build_trace_record(t, version=1, completion="complete", emitted_at_unix_nano=T0)
+        for t in traces
+    ]
+    warehouse = migrated_warehouse
+    warehouse.execute(f"TRUNCATE TABLE {LATENCY}")
+    warehouse.execute(f"TRUNCATE TABLE {CRITICAL_PATH}")
+    emitted = T0 + windows * WINDOW_NS
+    warehouse.insert(
+        LATENCY,
+        LATENCY_COLUMNS,
+        [latency_row(final_record(w, LATENCY_DIMENSIONS, emitted)) for w in finals],  # type: ignore[arg-type]
+    )
+    paths = [row for record in records for row in critical_path_rows(record)]
+    warehouse.insert(CRITICAL_PATH, CRITICAL_PATH_COLUMNS, paths)
+    clock = T0
+    evaluator = AlertEvaluator(default_rules(), lambda: clock)
+    fired = []
+    for window in operation_windows(finals, EXEMPLARS):
+        clock = window.window_end_unix_nano + S
+        fired += [e for e in evaluator.evaluate(window) if e["state"] == "firing"]
+    by_operation = {(e["service"], e["operation"]): e for e in fired}
+    event = by_operation["frontend", "POST /checkout"]
+
+    got = read_attribution(warehouse, event, WINDOW_NS, 6, EXEMPLARS)
+
+    top = got[0]
+    assert (top["service"], top["operation"]) == ("payment", "Charge"), got
+    assert top["share"] > 0.8, got
+    p99_increase = event["value"] - event["baseline"]
+    assert 0.5 * p99_increase < top["increase_ns"] < 1.5 * p99_increase, (p99_increase, got)
+    # The same numbers for payment's own alert: its slow traces are the same kind of trace.
+    charge = by_operation["payment", "Charge"]
+    own = read_attribution(warehouse, charge, WINDOW_NS, 6, EXEMPLARS)
+    assert (own[0]["service"], own[0]["operation"]) == ("payment", "Charge")
+    assert own[0]["increase_ns"] > 0.5 * (charge["value"] - charge["baseline"])
+
+
+def test_self_time_is_averaged_over_the_traces_found(migrated_warehouse: Warehouse) -> None:
+    warehouse = migrated_warehouse
+    warehouse.execute(f"TRUNCATE TABLE {CRITICAL_PATH}")
+    rows = [
+        ("a" * 32, 1, T0, "payment", "Charge", 30 * MS_INT, 40 * MS_INT),
+        ("a" * 32, 1, T0, "checkout", "PlaceOrder", 10 * MS_INT, 40 * MS_INT),
+        ("b" * 32, 1, T0, "payment", "Charge", 10 * MS_INT, 10 * MS_INT),
+    ]
+    warehouse.insert(CRITICAL_PATH, CRITICAL_PATH_COLUMNS, rows)
+    # A trace with no stored critical path (not written yet) does not count as zero time.
+    got = self_time_per_trace(warehouse, ["a" * 32, "b" * 32, "c" * 32, "a" * 32])
+    assert got == {("payment", "Charge"): 20 * MS, ("checkout", "PlaceOrder"): 5 * MS}
+    assert self_time_per_trace(warehouse, ["c" * 32]) == {}
+    assert self_time_per_trace(warehouse, []) == {}

@@ -22,10 +22,12 @@ from streams.query.windows import (
     SLOWEST_TRACES,
     SlowTrace,
     dependency_summary,
+    format_duration,
     format_time,
     latency_summary,
     parse_time,
     service_summary,
+    slow_trace_ids,
 )
 from streams.sink.windows import (
     EDGES,
@@ -98,9 +100,10 @@ def test_percentiles_come_from_merged_sketches_not_averages(warehouse: Warehouse
 
     everything = LatencySketch()
     everything.add_many(fast + slow)
+    observed = (min(fast), max(slow))
     averaged_p99 = (first["p99_ns"] + second["p99_ns"]) / 2
-    assert summary.p99_ns == everything.quantile(0.99)
-    assert summary.p50_ns == everything.quantile(0.5)
+    assert summary.p99_ns == everything.quantile(0.99, observed)
+    assert summary.p50_ns == everything.quantile(0.5, observed)
     assert abs(summary.p99_ns - averaged_p99) > 0.3 * summary.p99_ns
     exact = sorted(fast + slow)
     for q, value in ((0.5, summary.p50_ns), (0.9, summary.p90_ns), (0.99, summary.p99_ns)):
@@ -109,8 +112,71 @@ def test_percentiles_come_from_merged_sketches_not_averages(warehouse: Warehouse
     assert (summary.calls, summary.windows) == (400, 2)
     assert summary.min_ns == min(fast) and summary.max_ns == max(slow)
     assert summary.mean_ns == pytest.approx(sum(fast + slow) / 400)
-    assert summary.throughput_per_s == pytest.approx(400 / ((UNTIL - SINCE) / 1e9))
+    assert summary.throughput_per_s == pytest.approx(400 / 20)  # two 10 s windows stored
     assert summary.kind == "Server"
+
+
+def test_rates_are_over_the_time_the_windows_cover_not_the_range(warehouse: Warehouse) -> None:
+    """An hour asked for, 30 s of windows stored: cart's 50 calls/s read 50, not 0.42."""
+    store(
+        warehouse,
+        latency([MS] * 500, window=40),
+        latency([MS] * 500, window=41),
+        latency([MS] * 500, window=42),
+        latency([MS] * 30, window=41, key=("web", "GET /", "SERVER", "ok")),
+        edge([MS] * 300, "web", "cart"),
+    )
+    since, until = T0, T0 + 360 * WINDOW_NS
+    (cart, web) = latency_summary(warehouse, None, None, since, until)
+    assert cart.throughput_per_s == pytest.approx(1500 / 30)
+    # One denominator for every row of a summary: rates compare as calls do.
+    assert web.throughput_per_s == pytest.approx(30 / 30)
+    assert cart.coverage == web.coverage
+    assert (cart.coverage.start_ns, cart.coverage.end_ns) == (
+        T0 + 40 * WINDOW_NS,
+        T0 + 43 * WINDOW_NS,
+    )
+    assert cart.coverage.describe() == (
+        f"rates over 30s of data, {format_time(T0 + 40 * WINDOW_NS)}-"
+        f"{format_time(T0 + 43 * WINDOW_NS)[11:]}"
+    )
+    (only_cart,) = latency_summary(warehouse, "cart", None, since, until)
+    assert only_cart.throughput_per_s == pytest.approx(50)
+    served = {s.service: s.throughput_per_s for s in service_summary(warehouse, since, until)}
+    assert served == {"cart": pytest.approx(50), "web": pytest.approx(1)}
+    (web_cart,) = dependency_summary(warehouse, since, until)
+    assert web_cart.throughput_per_s == pytest.approx(30)  # its own table's single window
+
+
+def test_percentiles_stay_within_the_calls_min_and_max(warehouse: Warehouse) -> None:
+    """Every call 100 ms: the bin's value is 100.5 ms, but no percentile may exceed the max."""
+    store(
+        warehouse,
+        latency([100 * MS] * 100),
+        latency([100 * MS] * 50, window=1),
+        edge([100 * MS] * 100, "web", "cart"),
+    )
+    (summary,) = latency_summary(warehouse, "cart", None, SINCE, UNTIL)
+    assert summary.max_ns == 100 * MS
+    assert (summary.p50_ns, summary.p90_ns, summary.p95_ns, summary.p99_ns) == (100 * MS,) * 4
+    (served,) = service_summary(warehouse, SINCE, UNTIL)
+    assert served.p99_ns == served.p50_ns == 100 * MS
+    (web_cart,) = dependency_summary(warehouse, SINCE, UNTIL)
+    assert web_cart.p50_ns == web_cart.p99_ns == 100 * MS
+    # And one just above a bin's lower edge cannot read below the min either.
+    store(warehouse, latency([101 * MS] * 10, key=("low", "op", "SERVER", "ok")))
+    (low,) = latency_summary(warehouse, "low", None, SINCE, UNTIL)
+    assert low.p50_ns == low.min_ns == 101 * MS
+
+
+def test_format_duration() -> None:
+    assert [format_duration(s * 1_000_000_000) for s in (100, 10, 3600, 93_784)] == [
+        "1m40s",
+        "10s",
+        "1h",
+        "1d2h3m4s",
+    ]
+    assert format_duration(500 * MS) == "500ms"
 
 
 def test_service_summary_merges_the_served_operations_of_each_service(
@@ -158,6 +224,24 @@ def test_slowest_traces_are_distinct_and_slowest_first(warehouse: Warehouse) -> 
         SlowTrace(trace_id(d), d) for d in (40 * MS, 30 * MS, 25 * MS, 20 * MS, 10 * MS)
     )
     assert len(summary.slowest) == SLOWEST_TRACES
+
+
+def test_slow_trace_ids_are_each_windows_slowest_of_the_operation(warehouse: Warehouse) -> None:
+    store(
+        warehouse,
+        latency([10 * MS, 20 * MS, 30 * MS], window=0),
+        latency([25 * MS], window=0, key=("cart", "GET /cart", "SERVER", "error"), errors=1),
+        latency([99 * MS], window=0, key=("cart", "GET /cart", "CLIENT", "ok")),
+        latency([500 * MS], window=0, key=("cart", "POST /cart", "SERVER", "ok")),  # other op
+        latency([5 * MS, 7 * MS], window=1),
+        latency([30 * MS], window=2),  # the same trace as window 0's 30 ms: listed once
+        latency([1 * MS], window=3),  # after the range
+    )
+    got = slow_trace_ids(warehouse, "cart", "GET /cart", SINCE, T0 + 3 * WINDOW_NS, 2)
+    # Every kind and status class of the operation, window by window, slowest first.
+    assert got == [trace_id(d) for d in (99 * MS, 30 * MS, 7 * MS, 5 * MS)]
+    assert slow_trace_ids(warehouse, "cart", "GET /cart", SINCE, UNTIL, 0) == []
+    assert slow_trace_ids(warehouse, "cart", "it's", SINCE, UNTIL, 5) == []
 
 
 def test_service_operation_and_range_filter(warehouse: Warehouse) -> None:
@@ -282,11 +366,12 @@ def test_cli_latency_prints_a_table(
     assert main(["query", "latency", "--service", "cart", "--since", "1h"]) == 0
     title, header, _rule, row = capsys.readouterr().out.splitlines()
     assert title.startswith("latency windows for service 'cart' between ")
+    assert "; rates over 10s of data, " in title
     assert header.split() == [
         "service", "operation", "kind", "calls", "errors", "err%", "rate/s",
         "p50", "ms", "p90", "ms", "p95", "ms", "p99", "ms", "max", "ms", "slowest", "trace",
     ]  # fmt: skip
-    assert row.split()[:7] == ["cart", "GET", "/cart", "Server", "4", "1", "25.0"]
+    assert row.split()[:8] == ["cart", "GET", "/cart", "Server", "4", "1", "25.0", "0.400"]
     assert row.split()[-2:] == ["120", trace_id(120 * MS)]
 
 
@@ -296,6 +381,7 @@ def test_cli_deps_prints_edges(warehouse: Warehouse, capsys: pytest.CaptureFixtu
     assert main(["query", "deps", "--since", "2h", "--until", "now"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("service-graph edges between ")
+    assert "; rates over 10s of data, " in lines[0]
     assert [line.split()[:5] for line in lines[3:]] == [
         ["cart", "->", "kafka", "database", "1"],
         ["web", "->", "cart", "-", "4"],

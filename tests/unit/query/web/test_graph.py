@@ -10,10 +10,10 @@ from itertools import pairwise
 
 from streams.config import Settings
 from streams.query.web.graph import Bend, graph_page, graph_svg, layer_services, place_slots
-from streams.query.windows import EdgeSummary
+from streams.query.windows import Coverage, EdgeSummary
 from streams.warehouse import Warehouse
 from tests.unit.query.test_windows import MS, edge, store
-from tests.unit.query.web.dom import select
+from tests.unit.query.web.dom import parse, select
 
 SETTINGS = Settings()
 SVG = "{http://www.w3.org/2000/svg}"
@@ -23,7 +23,18 @@ def summary(
     client: str, server: str, kind: str = "", calls: int = 100, errors: int = 0
 ) -> EdgeSummary:
     return EdgeSummary(
-        client, server, kind, 1, calls, errors, errors / calls, calls / 10, MS, 2 * MS, 0.01
+        client,
+        server,
+        kind,
+        1,
+        calls,
+        errors,
+        errors / calls,
+        calls / 10,
+        MS,
+        2 * MS,
+        0.01,
+        Coverage(0, 10_000_000_000),
     )
 
 
@@ -124,6 +135,10 @@ def test_the_page_draws_stored_edges_and_lists_them(web_tables: Warehouse) -> No
     assert [g.attrs["data-server"] for g in select(page.html, "g", "errors")] == ["cart"]
     rows = [tr.text for tr in select(page.html, "tr")][1:]
     assert rows[0].startswith("cartpostgresqldatabase5") and rows[1].startswith("webcartrequest10")
+    # 10 calls in the one 10 s window stored: 1/s, not 10 calls over the page's default range.
+    assert rows[1].startswith("webcartrequest101.00")
+    (coverage,) = [e for e in parse(page.html) if e.attrs.get("id") == "coverage"]
+    assert coverage.text.startswith("rates over 10s of data, ")
 
 
 def test_no_edges_says_when_they_appear(web_tables: Warehouse) -> None:

@@ -42,11 +42,14 @@ def test_services_and_operations_with_red_numbers(web_tables: Warehouse) -> None
     services = table_rows(page.html, 0)
     assert [(r[0], r[1], r[3]) for r in services] == [("cart", "105", "4.76"), ("web", "1000", "0")]
     operations = table_rows(page.html, 1)
+    # Rates are over the one window stored (10 s), not the hour asked for, and say so.
     assert [r[:5] for r in operations] == [
-        ["cart", "GET /cart", "Server", "105", "0.029"],
-        ["cart", "SELECT", "Client", "50", "0.014"],
-        ["web", "GET /", "Server", "1000", "0.278"],
+        ["cart", "GET /cart", "Server", "105", "10.5"],
+        ["cart", "SELECT", "Client", "50", "5.00"],
+        ["web", "GET /", "Server", "1000", "100"],
     ]
+    (coverage,) = [e for e in parse(page.html) if e.attrs.get("id") == "coverage"]
+    assert coverage.text.startswith("rates over 10s of data, ")
     assert operations[0][5] == "4.76"  # error %
     bad = [td.text for td in select(page.html, "td", "bad")]
     assert bad == ["4.76", "4.76"]  # cart's service row and its GET /cart, nothing of web
