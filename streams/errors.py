@@ -34,3 +34,7 @@ class BrokerError(TracepipeError):
 
 class MissingDependencyError(TracepipeError):
     """An optional dependency is not installed; the message holds the pip command that fixes it."""
+
+
+class QueryRefusedError(TracepipeError):
+    """User SQL refused: not one read-only statement, or ClickHouse's readonly mode said no."""
