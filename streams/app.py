@@ -130,6 +130,10 @@ def faust_app(settings: Settings) -> faust.App:
         # Faust binds every interface unless told: web_host alone is only the advertised name.
         web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
+        # Faust's /table/<name>/<key> and /router views would serve the state tables (spans
+        # held for assembly, alert state) on the unauthenticated port; nothing here uses them.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         web_in_thread=False,
         # The span sink keeps uncommitted batches unacked on shutdown; don't wait for them.
         stream_wait_empty=False,

@@ -69,6 +69,14 @@ def test_the_worker_listens_on_loopback_only(worker: WorkerProcess) -> None:
     assert {address for address, _ in sockets} == {"127.0.0.1"}, sockets
 
 
+def test_faust_does_not_serve_its_state_tables(worker: WorkerProcess) -> None:
+    base = worker_url(worker.settings)
+    for path in ("/table/", "/table/tracepipe-assembly/", "/router/"):
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(base + path, timeout=30)
+        assert missing.value.code == 404, path
+
+
 def post_query(worker: WorkerProcess, sql: str) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         f"{worker_url(worker.settings)}/api/query",
