@@ -1,16 +1,16 @@
 """User SQL: one read-only statement, checked here and then run under ClickHouse's readonly=1.
 
 ``readonly=1`` refuses writes, settings and table functions (``file``, ``url``, ``remote``, ...),
-but not everything: chDB (clickhouse-local underneath) still runs several ``;``-separated
-statements in one call and writes ``INTO OUTFILE`` files, and readonly lets ``SYSTEM STOP
-MERGES`` and ``KILL QUERY`` through, and ``DESCRIBE file('/etc/passwd', 'TSVWithNames')`` (or
-``url(...)``) infers a schema from the file's first line (or fetches the URL) anyway (all
-checked on chDB 26.9). So the statement is also read
-here, token by token, the way ClickHouse's lexer reads it where that matters: a ``;`` or
-``INTO OUTFILE`` inside a string or quoted name is text, in a comment is nothing. Where the
-two could disagree this reader sees more code than the engine (comments end at the first
-``*/`` or line break, ``#`` and heredocs are code, non-ASCII outside quotes is space), which
-can only refuse more.
+but not everything (checked on chDB 26.9): chDB (clickhouse-local underneath) still runs several
+``;``-separated statements in one call and writes ``INTO OUTFILE`` files, readonly lets ``SYSTEM
+STOP MERGES`` and ``KILL QUERY`` through, and ``DESCRIBE file('/etc/passwd', 'TSVWithNames')``
+infers a schema from the file's first line (``DESCRIBE url(...)`` fetches the URL) anyway.
+
+So the statement is also read here, token by token, the way ClickHouse's lexer reads it where
+that matters: a ``;`` or ``INTO OUTFILE`` inside a string or quoted name is text, in a comment
+is nothing. Where the two could disagree this reader sees more code than the engine (comments
+end at the first ``*/`` or line break, ``#`` and heredocs are code, non-ASCII outside quotes is
+space), which can only refuse more.
 """
 
 from __future__ import annotations
