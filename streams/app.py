@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import MessagesByPartition, current_generation
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
-from streams.errors import TracepipeError
+from streams.errors import QueryRefusedError, TracepipeError
 from streams.health import (
     LIVENESS_PATH,
     READINESS_PATH,
@@ -41,7 +40,7 @@ from streams.health import (
     readiness_change,
 )
 from streams.ingest.agent import register_bridge
-from streams.query import timing_settings
+from streams.query import Reader, ReadOnlyReader, timing_settings
 from streams.query.web import Page
 from streams.query.web.graph import graph_page
 from streams.query.web.markup import message_page
@@ -63,9 +62,6 @@ from streams.warehouse import Warehouse, open_warehouse
 from streams.warehouse.migrate import migrate
 
 log = logging.getLogger("tracepipe.app")
-
-# Read-only statements the worker's query endpoint runs on behalf of the CLI.
-_READ_ONLY = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -131,7 +127,13 @@ def faust_app(settings: Settings) -> faust.App:
         producer_max_batch_size=512 * 1024,
         producer_linger=0.005,
         web_host=settings.worker.web_host,
+        # Faust binds every interface unless told: web_host alone is only the advertised name.
+        web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
+        # Faust's /table/<name>/<key> and /router views would serve the state tables (spans
+        # held for assembly, alert state) on the unauthenticated port; nothing here uses them.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         web_in_thread=False,
         # The span sink keeps uncommitted batches unacked on shutdown; don't wait for them.
         stream_wait_empty=False,
@@ -318,15 +320,16 @@ def _register_web(pipeline: Pipeline) -> None:
 
     @app.page("/api/query")
     class QueryView(View):
-        """Runs one read-only SQL statement on the worker's ClickHouse (the CLI's way in)."""
+        """Runs one read-only SQL statement on the worker's ClickHouse (the CLI's way in), under
+        ClickHouse's readonly=1 (`Warehouse.query_readonly`); a refusal is a 400 saying why."""
 
         async def post(self, request: Request) -> Response:
             body: dict[str, Any] = await request.json()
             sql = str(body.get("sql", ""))
-            if not _READ_ONLY.match(sql):
-                return self.json({"error": "only read-only statements are served"}, status=400)
             try:
-                rows = await writer.run_on_writer(lambda w: w.query_dicts(sql))
+                rows = await writer.run_on_writer(lambda w: w.query_readonly(sql))
+            except QueryRefusedError as err:
+                return self.json({"error": str(err), "refused": True}, status=400)
             except Exception as err:  # the client gets the engine's message
                 return self.json({"error": str(err)}, status=400)
             payload = json.dumps({"rows": rows}, default=str).encode()
@@ -340,9 +343,10 @@ def _register_ui(pipeline: Pipeline) -> None:
     """The trace web view under /ui/: each page is built on the writer thread (chDB lives there)."""
     app, writer, settings = pipeline.app, pipeline.writer, pipeline.settings
 
-    async def serve(view: View, build: Callable[[Warehouse], Page]) -> Response:
+    async def serve(view: View, build: Callable[[Reader], Page]) -> Response:
         try:
-            page: Page = await writer.run_on_writer(build)
+            # The pages only read: their SQL runs under readonly=1 too, in case a value slips.
+            page: Page = await writer.run_on_writer(lambda w: build(ReadOnlyReader(w)))
         except TracepipeError as err:  # the engine's message, e.g. "run tracepipe db migrate"
             log.warning("web view query failed: %s", err)
             page = message_page(500, "The query failed", str(err))

@@ -340,7 +340,9 @@ class WorkerConfig:
         "tracepipe", "Faust app id: the consumer group and changelog prefix; keep it stable"
     )
     web_host: str = setting(
-        "127.0.0.1", "worker web server address (/ui/ web view, /metrics, /api/*)"
+        "127.0.0.1",
+        "address the worker web server binds (/ui/ web view, /metrics, /api/*); no "
+        "authentication: keep it on loopback (docs/ARCHITECTURE.md, Security)",
     )
     web_port: int = setting(6066, "worker web server port")
     data_dir: str = setting(".tracepipe/worker", "Faust data dir (table state)")

@@ -39,3 +39,7 @@ class MissingDependencyError(TracepipeError):
 class InputError(TracepipeError):
     """What the user gave (a file, a trace id, a service name) cannot be used; the message says
     why and what would work. The CLI exits 1 on it, as when nothing is found."""
+
+
+class QueryRefusedError(TracepipeError):
+    """User SQL refused: not one read-only statement, or ClickHouse's readonly mode said no."""

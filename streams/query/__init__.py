@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from streams.config import Settings
-from streams.errors import InputError, WarehouseError
+from streams.errors import InputError, QueryRefusedError, WarehouseError
 from streams.sink.spans import DEDUPLICATED_SPANS
 from streams.sink.windows import LATENCY
-from streams.warehouse import open_warehouse, quote_string
+from streams.warehouse import Warehouse, open_warehouse, quote_string
 
 
 class Reader(Protocol):
@@ -29,8 +29,21 @@ class Reader(Protocol):
         ...
 
 
+class ReadOnlyReader:
+    """A Reader that runs every statement as user SQL: one read-only statement, under
+    ClickHouse's readonly=1 (`Warehouse.query_readonly`)."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    def query_dicts(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of the statement as dicts; QueryRefusedError when it is not read-only."""
+        return self.warehouse.query_readonly(sql)
+
+
 class WorkerReader:
-    """Runs read-only queries on a running worker's `/api/query`."""
+    """Runs read-only queries on a running worker's `/api/query` (which runs them the way
+    ReadOnlyReader does)."""
 
     def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -47,7 +60,10 @@ class WorkerReader:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 body: dict[str, Any] = json.load(response)
         except urllib.error.HTTPError as err:
-            detail = json.loads(err.read() or b"{}").get("error", str(err))
+            body = json.loads(err.read() or b"{}")
+            detail = body.get("error", str(err))
+            if body.get("refused"):
+                raise QueryRefusedError(detail) from err
             raise WarehouseError(f"query failed on the worker: {detail}") from err
         except (urllib.error.URLError, OSError) as err:
             raise WarehouseError(f"worker at {self.base_url} did not answer: {err}") from err
@@ -114,13 +130,14 @@ def settings_in_force(settings: Settings) -> tuple[Settings, str]:
 
 @contextmanager
 def open_reader(settings: Settings) -> Iterator[Reader]:
-    """A reader over the stored data: the running worker if there is one, else the warehouse."""
+    """A reader over the stored data: the running worker if there is one, else the warehouse.
+    Either way each statement runs read-only, as the worker's `/api/query` runs it."""
     if worker_running(settings):
         yield WorkerReader(worker_url(settings))
         return
     warehouse = open_warehouse(settings.clickhouse)
     try:
-        yield warehouse
+        yield ReadOnlyReader(warehouse)
     finally:
         warehouse.close()
 

@@ -77,6 +77,10 @@ class Warehouse(Protocol):
         """Run a SELECT; rows as dicts keyed by column name."""
         ...
 
+    def query_readonly(self, sql: str) -> list[dict[str, Any]]:
+        """Run one user statement, refused unless read-only, under ClickHouse's readonly=1."""
+        ...
+
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert rows (values in `columns` order); return how many rows were written."""
         ...
@@ -267,8 +271,10 @@ def quote_identifier(name: str) -> str:
 
 
 def quote_string(value: str) -> str:
-    """A string literal for SQL text."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A string literal for SQL text: the one way a value enters SQL (tested with hostile ones).
+    NUL is written as an escape, so the SQL text never holds one (user SQL with NUL is refused)."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\x00", "\\0")
+    return "'" + escaped + "'"
 
 
 __all__ = [

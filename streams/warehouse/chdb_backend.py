@@ -24,6 +24,7 @@ from typing import Any
 
 from streams.errors import MissingDependencyError, WarehouseError
 from streams.warehouse import ChType, parse_type, quote_identifier
+from streams.warehouse.readonly import READONLY_SETTING
 from streams.warehouse.typed import (
     Converter,
     TypedWarehouse,
@@ -47,6 +48,11 @@ _SESSION_SETTINGS = (
     "output_format_json_quote_denormals = 1, "
     "output_format_json_named_tuples_as_objects = 0"
 )
+
+# User SQL runs on a second connection (its own session on the same engine) fixed read-only,
+# so the writers' connection keeps writing. chDB takes settings per session or in a statement's
+# SETTINGS clause, which a user's statement could already have, so per session it is.
+_READONLY_SESSION = f"SET {READONLY_SETTING} = 1"
 
 _open_paths: dict[str, int] = {}
 _open_lock = threading.Lock()
@@ -73,6 +79,7 @@ class ChdbWarehouse(TypedWarehouse):
         self.url = url or f"chdb://{self.path}"
         # Re-entrant: insert holds it while reading column types through _select.
         self._lock = threading.RLock()
+        self._readonly_conn: Any = None
         super().__init__()
         Path(self.path).mkdir(parents=True, exist_ok=True)
         with _open_lock:
@@ -98,13 +105,30 @@ class ChdbWarehouse(TypedWarehouse):
             self.close()
             raise
 
-    def _run(self, sql: str, fmt: str) -> Any:
+    def _run(self, sql: str, fmt: str, readonly: bool = False) -> Any:
         if self._conn is None:
             raise WarehouseError(f"chDB warehouse {self.path} is closed")
+        conn = self._readonly_session() if readonly else self._conn
         try:
-            return self._conn.query(sql, fmt)
+            return conn.query(sql, fmt)
         except Exception as err:
             raise WarehouseError(f"chDB query failed: {err}\n  in: {sql_preview(sql)}") from err
+
+    def _readonly_session(self) -> Any:
+        """The read-only connection, opened on first use (a session of the same engine)."""
+        if self._readonly_conn is None:
+            try:
+                conn = _import_chdb().connect(self.path)
+            except Exception as err:
+                raise WarehouseError(f"cannot open a read-only chDB session: {err}") from err
+            try:
+                conn.query(_SESSION_SETTINGS, "CSV")
+                conn.query(_READONLY_SESSION, "CSV")
+            except Exception as err:
+                conn.close()
+                raise WarehouseError(f"cannot make a chDB session read-only: {err}") from err
+            self._readonly_conn = conn
+        return self._readonly_conn
 
     def execute(self, sql: str) -> None:
         """Run a statement that returns no rows (DDL, commands)."""
@@ -113,9 +137,11 @@ class ChdbWarehouse(TypedWarehouse):
             # DDL may change a table's columns; forget what we know about them.
             self._types.clear()
 
-    def _select(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+    def _select(self, sql: str, readonly: bool = False) -> tuple[list[str], list[list[Any]]]:
         with self._lock:
-            result = self._run(sql.strip().rstrip(";"), "JSONCompactEachRowWithNamesAndTypes")
+            result = self._run(
+                sql.strip().rstrip(";"), "JSONCompactEachRowWithNamesAndTypes", readonly
+            )
         text = result.bytes().decode("utf-8")
         lines = [line for line in text.split("\n") if line]
         if len(lines) < 2:
@@ -181,11 +207,14 @@ class ChdbWarehouse(TypedWarehouse):
             if self._conn is None:
                 return
             conn, self._conn = self._conn, None
+            readonly, self._readonly_conn = self._readonly_conn, None
             with _open_lock:
                 _open_paths[self.path] = _open_paths.get(self.path, 1) - 1
                 if _open_paths[self.path] <= 0:
                     del _open_paths[self.path]
                 try:
+                    if readonly is not None:
+                        readonly.close()
                     conn.close()
                 except Exception as err:
                     raise WarehouseError(

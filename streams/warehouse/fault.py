@@ -50,6 +50,10 @@ class FaultInjectingWarehouse:
         """Run a SELECT on the wrapped warehouse; rows as dicts."""
         return self._inner.query_dicts(sql)
 
+    def query_readonly(self, sql: str) -> list[dict[str, Any]]:
+        """Run a user's statement read-only on the wrapped warehouse."""
+        return self._inner.query_readonly(sql)
+
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert through the wrapped warehouse; while the fault file exists, fail as it says."""
         try:

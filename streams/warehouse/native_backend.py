@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.errors import MissingDependencyError, WarehouseError
 from streams.warehouse import ChType, parse_type, quote_identifier
+from streams.warehouse.readonly import READONLY_SETTING
 from streams.warehouse.typed import (
     Converter,
     TypedWarehouse,
@@ -125,9 +126,12 @@ class NativeWarehouse(TypedWarehouse):
         # DDL may change a table's columns; forget what we know about them.
         self._types.clear()
 
-    def _select(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+    def _select(self, sql: str, readonly: bool = False) -> tuple[list[str], list[list[Any]]]:
+        # Sent with the query: the server applies it to this statement alone.
+        settings = {READONLY_SETTING: 1} if readonly else None
         rows, columns = self._with_retry(
-            repr(sql_preview(sql, 120)), lambda: self._client.execute(sql, with_column_types=True)
+            repr(sql_preview(sql, 120)),
+            lambda: self._client.execute(sql, with_column_types=True, settings=settings),
         )
         server_tz = self._server_timezone()
         names = [name for name, _ in columns]

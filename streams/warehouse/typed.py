@@ -8,6 +8,12 @@ from typing import Any
 
 from streams.errors import WarehouseError
 from streams.warehouse import ChType, parse_type, quote_string, split_table_name
+from streams.warehouse.readonly import (
+    engine_reason,
+    is_readonly_refusal,
+    read_only_statement,
+    refused_by_readonly,
+)
 
 Converter = Callable[[Any], Any]
 
@@ -46,8 +52,9 @@ class TypedWarehouse(ABC):
         self._types: dict[str, dict[str, ChType]] = {}
 
     @abstractmethod
-    def _select(self, sql: str) -> tuple[list[str], list[list[Any]]]:
-        """Column names and rows, values already decoded to Python types."""
+    def _select(self, sql: str, readonly: bool = False) -> tuple[list[str], list[list[Any]]]:
+        """Column names and rows, values already decoded to Python types; `readonly` runs the
+        statement under ClickHouse's readonly=1."""
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Run a SELECT; rows as tuples of Python values (conventions in streams.warehouse)."""
@@ -56,6 +63,22 @@ class TypedWarehouse(ABC):
     def query_dicts(self, sql: str) -> list[dict[str, Any]]:
         """Run a SELECT; rows as dicts keyed by column name."""
         names, rows = self._select(sql)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def query_readonly(self, sql: str) -> list[dict[str, Any]]:
+        """Run one user statement: checked by `read_only_statement`, then under readonly=1; rows
+        as dicts. A refusal is a one-line QueryRefusedError, an engine error a one-line
+        WarehouseError."""
+        statement = read_only_statement(sql)
+        try:
+            names, rows = self._select(statement, readonly=True)
+        except WarehouseError as err:
+            message = str(err)
+            if is_readonly_refusal(message):
+                raise refused_by_readonly(message) from err
+            if "DB::Exception" in message:
+                raise WarehouseError(f"query failed: {engine_reason(message)}") from err
+            raise
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def _column_types(self, table: str) -> dict[str, ChType]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import ClickHouseConfig
-from streams.errors import WarehouseError
+from streams.errors import QueryRefusedError, WarehouseError
 from streams.warehouse import open_warehouse
 from streams.warehouse.migrate import applied_versions, migrate
 from streams.warehouse.native_backend import NativeWarehouse
@@ -84,6 +84,29 @@ def test_server_errors_are_not_retried(database_url: str) -> None:
     finally:
         warehouse.close()
     assert sleep.calls == []
+
+
+def test_user_sql_runs_under_readonly_and_the_writers_still_write(
+    warehouse: NativeWarehouse,
+) -> None:
+    warehouse.execute(CREATE)
+    # The server refuses table functions itself under readonly=1 (it ignores INTO OUTFILE,
+    # which is refused before it is sent, like several statements).
+    for sql, reason in [
+        ("SELECT * FROM file('/etc/hostname', 'TSV', 'line String')", "readonly mode"),
+        ("SELECT * FROM url('http://127.0.0.1:9/', 'TSV', 'line String')", "readonly mode"),
+        ("SELECT 1 SETTINGS readonly = 0", "readonly mode"),
+        ("SELECT 'x' INTO OUTFILE '/tmp/tracepipe-outfile' FORMAT CSV", "INTO OUTFILE"),
+        ("SELECT 1; SELECT 2", "several statements"),
+    ]:
+        with pytest.raises(QueryRefusedError, match=reason) as refused:
+            warehouse.query_readonly(sql)
+        assert "\n" not in str(refused.value) and "Stack trace" not in str(refused.value)
+    assert warehouse.insert("spans_plain", COLUMNS, [(1, "a", AT, [], [], None)]) == 1
+    readonly = "SELECT value FROM system.settings WHERE name = 'readonly'"
+    assert warehouse.query_readonly("SELECT id FROM spans_plain") == [{"id": 1}]
+    assert warehouse.query_readonly(readonly) == [{"value": "1"}]
+    assert warehouse.query_dicts(readonly) == [{"value": "0"}]
 
 
 def test_migrations_are_recorded_on_the_server(warehouse: NativeWarehouse, tmp_path: Path) -> None:

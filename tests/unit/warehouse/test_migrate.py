@@ -55,6 +55,9 @@ class FakeWarehouse:
     def query_dicts(self, sql: str) -> list[dict[str, Any]]:
         raise AssertionError("not used")
 
+    def query_readonly(self, sql: str) -> list[dict[str, Any]]:
+        raise AssertionError("not used")
+
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         assert table == MIGRATIONS_TABLE
         assert tuple(columns) == ("version", "checksum", "applied_at")
