@@ -41,6 +41,7 @@ from streams.health import (
     readiness_change,
 )
 from streams.ingest.agent import register_bridge
+from streams.paths import resolve_path
 from streams.query.web import Page
 from streams.query.web.graph import graph_page
 from streams.query.web.markup import message_page
@@ -116,7 +117,7 @@ def faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.worker.app_id,
         broker=broker_urls(settings.kafka.bootstrap),
-        datadir=settings.worker.data_dir,
+        datadir=str(resolve_path(settings.worker.data_dir)),
         store="memory://",
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,

@@ -26,6 +26,7 @@ from typing import Any
 
 from streams.config import LocalKafkaConfig, Settings
 from streams.errors import BrokerError
+from streams.paths import resolve_path
 
 log = logging.getLogger("tracepipe.broker")
 
@@ -117,7 +118,7 @@ def new_cluster_id() -> str:
 
 def _resolve(path: str) -> Path:
     # Resolved once, at construction, so a later chdir cannot move the broker's files.
-    return (Path.cwd() / Path(path).expanduser()).resolve()
+    return resolve_path(path).resolve()
 
 
 def controller_port(config: LocalKafkaConfig) -> int:

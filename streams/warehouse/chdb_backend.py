@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import MissingDependencyError, WarehouseError
+from streams.paths import resolve_path
 from streams.warehouse import ChType, parse_type, quote_identifier
 from streams.warehouse.typed import (
     Converter,
@@ -69,7 +70,7 @@ class ChdbWarehouse(TypedWarehouse):
         chdb = _import_chdb()
         if pa is None:  # pragma: no cover
             raise MissingDependencyError("the chDB backend needs pyarrow: pip install pyarrow")
-        self.path = str(Path(path).expanduser().resolve())
+        self.path = str(resolve_path(str(path)).resolve())
         self.url = url or f"chdb://{self.path}"
         # Re-entrant: insert holds it while reading column types through _select.
         self._lock = threading.RLock()
