@@ -34,3 +34,14 @@ class BrokerError(TracepipeError):
 
 class MissingDependencyError(TracepipeError):
     """An optional dependency is not installed; the message holds the pip command that fixes it."""
+
+
+class DataPathInUseError(WarehouseError):
+    """A chDB data path is owned by another process; `owner` names it when its lock file says."""
+
+    def __init__(self, path: str, owner: str | None, advice: str) -> None:
+        super().__init__(
+            f"chDB data path {path} is owned by {owner or 'another process'}; {advice}"
+        )
+        self.path = path
+        self.owner = owner

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from streams.config import Settings
-from streams.errors import WarehouseError
+from streams.errors import DataPathInUseError, WarehouseError
 from streams.sink.spans import DEDUPLICATED_SPANS
 from streams.warehouse import open_warehouse, quote_string
 
@@ -73,7 +73,16 @@ def open_reader(settings: Settings) -> Iterator[Reader]:
     if worker_running(settings):
         yield WorkerReader(worker_url(settings))
         return
-    warehouse = open_warehouse(settings.clickhouse)
+    try:
+        warehouse = open_warehouse(settings.clickhouse)
+    except DataPathInUseError as err:
+        raise DataPathInUseError(
+            err.path,
+            err.owner,
+            f"no worker answers at {worker_url(settings)} to query it for you: if that is a "
+            "worker still starting, try again once it serves; if it serves on another port, set "
+            "worker.web_port (TRACEPIPE_WORKER_WEB_PORT) to it; else stop that process",
+        ) from err
     try:
         yield warehouse
     finally:

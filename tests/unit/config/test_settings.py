@@ -68,7 +68,9 @@ def test_relative_paths_the_user_gives_are_relative_to_the_current_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "tracepipe.toml"
-    config.write_text('[worker]\ndata_dir = "state"\n[alert]\nrules_file = "$TRACEPIPE_HOME/r.yaml"\n')
+    config.write_text(
+        '[worker]\ndata_dir = "state"\n[alert]\nrules_file = "$TRACEPIPE_HOME/r.yaml"\n'
+    )
     env = {
         "TRACEPIPE_HOME": "/srv/tp",
         "TRACEPIPE_CLICKHOUSE_URL": "chdb://data/ch%20db",
