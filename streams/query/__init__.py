@@ -15,8 +15,9 @@ from typing import Any, Protocol
 
 from streams.config import Settings
 from streams.errors import DataPathInUseError, WarehouseError
+from streams.paths import resolve_path
 from streams.sink.spans import DEDUPLICATED_SPANS
-from streams.warehouse import open_warehouse, quote_string
+from streams.warehouse import open_warehouse, parse_url, quote_string
 
 
 class Reader(Protocol):
@@ -73,6 +74,14 @@ def open_reader(settings: Settings) -> Iterator[Reader]:
     if worker_running(settings):
         yield WorkerReader(worker_url(settings))
         return
+    parsed = parse_url(settings.clickhouse.url)
+    if parsed.scheme == "chdb" and not resolve_path(parsed.path).is_dir():
+        # Opening it would create an empty store there, and every query would fail on it.
+        raise WarehouseError(
+            f"no tracepipe data at {resolve_path(parsed.path)} yet (clickhouse.url): start "
+            "`tracepipe worker` (or `tracepipe demo`), or point TRACEPIPE_HOME or "
+            "TRACEPIPE_CLICKHOUSE_URL at the store you mean"
+        )
     try:
         warehouse = open_warehouse(settings.clickhouse)
     except DataPathInUseError as err:

@@ -53,6 +53,14 @@ def test_commands_from_any_directory_use_the_same_store(tmp_path: Path) -> None:
     assert list(here.iterdir()) == [] and list(elsewhere.iterdir()) == []
 
 
+def test_a_query_without_a_store_says_so_and_creates_none(tmp_path: Path) -> None:
+    done = tracepipe(tmp_path, tmp_path / "home", "query", "count")
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"tracepipe: error: no tracepipe data at {tmp_path}/home/chdb")
+    assert "TRACEPIPE_HOME" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_config_prints_the_data_home(tmp_path: Path) -> None:
     done = tracepipe(tmp_path, tmp_path / "home", "config")
     assert done.returncode == 0, done.stderr
