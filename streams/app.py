@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -27,9 +28,10 @@ from streams.assemble.agent import AssemblyState, register_assembly
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import MessagesByPartition, current_generation
+from streams.broker.local import port_in_use
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
-from streams.errors import QueryRefusedError, TracepipeError
+from streams.errors import ConfigError, QueryRefusedError, TracepipeError
 from streams.health import (
     LIVENESS_PATH,
     READINESS_PATH,
@@ -40,6 +42,7 @@ from streams.health import (
     readiness_change,
 )
 from streams.ingest.agent import register_bridge
+from streams.paths import resolve_path
 from streams.query import Reader, ReadOnlyReader, timing_settings
 from streams.query.web import Page
 from streams.query.web.graph import graph_page
@@ -58,8 +61,9 @@ from streams.sink.windows import (
 )
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
-from streams.warehouse import Warehouse, open_warehouse
+from streams.warehouse import Warehouse, open_warehouse, parse_url
 from streams.warehouse.migrate import migrate
+from streams.warehouse.owner import claim_data_path
 
 log = logging.getLogger("tracepipe.app")
 
@@ -113,7 +117,7 @@ def faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.worker.app_id,
         broker=broker_urls(settings.kafka.bootstrap),
-        datadir=settings.worker.data_dir,
+        datadir=str(resolve_path(settings.worker.data_dir)),
         store="memory://",
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
@@ -406,19 +410,56 @@ def _register_health(pipeline: Pipeline) -> None:
     del liveness, ready
 
 
-def run_worker(settings: Settings) -> int:
-    """Create the topics, then run the worker until it is stopped (SIGINT/SIGTERM)."""
-    created = ensure_topics(settings.kafka)
-    if created:
-        log.info("created topics: %s", ", ".join(created))
-    pipeline = create_app(settings)
-    worker = faust.Worker(
-        pipeline.app,
-        loglevel=settings.worker.log_level.upper(),
-        quiet=True,
-    )
+SHARED_PATH_ADVICE = (
+    "a second worker cannot share it: stop that one, or give this worker its own clickhouse.url "
+    "(TRACEPIPE_CLICKHOUSE_URL); workers that share data need a ClickHouse server (clickhouse://)"
+)
+
+
+def own_data_path(settings: Settings) -> AbstractContextManager[object]:
+    """The claim on the embedded engine's data path (nothing for a server): a second worker on
+    the path fails here, naming the owner, instead of retrying its inserts forever."""
+    parsed = parse_url(settings.clickhouse.url)
+    if parsed.scheme != "chdb":
+        return nullcontext()
+    return claim_data_path(parsed.path, SHARED_PATH_ADVICE)
+
+
+def check_web_port(app: faust.App) -> None:
+    """Raise ConfigError naming worker.web_port when the web server could not listen: Faust
+    would find out only after joining the consumer group, and end with a traceback."""
+    host, port = app.conf.web_bind, app.conf.web_port
     try:
-        worker.execute_from_commandline()
-    finally:
-        pipeline.writer.close()
+        taken = port_in_use(host, port)
+    except OSError as err:
+        raise ConfigError(
+            f"the worker's web server cannot listen on {host}:{port}: {err}; check "
+            "worker.web_host (TRACEPIPE_WORKER_WEB_HOST)"
+        ) from err
+    if taken:
+        raise ConfigError(
+            f"port {port} ({host}:{port}) is already in use, so this worker's web server cannot "
+            "listen there (another worker?); stop that process or set worker.web_port "
+            "(TRACEPIPE_WORKER_WEB_PORT) to a free port"
+        )
+
+
+def run_worker(settings: Settings) -> int:
+    """Claim the data path and check the web port, create the topics, then run the worker until
+    it is stopped (SIGINT/SIGTERM). Nothing joins the consumer group before both checks pass."""
+    with own_data_path(settings):
+        pipeline = create_app(settings)
+        try:
+            check_web_port(pipeline.app)
+            created = ensure_topics(settings.kafka)
+            if created:
+                log.info("created topics: %s", ", ".join(created))
+            worker = faust.Worker(
+                pipeline.app,
+                loglevel=settings.worker.log_level.upper(),
+                quiet=True,
+            )
+            worker.execute_from_commandline()
+        finally:
+            pipeline.writer.close()
     return 0

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from streams import __version__
-from streams.config import Settings, load_settings, settings_table
+from streams.config import HOME_KEY, Settings, load_settings, settings_table
 from streams.errors import InputError, TracepipeError
+from streams.paths import data_home
 from streams.query.table import markdown_table, readable_rows, render_table
 
 if TYPE_CHECKING:
@@ -367,8 +368,11 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
         print(markdown_table(rows))
         return 0
     for key, env, default, _doc in settings_table():
-        section, name = key.split(".", 1)
-        current = getattr(getattr(settings, section), name)
+        if key == HOME_KEY:
+            current: object = str(data_home())
+        else:
+            section, name = key.split(".", 1)
+            current = getattr(getattr(settings, section), name)
         print(f"{key:36} {current!r:40} ({env}, default {default})")
     return 0
 

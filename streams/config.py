@@ -2,7 +2,9 @@
 
 Environment variables are `TRACEPIPE_<SECTION>_<KEY>` (for example `TRACEPIPE_KAFKA_BOOTSTRAP`);
 the optional file (TOML or YAML) is named by `--config` or `TRACEPIPE_CONFIG` and has one
-table per section (`[kafka]`, `[clickhouse]`, ...).
+table per section (`[kafka]`, `[clickhouse]`, ...). Path settings come out absolute
+(`streams.paths.resolve_path`): the defaults under the data home (`TRACEPIPE_HOME`), a relative
+path given by the user against the current directory at load time.
 """
 
 from __future__ import annotations
@@ -15,16 +17,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from streams.errors import ConfigError
+from streams.paths import HOME_DEFAULT, HOME_VARIABLE, IN_HOME, resolve_path
 
 ENV_PREFIX = "TRACEPIPE_"
 MAX_TTL_DAYS = 10_000
+CHDB_SCHEME = "chdb://"
+DEFAULT_CHDB_URL = f"{CHDB_SCHEME}{IN_HOME}/chdb"
 
 
 def setting(default: Any, doc: str) -> Any:
     """A settings field with its one-line documentation (shown by `tracepipe config`)."""
     return field(default=default, metadata={"doc": doc})
+
+
+def path_setting(default: str, doc: str) -> Any:
+    """A settings field holding a file system path, made absolute by `load_settings`."""
+    return field(default=default, metadata={"doc": doc, "path": True})
 
 
 def _positive(section: str, key: str, value: float) -> None:
@@ -70,8 +81,10 @@ class LocalKafkaConfig:
     host: str = setting("127.0.0.1", "address the local broker listens on")
     port: int = setting(9092, "port of the local broker's client listener")
     controller_port: int = setting(0, "KRaft controller port (0: port + 1)")
-    cache_dir: str = setting("~/.cache/tracepipe/kafka", "where the resolved classpath is cached")
-    data_dir: str = setting(".tracepipe/kafka", "local broker log dirs, pid and log file")
+    cache_dir: str = path_setting(
+        "~/.cache/tracepipe/kafka", "where the resolved classpath is cached"
+    )
+    data_dir: str = path_setting(f"{IN_HOME}/kafka", "local broker log dirs, pid and log file")
     heap_mb: int = setting(512, "JVM heap of the local broker, MiB")
     start_timeout_s: float = setting(120.0, "how long `kafka up` waits for the broker to answer")
 
@@ -91,11 +104,11 @@ class ClickHouseConfig:
     """Which ClickHouse to use: `chdb://PATH` (embedded) or `clickhouse://host:9000/db`."""
 
     url: str = setting(
-        "chdb://.tracepipe/chdb", "chdb://PATH (embedded) or clickhouse://[user[:pw]@]host:9000/db"
+        DEFAULT_CHDB_URL, "chdb://PATH (embedded) or clickhouse://[user[:pw]@]host:9000/db"
     )
     ttl_days: int = setting(30, "TTL of every table, days")
     connect_timeout_s: float = setting(10.0, "server backend connect timeout")
-    fault_file: str = setting(
+    fault_file: str = path_setting(
         "", "fault injection (tests): every insert fails while this file exists (empty: off)"
     )
 
@@ -294,7 +307,7 @@ class AggregationConfig:
 class AlertConfig:
     """Latency alerts on the merged windows: the rules file and the webhook forwarder."""
 
-    rules_file: str = setting(
+    rules_file: str = path_setting(
         "", "YAML alert rules, reloaded when it changes (empty: the built-in default rules)"
     )
     attribution_baseline_windows: int = setting(
@@ -345,7 +358,7 @@ class WorkerConfig:
         "authentication: keep it on loopback (docs/ARCHITECTURE.md, Security)",
     )
     web_port: int = setting(6066, "worker web server port")
-    data_dir: str = setting(".tracepipe/worker", "Faust data dir (table state)")
+    data_dir: str = path_setting(f"{IN_HOME}/worker", "Faust data dir (table state)")
     log_level: str = setting("info", "worker log level")
     # Faust's default is 4096; at up to 512 KiB per span batch that could be 2 GiB read ahead
     # by a stalled span sink. 256 is still tens of seconds of input at the benchmarked rates.
@@ -489,11 +502,33 @@ def _env_values(env: Mapping[str, str], sections: Mapping[str, type[Any]]) -> di
     return dict(out)
 
 
+def _chdb_url_path(url: str, env: Mapping[str, str]) -> str:
+    # Only the path of an embedded engine's URL; an empty one is left for validate() to name.
+    path = unquote(url[len(CHDB_SCHEME) :])
+    if not url.startswith(CHDB_SCHEME) or path in ("", "/"):
+        return url
+    return CHDB_SCHEME + quote(str(resolve_path(path, env)), safe="/")
+
+
+def _absolute_paths(section: Any, env: Mapping[str, str]) -> Any:
+    """The section with its path settings made absolute, so that a command run from any
+    directory (or one that changes directory) uses the same files."""
+    changed = {
+        f.name: str(resolve_path(value, env))
+        for f in dataclasses.fields(section)
+        if f.metadata.get("path") and (value := getattr(section, f.name))
+    }
+    if isinstance(section, ClickHouseConfig):
+        changed["url"] = _chdb_url_path(section.url, env)
+    return dataclasses.replace(section, **changed)
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Build and validate Settings from defaults, the optional config file and the environment."""
+    """Build and validate Settings from defaults, the optional config file and the environment;
+    path settings come out absolute (see `_absolute_paths`)."""
     env = os.environ if env is None else env
     sections = _section_types()
     layers: list[dict[str, Any]] = []
@@ -518,7 +553,7 @@ def load_settings(
                         + ", ".join(sorted(known))
                     )
                 values[key] = _coerce(section, key, raw, hints[key])
-        built[section] = cls(**values)
+        built[section] = _absolute_paths(cls(**values), env)
     for layer in layers[:-1]:
         for section in layer:
             if section not in sections:
@@ -529,9 +564,21 @@ def load_settings(
     return Settings(**built).validate()
 
 
+HOME_KEY = "home"
+"""The key `tracepipe config` and README show the data home under (it has no section)."""
+
+
 def settings_table() -> list[tuple[str, str, str, str]]:
-    """Every knob as (key, env var, default, doc) rows, for README and `tracepipe config`."""
-    rows: list[tuple[str, str, str, str]] = []
+    """Every knob as (key, env var, default, doc) rows, for README and `tracepipe config`;
+    the first is the data home."""
+    rows: list[tuple[str, str, str, str]] = [
+        (
+            HOME_KEY,
+            HOME_VARIABLE,
+            repr(HOME_DEFAULT),
+            f"where data lives unless a path setting says otherwise ({IN_HOME}/... below)",
+        )
+    ]
     for section, cls in _section_types().items():
         for f in dataclasses.fields(cls):
             doc = f.metadata.get("doc", "")

@@ -43,3 +43,14 @@ class InputError(TracepipeError):
 
 class QueryRefusedError(TracepipeError):
     """User SQL refused: not one read-only statement, or ClickHouse's readonly mode said no."""
+
+
+class DataPathInUseError(WarehouseError):
+    """A chDB data path is owned by another process; `owner` names it when its lock file says."""
+
+    def __init__(self, path: str, owner: str | None, advice: str) -> None:
+        super().__init__(
+            f"chDB data path {path} is owned by {owner or 'another process'}; {advice}"
+        )
+        self.path = path
+        self.owner = owner

@@ -10,9 +10,23 @@ import pytest
 from streams.broker.local import LocalKafka, free_port, wait_for_broker
 from streams.config import LocalKafkaConfig
 from streams.errors import BrokerError
+from streams.paths import HOME_VARIABLE
 
 KAFKA_BOOTSTRAP_ENV = "TRACEPIPE_KAFKA_BOOTSTRAP"
 EXTERNAL_BROKER_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Default paths of every test (and of the processes it starts) under a temporary data
+    home, never the user's own store, broker or worker state."""
+    previous = os.environ.get(HOME_VARIABLE)
+    os.environ[HOME_VARIABLE] = str(tmp_path_factory.mktemp("home"))
+    yield
+    if previous is None:
+        del os.environ[HOME_VARIABLE]
+    else:
+        os.environ[HOME_VARIABLE] = previous
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from typing import Any
 
 from streams.config import LocalKafkaConfig, Settings
 from streams.errors import BrokerError
+from streams.paths import resolve_path
 
 log = logging.getLogger("tracepipe.broker")
 
@@ -117,7 +118,7 @@ def new_cluster_id() -> str:
 
 def _resolve(path: str) -> Path:
     # Resolved once, at construction, so a later chdir cannot move the broker's files.
-    return (Path.cwd() / Path(path).expanduser()).resolve()
+    return resolve_path(path).resolve()
 
 
 def controller_port(config: LocalKafkaConfig) -> int:
@@ -201,16 +202,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _port_taken(host: str, port: int) -> bool:
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process listens on (or holds) `host:port`, so a server cannot bind it;
+    OSError when `host` cannot be bound at all (not an address of this machine)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Kafka binds with SO_REUSEADDR too, so TIME_WAIT leftovers must not count as taken.
+        # Kafka and aiohttp bind with SO_REUSEADDR too: TIME_WAIT leftovers do not count.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as err:
             if err.errno in (errno.EADDRINUSE, errno.EACCES):
                 return True
-            raise BrokerError(f"cannot bind {host}:{port}: {err}") from err
+            raise
     return False
 
 
@@ -477,7 +480,11 @@ class LocalKafka:
             ("controller_port", "127.0.0.1", controller_port(self.config)),
         ]
         for key, host, port in ports:
-            if _port_taken(host, port):
+            try:
+                taken = port_in_use(host, port)
+            except OSError as err:
+                raise BrokerError(f"cannot bind {host}:{port}: {err}") from err
+            if taken:
                 raise BrokerError(
                     f"{host}:{port} is already in use by another process, so the local Kafka "
                     f"broker cannot listen there; stop that process or set local_kafka.{key} "
@@ -628,6 +635,7 @@ __all__ = [
     "controller_port",
     "free_port",
     "new_cluster_id",
+    "port_in_use",
     "render_properties",
     "run_kafka_command",
     "server_properties",

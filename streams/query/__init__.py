@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from streams.config import Settings
-from streams.errors import InputError, QueryRefusedError, WarehouseError
+from streams.errors import DataPathInUseError, InputError, QueryRefusedError, WarehouseError
+from streams.paths import resolve_path
 from streams.sink.spans import DEDUPLICATED_SPANS
 from streams.sink.windows import LATENCY
-from streams.warehouse import Warehouse, open_warehouse, quote_string
+from streams.warehouse import Warehouse, open_warehouse, parse_url, quote_string
 
 
 class Reader(Protocol):
@@ -135,7 +136,24 @@ def open_reader(settings: Settings) -> Iterator[Reader]:
     if worker_running(settings):
         yield WorkerReader(worker_url(settings))
         return
-    warehouse = open_warehouse(settings.clickhouse)
+    parsed = parse_url(settings.clickhouse.url)
+    if parsed.scheme == "chdb" and not resolve_path(parsed.path).is_dir():
+        # Opening it would create an empty store there, and every query would fail on it.
+        raise WarehouseError(
+            f"no tracepipe data at {resolve_path(parsed.path)} yet (clickhouse.url): start "
+            "`tracepipe worker` (or `tracepipe demo`), or point TRACEPIPE_HOME or "
+            "TRACEPIPE_CLICKHOUSE_URL at the store you mean"
+        )
+    try:
+        warehouse = open_warehouse(settings.clickhouse)
+    except DataPathInUseError as err:
+        raise DataPathInUseError(
+            err.path,
+            err.owner,
+            f"no worker answers at {worker_url(settings)} to query it for you: if that is a "
+            "worker still starting, try again once it serves; if it serves on another port, set "
+            "worker.web_port (TRACEPIPE_WORKER_WEB_PORT) to it; else stop that process",
+        ) from err
     try:
         yield ReadOnlyReader(warehouse)
     finally:

@@ -4,8 +4,9 @@ URLs:
 
 - ``chdb://<path>``: the embedded engine (chDB) with its data under ``<path>``.
   ``chdb:///abs/path`` is absolute (three slashes); ``chdb://rel/path`` (two slashes) is
-  relative to the working directory. The default, ``chdb://.tracepipe/chdb``, is
-  ``./.tracepipe/chdb``. (``chdb:///.tracepipe/chdb`` is the absolute ``/.tracepipe/chdb``.)
+  relative to the working directory when the settings are read (``load_settings`` makes it
+  absolute). The default, ``chdb://$TRACEPIPE_HOME/chdb``, is under the data home
+  (``streams.paths.data_home``).
 - ``clickhouse://[user[:password]@]host[:port][/database]``: a server through
   clickhouse-driver's native protocol (port 9000, database ``default`` unless given).
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-from streams.config import ClickHouseConfig
+from streams.config import DEFAULT_CHDB_URL, ClickHouseConfig
 from streams.errors import ConfigError
 
 # OTel span kind name -> the exporter's SpanKind column value.
@@ -55,7 +56,6 @@ STATUS_CODE_VALUES: Mapping[str, str] = {
     "ERROR": "Error",
 }
 
-DEFAULT_CHDB_URL = "chdb://.tracepipe/chdb"
 DEFAULT_NATIVE_PORT = 9000
 
 

@@ -1,8 +1,9 @@
 """The embedded backend: chDB (ClickHouse in process) with its data under one directory.
 
 A process can have one chDB data path open at a time, and a path belongs to one process
-(the engine locks it). Several ChdbWarehouse objects on the same path share the engine;
-the lock is released when the last of them is closed.
+(the engine locks it, and before it `streams.warehouse.owner` claims it in the owner's name).
+Several ChdbWarehouse objects on the same path share the engine; the locks are released when
+the last of them is closed.
 
 Inserts go as one Arrow stream per batch (``send_insert(..., "ArrowStream")``): measured on
 otel_traces-shaped rows it was the fastest of JSONEachRow, JSONCompactEachRow, RowBinary
@@ -23,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import MissingDependencyError, WarehouseError
+from streams.paths import resolve_path
 from streams.warehouse import ChType, parse_type, quote_identifier
+from streams.warehouse.owner import claim_data_path
 from streams.warehouse.readonly import READONLY_SETTING
 from streams.warehouse.typed import (
     Converter,
@@ -75,7 +78,7 @@ class ChdbWarehouse(TypedWarehouse):
         chdb = _import_chdb()
         if pa is None:  # pragma: no cover
             raise MissingDependencyError("the chDB backend needs pyarrow: pip install pyarrow")
-        self.path = str(Path(path).expanduser().resolve())
+        self.path = str(resolve_path(str(path)).resolve())
         self.url = url or f"chdb://{self.path}"
         # Re-entrant: insert holds it while reading column types through _select.
         self._lock = threading.RLock()
@@ -90,9 +93,12 @@ class ChdbWarehouse(TypedWarehouse):
                     f"{others[0]} open, and chDB allows one data path per process; close that "
                     "warehouse first"
                 )
+            # Before the engine: a path another process owns is refused naming that process.
+            self._claim = claim_data_path(self.path)
             try:
                 self._conn: Any = chdb.connect(self.path)
             except Exception as err:
+                self._claim.release()
                 raise WarehouseError(
                     f"cannot open chDB data path {self.path}: {err}. A data path belongs to one "
                     "process at a time: if a tracepipe worker (or another process) is using it, "
@@ -220,6 +226,8 @@ class ChdbWarehouse(TypedWarehouse):
                     raise WarehouseError(
                         f"closing chDB data path {self.path} failed: {err}"
                     ) from err
+                finally:
+                    self._claim.release()
 
     def __enter__(self) -> ChdbWarehouse:
         return self

@@ -140,6 +140,8 @@ def test_query_sql_refuses_the_same_with_or_without_a_worker(
         "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
         "TRACEPIPE_CLICKHOUSE_URL": f"chdb://{tmp_path / 'chdb'}",
     }
+    # The direct path reads an existing store (a query never creates one).
+    assert run_cli(alone, "db", "migrate").returncode == 0
     for name, (sql, reason) in probes(tmp_path).items():
         errors = []
         for env in (worker.env, alone):

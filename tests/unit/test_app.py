@@ -5,6 +5,7 @@ agents while Faust's recovery seeks the stream partitions (issue 8's restart sta
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,24 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from streams.app import _open_migrated, create_app, faust_app
+from streams.app import _open_migrated, check_web_port, create_app, faust_app
 from streams.config import ClickHouseConfig, Settings, WorkerConfig
-from streams.errors import WarehouseError
+from streams.errors import ConfigError, WarehouseError
 from streams.warehouse import Warehouse, open_warehouse
+
+
+def test_a_taken_web_port_is_one_line_naming_the_setting() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        app = faust_app(Settings(worker=WorkerConfig(web_port=port)))
+        with pytest.raises(ConfigError) as info:
+            check_web_port(app)
+    message = str(info.value)
+    assert message.startswith(f"port {port} ")
+    assert "worker.web_port (TRACEPIPE_WORKER_WEB_PORT)" in message
+    check_web_port(app)  # free again
 
 
 def test_backpressure_knobs_reach_faust() -> None:

@@ -23,7 +23,7 @@ from streams.broker.local import (
     server_properties,
     wait_for_broker,
 )
-from streams.config import LocalKafkaConfig, Settings
+from streams.config import LocalKafkaConfig, Settings, load_settings
 from streams.errors import BrokerError
 
 
@@ -101,6 +101,20 @@ def test_paths_relative_to_cwd_and_home_expanded(
     assert broker.data_dir == tmp_path.resolve() / "rel" / "kafka"
     assert broker.cache_dir == (tmp_path / "home" / "kcache" / "3.9.1").resolve()
     assert broker.status().log_file.parent == broker.data_dir
+
+
+def test_the_default_broker_is_the_same_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `kafka down` run elsewhere than `kafka up` must find the same pid file.
+    monkeypatch.setenv("TRACEPIPE_HOME", str(tmp_path / "home"))
+    files = set()
+    for where in ("a", "b"):
+        (tmp_path / where).mkdir()
+        monkeypatch.chdir(tmp_path / where)
+        files.add(LocalKafka(load_settings().local_kafka).pid_file)
+        files.add(LocalKafka(LocalKafkaConfig()).pid_file)
+    assert files == {tmp_path / "home" / "kafka" / "kafka.pid"}
 
 
 @pytest.mark.parametrize("content", ["", "not a pid", "-5", "0"])

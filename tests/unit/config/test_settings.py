@@ -9,6 +9,8 @@ import pytest
 
 from streams.config import Settings, load_settings, settings_table
 from streams.errors import ConfigError
+from streams.paths import data_home
+from streams.warehouse import parse_url
 
 TESTDATA = Path(__file__).parents[2] / "testdata" / "config"
 EXPECTED_ERRORS: dict[str, str] = json.loads((TESTDATA / "invalid" / "errors.json").read_text())
@@ -16,9 +18,74 @@ EXPECTED_ERRORS: dict[str, str] = json.loads((TESTDATA / "invalid" / "errors.jso
 
 def test_defaults_run_on_one_machine() -> None:
     settings = load_settings(env={})
-    assert settings == Settings()
+    defaults = Settings()
+    assert (settings.kafka, settings.sink, settings.assembly) == (
+        defaults.kafka,
+        defaults.sink,
+        defaults.assembly,
+    )
     assert settings.kafka.bootstrap == "127.0.0.1:9092"
     assert settings.clickhouse.url.startswith("chdb://")
+
+
+def test_default_data_lives_in_one_home_whatever_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"TRACEPIPE_HOME": str(tmp_path / "home")}
+    seen = []
+    for where in ("a", "b/c"):
+        (tmp_path / where).mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / where)
+        settings = load_settings(env=env)
+        seen.append(
+            (settings.clickhouse.url, settings.local_kafka.data_dir, settings.worker.data_dir)
+        )
+    home = tmp_path / "home"
+    assert seen[0] == seen[1] == (f"chdb://{home}/chdb", f"{home}/kafka", f"{home}/worker")
+
+
+@pytest.mark.parametrize(
+    ("env", "home"),
+    [
+        ({"TRACEPIPE_HOME": "/srv/tp", "XDG_DATA_HOME": "/x", "HOME": "/u"}, "/srv/tp"),
+        ({"TRACEPIPE_HOME": "rel", "HOME": "/u"}, "{cwd}/rel"),
+        ({"XDG_DATA_HOME": "/x", "HOME": "/u"}, "/x/tracepipe"),
+        # The XDG spec: a relative XDG_DATA_HOME is invalid and ignored.
+        ({"XDG_DATA_HOME": "x", "HOME": "/u"}, "/u/.local/share/tracepipe"),
+        ({"HOME": "/u"}, "/u/.local/share/tracepipe"),
+    ],
+)
+def test_data_home(
+    env: dict[str, str], home: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert data_home(env) == Path(home.format(cwd=tmp_path))
+    assert load_settings(env=env).worker.data_dir == home.format(cwd=tmp_path) + "/worker"
+
+
+def test_relative_paths_the_user_gives_are_relative_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tracepipe.toml"
+    config.write_text(
+        '[worker]\ndata_dir = "state"\n[alert]\nrules_file = "$TRACEPIPE_HOME/r.yaml"\n'
+    )
+    env = {
+        "TRACEPIPE_HOME": "/srv/tp",
+        "TRACEPIPE_CLICKHOUSE_URL": "chdb://data/ch%20db",
+        "TRACEPIPE_LOCAL_KAFKA_DATA_DIR": "../kafka",
+    }
+    settings = load_settings(config, env=env)
+    assert settings.clickhouse.url == f"chdb://{tmp_path}/data/ch%20db"
+    assert parse_url(settings.clickhouse.url).path == f"{tmp_path}/data/ch db"
+    assert settings.local_kafka.data_dir == str(tmp_path.parent / "kafka")
+    assert settings.worker.data_dir == str(tmp_path / "state")
+    assert settings.alert.rules_file == "/srv/tp/r.yaml"
+    # Settings that are not paths, and paths left empty, stay as given.
+    server = load_settings(env={"TRACEPIPE_CLICKHOUSE_URL": "clickhouse://h:9000/db"})
+    assert server.clickhouse.url == "clickhouse://h:9000/db"
+    assert server.clickhouse.fault_file == "" and server.alert.rules_file == ""
 
 
 def test_file_then_environment_override() -> None:

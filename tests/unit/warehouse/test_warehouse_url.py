@@ -32,7 +32,7 @@ def test_chdb_paths(url: str, path: str) -> None:
 
 
 def test_default_chdb_url_is_relative() -> None:
-    assert parse_url(DEFAULT_CHDB_URL).path == ".tracepipe/chdb"
+    assert parse_url(DEFAULT_CHDB_URL).path == "$TRACEPIPE_HOME/chdb"
 
 
 @pytest.mark.parametrize(
