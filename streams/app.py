@@ -329,6 +329,7 @@ def _register_web(pipeline: Pipeline) -> None:
             "tombstones": buffer.tombstone_count,
         }
         aggregation = {stage.signal.name: stage.gauges() for stage in pipeline.aggregation}
+        windows = {stage.signal.name: stage.progress() for stage in pipeline.aggregation}
         return view.json(
             {
                 "app_id": app_id,
@@ -336,6 +337,7 @@ def _register_web(pipeline: Pipeline) -> None:
                 "counters": counters.snapshot(),
                 "assembly": assembly,
                 "aggregation": aggregation,
+                "windows": windows,
             }
         )
 
