@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Set
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import faust
+from faust.types import TP
 from faust.web import Request, Response, View
 from mode import BaseSignalT
 
@@ -165,12 +166,37 @@ def hold_streams_until_seeked(app: faust.App) -> None:
     # froze 85 messages in, docs/ARCHITECTURE.md) and commits past a single one. Recovery sends
     # `on_rebalance_complete` just before that resume and seek; its own `resume_flow`, after
     # the clear, restarts fetching from the committed offsets.
-    def stop_flow_for_seek(
+    #
+    # aiokafka's seek to the committed offsets leaves a partition with no commit where its
+    # fetch position is. Before a partition's first commit (the holds keep records unacked
+    # until their windows are published) a rebalance would leave the records read before it,
+    # whose state the rebalance dropped, unread for good (the early-rebalance gap): such
+    # partitions start over from offset 0, as `consumer_auto_offset_reset="earliest"` means
+    # (aiokafka resets an offset retention has removed to the earliest one). Faust's own
+    # `seek_to_beginning` cannot be used: its `earliest_offsets` passes the partitions to
+    # aiokafka as one tuple argument and raises, which left recovery stopped for good.
+    async def seek_for_redelivery(
         sender: faust.App, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
-        sender.consumer.stop_flow()
+        # Faust's ConsumerT protocol lacks the seeks its consumers have.
+        consumer: Any = sender.consumer
+        consumer.stop_flow()
+        if not consumer.assignment():
+            return
+        committed = await consumer.seek_to_committed()
+        for tp in never_committed(committed, sender.tables.changelog_topics):
+            await consumer.seek(tp, 0)
 
-    app.on_rebalance_complete.connect(stop_flow_for_seek)
+    app.on_rebalance_complete.connect(seek_for_redelivery)
+
+
+def never_committed(committed: Mapping[TP, int | None], changelogs: Set[str]) -> list[TP]:
+    """The stream partitions in `committed` (aiokafka's seek_to_committed answer) that have
+    no committed offset yet; changelog partitions are Faust's recovery's own."""
+    return sorted(
+        (tp for tp, offset in committed.items() if tp.topic not in changelogs and not offset),
+        key=lambda tp: (tp.topic, tp.partition),
+    )
 
 
 def create_app(settings: Settings) -> Pipeline:
@@ -310,6 +336,7 @@ def _register_web(pipeline: Pipeline) -> None:
             "tombstones": buffer.tombstone_count,
         }
         aggregation = {stage.signal.name: stage.gauges() for stage in pipeline.aggregation}
+        windows = {stage.signal.name: stage.progress() for stage in pipeline.aggregation}
         return view.json(
             {
                 "app_id": app_id,
@@ -319,6 +346,7 @@ def _register_web(pipeline: Pipeline) -> None:
                 "aggregation": aggregation,
                 # The CLI quotes these when it says when windows appear.
                 "settings": timing_settings(pipeline.settings),
+                "windows": windows,
             }
         )
 

@@ -163,6 +163,16 @@ class AggregationStage:
             "held_partials": self.partial_hold.held_count(),
         }
 
+    def progress(self) -> dict[str, Any]:
+        """Per source partition, what decides when its held records are released: the offset
+        read through, the closed-through time and the held records (for /api/stats)."""
+        return {
+            "read_through": dict(sorted(self.read_through.items())),
+            "closed_through_ns": self.aggregator.closed_through(),
+            "held": self.source_hold.held_by_partition(),
+            "held_partials": self.partial_hold.held_by_partition(),
+        }
+
     def observe(
         self, partition: int, observations: Iterable[Observation], messages: Sequence[Any] = ()
     ) -> None:

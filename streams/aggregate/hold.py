@@ -52,6 +52,11 @@ class SourceHold(Generic[Held]):
         self._partitions.clear()
         return dropped
 
+    def held_by_partition(self) -> dict[int, tuple[int, int]]:
+        """Per partition, (records held, the window end the oldest waits for): why a
+        partition's commit does not move."""
+        return {p: (len(q), q[0][0]) for p, q in sorted(self._partitions.items()) if q}
+
     def held_count(self) -> int:
         """Records held now, across partitions."""
         return sum(len(q) for q in self._partitions.values())

@@ -327,6 +327,10 @@ class WindowAggregator:
         """Forget every partition (a rebalance: each is re-read from its committed offset)."""
         self._partitions.clear()
 
+    def closed_through(self) -> dict[int, int]:
+        """Per partition, the end before which every window is closed (unix nanos)."""
+        return {p: state.closed_through_ns for p, state in sorted(self._partitions.items())}
+
     def open_window_count(self) -> int:
         """Open (key, window) aggregates across partitions: the stage's memory, roughly."""
         return sum(len(w) for s in self._partitions.values() for w in s.windows.values())

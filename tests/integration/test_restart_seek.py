@@ -11,6 +11,7 @@ import pytest
 
 from streams.broker.lag import GroupLag
 from streams.broker.topics import TopicNames, ensure_topics
+from streams.errors import TracepipeError
 from streams.query import count_spans
 from tests.integration.isolated import isolated_worker
 from tests.integration.slow_seek_worker import SEEK_DELAY_ENV, SLOW_SEEK_COMMAND
@@ -56,7 +57,15 @@ def test_a_restart_onto_a_backlog_commits_every_partition(
     try:
         settled = wait_settled(worker, workload, time.monotonic(), 120)
         # On the old code the frozen partitions' commit never moved again.
-        worker.wait_for(lambda: lag.read()[0] == 0, 60, "every spans partition committed")
+        try:
+            worker.wait_for(lambda: lag.read()[0] == 0, 60, "every spans partition committed")
+        except TracepipeError as err:
+            stats = worker.stats()
+            raise AssertionError(
+                f"{err}\n(committed, end) by partition: {lag.by_partition()}\n"
+                f"aggregation: {stats['aggregation']}\nassembly: {stats['assembly']}\n"
+                f"windows at {time.time_ns()}: {stats['windows']}"
+            ) from err
     finally:
         lag.close()
         worker.stop()

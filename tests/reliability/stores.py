@@ -47,6 +47,8 @@ def _child(*args: str) -> None:
 
 def _export(store: str, out: str) -> None:
     with ChdbWarehouse(store) as warehouse:
+        # A member stopped before its first insert never migrated its store: it holds nothing.
+        migrate(warehouse, TTL_DAYS)
         for table in TABLES:
             warehouse.execute(
                 f"SELECT * FROM {table} INTO OUTFILE '{out}/{table}.native' TRUNCATE FORMAT Native"

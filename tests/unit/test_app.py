@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from streams.app import _open_migrated, check_web_port, create_app, faust_app
+from streams.app import (
+    _open_migrated,
+    check_web_port,
+    create_app,
+    faust_app,
+    never_committed,
+)
 from streams.config import ClickHouseConfig, Settings, WorkerConfig
 from streams.errors import ConfigError, WarehouseError
 from streams.warehouse import Warehouse, open_warehouse
@@ -92,9 +98,17 @@ class SeekingConsumer:
 
     flow_active: bool = True
     fetching_during_seek: list[bool] = field(default_factory=list)
+    committed: dict[TP, int | None] = field(default_factory=lambda: {SPANS: 7})
+    seeks: list[tuple[TP, int]] = field(default_factory=list)
 
     def assignment(self) -> set[TP]:
-        return {SPANS}
+        return set(self.committed)
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        return dict(self.committed)
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
 
     def resume_partitions(self, tps: set[TP]) -> None:
         pass
@@ -134,3 +148,30 @@ def test_nothing_is_fetched_for_agents_while_recovery_seeks() -> None:
     assert consumer.fetching_during_seek == [False]
     # ... and recovery resumes fetching itself once the agents' buffers are cleared.
     assert consumer.flow_active
+
+
+def test_partitions_with_nothing_committed_start_over_at_a_rebalance() -> None:
+    # aiokafka's seek to the committed offsets leaves these where the fetcher was: the records
+    # read before the rebalance (their window state dropped, held unacked) would never be
+    # read again (the early-rebalance gap, issue 14).
+    app: Any = create_app(Settings()).app
+    done = TP("tracepipe.spans", 1)
+    fresh = TP("tracepipe.traces", 2)
+    changelog = TP(next(iter(app.tables.changelog_topics)), 0)
+    consumer = SeekingConsumer(committed={SPANS: None, done: 42, fresh: 0, changelog: None})
+    app.consumer = consumer
+    app._fetcher = IdleFetcher()
+    asyncio.run(recover(app))
+    assert consumer.seeks == [(SPANS, 0), (fresh, 0)]
+    assert consumer.fetching_during_seek == [False]
+    assert consumer.flow_active
+
+
+def test_never_committed_leaves_changelogs_and_committed_partitions_alone() -> None:
+    committed: dict[TP, int | None] = {
+        TP("a", 1): None,
+        TP("a", 0): 0,
+        TP("a", 2): 5,
+        TP("log", 0): None,
+    }
+    assert never_committed(committed, {"log"}) == [TP("a", 0), TP("a", 1)]
