@@ -113,8 +113,14 @@ class AggregationStage:
             self.aggregator.reset()
             self.read_through.clear()
             dropped = self.source_hold.drop()
-            if self._sources_generation is not None:
-                log.info("%s: rebalance, %d held source records re-read", self.signal.name, dropped)
+            log.info(
+                "%s: source windows start over in generation %s (was %s): %d held source "
+                "records re-read",
+                self.signal.name,
+                generation,
+                self._sources_generation,
+                dropped,
+            )
             self._sources_generation = generation
         return generation
 
