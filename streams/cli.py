@@ -17,6 +17,12 @@ from streams.query.table import markdown_table, render_table
 if TYPE_CHECKING:
     pass
 
+ID_SEED_HELP = (
+    "trace and span ids from this seed, so that runs with the same --id-seed (and --seed) send "
+    "the same ids; the pipeline takes repeated ids as late spans of the earlier run's traces "
+    "(default: new ids every run)"
+)
+
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import run_worker
@@ -231,7 +237,7 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     topology = load_topology_file(args.topology) if args.topology else default_topology()
     incidents = [parse_incident(spec) for spec in args.incident]
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
-    generator = TraceGenerator(topology, seed, incidents, args.clock_skew_ms)
+    generator = TraceGenerator(topology, seed, incidents, args.clock_skew_ms, id_seed=args.id_seed)
     topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
     ensure_topics(settings.kafka, [topic])
 
@@ -296,6 +302,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         duration_s=parse_duration_ns(args.duration) / 1e9,
         incidents=args.incident if args.incident is not None else (DEMO_INCIDENT,),
         seed=args.seed,
+        id_seed=args.id_seed,
         timeout_s=args.timeout,
         keep_running=args.keep_running,
     )
@@ -360,7 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="an incident to inject instead of the default, e.g. 'payment:latency*5@45s-90s' "
         "or 'inventory:errors=20%%@1m-2m' (repeatable)",
     )
-    p.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="generator seed: the same seed makes the same load, with new trace ids (default 1)",
+    )
+    p.add_argument("--id-seed", type=int, metavar="N", help=ID_SEED_HELP)
     p.add_argument(
         "--timeout",
         type=float,
@@ -432,9 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed",
         type=int,
-        help="random seed: the same seed makes the same traces, trace ids included (the "
-        "pipeline takes repeated ids as late spans of the same traces); default: random, printed",
+        help="random seed: the same seed makes the same load (traces of the same shapes, "
+        "durations and errors), with new trace ids every run; default: random, printed",
     )
+    p.add_argument("--id-seed", type=int, metavar="N", help=ID_SEED_HELP)
     p.add_argument("--topology", metavar="FILE", help="a topology YAML file (default: web shop)")
     p.add_argument(
         "--incident",
