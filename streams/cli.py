@@ -353,8 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ClickHouse, and generate web-shop traces with an injected incident (by default "
         "payment 5x slower from 45 s to 85 s). A live view shows spans/s, traces assembled, "
         "per-service p50/p99 and error rate, and alerts as they fire and resolve; the incident "
-        "fires an alert within about a minute of starting. Exit status 0 when every incident's "
-        "service was alerted on. Ctrl-C stops it cleanly.",
+        "fires an alert within about a minute of starting. When the load ends it waits until "
+        "every span sent is stored, then checks its promises: exit status 0 when traces were "
+        "assembled and every incident's service was alerted on with an attribution and an "
+        "exemplar trace of this run, 1 (naming the broken promise) otherwise. Each run sends new "
+        "trace ids (--id-seed repeats them). Ctrl-C stops it cleanly.",
     )
     p.add_argument("--rate", type=float, default=1000.0, help="spans per second (default 1000)")
     p.add_argument(

@@ -477,18 +477,21 @@ def run_demo(
                 view.show(_snapshot(live, worker, reader, time.monotonic() - started, spec))
 
             with SpanProducer(settings.kafka.bootstrap, topics.spans) as producer:
-                produce = threading.Thread(
-                    target=generator.run,
-                    kwargs={
-                        "sink": producer.send_many,
-                        "spans_per_s": rate,
-                        "duration_s": duration_s,
-                        "on_progress": on_progress,
-                        "progress_interval_s": 1.0,
-                        "should_stop": stop.is_set,
-                    },
-                    daemon=True,
-                )
+
+                def generate() -> None:
+                    # The final totals too: the last progress report is up to a second old.
+                    on_progress(
+                        generator.run(
+                            producer.send_many,
+                            rate,
+                            duration_s,
+                            on_progress=on_progress,
+                            progress_interval_s=1.0,
+                            should_stop=stop.is_set,
+                        )
+                    )
+
+                produce = threading.Thread(target=generate, daemon=True)
                 produce.start()
                 try:
                     while produce.is_alive():

@@ -4,6 +4,7 @@ incident specs parse or say what form they expect."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -520,8 +521,8 @@ def two_runs(seed: int, id_seed: int | None = None) -> tuple[list[Span], list[Sp
     for start_ns in (T0, T0 + 3600 * S):
         clock = FakeClock()
         generator = TraceGenerator(webshop(), seed=seed, id_seed=id_seed)
-        generator.run(clock.sink, 1_000, 2.0, now=clock.now, sleep=clock.sleep,
-                      wall_clock_ns=lambda start_ns=start_ns: start_ns)  # fmt: skip
+        start = functools.partial(int, start_ns)
+        generator.run(clock.sink, 1_000, 2.0, now=clock.now, sleep=clock.sleep, wall_clock_ns=start)
         runs.append([s for _, spans in clock.batches for s in spans])
     return runs[0], runs[1]
 
