@@ -32,6 +32,12 @@ EXIT_STATUS_EPILOG = (
     "(bad arguments or settings, Kafka or ClickHouse or the worker failed); 130 interrupted"
 )
 
+ID_SEED_HELP = (
+    "trace and span ids from this seed, so that runs with the same --id-seed (and --seed) send "
+    "the same ids; the pipeline takes repeated ids as late spans of the earlier run's traces "
+    "(default: new ids every run)"
+)
+
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import run_worker
@@ -283,7 +289,7 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     topology = load_topology_file(args.topology) if args.topology else default_topology()
     incidents = [parse_incident(spec) for spec in args.incident]
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
-    generator = TraceGenerator(topology, seed, incidents, args.clock_skew_ms)
+    generator = TraceGenerator(topology, seed, incidents, args.clock_skew_ms, id_seed=args.id_seed)
     topic = TopicNames.from_prefix(settings.kafka.topic_prefix).spans
     ensure_topics(settings.kafka, [topic])
 
@@ -349,6 +355,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         duration_s=parse_duration_ns(args.duration) / 1e9,
         incidents=args.incident if args.incident is not None else (DEMO_INCIDENT,),
         seed=args.seed,
+        id_seed=args.id_seed,
         timeout_s=args.timeout,
         keep_running=args.keep_running,
     )
@@ -403,8 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ClickHouse, and generate web-shop traces with an injected incident (by default "
         "payment 5x slower from 45 s to 85 s). A live view shows spans/s, traces assembled, "
         "per-service p50/p99 and error rate, and alerts as they fire and resolve; the incident "
-        "fires an alert within about a minute of starting. Exit status 0 when every incident's "
-        "service was alerted on. Ctrl-C stops it cleanly.",
+        "fires an alert within about a minute of starting. When the load ends it waits until "
+        "every span sent is stored, then checks its promises: exit status 0 when traces were "
+        "assembled and every incident's service was alerted on with an attribution and an "
+        "exemplar trace of this run, 1 (naming the broken promise) otherwise. Each run sends new "
+        "trace ids (--id-seed repeats them). Ctrl-C stops it cleanly.",
     )
     p.add_argument("--rate", type=float, default=1000.0, help="spans per second (default 1000)")
     p.add_argument(
@@ -417,7 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="an incident to inject instead of the default, e.g. 'payment:latency*5@45s-90s' "
         "or 'inventory:errors=20%%@1m-2m' (repeatable)",
     )
-    p.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="generator seed: the same seed makes the same load, with new trace ids (default 1)",
+    )
+    p.add_argument("--id-seed", type=int, metavar="N", help=ID_SEED_HELP)
     p.add_argument(
         "--timeout",
         type=float,
@@ -490,9 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed",
         type=int,
-        help="random seed: the same seed makes the same traces, trace ids included (the "
-        "pipeline takes repeated ids as late spans of the same traces); default: random, printed",
+        help="random seed: the same seed makes the same load (traces of the same shapes, "
+        "durations and errors), with new trace ids every run; default: random, printed",
     )
+    p.add_argument("--id-seed", type=int, metavar="N", help=ID_SEED_HELP)
     p.add_argument("--topology", metavar="FILE", help="a topology YAML file (default: web shop)")
     p.add_argument(
         "--incident",

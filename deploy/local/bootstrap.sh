@@ -11,6 +11,9 @@ want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing tracepipe and its dependencies into .venv" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$root[test]"
+  # setuptools warns on every editable install that a folder named like the package could
+  # shadow it: not news here (streams/ is the package), and it would land on the demo's screen.
+  PYTHONWARNINGS="ignore:Editable installation" \
+    "$venv/bin/python" -m pip install --quiet -e "$root[test]"
   echo "$want" > "$stamp"
 fi

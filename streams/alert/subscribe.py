@@ -61,6 +61,8 @@ def subscribe(
             "group.id": group_id or f"tracepipe-alerts-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": group_id is not None,
+            # librdkafka's own lines through Python logging (served by poll), not onto stderr.
+            "logger": log,
         }
     )
     reported: set[str] = set()

@@ -50,7 +50,9 @@ def admin_client(config: KafkaConfig, quiet: bool = False) -> AdminClient:
     if quiet:
         # Probing whether a broker answers: connection-refused lines are expected, not news.
         settings["log_level"] = 0
-    return AdminClient(settings)
+        return AdminClient(settings)
+    # librdkafka's own lines through Python logging, not straight onto stderr.
+    return AdminClient(settings, logger=log)
 
 
 def ensure_topics(

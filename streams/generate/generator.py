@@ -25,12 +25,15 @@ How a trace is made, from one entrypoint (picked by weight) down:
   times of its spans, as a real host's clock would be: a server span can then start before its
   client span, which the assembler's skew adjuster corrects.
 
-Determinism: a generator draws from one `random.Random(seed)`, so two generators with the same
-seed, topology and incidents make the same traces (ids, structure, durations, errors) when
-asked for the same start times; `run` derives start times from the rate alone (trace n starts
-when the spans before it were due), so two runs with the same seed and rate make the same
-traces, offset by their start time. Spans share their resource and attribute dicts with other
-spans of the same host and operation: treat them as read-only.
+Determinism: a generator draws the shape of its traces (entrypoints, structure, hosts,
+durations, errors) from one `random.Random(seed)`, so two generators with the same seed,
+topology and incidents make the same shapes when asked for the same start times; `run` derives
+start times from the rate alone (trace n starts when the spans before it were due), so two runs
+with the same seed and rate make the same load, offset by their start time. Trace and span ids
+come from a stream of their own, fresh every time unless `id_seed` is given: a second run of the
+same seed must not repeat the first one's trace ids, which the pipeline would take as late spans
+of the first run's traces. Spans share their resource and attribute dicts with other spans of
+the same host and operation: treat them as read-only.
 """
 
 from __future__ import annotations
@@ -242,11 +245,13 @@ class RunStats:
 
 
 class TraceGenerator:
-    """Makes traces of canonical spans following `topology`, deterministic for `seed`.
+    """Makes traces of canonical spans following `topology`, shaped the same for the same `seed`.
 
-    `incidents` change latencies and error rates for a time after `origin_ns` (the first
-    trace's start unless given; `run` sets it to its own start). `resource_attributes` are added
-    to every service's resource (e.g. a run id to find the spans again).
+    Trace and span ids are new for every generator unless `id_seed` is given (the same
+    `id_seed` and `seed` then give the same ids). `incidents` change latencies and error rates
+    for a time after `origin_ns` (the first trace's start unless given; `run` sets it to its own
+    start). `resource_attributes` are added to every service's resource (e.g. a run id to find
+    the spans again).
     """
 
     def __init__(
@@ -258,6 +263,7 @@ class TraceGenerator:
         *,
         resource_attributes: dict[str, AttributeValue] | None = None,
         origin_ns: int | None = None,
+        id_seed: int | None = None,
     ) -> None:
         if not clock_skew_ms >= 0:
             raise ConfigError(f"invalid clock_skew_ms {clock_skew_ms!r}; should be 0 or more")
@@ -270,6 +276,10 @@ class TraceGenerator:
         self.clock_skew_ms = clock_skew_ms
         self.origin_ns = origin_ns
         self._rng = random.Random(seed)
+        self.id_seed = id_seed
+        # Ids from a stream of their own (seeded from the OS without `id_seed`): the shape of the
+        # traces is the same whichever ids they get.
+        self._ids = random.Random(None if id_seed is None else f"tracepipe-ids:{id_seed}")
         self.spans_generated = 0
         self.traces_generated = 0
         self.error_spans = 0
@@ -389,7 +399,7 @@ class TraceGenerator:
                 )
             op = found
         out: list[Span] = []
-        trace_id = f"{rng.getrandbits(128) or 1:032x}"
+        trace_id = f"{self._ids.getrandbits(128) or 1:032x}"
         _, failed = self._serve(op, "SERVER", trace_id, "", start_ns, out)
         self.spans_generated += len(out)
         self.traces_generated += 1
@@ -409,7 +419,7 @@ class TraceGenerator:
         """The span of one operation (and, first, its calls'); returns its end and error."""
         rng = self._rng
         host = op.hosts[int(rng.random() * op.host_count)] if op.host_count > 1 else op.hosts[0]
-        span_id = f"{rng.getrandbits(64) or 1:016x}"
+        span_id = f"{self._ids.getrandbits(64) or 1:016x}"
         self_ns = op.median_ns * math.exp(op.sigma * rng.gauss(0.0, 1.0))
         error_rate = op.error_rate
         if op.incidents:
@@ -469,7 +479,7 @@ class TraceGenerator:
         if call.probability < 1.0 and rng.random() >= call.probability:
             return start_ns, False
         kind = call.kind
-        span_id = f"{rng.getrandbits(64) or 1:016x}"
+        span_id = f"{self._ids.getrandbits(64) or 1:016x}"
         if kind == _RPC:
             target = call.target
             assert target is not None
@@ -598,9 +608,12 @@ class TraceGenerator:
                     while next_progress_s <= elapsed_s:
                         next_progress_s += progress_interval_s
                 # Sleep until the tick in which the next trace is due (none when behind); never
-                # less than a thousandth of a tick, so that time always moves on.
+                # less than a thousandth of a tick, so that time always moves on. A pass that
+                # sent nothing always sleeps: with float rounding, the next trace can fall just
+                # past this tick's horizon while its tick's start rounds to `elapsed_s`, and the
+                # loop would spin without time moving.
                 wake_s = min(math.floor(due_s / tick_s) * tick_s, end_s)
-                if wake_s > elapsed_s:
+                if wake_s > elapsed_s or not batch:
                     sleep(max(wake_s - elapsed_s, tick_s / 1000))
         except KeyboardInterrupt:
             stats.interrupted = True

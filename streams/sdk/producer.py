@@ -363,6 +363,9 @@ class SpanProducer:
             "bootstrap.servers": bootstrap,
             **PRODUCER_DEFAULTS,
             "on_delivery": self._span_reported,
+            # librdkafka's own lines through Python logging, not straight onto stderr (served
+            # by the polls of the linger thread and of flush).
+            "logger": log,
         }
         config.update(extra_config or {})
         self._producer = Producer(config)

@@ -4,6 +4,7 @@ how it prints times and durations. On a real chDB warehouse; the worker's HTTP A
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from streams.broker.local import free_port
 from streams.cli import main
 from streams.config import load_settings
 from streams.model.span import make_span
+from streams.query.windows import arrival_lag
 from streams.sink.alerts import ALERTS
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.warehouse import Warehouse
@@ -267,14 +269,17 @@ def test_without_a_worker_the_hint_says_whose_settings(
 
 
 def test_the_demo_view_quotes_its_worker_s_window_settings() -> None:
-    from streams.demo import DEMO_WORKER_ENV, _red_table
+    from rich.console import Console
 
-    class NoWindows:
-        def query_dicts(self, sql: str) -> list[dict[str, Any]]:
-            return []
+    from streams.demo import DEMO_WORKER_ENV, ViewSnapshot, render_view
 
     worker_settings = load_settings(env=DEMO_WORKER_ENV)
-    assert _red_table(NoWindows(), time.time_ns(), worker_settings) == (
-        "  (no final latency windows yet: windows appear after window + allowed lateness "
-        "(5 s + 5 s))"
+    snapshot = ViewSnapshot(
+        elapsed_s=1.0, incidents="", windows_hint=arrival_lag(worker_settings, "latency")
     )
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(render_view(snapshot))
+    assert (
+        "(no final latency windows yet: windows appear after window + allowed lateness "
+        "(5 s + 5 s))"
+    ) in console.export_text()

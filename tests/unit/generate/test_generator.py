@@ -4,6 +4,7 @@ incident specs parse or say what form they expect."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -45,6 +46,30 @@ def record(spans: list[Span]) -> TraceRecord:
     return build_trace_record(spans, version=1, completion="complete", emitted_at_unix_nano=T0)
 
 
+def without_ids(traces: Sequence[Sequence[Span]]) -> list[dict[str, Any]]:
+    """The spans with every trace and span id replaced by the order it first appears in: what
+    is left is the shape of the load (structure, hosts, times, errors, attributes)."""
+    order: dict[str, str] = {}
+
+    def ordinal(value: str) -> str:
+        return order.setdefault(value, f"#{len(order)}") if value else ""
+
+    return [
+        {
+            **span,
+            "trace_id": ordinal(span["trace_id"]),
+            "span_id": ordinal(span["span_id"]),
+            "parent_span_id": ordinal(span["parent_span_id"]),
+            "links": [
+                {**link, "trace_id": ordinal(link["trace_id"]), "span_id": ordinal(link["span_id"])}
+                for link in span["links"]
+            ],
+        }
+        for spans in traces
+        for span in spans
+    ]
+
+
 def traces_over(
     generator: TraceGenerator, n: int, step_ns: int, entry: str | None = None
 ) -> list[list[Span]]:
@@ -54,12 +79,12 @@ def traces_over(
 # --- determinism ------------------------------------------------------------------------------
 
 
-def test_same_seed_same_traces_other_seed_other_traces() -> None:
-    a = traces_over(TraceGenerator(webshop(), seed=7), 50, 10 * MS)
-    b = traces_over(TraceGenerator(webshop(), seed=7), 50, 10 * MS)
-    c = traces_over(TraceGenerator(webshop(), seed=8), 50, 10 * MS)
+def test_same_seeds_same_traces_other_seed_other_traces() -> None:
+    a = traces_over(TraceGenerator(webshop(), seed=7, id_seed=1), 50, 10 * MS)
+    b = traces_over(TraceGenerator(webshop(), seed=7, id_seed=1), 50, 10 * MS)
+    c = traces_over(TraceGenerator(webshop(), seed=8, id_seed=1), 50, 10 * MS)
     assert a == b
-    assert [t[0]["trace_id"] for t in a] != [t[0]["trace_id"] for t in c]
+    assert without_ids(a) != without_ids(c)
     assert len({t[0]["trace_id"] for t in a}) == 50
 
 
@@ -313,8 +338,8 @@ def test_durations() -> None:
 
 
 def test_clock_skew_shifts_each_hosts_spans_by_a_fixed_offset() -> None:
-    plain = traces_over(TraceGenerator(webshop(), seed=14), 100, MS)
-    skewed = traces_over(TraceGenerator(webshop(), seed=14, clock_skew_ms=50), 100, MS)
+    plain = traces_over(TraceGenerator(webshop(), seed=14, id_seed=1), 100, MS)
+    skewed = traces_over(TraceGenerator(webshop(), seed=14, clock_skew_ms=50, id_seed=1), 100, MS)
     offsets: dict[str, set[int]] = defaultdict(set)
     for a_trace, b_trace in zip(plain, skewed, strict=True):
         for a, b in zip(a_trace, b_trace, strict=True):
@@ -490,23 +515,38 @@ def test_a_sink_too_slow_for_the_rate_skips_rather_than_bursts() -> None:
     assert "cannot keep up" in stats.progress_line()
 
 
-def test_two_runs_with_one_seed_differ_only_in_their_start_time() -> None:
-    first, second = FakeClock(), FakeClock(start_s=5.0)
-    run(first, 1_000, 2.0, seed=21)
-    generator = TraceGenerator(webshop(), seed=21)
-    generator.run(second.sink, 1_000, 2.0, now=second.now, sleep=second.sleep,
-                  wall_clock_ns=lambda: T0 + 3600 * S)  # fmt: skip
-    a = [s for _, spans in first.batches for s in spans]
-    b = [s for _, spans in second.batches for s in spans]
+def two_runs(seed: int, id_seed: int | None = None) -> tuple[list[Span], list[Span]]:
+    """The spans of two runs of one seed, an hour apart."""
+    runs = []
+    for start_ns in (T0, T0 + 3600 * S):
+        clock = FakeClock()
+        generator = TraceGenerator(webshop(), seed=seed, id_seed=id_seed)
+        start = functools.partial(int, start_ns)
+        generator.run(clock.sink, 1_000, 2.0, now=clock.now, sleep=clock.sleep, wall_clock_ns=start)
+        runs.append([s for _, spans in clock.batches for s in spans])
+    return runs[0], runs[1]
+
+
+def test_two_runs_with_one_seed_make_the_same_load_with_new_trace_ids() -> None:
+    a, b = two_runs(seed=21)
     assert len(a) == len(b) > 1_900
     for x, y in zip(a, b, strict=True):
         assert y["start_time_unix_nano"] - x["start_time_unix_nano"] == 3600 * S
         assert duration_ns(x) == duration_ns(y)
-        assert {**x, "start_time_unix_nano": 0, "end_time_unix_nano": 0} == {
-            **y,
-            "start_time_unix_nano": 0,
-            "end_time_unix_nano": 0,
-        }
+    unclocked = [{"start_time_unix_nano": 0, "end_time_unix_nano": 0}]
+    assert [{**x, **unclocked[0]} for x in without_ids([a])] == [
+        {**y, **unclocked[0]} for y in without_ids([b])
+    ]
+    # The pipeline would take a repeated trace id as late spans of the first run's trace.
+    assert not {s["trace_id"] for s in a} & {s["trace_id"] for s in b}
+
+
+def test_an_id_seed_repeats_the_ids_when_asked() -> None:
+    a, b = two_runs(seed=21, id_seed=5)
+    assert [s["trace_id"] for s in a] == [s["trace_id"] for s in b]
+    assert [s["span_id"] for s in a] == [s["span_id"] for s in b]
+    _, other = two_runs(seed=21, id_seed=6)
+    assert not {s["trace_id"] for s in a} & {s["trace_id"] for s in other}
 
 
 def test_progress_is_reported_every_interval() -> None:
