@@ -337,6 +337,14 @@ def _register_web(pipeline: Pipeline) -> None:
         }
         aggregation = {stage.signal.name: stage.gauges() for stage in pipeline.aggregation}
         windows = {stage.signal.name: stage.progress() for stage in pipeline.aggregation}
+        # Faust's fetch bookkeeping: a partition left out of the active set is not fetched.
+        consumer: Any = app.consumer
+        fetching = {
+            "active": sorted(str(tp) for tp in consumer._get_active_partitions()),
+            "buffered": sorted(str(tp) for tp in consumer._buffered_partitions),
+            "paused": sorted(str(tp) for tp in consumer._paused_partitions),
+            "flow_active": bool(consumer.flow_active) and app.flow_control.is_active(),
+        }
         return view.json(
             {
                 "app_id": app_id,
@@ -347,6 +355,7 @@ def _register_web(pipeline: Pipeline) -> None:
                 # The CLI quotes these when it says when windows appear.
                 "settings": timing_settings(pipeline.settings),
                 "windows": windows,
+                "fetching": fetching,
             }
         )
 
