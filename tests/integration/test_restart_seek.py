@@ -64,7 +64,8 @@ def test_a_restart_onto_a_backlog_commits_every_partition(
             raise AssertionError(
                 f"{err}\n(committed, end) by partition: {lag.by_partition()}\n"
                 f"aggregation: {stats['aggregation']}\nassembly: {stats['assembly']}\n"
-                f"windows at {time.time_ns()}: {stats['windows']}\ncounters: {stats['counters']}\nfetching: {stats['fetching']}"
+                f"windows at {time.time_ns()}: {stats['windows']}\n"
+                f"counters: {stats['counters']}\nfetching: {stats['fetching']}"
             ) from err
     finally:
         lag.close()
