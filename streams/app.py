@@ -153,6 +153,28 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
+def refetch_cleared_buffers(app: faust.App) -> None:
+    """Let the consumer fetch again for every stream buffer that flow control clears.
+
+    A stream buffer under high pressure takes its partition out of the consumer's fetch set
+    until the buffer drains (mode's `FlowControlQueue`: a pressure-drop callback waits in the
+    queue). At a rebalance `flow_control.resume()` clears the buffers without running those
+    callbacks; an agent already waiting on the empty buffer never calls `get()` again to run
+    them, nothing is fetched to wake it, and the partition is never read again (a restarted
+    worker read nothing from its spans partitions, issue 14). A cleared buffer is empty, so
+    its pending callbacks run at once.
+    """
+    flow_control: Any = app.flow_control
+    clear = flow_control.clear
+
+    def clear_and_refetch() -> None:
+        clear()
+        for queue in list(flow_control._queues):
+            queue.maybe_endorse_pressure_drop()
+
+    flow_control.clear = clear_and_refetch
+
+
 def hold_streams_until_seeked(app: faust.App) -> None:
     """Stop fetching for the agents from the end of table recovery until the stream partitions
     are back at their committed offsets (faust-streaming 0.15's recovery fetches meanwhile)."""
@@ -184,8 +206,11 @@ def hold_streams_until_seeked(app: faust.App) -> None:
         if not consumer.assignment():
             return
         committed = await consumer.seek_to_committed()
-        for tp in never_committed(committed, sender.tables.changelog_topics):
-            await consumer.seek(tp, 0)
+        rewind = never_committed(committed, sender.tables.changelog_topics)
+        if rewind:
+            # On the consumer's own thread (aiokafka is not thread-safe), as Faust's recovery
+            # seeks its changelogs.
+            await consumer.seek_wait(dict.fromkeys(rewind, 0))
 
     app.on_rebalance_complete.connect(seek_for_redelivery)
 
@@ -203,6 +228,7 @@ def create_app(settings: Settings) -> Pipeline:
     """Build the Faust app and register every stage's agents; nothing connects until it runs."""
     app = faust_app(settings)
     hold_streams_until_seeked(app)
+    refetch_cleared_buffers(app)
     topics = TopicNames.from_prefix(settings.kafka.topic_prefix)
     counters = Counters()
     writer = WarehouseWriter(lambda: _open_migrated(settings), settings.sink, counters)

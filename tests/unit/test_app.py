@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from faust.types import TP
+from mode.utils.queues import FlowControlQueue
 
 from streams.app import (
     _open_migrated,
@@ -107,8 +108,8 @@ class SeekingConsumer:
     async def seek_to_committed(self) -> dict[TP, int | None]:
         return dict(self.committed)
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
+    async def seek_wait(self, offsets: dict[TP, int]) -> None:
+        self.seeks.extend(offsets.items())
 
     def resume_partitions(self, tps: set[TP]) -> None:
         pass
@@ -175,3 +176,35 @@ def test_never_committed_leaves_changelogs_and_committed_partitions_alone() -> N
         TP("log", 0): None,
     }
     assert never_committed(committed, {"log"}) == [TP("a", 0), TP("a", 1)]
+
+
+def test_a_cleared_stream_buffer_lets_its_partitions_be_fetched_again() -> None:
+    # mode's FlowControlQueue takes a partition out of the fetch set while its buffer is under
+    # high pressure; flow control clears the buffer at a rebalance. An agent already waiting on
+    # the empty buffer never ran the pressure-drop callback again: the partition was never
+    # fetched again (issue 14, a restarted worker read nothing from its spans partitions).
+    app: Any = create_app(Settings()).app
+    flow = app.flow_control
+    flow.resume()
+    queue: FlowControlQueue[int] = FlowControlQueue(
+        maxsize=10, flow_control=flow, clear_on_resume=True
+    )
+    refetched: list[int] = []
+
+    async def rebalance_while_an_agent_waits() -> None:
+        waiting = asyncio.ensure_future(queue.get())
+        await asyncio.sleep(0)
+        full = [
+            queue.put_nowait_enhanced(
+                i, on_pressure_high=lambda: None, on_pressure_drop=lambda: refetched.append(1)
+            )
+            for i in range(9)
+        ]
+        assert any(full)
+        flow.suspend()
+        flow.resume()
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+
+    asyncio.run(rebalance_while_an_agent_waits())
+    assert refetched == [1]
