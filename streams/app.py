@@ -57,6 +57,7 @@ from streams.sink.windows import (
     latency_row,
 )
 from streams.sink.writer import WarehouseWriter
+from streams.stacks import dump_task_stacks
 from streams.telemetry import Counters
 from streams.warehouse import Warehouse, open_warehouse
 from streams.warehouse.migrate import migrate
@@ -399,13 +400,22 @@ def _register_health(pipeline: Pipeline) -> None:
     del liveness, ready
 
 
+class _Worker(faust.Worker):
+    """Faust's worker, with SIGUSR1 logging where every task waits (streams/stacks.py)."""
+
+    def _on_sigusr1(self) -> None:
+        # mode's handler prints only each task's outermost frame (mode's task wrapper).
+        dump_task_stacks(self.loop)
+
+
 def run_worker(settings: Settings) -> int:
-    """Create the topics, then run the worker until it is stopped (SIGINT/SIGTERM)."""
+    """Create the topics, then run the worker until it is stopped (SIGINT/SIGTERM); SIGUSR1
+    logs every task's await chain (a stalled agent shows where it waits)."""
     created = ensure_topics(settings.kafka)
     if created:
         log.info("created topics: %s", ", ".join(created))
     pipeline = create_app(settings)
-    worker = faust.Worker(
+    worker = _Worker(
         pipeline.app,
         loglevel=settings.worker.log_level.upper(),
         quiet=True,
