@@ -47,12 +47,18 @@ def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
     for task in tasks:
         coro = task.get_coro()
         lines.append(f"task {task.get_name()} {getattr(coro, '__qualname__', coro)!r}")
-        for frame in _awaited_frames(coro):
-            code = frame.f_code
-            lines.append(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}")
-        waiting = getattr(task, "_fut_waiter", None)
-        if waiting is not None:
-            lines.append(f"    waiting on {waiting!r}"[:400])
+        current: Any = task
+        for _ in range(_MAX_DEPTH):
+            for frame in _awaited_frames(current.get_coro()):
+                code = frame.f_code
+                lines.append(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}")
+            waiting = getattr(current, "_fut_waiter", None)
+            if not isinstance(waiting, asyncio.Task):
+                if waiting is not None:
+                    lines.append(f"    waiting on {waiting!r}"[:400])
+                break
+            # mode runs each agent actor and timer as a task awaited by its wrapper task.
+            current = waiting
     names = {t.ident: t.name for t in threading.enumerate()}
     for ident, frame in sys._current_frames().items():
         lines.append(f"thread {names.get(ident, ident)}")

@@ -40,3 +40,23 @@ def test_the_dump_goes_to_the_given_stream() -> None:
         return out.getvalue()
 
     assert "asyncio tasks" in asyncio.run(scenario())
+
+
+def test_the_dump_follows_a_task_awaited_by_another_task() -> None:
+    async def scenario() -> str:
+        never = asyncio.Event()
+        inner = asyncio.create_task(_agent(never))
+
+        async def wrapper() -> None:  # mode's _execute_task awaits the actor's task like this
+            await inner
+
+        outer = asyncio.create_task(wrapper(), name="actor")
+        await asyncio.sleep(0)
+        text = task_stacks(asyncio.get_running_loop())
+        outer.cancel()
+        inner.cancel()
+        return text
+
+    block = asyncio.run(scenario()).split("task actor", 1)[1].split("\ntask ", 1)[0]
+    assert " wrapper" in block
+    assert " _durable" in block
