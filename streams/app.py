@@ -61,6 +61,7 @@ from streams.sink.windows import (
     latency_row,
 )
 from streams.sink.writer import WarehouseWriter
+from streams.stacks import dump_task_stacks
 from streams.telemetry import Counters
 from streams.warehouse import Warehouse, open_warehouse, parse_url
 from streams.warehouse.migrate import migrate
@@ -473,6 +474,14 @@ def _register_health(pipeline: Pipeline) -> None:
     del liveness, ready
 
 
+class _Worker(faust.Worker):
+    """Faust's worker, with SIGUSR1 logging where every task waits (streams/stacks.py)."""
+
+    def _on_sigusr1(self) -> None:
+        # mode's handler prints only each task's outermost frame (mode's task wrapper).
+        dump_task_stacks(self.loop)
+
+
 SHARED_PATH_ADVICE = (
     "a second worker cannot share it: stop that one, or give this worker its own clickhouse.url "
     "(TRACEPIPE_CLICKHOUSE_URL); workers that share data need a ClickHouse server (clickhouse://)"
@@ -509,7 +518,8 @@ def check_web_port(app: faust.App) -> None:
 
 def run_worker(settings: Settings) -> int:
     """Claim the data path and check the web port, create the topics, then run the worker until
-    it is stopped (SIGINT/SIGTERM). Nothing joins the consumer group before both checks pass."""
+    it is stopped (SIGINT/SIGTERM). Nothing joins the consumer group before both checks pass;
+    SIGUSR1 logs every task's await chain (a stalled agent shows where it waits)."""
     with own_data_path(settings):
         pipeline = create_app(settings)
         try:
@@ -517,7 +527,7 @@ def run_worker(settings: Settings) -> int:
             created = ensure_topics(settings.kafka)
             if created:
                 log.info("created topics: %s", ", ".join(created))
-            worker = faust.Worker(
+            worker = _Worker(
                 pipeline.app,
                 loglevel=settings.worker.log_level.upper(),
                 quiet=True,

@@ -1,13 +1,15 @@
-"""What every batching Faust agent shares: headers, dead letters, not committing unfinished work."""
+"""What every batching Faust agent and timer shares: headers, dead letters, not committing
+unfinished work, stopping cleanly."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import faust
+from faust.exceptions import NotReady
 
 from streams.deadletter import REASON_HEADER, STAGE_HEADER, DeadLetter, dead_letter
 from streams.errors import DecodeError
@@ -106,6 +108,30 @@ def gone_stale(app: faust.App, events: Sequence[Any]) -> bool:
     any moment: an agent asks this once its state changes are made, and drops the batch if
     so, since the whole batch comes again after the seek."""
     return len(current_events(app, events)) < len(events)
+
+
+def register_timer(
+    app: faust.App, interval_s: float, name: str, tick: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `tick` every `interval_s` seconds, except once the worker is stopping.
+
+    Faust stops the producer before the app's timers: a tick that sends then (the sweep's
+    trace records, the emit's partials) got `NotReady`, which crashed the stop (exit status 1,
+    "We experienced a crash!"). Nothing a tick does is acknowledged before its sends are
+    delivered, so a tick cut short by the stop is simply done again after the restart.
+    """
+
+    async def guarded() -> None:
+        if app.should_stop:
+            return
+        try:
+            await tick()
+        except NotReady:
+            if not app.should_stop:
+                raise
+            log.info("%s: cut short by the stop; redone after the restart", name)
+
+    app.timer(interval_s, name=name)(guarded)
 
 
 MessagesByPartition = dict[int, list[Any]]

@@ -35,7 +35,7 @@ from streams.aggregate.merge import (
     watermark_record,
 )
 from streams.aggregate.window import Observation, WindowAggregator, WindowKey
-from streams.batch_agent import current_events, gone_stale, held
+from streams.batch_agent import current_events, gone_stale, held, register_timer
 from streams.config import AggregationConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.writer import WarehouseWriter
@@ -323,7 +323,7 @@ def register_aggregation(
             for message in stage.source_hold.release(source, through):
                 message.ack(app.consumer)
 
-    app.timer(stage.config.emit_interval_ms / 1000, name=f"tracepipe.{name}-emit")(emit)
+    register_timer(app, stage.config.emit_interval_ms / 1000, f"tracepipe.{name}-emit", emit)
 
     async def merge(stream: faust.StreamT[bytes]) -> None:
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.

@@ -33,6 +33,7 @@ from streams.batch_agent import (
     header_value,
     held,
     messages_by_partition,
+    register_timer,
 )
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.model.span import Span
@@ -315,7 +316,7 @@ def register_assembly(
             kept = [span_row(s) for item in finished for s in item.kept_spans]
             await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, kept)
 
-    app.timer(stage.config.sweep_interval_ms / 1000, name="tracepipe.assembly-sweep")(sweep)
+    register_timer(app, stage.config.sweep_interval_ms / 1000, "tracepipe.assembly-sweep", sweep)
 
     async def trace_sink(stream: faust.StreamT[bytes]) -> None:
         # take_events exists on faust-streaming's Stream but not on its StreamT protocol.

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from streams.aggregate.graph import edges_from_trace
 from streams.aggregate.observations import latency_observations
 from streams.aggregate.window import window_start
 from streams.assemble.record import build_trace_record
@@ -28,6 +29,7 @@ from streams.warehouse import SPAN_KIND_VALUES
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import read_messages, read_topic
 from tests.reliability.result import (
+    EdgeWindowKey,
     FaultResult,
     SpanKey,
     SpanTally,
@@ -247,6 +249,33 @@ def stored_windows(reader: Reader) -> dict[WindowKey, int]:
         (r["ServiceName"], r["SpanName"], r["SpanKind"], r["StatusClass"], int(r["start_ns"])): (
             int(r["Count"])
         )
+        for r in rows
+    }
+
+
+def expected_edge_windows(workload: Workload) -> dict[EdgeWindowKey, int]:
+    """Calls per service-graph window, from the pipeline's own pairing rule
+    (`edges_from_trace` over each whole trace, as its first assembled version)."""
+    window_ns = WINDOW_MS * 1_000_000
+    traces: dict[str, list[Span]] = {}
+    for span in workload.spans:
+        traces.setdefault(span["trace_id"], []).append(span)
+    counts: Counter[EdgeWindowKey] = Counter()
+    for spans in traces.values():
+        for edge in edges_from_trace(spans):
+            start_ns = window_start(edge.end_time_unix_nano, window_ns)
+            counts[edge.client, edge.server, edge.connection_type, start_ns] += 1
+    return dict(counts)
+
+
+def stored_edge_windows(reader: Reader) -> dict[EdgeWindowKey, int]:
+    """`Count` of every final service-graph window as users read it (tracepipe_edges FINAL)."""
+    rows = reader.query_dicts(
+        "SELECT Client, Server, ConnectionType, toUnixTimestamp64Nano(WindowStart) AS start_ns, "
+        "Count FROM tracepipe_edges FINAL"
+    )
+    return {
+        (r["Client"], r["Server"], r["ConnectionType"], int(r["start_ns"])): int(r["Count"])
         for r in rows
     }
 

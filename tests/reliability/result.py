@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 RESULTS_ENV = "TRACEPIPE_RELIABILITY_RESULTS"
 DEFAULT_RESULTS_DIR = Path(__file__).parent / "results"
@@ -107,6 +108,11 @@ def tally_traces(
 WindowKey = tuple[str, str, str, str, int]
 """(service, operation, span kind as stored, status class, window start in unix ns)."""
 
+EdgeWindowKey = tuple[str, str, str, int]
+"""(client, server, connection type, window start in unix ns): one service-graph window."""
+
+AnyWindowKey = TypeVar("AnyWindowKey", bound=Hashable)
+
 
 @dataclass(frozen=True)
 class WindowTally:
@@ -128,9 +134,10 @@ class WindowTally:
 
 
 def tally_windows(
-    expected: Mapping[WindowKey, int], stored: Mapping[WindowKey, int]
+    expected: Mapping[AnyWindowKey, int], stored: Mapping[AnyWindowKey, int]
 ) -> WindowTally:
-    """Compare expected per-window span counts with the stored final windows' `Count`."""
+    """Compare expected per-window counts (spans, or calls for edges) with the stored final
+    windows' `Count`."""
     return WindowTally(
         expected=len(expected),
         exact=sum(1 for key, n in expected.items() if stored.get(key) == n),

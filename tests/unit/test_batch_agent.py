@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from faust.exceptions import NotReady
 from faust.types.tuples import ConsumerMessage
 
-from streams.batch_agent import current_events, gone_stale, held
+from streams.batch_agent import current_events, gone_stale, held, register_timer
 
 
 @dataclass
@@ -126,3 +127,54 @@ def test_a_batch_goes_stale_when_a_rebalance_begins_while_it_is_processed() -> N
     assert gone_stale(app, events)
     asyncio.run(take_and_process(app, events, fail=None))
     assert app.consumer.acked == []  # its re-read copy replaces it
+
+
+@dataclass
+class TimerApp:
+    """Faust's app boundary for timers: whether it is stopping, and the timer registered."""
+
+    should_stop: bool = False
+    ticks: list[Any] = field(default_factory=list)
+
+    def timer(self, interval: float, name: str) -> Any:
+        def register(fun: Any) -> Any:
+            self.ticks.append(fun)
+            return fun
+
+        return register
+
+
+def timer_of(app: TimerApp, tick: Any) -> Any:
+    register_timer(app, 1.0, "tracepipe.test", tick)  # type: ignore[arg-type]
+    return app.ticks[0]
+
+
+def test_a_timer_cut_short_by_the_stop_does_not_crash_the_worker() -> None:
+    app = TimerApp()
+
+    async def tick() -> None:
+        app.should_stop = True  # the stop begins while the tick sends
+        raise NotReady("Producer service not yet started")
+
+    asyncio.run(timer_of(app, tick)())  # nothing raised: Faust would crash the worker (exit 1)
+
+
+def test_a_timer_does_nothing_once_the_worker_is_stopping() -> None:
+    app = TimerApp(should_stop=True)
+    ran: list[bool] = []
+
+    async def tick() -> None:
+        ran.append(True)
+
+    asyncio.run(timer_of(app, tick)())
+    assert ran == []
+
+
+def test_a_producer_not_ready_outside_a_stop_still_fails_the_tick() -> None:
+    app = TimerApp()
+
+    async def tick() -> None:
+        raise NotReady("Producer service not yet started")
+
+    with pytest.raises(NotReady):
+        asyncio.run(timer_of(app, tick)())
