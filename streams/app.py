@@ -344,6 +344,31 @@ def create_app(settings: Settings) -> Pipeline:
     return pipeline
 
 
+def _spans_fetch_state(consumer: Any, topic: str) -> dict[str, Any]:
+    """Per assigned spans partition: Faust's read offset and highwater, aiokafka's position and
+    partition status (read across threads: a diagnostic, not a decision)."""
+    state: dict[str, Any] = {}
+    try:
+        assignment = consumer._thread._ensure_consumer()._subscription.subscription.assignment
+    except Exception:  # no consumer yet, or no assignment
+        assignment = None
+    for tp in sorted(consumer.assignment(), key=lambda tp: tp.partition):
+        if tp.topic != topic:
+            continue
+        entry: dict[str, Any] = {"read_offset": consumer._read_offset.get(tp)}
+        try:
+            entry["highwater"] = consumer.highwater(tp)
+            if assignment is not None:
+                tp_state = assignment.state_value(tp)
+                entry["position"] = tp_state._position
+                entry["status"] = str(tp_state._status)
+                entry["paused"] = tp_state.paused
+        except Exception as err:  # reported, not handled
+            entry["error"] = repr(err)
+        state[str(tp.partition)] = entry
+    return state
+
+
 def _register_web(pipeline: Pipeline) -> None:
     app, counters, writer = pipeline.app, pipeline.counters, pipeline.writer
 
@@ -371,6 +396,7 @@ def _register_web(pipeline: Pipeline) -> None:
             "buffered": sorted(str(tp) for tp in consumer._buffered_partitions),
             "paused": sorted(str(tp) for tp in consumer._paused_partitions),
             "flow_active": bool(consumer.flow_active) and app.flow_control.is_active(),
+            "spans": _spans_fetch_state(consumer, pipeline.topics.spans),
         }
         return view.json(
             {
