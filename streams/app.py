@@ -190,30 +190,45 @@ def hold_streams_until_seeked(app: faust.App) -> None:
     # `on_rebalance_complete` just before that resume and seek; its own `resume_flow`, after
     # the clear, restarts fetching from the committed offsets.
     #
-    # aiokafka's seek to the committed offsets leaves a partition with no commit where its
-    # fetch position is. Before a partition's first commit (the holds keep records unacked
-    # until their windows are published) a rebalance would leave the records read before it,
-    # whose state the rebalance dropped, unread for good (the early-rebalance gap): such
-    # partitions start over from offset 0, as `consumer_auto_offset_reset="earliest"` means
-    # (aiokafka resets an offset retention has removed to the earliest one). Faust's own
-    # `seek_to_beginning` cannot be used: its `earliest_offsets` passes the partitions to
-    # aiokafka as one tuple argument and raises, which left recovery stopped for good.
-    async def seek_for_redelivery(
+    # Every "seek back to the committed offsets" of Faust's (recovery's after each rebalance, and
+    # getmany's when it drops a fetched batch because flow stopped meanwhile) relies on aiokafka's
+    # seek_to_committed, which leaves a partition with no commit where its fetch position is:
+    # the records fetched and dropped are never read again. Before a partition's first commit
+    # (the holds keep records unacked until their windows are published) that lost a restarted
+    # worker's whole spans backlog (fetched during recovery, dropped, never re-read: nothing
+    # consumed for minutes) and, at an early rebalance, the held records the rebuilt windows
+    # need (the early-rebalance gap). So each such seek also sends the never-committed stream
+    # partitions back to offset 0, as `consumer_auto_offset_reset="earliest"` means (aiokafka
+    # resets an offset retention removed to the earliest).
+    def stop_flow_for_seek(
         sender: faust.App, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
-        # Faust's ConsumerT protocol lacks the seeks its consumers have.
         consumer: Any = sender.consumer
         consumer.stop_flow()
-        if not consumer.assignment():
-            return
-        committed = await consumer.seek_to_committed()
-        rewind = never_committed(committed, sender.tables.changelog_topics)
+        rewind_never_committed(consumer, sender.tables.changelog_topics)
+
+    app.on_rebalance_complete.connect(stop_flow_for_seek)
+
+
+def rewind_never_committed(consumer: Any, changelogs: Set[str]) -> None:
+    """Make the consumer's `perform_seek` (Faust's seek to the committed offsets) also seek its
+    never-committed stream partitions to offset 0; once per consumer."""
+    if getattr(consumer, "_tracepipe_rewinds", False):
+        return
+    seek_to_committed = consumer.perform_seek
+
+    async def perform_seek() -> None:
+        await seek_to_committed()
+        committed = {tp: consumer._committed_offset.get(tp) for tp in consumer.assignment()}
+        rewind = never_committed(committed, changelogs)
         if rewind:
             # On the consumer's own thread (aiokafka is not thread-safe), as Faust's recovery
-            # seeks its changelogs.
+            # seeks its changelogs; Faust's seek_to_beginning is not usable (its
+            # earliest_offsets passes the partitions to aiokafka as one tuple and raises).
             await consumer.seek_wait(dict.fromkeys(rewind, 0))
 
-    app.on_rebalance_complete.connect(seek_for_redelivery)
+    consumer.perform_seek = perform_seek
+    consumer._tracepipe_rewinds = True
 
 
 def never_committed(committed: Mapping[TP, int | None], changelogs: Set[str]) -> list[TP]:

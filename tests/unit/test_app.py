@@ -101,6 +101,7 @@ class SeekingConsumer:
     fetching_during_seek: list[bool] = field(default_factory=list)
     committed: dict[TP, int | None] = field(default_factory=lambda: {SPANS: 7})
     seeks: list[tuple[TP, int]] = field(default_factory=list)
+    _committed_offset: dict[TP, int | None] = field(default_factory=dict)
 
     def assignment(self) -> set[TP]:
         return set(self.committed)
@@ -115,8 +116,11 @@ class SeekingConsumer:
         pass
 
     async def perform_seek(self) -> None:
+        # Faust's: seek to the committed offsets, remember the ones that exist.
         await asyncio.sleep(0)
         self.fetching_during_seek.append(self.flow_active)
+        self.seeks.append((TP("committed", 0), 0))
+        self._committed_offset.update({tp: o for tp, o in self.committed.items() if o})
 
     def stop_flow(self) -> None:
         self.flow_active = False
@@ -163,9 +167,15 @@ def test_partitions_with_nothing_committed_start_over_at_a_rebalance() -> None:
     app.consumer = consumer
     app._fetcher = IdleFetcher()
     asyncio.run(recover(app))
-    assert consumer.seeks == [(SPANS, 0), (fresh, 0)]
+    # After Faust's seek to the committed offsets, which leaves them where the fetcher was.
+    assert consumer.seeks == [(TP("committed", 0), 0), (SPANS, 0), (fresh, 0)]
     assert consumer.fetching_during_seek == [False]
     assert consumer.flow_active
+    # Faust's getmany seeks back to the committed offsets too when it drops a fetched batch
+    # (flow stopped meanwhile): the records it dropped must come again.
+    consumer.seeks.clear()
+    asyncio.run(consumer.perform_seek())
+    assert consumer.seeks == [(TP("committed", 0), 0), (SPANS, 0), (fresh, 0)]
 
 
 def test_never_committed_leaves_changelogs_and_committed_partitions_alone() -> None:
