@@ -38,7 +38,9 @@ def generate(
     topic = TopicNames.from_prefix(prefix).spans
     ensure_topics(load_settings().kafka, [topic])
     started_ns = time.time_ns()
+    # The same ids each run (--id-seed): the tests compare the spans of two runs by id.
     argv = ["generate", "--rate", str(RATE), "--duration", f"{DURATION_S}s", "--seed", "7"]
+    argv += ["--id-seed", "7"]
     assert main([*argv, *extra]) == 0
     finished_ns = time.time_ns()
     captured = capsys.readouterr()

@@ -181,7 +181,8 @@ def test_search_open_a_trace_and_see_its_waterfall_and_critical_path(
         wait.until(lambda _: detail.is_displayed())
         assert "ERROR: card declined" in detail.text and "payment.amount" in detail.text
 
-        browser.get(f"{base}/ui/trace/{'0' * 32}")
+        # A well-formed id with nothing stored (all zeros is not a trace id at all).
+        browser.get(f"{base}/ui/trace/{'1' * 32}")
         assert browser.find_element(By.TAG_NAME, "h1").text == "Trace not found"
         assert "No spans are stored" in browser.find_element(By.CSS_SELECTOR, ".problem").text
 
