@@ -233,8 +233,7 @@ def rewind_never_committed(consumer: Any, changelogs: Set[str]) -> None:
 
 def never_committed(committed: Mapping[TP, int | None], changelogs: Set[str]) -> list[TP]:
     """The stream partitions in `committed` (each assigned partition's committed offset, None
-    if none) that have
-    no committed offset yet; changelog partitions are Faust's recovery's own."""
+    if none) with no commit yet; changelog partitions are Faust's recovery's own."""
     return sorted(
         (tp for tp, offset in committed.items() if tp.topic not in changelogs and not offset),
         key=lambda tp: (tp.topic, tp.partition),
