@@ -36,9 +36,10 @@ from streams.batch_agent import (
     register_timer,
 )
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.model.column_codec import columns_from_spans
+from streams.model.partition import trace_partition
 from streams.model.span import Span
-from streams.sdk.producer import trace_partition
-from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
+from streams.sink.spans import OTEL_TRACES, otel_traces_table
 from streams.sink.traces import (
     CRITICAL_PATH,
     CRITICAL_PATH_COLUMNS,
@@ -313,8 +314,8 @@ def register_assembly(
         # Only once the records are on the topic: a crash before this re-emits, never loses.
         state.write(emitted_marks)
         if stage.sampling.enabled:
-            kept = [span_row(s) for item in finished for s in item.kept_spans]
-            await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, kept)
+            kept = columns_from_spans(s for item in finished for s in item.kept_spans)
+            await writer.write_arrow(OTEL_TRACES, otel_traces_table(kept))
 
     register_timer(app, stage.config.sweep_interval_ms / 1000, "tracepipe.assembly-sweep", sweep)
 
