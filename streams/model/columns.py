@@ -38,6 +38,9 @@ TEXT_COLUMNS = (
 )
 """The span's text fields, each a uint32 column of indexes into `SpanColumns.strings`."""
 
+# Names of every uint8 code: one outside the enums reads as such and validation rejects it.
+_KIND_NAMES = (*SPAN_KINDS, *(f"kind code {i}" for i in range(len(SPAN_KINDS), 256)))
+_STATUS_NAMES = (*STATUS_CODES, *(f"status code {i}" for i in range(len(STATUS_CODES), 256)))
 _HEX = np.array([b"%02x" % i for i in range(256)], dtype="S2")
 
 EventRow = tuple[int, int, str, dict[str, AttributeValue]]
@@ -217,8 +220,8 @@ class SpanColumns:
         span_ids = hex_strings(self.span_id)
         parents = self.parent_ids()
         texts = {column: self.texts(column) for column in TEXT_COLUMNS}
-        kinds = [SPAN_KINDS[k] for k in self.kind.tolist()]
-        statuses = [STATUS_CODES[s] for s in self.status_code.tolist()]
+        kinds = [_KIND_NAMES[k] for k in self.kind.tolist()]
+        statuses = [_STATUS_NAMES[s] for s in self.status_code.tolist()]
         starts = self.start_time_unix_nano.tolist()
         ends = self.end_time_unix_nano.tolist()
         attributes = self.attributes.dicts(self.strings)
