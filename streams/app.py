@@ -304,7 +304,7 @@ def create_app(settings: Settings) -> Pipeline:
     )
 
     def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:
-        state.add([span for columns in batch.values() for span in columns.spans()])
+        state.add(list(batch.values()))
 
     def observe_spans(batch: SpansByPartition, messages: MessagesByPartition) -> None:
         for partition, partition_messages in messages.items():

@@ -88,3 +88,16 @@ def test_restored_open_traces_wait_a_full_idle_period_after_a_restart() -> None:
     clock[0] += 200 * MS
     (trace,) = after.finish_due()
     assert trace.record["span_count"] == 2 and trace.record["version"] == 1
+
+
+def test_span_columns_are_held_as_the_same_compact_spans_as_span_dicts() -> None:
+    from streams.model.column_codec import columns_from_spans
+    from tests.unit.model.test_columns import odd_spans, web_shop
+
+    spans = odd_spans() + web_shop(30)
+    by_dicts = AssemblyStage(AssemblyConfig(), SamplingConfig(), lambda: 0)
+    by_columns = AssemblyStage(AssemblyConfig(), SamplingConfig(), lambda: 0)
+    by_dicts.add(spans)
+    by_columns.add_columns(columns_from_spans(spans))
+    assert by_columns.buffer.snapshot() == by_dicts.buffer.snapshot()
+    assert by_columns.take_changes() == by_dicts.take_changes()
