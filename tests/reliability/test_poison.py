@@ -28,6 +28,7 @@ from streams.config import IngestConfig
 from streams.deadletter import REASON_HEADER
 from streams.ingest.agent import bridge_batch
 from streams.model.codec import SCHEMA_HEADER, AvroCodec, load_schema, schema_fingerprint
+from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.span import Span, make_span
 from streams.paths import schemas_root
 from streams.sdk.producer import PRODUCER_DEFAULTS
@@ -55,6 +56,7 @@ MAX_RECORD_BYTES = 64 * 1024
 LIMITS = IngestConfig(max_record_bytes=MAX_RECORD_BYTES)
 SPAN = AvroCodec("span")
 BATCH = AvroCodec("span", array=True)
+COLUMNS = SpanColumnsCodec()
 OTLP_TRACE = Path(__file__).parents[1] / "testdata" / "ingest" / "otlp_trace.json"
 OLD_SPAN_SCHEMA = schemas_root() / "avro" / "history" / "span.v1.avsc"
 
@@ -76,7 +78,7 @@ def expected_letters(kind: str, value: bytes, headers: list[tuple[str, bytes]]) 
     event = FakeEvent(FakeMessage(value, headers, partition=0, offset=0))
     if kind == "spans":
         by_partition, letters, _ = SpanDecoder(LIMITS).split([event])
-        passed = sum(len(spans) for spans in by_partition.values())
+        passed = sum(len(columns) for columns in by_partition.values())
     else:
         spans, letters = bridge_batch(kind, [event], LIMITS)
         passed = len(spans)
@@ -87,12 +89,30 @@ def _valid_otlp() -> bytes:
     return otlp_proto_bytes(OTLP_TRACE.read_bytes())
 
 
+def _damaged_columns(at: int, byte: int) -> bytes:
+    """A span columns message of two valid spans with one byte changed."""
+    spans = [
+        make_span("4bf92f3577b34da6a3ce929d0e0e4736", f"00f067aa0ba902b{i}", "op", "svc", 1, 2)
+        for i in range(2)
+    ]
+    value = bytearray(COLUMNS.encode(columns_from_spans(spans)))
+    value[at % len(value)] = byte
+    return bytes(value)
+
+
 single = [(SCHEMA_HEADER, SPAN.fingerprint.encode())]
 batch = [(SCHEMA_HEADER, BATCH.fingerprint.encode())]
+columns = [(SCHEMA_HEADER, COLUMNS.fingerprint.encode())]
 poison = st.one_of(
     st.tuples(st.just("spans"), st.binary(max_size=300), st.just(single)),
     st.tuples(st.just("spans"), st.binary(max_size=300), st.just(batch)),
     st.tuples(st.just("spans"), st.binary(max_size=60), st.just([])),
+    st.tuples(st.just("spans"), st.binary(max_size=300), st.just(columns)),
+    st.tuples(
+        st.just("spans"),
+        st.builds(_damaged_columns, st.integers(0, 10_000), st.integers(0, 255)),
+        st.just(columns),
+    ),
     st.tuples(
         st.just("spans"),
         st.just(
@@ -101,7 +121,7 @@ poison = st.one_of(
             )
         ),
         st.text(alphabet="0123456789abcdef", min_size=1, max_size=16)
-        .filter(lambda fp: not SPAN.knows(fp) and not BATCH.knows(fp))
+        .filter(lambda fp: not SPAN.knows(fp) and not BATCH.knows(fp) and not COLUMNS.knows(fp))
         .map(lambda fp: [(SCHEMA_HEADER, fp.encode())]),
     ),
     st.tuples(st.just("otlp"), st.integers(1, 400).map(lambda n: _valid_otlp()[:-n]), st.just([])),
