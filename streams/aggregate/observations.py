@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from streams.aggregate.graph import edges_from_trace
 from streams.aggregate.window import Observation
-from streams.assemble.record import TraceRecord
+from streams.assemble.record import TraceRecord, service_graph_calls
 from streams.model.span import Span
 
 LATENCY_DIMENSIONS = ("service", "operation", "kind", "status_class")
@@ -40,19 +39,25 @@ def latency_observations(spans: Iterable[Span]) -> list[Observation]:
 
 
 def edge_observations(records: Iterable[TraceRecord]) -> list[Observation]:
-    """The service-graph calls completed in each trace version (earlier versions' calls are
-    not repeated); records without spans (assembly.include_spans off) contribute nothing."""
+    """The service-graph calls completed in each trace version, as its record carries them
+    (paired at emission; earlier versions' calls are not repeated)."""
     observations = []
     for record in records:
-        for edge in edges_from_trace(record["spans"], record["previous_span_count"]):
+        trace_id = record["trace_id"]
+        calls = record["calls"]
+        if calls is None:
+            # Written before trace.v3 (by a worker not yet upgraded): such a record carries its
+            # spans, so pair them here as that worker's edge stage did.
+            calls = service_graph_calls(record["spans"], record["previous_span_count"])
+        for call in calls:
             observations.append(
                 Observation(
-                    edge.end_time_unix_nano,
-                    edge.duration_ns,
-                    (edge.client, edge.server, edge.connection_type),
-                    edge.error,
-                    edge.trace_id,
-                    edge.span_id,
+                    call["end_time_unix_nano"],
+                    call["duration_ns"],
+                    (call["client"], call["server"], call["connection_type"]),
+                    call["error"],
+                    trace_id,
+                    call["span_id"],
                 )
             )
     return observations
