@@ -45,9 +45,10 @@ def edge_observations(records: Iterable[TraceRecord]) -> list[Observation]:
     for record in records:
         trace_id = record["trace_id"]
         calls = record["calls"]
-        if calls is None:
-            # Written before trace.v3 (by a worker not yet upgraded): such a record carries its
-            # spans, so pair them here as that worker's edge stage did.
+        if not calls and record["spans"]:
+            # Written before trace.v3 (by a worker not yet upgraded), it has no calls but its
+            # spans: pair them as that worker's edge stage did. (A newer record with spans and
+            # no calls pairs to none again.)
             calls = service_graph_calls(record["spans"], record["previous_span_count"])
         for call in calls:
             observations.append(

@@ -70,8 +70,7 @@ class TraceRecord(TypedDict):
     sampled: bool
     sampling_policy: str
     previous_span_count: int
-    calls: list[ServiceGraphCall] | None
-    """None only in records written before trace.v3 (decoded with its default)."""
+    calls: list[ServiceGraphCall]
 
 
 def build_trace_record(

@@ -123,8 +123,7 @@ def test_the_trace_record_carries_the_golden_calls(case: Path) -> None:
         previous_span_count=golden["new_from"],
     )
     calls = [
-        edge_row(EdgeObservation(**call, trace_id=TRACE_ID), names)
-        for call in record["calls"] or []
+        edge_row(EdgeObservation(**call, trace_id=TRACE_ID), names) for call in record["calls"]
     ]
     assert calls == golden["edges"]
 

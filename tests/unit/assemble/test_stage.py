@@ -117,12 +117,12 @@ def test_records_carry_span_ids_by_default_spans_on_request_and_each_versions_ne
     assert first.record["spans"] == (spans if include_spans else [])
     assert first.record["span_ids"] == ([] if include_spans else [server, client])
     assert first.kept_spans == spans  # what sampling stores does not depend on it
-    calls = first.record["calls"] or []
+    calls = first.record["calls"]
     assert [(c["client"], c["server"], c["span_id"]) for c in calls] == [("user", "web", server)]
     stage.add([late])
     clock[0] += 200 * MS
     (second,) = stage.finish_due()
     # Version 2 carries the call its late span completed, not version 1's again.
-    calls = second.record["calls"] or []
+    calls = second.record["calls"]
     assert [(c["client"], c["server"], c["span_id"]) for c in calls] == [("web", "api", "3" * 16)]
     assert calls[0]["duration_ns"] == 7 * MS and calls[0]["end_time_unix_nano"] == 8 * MS
