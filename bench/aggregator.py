@@ -20,6 +20,8 @@ from streams.aggregate.window import WindowAggregator
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
+from streams.model.column_codec import columns_from_spans
+from streams.model.columns import SpanColumns
 from streams.model.span import Span
 
 PARTITIONS = 6
@@ -42,13 +44,13 @@ def main() -> None:
     while len(spans) < args.spans:
         spans.extend(generator.trace(start_ns + len(spans) * step_ns))
     spans = spans[: args.spans]
-    batches = []
+    batches: list[dict[int, SpanColumns]] = []
     for i in range(0, len(spans), args.batch):
         chunk = spans[i : i + args.batch]
-        by_partition: dict[int, list[Span]] = {}
+        spans_of: dict[int, list[Span]] = {}
         for span in chunk:
-            by_partition.setdefault(hash(span["trace_id"]) % PARTITIONS, []).append(span)
-        batches.append(by_partition)
+            spans_of.setdefault(hash(span["trace_id"]) % PARTITIONS, []).append(span)
+        batches.append({p: columns_from_spans(b) for p, b in spans_of.items()})
 
     aggregator = WindowAggregator(10_000, 30_000, 3_600_000, 0.01, 5)
     merger = WindowMerger(PARTITIONS, 5)

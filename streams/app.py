@@ -304,12 +304,13 @@ def create_app(settings: Settings) -> Pipeline:
     )
 
     def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:
-        state.add([span for spans in batch.values() for span in spans])
+        state.add(list(batch.values()))
 
     def observe_spans(batch: SpansByPartition, messages: MessagesByPartition) -> None:
         for partition, partition_messages in messages.items():
-            spans = batch.get(partition, [])
-            latency.observe(partition, latency_observations(spans), partition_messages)
+            columns = batch.get(partition)
+            observations = latency_observations(columns) if columns is not None else []
+            latency.observe(partition, observations, partition_messages)
 
     def observe_traces(batch: dict[int, list[TraceRecord]], messages: MessagesByPartition) -> None:
         for partition, partition_messages in messages.items():

@@ -5,37 +5,50 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 from streams.aggregate.window import Observation
 from streams.assemble.record import TraceRecord, service_graph_calls
-from streams.model.span import Span
+from streams.model.columns import SpanColumns, hex_strings
+from streams.model.span import SPAN_KINDS, STATUS_CODES
 
 LATENCY_DIMENSIONS = ("service", "operation", "kind", "status_class")
 """The dimensions of a latency window, as named in schemas/avro/latency.avsc."""
 
 EDGE_DIMENSIONS = ("client", "server", "connection_type")
+
+_ERROR = STATUS_CODES.index("ERROR")
 """The dimensions of a service-graph edge window, as named in schemas/avro/edge.avsc."""
 
 
-def latency_observations(spans: Iterable[Span]) -> list[Observation]:
-    """One observation per span: its duration, keyed by service, operation, kind, status."""
-    return [
-        Observation(
-            s["end_time_unix_nano"],
-            s["end_time_unix_nano"] - s["start_time_unix_nano"],
-            (
-                s["service_name"],
-                s["name"],
-                s["kind"],
-                # The status class: `error` for ERROR, `ok` for OK and UNSET, as the
-                # spanmetrics connector splits by status (inline: this runs on every span).
-                "error" if s["status_code"] == "ERROR" else "ok",
-            ),
-            s["status_code"] == "ERROR",
-            s["trace_id"],
-            s["span_id"],
-        )
-        for s in spans
+def latency_observations(columns: SpanColumns) -> list[Observation]:
+    """One observation per span: its duration, keyed by service, operation, kind and status
+    class (`error` for ERROR, `ok` for OK and UNSET, as the spanmetrics connector splits)."""
+    if not len(columns):
+        return []
+    ends = columns.end_time_unix_nano
+    errors = columns.status_code == _ERROR
+    # Each distinct key is built once (a batch holds a few hundred spans of a few dozen keys).
+    codes = np.stack(
+        [columns.text["service_name"], columns.text["name"], columns.kind, errors]
+    ).T.astype(np.int64)
+    distinct, inverse = np.unique(codes, axis=0, return_inverse=True)
+    strings = columns.strings
+    keys = [
+        (strings[service], strings[name], SPAN_KINDS[kind], "error" if error else "ok")
+        for service, name, kind, error in distinct.tolist()
     ]
+    return list(
+        map(
+            Observation,
+            ends.tolist(),
+            (ends - columns.start_time_unix_nano).tolist(),
+            [keys[i] for i in inverse.reshape(-1).tolist()],
+            errors.tolist(),
+            hex_strings(columns.trace_id),
+            hex_strings(columns.span_id),
+        )
+    )
 
 
 def edge_observations(records: Iterable[TraceRecord]) -> list[Observation]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +35,10 @@ from streams.batch_agent import (
     register_timer,
 )
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
-from streams.model.span import Span
-from streams.sdk.producer import trace_partition
-from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
+from streams.model.column_codec import columns_from_spans
+from streams.model.columns import SpanColumns
+from streams.model.partition import trace_partition
+from streams.sink.spans import OTEL_TRACES, otel_traces_table
 from streams.sink.traces import (
     CRITICAL_PATH,
     CRITICAL_PATH_COLUMNS,
@@ -141,16 +142,18 @@ class AssemblyState:
             self.stage.buffer.open_trace_count,
         )
 
-    def add(self, spans: list[Span]) -> None:
-        """Buffer spans (restoring first if this is the first work after a start or a
+    def add(self, batches: Iterable[SpanColumns]) -> None:
+        """Buffer span batches (restoring first if this is the first work after a start or a
         rebalance) and persist; nothing while a rebalance is under way."""
         if not self.ready():
             # A rebalance began since the span agent checked the batch: it drops the batch,
             # which comes again after the seek. (Spans before the first recovery would be a
             # bug: Faust delivers nothing until then.)
-            log.warning("assembly state not ready: %d spans left for their redelivery", len(spans))
+            count = sum(len(columns) for columns in batches)
+            log.warning("assembly state not ready: %d spans left for their redelivery", count)
             return
-        self.stage.add(spans)
+        for columns in batches:
+            self.stage.add_columns(columns)
         self.persist()
 
     def persist(self) -> None:
@@ -278,8 +281,8 @@ def register_assembly(
         # Only once the records are on the topic: a crash before this re-emits, never loses.
         state.write(emitted_marks)
         if stage.sampling.enabled:
-            kept = [span_row(s) for item in finished for s in item.kept_spans]
-            await writer.write_rows(OTEL_TRACES, OTEL_TRACES_COLUMNS, kept)
+            kept = columns_from_spans(s for item in finished for s in item.kept_spans)
+            await writer.write_arrow(OTEL_TRACES, otel_traces_table(kept))
 
     register_timer(app, stage.config.sweep_interval_ms / 1000, "tracepipe.assembly-sweep", sweep)
 

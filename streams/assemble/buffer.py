@@ -180,11 +180,19 @@ class TraceBuffer:
 
         `encoded` is the span's codec bytes when the caller has them (the Kafka value).
         """
+        held: Any
+        if self._codec is None:
+            held = span
+        else:
+            held = encoded if encoded is not None else self._codec.encode(span)
+        return self.add_held(span["trace_id"], span["span_id"], not span["parent_span_id"], held)
+
+    def add_held(self, trace_id: str, span_id: str, is_root: bool, held: Any) -> list[Emission]:
+        """Buffer one span already in its held form (the codec's, or the span dict without
+        one); return the traces evicted to make room."""
         now = self._tick()
         self._seq += 1
         self.stats.spans_in += 1
-        trace_id = span["trace_id"]
-        span_id = span["span_id"]
         out: list[Emission] = []
         trace = self._open.get(trace_id)
         if trace is not None:
@@ -222,12 +230,9 @@ class TraceBuffer:
             trace.dropped_span_count += 1
             self.stats.spans_not_held += 1
         else:
-            if self._codec is None:
-                trace.held.append(span)
-            else:
-                trace.held.append(encoded if encoded is not None else self._codec.encode(span))
+            trace.held.append(held)
             trace.span_ids.add(span_id)
-            if not span["parent_span_id"]:
+            if is_root:
                 trace.has_root = True
             if self._dirty is not None:
                 self._dirty[(trace_id, len(trace.held) - 1)] = None

@@ -15,6 +15,7 @@ from streams.assemble.compact import CompactSpans
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.assemble.sampling import TailSampler
 from streams.config import AssemblyConfig, SamplingConfig
+from streams.model.columns import SpanColumns
 from streams.model.span import Span
 
 
@@ -35,10 +36,11 @@ class AssemblyStage:
         self.config = assembly
         self.sampling = sampling
         self._now = now
+        self._compact = CompactSpans() if assembly.compact_spans else None
         self.buffer = TraceBuffer(
             assembly,
             now,
-            codec=CompactSpans() if assembly.compact_spans else None,
+            codec=self._compact,
             tombstone_retention_ms=assembly.tombstone_retention_ms,
             track_changes=True,
         )
@@ -53,6 +55,17 @@ class AssemblyStage:
         """Buffer spans; traces evicted to make room are kept until the next `finish_due`."""
         for span in spans:
             self._evicted.extend(self.buffer.add(span))
+
+    def add_columns(self, columns: SpanColumns) -> None:
+        """Buffer a batch of span columns (held compact without a span dict in between)."""
+        if self._compact is None:
+            self.add(columns.spans())
+            return
+        add = self.buffer.add_held
+        evicted = self._evicted
+        for held in self._compact.encode_columns(columns):
+            # The compact tuple starts trace id, span id, parent span id.
+            evicted.extend(add(held[0], held[1], not held[2], held))
 
     def finish_due(self) -> list[FinishedTrace]:
         """Every trace that is due (evicted, idle or aged), as a finished record."""

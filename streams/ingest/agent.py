@@ -21,19 +21,17 @@ from streams.config import IngestConfig
 from streams.deadletter import DeadLetter
 from streams.errors import DecodeError
 from streams.ingest import check_record_size, spans_from_payload, validate_span
-from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.model.codec import SCHEMA_HEADER
+from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
+from streams.model.partition import trace_partition
 from streams.model.span import Span
-from streams.sdk.producer import (
-    SpanEncoder,
-    encode_span_batch,
-    span_batch_chunks,
-    trace_partition,
-)
 from streams.telemetry import Counters
 
 STAGE = "bridge"
 BATCH_MAX_RECORDS = 500
 BATCH_MAX_WAIT_S = 0.2
+BATCH_MAX_BYTES = 512 * 1024
+"""Largest span columns message the bridge republishes (under the broker's 1 MiB)."""
 
 
 def payload_format(topic_kind: str, value: bytes) -> str:
@@ -82,8 +80,8 @@ def register_bridge(
     partitions: int,
 ) -> list[faust.types.AgentT[Any]]:
     """Attach one bridge agent per foreign topic to `app`; `partitions` is the spans topic's."""
-    encoder = SpanEncoder()
-    batch_headers = [(SCHEMA_HEADER, AvroCodec("span", array=True).fingerprint.encode())]
+    codec = SpanColumnsCodec()
+    headers = [(SCHEMA_HEADER, codec.fingerprint.encode())]
     counters.describe("tracepipe_bridge_spans_total", "Spans republished by the bridge.")
 
     def make(topic_kind: str) -> Any:
@@ -94,18 +92,18 @@ def register_bridge(
             ):
                 with held(app, events):
                     spans, rejected = bridge_batch(topic_kind, events, limits)
-                    by_partition: dict[int, list[bytes]] = {}
+                    by_partition: dict[int, list[Span]] = {}
                     for span in spans:
                         partition = trace_partition(span["trace_id"], partitions)
-                        by_partition.setdefault(partition, []).append(encoder.encode(span))
+                        by_partition.setdefault(partition, []).append(span)
                     deliveries = [
                         await spans_topic.send(
-                            value=encode_span_batch(chunk),
-                            partition=partition,
-                            headers=batch_headers,
+                            value=value, partition=partition, headers=headers
                         )
-                        for partition, bodies in by_partition.items()
-                        for chunk in span_batch_chunks(bodies)
+                        for partition, part in by_partition.items()
+                        for _, _, value in codec.encode_chunks(
+                            columns_from_spans(part), BATCH_MAX_BYTES
+                        )
                     ]
                     await asyncio.gather(*deliveries)
                     for letter in rejected:

@@ -27,8 +27,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from streams.config import IngestConfig
 from streams.errors import DecodeError
+from streams.model.column_codec import columns_from_spans
+from streams.model.columns import EXTRA, STRING, SpanColumns, concat_columns
 from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span
 
 UNNAMED_SPAN = "<unnamed>"
@@ -277,3 +282,74 @@ def _check_links(links: list[Any], limits: IngestConfig) -> list[Any]:
                 out = links = list(links)
             out[i] = _with_limited_attributes(link, limits)
     return links
+
+
+def validate_columns(
+    columns: SpanColumns, limits: IngestConfig
+) -> tuple[SpanColumns, list[tuple[Span, DecodeError]]]:
+    """Validate a span batch a column at a time: the valid spans (repaired ones included), and
+    each rejected span with its error. Spans the columns flag as doubtful (a bad id, time, kind
+    or status; an empty name; too many or too long attributes; odd events or links) go through
+    `validate_span` one by one, so both forms follow one rule."""
+    doubtful = _doubtful(columns, limits)
+    if not doubtful.any():
+        return columns, []
+    rows = np.flatnonzero(doubtful)
+    repaired: list[Span] = []
+    rejected: list[tuple[Span, DecodeError]] = []
+    for span in columns.select(rows).spans():
+        try:
+            repaired.append(validate_span(span, limits))
+        except DecodeError as err:
+            rejected.append((span, err))
+    kept = columns.select(np.flatnonzero(~doubtful))
+    if repaired:
+        kept = concat_columns([kept, columns_from_spans(repaired)])
+    return kept, rejected
+
+
+def _doubtful(columns: SpanColumns, limits: IngestConfig) -> npt.NDArray[np.bool_]:
+    n = len(columns)
+    strings = columns.strings
+    doubtful: npt.NDArray[np.bool_] = np.logical_not(columns.trace_id.any(axis=1))
+    doubtful |= ~columns.span_id.any(axis=1)
+    doubtful |= columns.start_time_unix_nano <= 0
+    doubtful |= columns.end_time_unix_nano < columns.start_time_unix_nano
+    doubtful |= columns.kind >= len(SPAN_KINDS)
+    doubtful |= columns.status_code >= len(STATUS_CODES)
+    if "" in strings:
+        empty = np.array([s == "" for s in strings])
+        doubtful |= empty[columns.text["name"]] | empty[columns.text["service_name"]]
+    # A str of at most max_bytes // 4 characters fits: UTF-8 is at most 4 bytes a character.
+    safe_chars = limits.max_attribute_value_bytes >> 2
+    long_text = np.array(
+        [len(s) > safe_chars and _truncate(s, limits.max_attribute_value_bytes) is not s
+         for s in strings] or [False]
+    )  # fmt: skip
+    for attributes, owner in (
+        (columns.attributes, None),
+        (columns.resources, columns.resource),
+    ):
+        bad_maps = attributes.counts > limits.max_attributes
+        types = attributes.types
+        bad_entry = types == EXTRA
+        is_text = types == STRING
+        bad_entry[is_text] = long_text[attributes.values[is_text]]
+        if bad_entry.any():
+            map_of_entry = np.repeat(np.arange(attributes.maps), attributes.counts)
+            bad_maps[map_of_entry[bad_entry]] = True
+        doubtful |= bad_maps if owner is None else bad_maps[owner]
+    for span, when, _, attrs in columns.events:
+        if not 0 <= when <= _INT64_MAX or (attrs and _needs_repair(attrs, limits)):
+            doubtful[span] = True
+    for span, trace_id, span_id, _, attrs in columns.links:
+        if not (
+            _HEX32(trace_id) and trace_id != _ZERO32 and _HEX16(span_id) and span_id != _ZERO16
+        ) or (attrs and _needs_repair(attrs, limits)):
+            doubtful[span] = True
+    if columns.events or columns.links:
+        for rows, cap in ((columns.events, limits.max_events), (columns.links, limits.max_links)):
+            if len(rows) > cap:
+                per_span = np.bincount([row[0] for row in rows], minlength=n)
+                doubtful |= per_span > cap
+    return doubtful

@@ -1,10 +1,11 @@
-"""SpanProducer: canonical Avro spans to Kafka in span batches, partitioned by trace id.
+"""SpanProducer: spans to Kafka in span column batches, partitioned by trace id.
 
-The hot path is one Python thread: encode (a specialised Avro encoder for the span schema,
-byte-identical to fastavro's output and about twice as fast), pick the trace id's partition
-(murmur2, as Java's and Faust's partitioner), and append the body to that partition's open
-batch. A batch becomes one Kafka message (an Avro array of spans) when it is full or
-`batch_linger_ms` old; librdkafka compresses and sends on its own threads. Faust costs the
+The hot path is one Python thread: pick the trace id's partition (murmur2, as Java's and
+Faust's partitioner) and add the span to that partition's open batch of columns
+(streams.model.column_codec). A batch becomes one Kafka message (schemas/avro/span_columns.avsc)
+when it is full or `batch_linger_ms` old; librdkafka compresses and sends on its own threads.
+With `batch_max_spans=1` every span is its own message in the single-span format (the
+specialised Avro encoder below, byte-identical to fastavro's output). Faust costs the
 worker about 130 µs of CPU per message whatever its size, so one span per message would cap a
 worker near 5,000 spans/s; a batch of hundreds makes that cost per span negligible.
 """
@@ -20,11 +21,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import SchemaError, TracepipeError
 from streams.model.codec import AvroCodec
+from streams.model.column_codec import SpanColumnsBuilder, SpanColumnsCodec
+from streams.model.columns import SpanColumns
+from streams.model.partition import trace_partition
 from streams.model.span import SPAN_KINDS, STATUS_CODES, Span
 
 log = logging.getLogger("tracepipe.sdk")
@@ -268,44 +271,17 @@ def encode_span_batch(bodies: Sequence[bytes]) -> bytes:
     return _long(len(bodies)) + b"".join(bodies) + b"\x00"
 
 
-def span_batch_chunks(
-    bodies: Sequence[bytes], max_spans: int = 500, max_bytes: int = 512 * 1024
-) -> list[list[bytes]]:
-    """Encoded spans cut into batches of at most `max_spans` spans and about `max_bytes`
-    (a span larger than that is a batch of its own)."""
-    chunks: list[list[bytes]] = []
-    current: list[bytes] = []
-    size = 0
-    for body in bodies:
-        if current and (len(current) >= max_spans or size + len(body) > max_bytes):
-            chunks.append(current)
-            current, size = [], 0
-        current.append(body)
-        size += len(body)
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def trace_partition(trace_id: str, partitions: int) -> int:
-    """The partition of a trace id's key, as Java's, librdkafka's murmur2 and Faust's
-    partitioners choose it, so tables keyed by trace id stay co-partitioned with spans."""
-    index: int = murmur2(trace_id.encode())
-    return (index & 0x7FFFFFFF) % partitions
-
-
 # ---------------------------------------------------------------------------------------------
 
 
 class _OpenBatch:
-    """Encoded spans waiting to become one message on one partition."""
+    """Spans waiting to become one span columns message on one partition."""
 
-    __slots__ = ("bodies", "opened_at", "size_bytes", "trace_ids")
+    __slots__ = ("columns", "opened_at", "trace_ids")
 
     def __init__(self, opened_at: float) -> None:
-        self.bodies: list[bytes] = []
+        self.columns = SpanColumnsBuilder()
         self.trace_ids: list[str] = []
-        self.size_bytes = 0
         self.opened_at = opened_at
 
 
@@ -342,7 +318,8 @@ class SpanProducer:
         self.topic = topic
         self._encoder = SpanEncoder()
         self._span_headers = self._encoder.codec.headers
-        self._batch_headers = AvroCodec("span", array=True).headers
+        self._columns_codec = SpanColumnsCodec()
+        self._batch_headers = self._columns_codec.headers
         self._batch_max_spans = batch_max_spans
         self._batch_max_bytes = batch_max_bytes
         self._linger_s = batch_linger_ms / 1000
@@ -428,23 +405,13 @@ class SpanProducer:
         return self._encoder.encode(span)
 
     def send(self, span: Span) -> None:
-        """Queue one span for delivery; raise ProducerQueueFullError if the queue stays full."""
-        self._add(span["trace_id"], self._encoder.encode(span))
-
-    def send_many(self, spans: Iterable[Span]) -> int:
-        """Queue many spans; return how many were queued."""
-        encode = self._encoder.encode
-        add = self._add
-        n = 0
-        for span in spans:
-            add(span["trace_id"], encode(span))
-            n += 1
-        return n
-
-    def _add(self, trace_id: str, body: bytes) -> None:
+        """Queue one span for delivery; raise SchemaError if it does not fit the span schema,
+        ProducerQueueFullError if the queue stays full."""
         if self.queued >= self._queue_max_spans:
             self._wait_for_room()
+        trace_id = span["trace_id"]
         if self._batch_max_spans == 1:
+            body = self._encoder.encode(span)
             with self._lock:
                 self._sent += 1
             self._produce(body, trace_id.encode(), None, self._span_headers, None)
@@ -452,23 +419,28 @@ class SpanProducer:
             partition = self._partition_of(trace_id)
             now = time.monotonic()
             with self._lock:
-                self._sent += 1
                 batch = self._open.get(partition)
                 if batch is None:
                     batch = self._open[partition] = _OpenBatch(now)
-                batch.bodies.append(body)
+                batch.columns.add(span)
+                self._sent += 1
                 batch.trace_ids.append(trace_id)
-                batch.size_bytes += len(body)
-                full = (
-                    len(batch.bodies) >= self._batch_max_spans
-                    or batch.size_bytes >= self._batch_max_bytes
-                )
+                full = len(batch.trace_ids) >= self._batch_max_spans
                 if full:
                     del self._open[partition]
             if full:
                 self._produce_batch(partition, batch)
         if not self._sent % _POLL_EVERY_SENDS:
             self._producer.poll(0)
+
+    def send_many(self, spans: Iterable[Span]) -> int:
+        """Queue many spans; return how many were queued."""
+        send = self.send
+        n = 0
+        for span in spans:
+            send(span)
+            n += 1
+        return n
 
     def _partition_of(self, trace_id: str) -> int:
         # Spans of one trace usually come together: remember the last trace's partition.
@@ -497,14 +469,12 @@ class SpanProducer:
         return self._partitions
 
     def _produce_batch(self, partition: int, batch: _OpenBatch) -> None:
-        if len(batch.bodies) == 1:
-            # A lone span goes out in the single-span format: as cheap to read, keyed.
-            key = batch.trace_ids[0].encode()
-            self._produce(batch.bodies[0], key, partition, self._span_headers, None)
-            return
-        report = functools.partial(self._batch_reported, batch.trace_ids)
-        value = encode_span_batch(batch.bodies)
-        self._produce(value, None, partition, self._batch_headers, report)
+        self._produce_columns(partition, batch.columns.build(), batch.trace_ids)
+
+    def _produce_columns(self, partition: int, columns: SpanColumns, trace_ids: list[str]) -> None:
+        for start, stop, value in self._columns_codec.encode_chunks(columns, self._batch_max_bytes):
+            report = functools.partial(self._batch_reported, trace_ids[start:stop])
+            self._produce(value, None, partition, self._batch_headers, report)
 
     def _produce(
         self,

@@ -68,20 +68,35 @@ class WarehouseWriter:
         """Store the rows in `table`; return how many were written. Retries until it succeeds."""
         if not rows:
             return 0
+        return await self._store(table, len(rows), self._insert, table, columns, rows)
+
+    async def write_arrow(self, table: str, data: Any) -> int:
+        """Store a pyarrow Table (column names = `table`'s); retries until it succeeds."""
+        if not data.num_rows:
+            return 0
+        return await self._store(table, data.num_rows, self._insert_arrow, table, data)
+
+    def _insert_arrow(self, table: str, data: Any) -> int:
+        try:
+            return self.warehouse().insert_arrow(table, data)
+        except WarehouseError:
+            raise
+        except Exception as err:
+            raise WarehouseError(f"insert into {table} failed: {err}") from err
+
+    async def _store(self, table: str, count: int, insert: Callable[..., int], *args: Any) -> int:
         loop = asyncio.get_running_loop()
         backoff_s = self._config.retry_initial_backoff_ms / 1000
         attempt = 0
         while True:
             attempt += 1
             try:
-                written: int = await loop.run_in_executor(
-                    self._executor, self._insert, table, columns, rows
-                )
+                written: int = await loop.run_in_executor(self._executor, insert, *args)
             except WarehouseError as err:
                 self._counters.inc("tracepipe_sink_insert_failures_total", table=table)
                 log.warning(
                     "insert of %d rows into %s failed (attempt %d), retrying in %.1fs: %s",
-                    len(rows),
+                    count,
                     table,
                     attempt,
                     backoff_s,

@@ -85,6 +85,11 @@ class Warehouse(Protocol):
         """Insert rows (values in `columns` order); return how many rows were written."""
         ...
 
+    def insert_arrow(self, table: str, data: Any) -> int:
+        """Insert a pyarrow Table whose column names are `table`'s (types as the insert
+        conventions above, in Arrow: timestamp[ns] for DateTime64, map, list); return rows."""
+        ...
+
     def close(self) -> None:
         """Release the connection (for chDB: the data path's lock). Idempotent."""
         ...

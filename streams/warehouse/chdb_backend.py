@@ -189,23 +189,46 @@ class ChdbWarehouse(TypedWarehouse):
                     for c, values in zip(columns, zip(*rows, strict=True), strict=True)
                 ]
                 batch = pa.Table.from_arrays(arrays, names=list(columns))
-                sink = io.BytesIO()
-                with pa.ipc.new_stream(sink, batch.schema) as writer:
-                    writer.write_table(batch)
             except (TypeError, ValueError, OverflowError, pa.ArrowException) as err:
                 raise WarehouseError(
                     f"cannot insert into {table}: a value does not fit its column type: {err}"
                 ) from err
-            column_list = ", ".join(quote_identifier(c) for c in columns)
-            try:
-                with self._conn.send_insert(
-                    f"INSERT INTO {table} ({column_list})", "ArrowStream"
-                ) as inserter:
-                    inserter.append(sink.getvalue())
-                    inserter.finish()
-            except Exception as err:
-                raise WarehouseError(f"chDB insert into {table} failed: {err}") from err
+            self._send_arrow(table, batch)
         return len(rows)
+
+    def insert_arrow(self, table: str, data: Any) -> int:
+        """Insert a pyarrow Table (column names = the table's) as one Arrow stream."""
+        if not data.num_rows:
+            return 0
+        with self._lock:
+            if self._conn is None:
+                raise WarehouseError(f"chDB warehouse {self.path} is closed")
+            types = self._column_types(table)
+            unknown = [c for c in data.column_names if c not in types]
+            if unknown:
+                raise WarehouseError(
+                    f"cannot insert into {table}: unknown column(s) {', '.join(unknown)}"
+                )
+            self._send_arrow(table, data)
+        return int(data.num_rows)
+
+    def _send_arrow(self, table: str, batch: Any) -> None:
+        assert self._conn is not None
+        sink = io.BytesIO()
+        try:
+            with pa.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_table(batch)
+        except (TypeError, ValueError, OverflowError, pa.ArrowException) as err:
+            raise WarehouseError(f"cannot insert into {table}: {err}") from err
+        column_list = ", ".join(quote_identifier(c) for c in batch.column_names)
+        try:
+            with self._conn.send_insert(
+                f"INSERT INTO {table} ({column_list})", "ArrowStream"
+            ) as inserter:
+                inserter.append(sink.getvalue())
+                inserter.finish()
+        except Exception as err:
+            raise WarehouseError(f"chDB insert into {table} failed: {err}") from err
 
     def close(self) -> None:
         """Close the connection; the data path is unlocked once every warehouse on it is closed."""

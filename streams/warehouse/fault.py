@@ -13,7 +13,7 @@ connection that breaks after the server committed the insert (the retry stores t
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +56,24 @@ class FaultInjectingWarehouse:
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert through the wrapped warehouse; while the fault file exists, fail as it says."""
+        return self._faulty(table, lambda: self._inner.insert(table, columns, rows))
+
+    def insert_arrow(self, table: str, data: Any) -> int:
+        """Insert an Arrow table through the wrapped warehouse, failing as `insert` does."""
+        return self._faulty(table, lambda: self._inner.insert_arrow(table, data))
+
+    def _faulty(self, table: str, insert: Callable[[], int]) -> int:
         try:
             mode = self.fault_file.read_text().strip() or REFUSE
         except FileNotFoundError:
-            return self._inner.insert(table, columns, rows)
+            return insert()
         if mode not in MODES:
             raise WarehouseError(
                 f"injected fault: {self.fault_file} says {mode!r}; write {REFUSE!r} (or nothing) "
                 f"or {LOSE_ACK!r} in it"
             )
         if mode == LOSE_ACK:
-            self._inner.insert(table, columns, rows)
+            insert()
         raise WarehouseError(
             f"injected fault ({mode}): insert into {table} failed while {self.fault_file} "
             "exists (remove it, or unset clickhouse.fault_file, to end the outage)"

@@ -182,6 +182,12 @@ class NativeWarehouse(TypedWarehouse):
         )
         return int(written) if isinstance(written, int) else len(rows)
 
+    def insert_arrow(self, table: str, data: Any) -> int:
+        """Insert a pyarrow Table through `insert` (the server takes Python columns)."""
+        columns = list(data.column_names)
+        values = [_python_column(data.column(c)) for c in columns]
+        return self.insert(table, columns, list(zip(*values, strict=True)))
+
     def close(self) -> None:
         """Close the connection. Idempotent."""
         if not self._closed:
@@ -252,3 +258,22 @@ def _encoder(t: ChType) -> Converter | None:
     if name == "IPv6":
         return lambda v: IPv6Address(v) if isinstance(v, str) else v
     return None
+
+
+
+def _python_column(column: Any) -> list[Any]:
+    """An Arrow column's values in the insert conventions: int ns for timestamps, dicts for
+    maps (one level of list around either, as Nested columns have)."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    t = column.type
+    inner = t.value_type if pa.types.is_list(t) else None
+    if pa.types.is_timestamp(t):
+        return list(column.cast(pa.int64()).to_pylist())
+    if inner is not None and pa.types.is_timestamp(inner):
+        return list(column.cast(pa.list_(pa.int64())).to_pylist())
+    if pa.types.is_map(t):
+        return [dict(v) for v in column.to_pylist()]
+    if inner is not None and pa.types.is_map(inner):
+        return [[dict(m) for m in v] for v in column.to_pylist()]
+    return list(column.to_pylist())

@@ -99,8 +99,8 @@ def read_topic(
         raw = headers.get(SCHEMA_HEADER)
         fingerprint = raw.decode() if isinstance(raw, bytes) else None
         if spans is not None:
-            records, _ = spans.decode(msg.value() or b"", fingerprint)
-            return [dict(record) for record in records]
+            columns, rejected, _ = spans.decode(msg.value() or b"", fingerprint)
+            return [dict(record) for record in columns.spans()] + [dict(s) for s, _ in rejected]
         return [codec.decode(msg.value() or b"", fingerprint)]
 
     def records_of(messages: list[Message]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from streams.errors import TracepipeError
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
+from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span
 from streams.query import Reader
 from streams.sdk import SpanProducer
@@ -232,7 +233,7 @@ def expected_windows(workload: Workload) -> dict[WindowKey, int]:
     (`latency_observations`: one per span, keyed by service, operation, kind, status class)."""
     window_ns = WINDOW_MS * 1_000_000
     counts: Counter[WindowKey] = Counter()
-    for obs in latency_observations(workload.spans):
+    for obs in latency_observations(columns_from_spans(workload.spans)):
         service, operation, kind, status_class = obs.key
         start_ns = window_start(obs.end_time_unix_nano, window_ns)
         counts[service, operation, SPAN_KIND_VALUES.get(kind, kind), status_class, start_ns] += 1

@@ -114,7 +114,8 @@ def partition_tail(
             headers = dict(msg.headers() or [])
             raw = headers.get(SCHEMA_HEADER)
             fingerprint = raw.decode() if isinstance(raw, bytes) else None
-            spans, _ = decoder.decode(msg.value() or b"", fingerprint)
+            columns, rejected, _ = decoder.decode(msg.value() or b"", fingerprint)
+            spans = [*columns.spans(), *(s for s, _ in rejected)]
             out.append((msg.offset() or 0, {s["span_id"] for s in spans}))
     finally:
         consumer.close()

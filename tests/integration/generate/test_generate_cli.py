@@ -128,6 +128,7 @@ def test_spans_per_message_sets_the_wire_format(
     from confluent_kafka import Consumer
 
     from streams.model.codec import SCHEMA_HEADER
+    from streams.model.column_codec import SpanColumnsCodec
 
     spans = generate(
         kafka_bootstrap, monkeypatch, capsys, "--spans-per-message", str(spans_per_message)
@@ -137,7 +138,7 @@ def test_spans_per_message_sets_the_wire_format(
         {"bootstrap.servers": kafka_bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
     )
     consumer.subscribe([topic])
-    single, batch = AvroCodec("span"), AvroCodec("span", array=True)
+    single, batch = AvroCodec("span"), SpanColumnsCodec()
     per_message: list[int] = []
     while sum(per_message) < len(spans):
         msg = consumer.poll(30)
@@ -146,6 +147,7 @@ def test_spans_per_message_sets_the_wire_format(
         fingerprint = raw.decode() if isinstance(raw, bytes) else None
         if batch.knows(fingerprint):
             per_message.append(len(batch.decode(msg.value() or b"", fingerprint)))
+            assert spans_per_message > 1
         else:
             span = single.decode(msg.value() or b"", fingerprint)
             assert msg.key() == span["trace_id"].encode()

@@ -13,12 +13,13 @@ from confluent_kafka import Consumer
 from streams.broker.topics import ensure_topics
 from streams.config import KafkaConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.model.column_codec import SpanColumnsCodec
 from streams.model.span import make_span
 from streams.sdk import SpanProducer
 
 pytestmark = pytest.mark.integration
 
-SPAN, BATCH = AvroCodec("span"), AvroCodec("span", array=True)
+SPAN, COLUMNS = AvroCodec("span"), SpanColumnsCodec()
 
 
 @pytest.mark.parametrize("batch_max_spans", [500, 1])
@@ -51,10 +52,11 @@ def test_trace_ids_land_where_faust_would_put_them(
             k: v.decode() for k, v in dict(msg.headers() or []).items() if isinstance(v, bytes)
         }
         fingerprint = headers[SCHEMA_HEADER]
-        if BATCH.knows(fingerprint):
-            decoded = BATCH.decode(value, fingerprint)
+        if COLUMNS.knows(fingerprint):
+            decoded = COLUMNS.decode(value, fingerprint).spans()
         else:
             decoded = [SPAN.decode(value, fingerprint)]
+            assert batch_max_spans == 1  # the SDK batches spans as columns
             assert msg.key() == decoded[0]["trace_id"].encode()
         for span in decoded:
             seen.setdefault(span["trace_id"].encode(), set()).add(partition)

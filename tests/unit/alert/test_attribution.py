@@ -24,6 +24,7 @@ from streams.alert.evaluate import AlertEvaluator, operation_windows
 from streams.alert.rules import default_rules
 from streams.assemble.record import build_trace_record
 from streams.model.codec import AvroCodec
+from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span, make_span
 from streams.query.critical_path import self_time_per_trace
 from streams.sink.traces import CRITICAL_PATH, CRITICAL_PATH_COLUMNS, critical_path_rows
@@ -153,7 +154,7 @@ def shop_trace(rng: random.Random, index: int, slow_payment: bool) -> list[Span]
 def final_windows(spans: list[Span]) -> list[FinalWindow]:
     """The aggregation stage's two phases over one source partition."""
     aggregator = WindowAggregator(WINDOW_NS // MS_INT, 0, 1, 0.01, EXEMPLARS)
-    aggregator.add(0, latency_observations(spans), 0)
+    aggregator.add(0, latency_observations(columns_from_spans(spans)), 0)
     closed, marks = aggregator.close_due([0], T0 + 3600 * S)
     merger = WindowMerger(1, EXEMPLARS)
     for window in closed:

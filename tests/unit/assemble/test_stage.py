@@ -126,3 +126,16 @@ def test_records_carry_span_ids_by_default_spans_on_request_and_each_versions_ne
     calls = second.record["calls"]
     assert [(c["client"], c["server"], c["span_id"]) for c in calls] == [("web", "api", "3" * 16)]
     assert calls[0]["duration_ns"] == 7 * MS and calls[0]["end_time_unix_nano"] == 8 * MS
+
+
+def test_span_columns_are_held_as_the_same_compact_spans_as_span_dicts() -> None:
+    from streams.model.column_codec import columns_from_spans
+    from tests.unit.model.test_columns import odd_spans, web_shop
+
+    spans = odd_spans() + web_shop(30)
+    by_dicts = AssemblyStage(AssemblyConfig(), SamplingConfig(), lambda: 0)
+    by_columns = AssemblyStage(AssemblyConfig(), SamplingConfig(), lambda: 0)
+    by_dicts.add(spans)
+    by_columns.add_columns(columns_from_spans(spans))
+    assert by_columns.buffer.snapshot() == by_dicts.buffer.snapshot()
+    assert by_columns.take_changes() == by_dicts.take_changes()

@@ -45,6 +45,7 @@ from streams.config import AggregationConfig
 from streams.generate.generator import TraceGenerator
 from streams.generate.incident import parse_incident
 from streams.generate.topology import default_topology
+from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span
 from streams.query.windows import (
     EdgeSummary,
@@ -245,7 +246,7 @@ def shop(
         build_trace_record(t, version=1, completion="complete", emitted_at_unix_nano=emitted_at)
         for t in traces
     ]
-    latency = final_windows(latency_observations(spans))
+    latency = final_windows(latency_observations(columns_from_spans(spans)))
     edges = final_windows(edge_observations(records))
 
     evaluator = AlertEvaluator(default_rules(), lambda: clock)

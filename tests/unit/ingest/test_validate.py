@@ -183,3 +183,64 @@ def test_valid_span_is_cheap_to_validate() -> None:
     seconds = min(timeit.repeat(lambda: validate_span(typical, LIMITS), number=runs, repeat=3))
     # A loose bound so slow CI machines pass; the measured figure is ~1-2 µs.
     assert seconds / runs < 20e-6
+
+
+def _doubtful_cases() -> list[Span]:
+    """Spans each of which validate_span rejects or repairs, in every way columns can carry."""
+    many = {f"k{i}": i for i in range(5)}
+    link = {"trace_id": "a" * 32, "span_id": "b" * 16, "trace_state": "", "attributes": {}}
+    event = {"time_unix_nano": 3, "name": "e", "attributes": {}}
+    return [
+        span(trace_id="0" * 32),
+        span(span_id="0" * 16),
+        span(start_time_unix_nano=0),
+        span(start_time_unix_nano=-5),
+        span(name=""),
+        span(service_name=""),
+        span(end_time_unix_nano=1),
+        span(attributes=many),
+        span(resource_attributes={**many, "service.name": "svc"}),
+        span(attributes={"long": "é" * 100}),
+        span(attributes={"blob": b"x" * 100, "list": ["y" * 100]}),
+        span(events=[event, event]),
+        span(events=[{**event, "time_unix_nano": -1}]),
+        span(events=[{**event, "attributes": many}]),
+        span(links=[link, link]),
+        span(links=[{**link, "trace_id": "0" * 32}]),
+        span(links=[{**link, "span_id": "XYZ"}]),
+        span(links=[{**link, "attributes": many}]),
+    ]
+
+
+def test_columns_are_validated_as_validate_span_validates_each_span() -> None:
+    from streams.ingest.validate import validate_columns
+    from streams.model.column_codec import columns_from_spans
+
+    limits = IngestConfig(max_attributes=3, max_attribute_value_bytes=64, max_events=1,
+                          max_links=1)  # fmt: skip
+    good = [span(span_id=f"{i + 1:016x}", attributes={"i": i, "s": "ok"}) for i in range(5)]
+    spans = [*good[:2], *_doubtful_cases(), *good[2:]]
+    expected_valid, expected_rejected = [], []
+    for s in copy.deepcopy(spans):
+        try:
+            expected_valid.append(validate_span(s, limits))
+        except DecodeError as err:
+            expected_rejected.append((s["span_id"], s["start_time_unix_nano"], err.reason))
+    valid, rejected = validate_columns(columns_from_spans(spans), limits)
+    def key(s: Span) -> tuple[str, int, str]:
+        return s["span_id"], s["start_time_unix_nano"], repr(s)
+
+    assert sorted(valid.spans(), key=key) == sorted(expected_valid, key=key)
+    assert sorted((s["span_id"], s["start_time_unix_nano"], e.reason) for s, e in rejected) == (
+        sorted(expected_rejected)
+    )
+    assert len(expected_rejected) >= 5 and len(expected_valid) > len(good)
+
+
+def test_valid_columns_come_back_as_they_are() -> None:
+    from streams.ingest.validate import validate_columns
+    from streams.model.column_codec import columns_from_spans
+
+    columns = columns_from_spans([span(span_id=f"{i + 1:016x}") for i in range(10)])
+    valid, rejected = validate_columns(columns, LIMITS)
+    assert valid is columns and rejected == []

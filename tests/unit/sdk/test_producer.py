@@ -11,14 +11,10 @@ from hypothesis import strategies as st
 
 from streams.errors import SchemaError, TracepipeError
 from streams.model.codec import AvroCodec
+from streams.model.partition import trace_partition
 from streams.model.span import Span, make_span
 from streams.sdk import ProducerQueueFullError, SpanEncoder, SpanProducer
-from streams.sdk.producer import (
-    encode_span_batch,
-    encode_span_fast,
-    span_batch_chunks,
-    trace_partition,
-)
+from streams.sdk.producer import encode_span_batch, encode_span_fast
 
 CODEC = AvroCodec("span")
 BATCH_CODEC = AvroCodec("span", array=True)
@@ -222,13 +218,3 @@ def test_an_unreachable_broker_is_named_when_partitions_are_needed() -> None:
     producer = SpanProducer(UNREACHABLE, "t.spans", metadata_timeout_s=0.5, extra_config=QUIET)
     with producer, pytest.raises(TracepipeError, match="check that Kafka is reachable"):
         producer.send(full_span())
-
-
-def test_span_batch_chunks_bound_spans_and_bytes_and_keep_order() -> None:
-    bodies = [bytes([i % 256]) * (10 if i != 7 else 100) for i in range(23)]
-    chunks = span_batch_chunks(bodies, max_spans=5, max_bytes=40)
-    assert [b for chunk in chunks for b in chunk] == bodies
-    assert all(len(c) <= 5 for c in chunks)
-    assert all(sum(map(len, c)) <= 40 for c in chunks if len(c) > 1)
-    assert [bodies[7]] in chunks  # too big for any batch: alone
-    assert span_batch_chunks([]) == []

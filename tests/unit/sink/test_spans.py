@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 
 from streams.model.span import make_span
-from streams.sink.spans import OTEL_TRACES_COLUMNS, attribute_string, span_row
+from streams.sink.spans import (
+    OTEL_TRACES_COLUMNS,
+    SOURCE_FORMAT_ATTRIBUTE,
+    attribute_string,
+    span_row,
+)
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
 
 
@@ -75,3 +80,38 @@ def test_negative_duration_is_clamped() -> None:
 )
 def test_attribute_strings(value: Any, text: str) -> None:
     assert attribute_string(value) == text
+
+
+def _table_rows(table: Any) -> list[tuple[Any, ...]]:
+    """An otel_traces Arrow table's rows in span_row's Python form (ns ints, dicts)."""
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type):
+            values = column.cast(pa.int64()).to_pylist()
+        elif pa.types.is_list(column.type) and pa.types.is_timestamp(column.type.value_type):
+            values = column.cast(pa.list_(pa.int64())).to_pylist()
+        elif pa.types.is_map(column.type):
+            values = [dict(m) for m in column.to_pylist()]
+        elif pa.types.is_list(column.type) and pa.types.is_map(column.type.value_type):
+            values = [[dict(m) for m in maps] for maps in column.to_pylist()]
+        else:
+            values = column.to_pylist()
+        columns.append(values)
+    return list(zip(*columns, strict=True))
+
+
+def test_the_column_path_writes_exactly_the_rows_span_row_writes() -> None:
+    from streams.model.column_codec import columns_from_spans
+    from streams.sink.spans import otel_traces_table
+    from tests.unit.model.test_columns import odd_spans, web_shop
+
+    spans = odd_spans() + web_shop(100)
+    overridden = make_span("f" * 32, "1" * 16, "op", "svc", 5, 9, source_format="zipkin_json",
+                           attributes={SOURCE_FORMAT_ATTRIBUTE: "forged", "a": "b"})  # fmt: skip
+    spans.append(overridden)
+    table = otel_traces_table(columns_from_spans(spans))
+    assert tuple(table.column_names) == OTEL_TRACES_COLUMNS
+    assert _table_rows(table) == [span_row(s) for s in spans]

@@ -64,6 +64,9 @@ class FakeWarehouse:
         self.rows.extend(tuple(r) for r in rows)
         return len(rows)
 
+    def insert_arrow(self, table: str, data: Any) -> int:
+        raise AssertionError("not used")
+
     def close(self) -> None:
         self.closed = True
 
