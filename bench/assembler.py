@@ -3,9 +3,12 @@
 Feeds decoded spans of web-shop traces (TraceGenerator, about 9 spans each) into the
 AssemblyStage (TraceBuffer + trace record with critical path + the table changes the worker
 persists), drives the clock so every trace is emitted, and reports CPU µs per span and bytes of
-state per held span (tracemalloc).
+state per held span (tracemalloc). Then, per finished trace, what the worker does with its
+record after the sweep: encode it for tracepipe.traces (as the sweep does), decode it (as the
+trace sink does), its tracepipe_traces and tracepipe_critical_path rows, and its edge
+observations.
 
-    python -m bench.assembler --traces 10000
+    python -m bench.assembler --traces 10000 [--include-spans | --no-include-spans]
 """
 
 from __future__ import annotations
@@ -16,12 +19,43 @@ import time
 import tracemalloc
 
 from bench.record import record_result
-from streams.assemble.stage import AssemblyStage
+from streams.aggregate.observations import edge_observations
+from streams.assemble.agent import TRACE_RECORD_MAX_BYTES
+from streams.assemble.record import TRACE_SCHEMA, TraceRecordEncoder, encode_within
+from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
 from streams.model.span import Span
+from streams.sink.traces import critical_path_rows, trace_row
+
+
+def emission_figures(finished: list[FinishedTrace]) -> dict[str, float]:
+    """CPU µs per trace of each step a finished record takes after the sweep built it, and its
+    size on tracepipe.traces."""
+    codec = AvroCodec(TRACE_SCHEMA)
+    encoder = TraceRecordEncoder(codec)
+    records = [item.record for item in finished]
+    cpu0 = time.process_time()
+    published = [encode_within(encoder, r, TRACE_RECORD_MAX_BYTES) for r in records]
+    cpu1 = time.process_time()
+    decoded = [codec.decode(value, codec.fingerprint) for _, value in published]
+    cpu2 = time.process_time()
+    for r in decoded:
+        trace_row(r)
+        critical_path_rows(r)
+    cpu3 = time.process_time()
+    edge_observations(decoded)
+    cpu4 = time.process_time()
+    per_trace = 1e6 / len(records)
+    return {
+        "record_bytes_per_trace": sum(len(v) for _, v in published) / len(records),
+        "encode_us_per_trace": (cpu1 - cpu0) * per_trace,
+        "decode_us_per_trace": (cpu2 - cpu1) * per_trace,
+        "rows_us_per_trace": (cpu3 - cpu2) * per_trace,
+        "edges_us_per_trace": (cpu4 - cpu3) * per_trace,
+    }
 
 
 def main() -> None:
@@ -35,13 +69,23 @@ def main() -> None:
         action="store_true",
         help="hold spans as dicts (assembly.compact_spans=false)",
     )
+    parser.add_argument(
+        "--include-spans",
+        action=argparse.BooleanOptionalAction,
+        default=AssemblyConfig().include_spans,
+        help="trace records carry full spans (assembly.include_spans; default: its default)",
+    )
     args = parser.parse_args()
 
     generator = TraceGenerator(default_topology(), seed=1)
     now_ns = time.time_ns()
     traces = [generator.trace(now_ns + i) for i in range(args.traces)]
     spans: list[Span] = [s for t in traces for s in t]
-    config = AssemblyConfig(max_open_traces=args.traces + 1, compact_spans=not args.dict_spans)
+    config = AssemblyConfig(
+        max_open_traces=args.traces + 1,
+        compact_spans=not args.dict_spans,
+        include_spans=args.include_spans,
+    )
     clock = [0]
     stage = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
 
@@ -74,19 +118,34 @@ def main() -> None:
     cpu_s = time.process_time() - cpu0
     wall_s = time.perf_counter() - wall0
     assert len(finished) == args.traces, len(finished)
+    gc.unfreeze()
+    emission = emission_figures(finished)
+    name = "assembler" if config.compact_spans else "assembler_dict_spans"
     record_result(
-        "assembler" if config.compact_spans else "assembler_dict_spans",
+        name + ("_with_spans" if config.include_spans else ""),
         {
             "traces": args.traces,
             "spans": len(spans),
             "cpu_us_per_span": cpu_s / len(spans) * 1e6,
             "spans_per_s": len(spans) / wall_s,
             "bytes_per_held_span": held_bytes / len(spans),
+            "include_spans": config.include_spans,
+            **emission,
             "note": "in process: TraceBuffer + record + critical path + table changes; no Kafka, "
-            "no Faust (its per-message cost: bench.faust_dispatch)",
+            "no Faust (its per-message cost: bench.faust_dispatch). Per trace after the sweep: "
+            "record encode (as published), decode (as the trace sink reads it), trace and "
+            "critical-path rows, edge observations",
         },
     )
     print(f"state: {held_bytes / len(spans):,.0f} bytes per held span")
+    steps = ", ".join(
+        f"{step} {emission[f'{step}_us_per_trace']:.1f} µs"
+        for step in ("encode", "decode", "rows", "edges")
+    )
+    print(
+        f"per trace ({len(spans) / len(finished):.1f} spans): record "
+        f"{emission['record_bytes_per_trace']:,.0f} B, {steps}"
+    )
 
 
 if __name__ == "__main__":

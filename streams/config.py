@@ -209,7 +209,11 @@ class AssemblyConfig:
     compact_spans: bool = setting(
         True, "hold spans as compact tuples (~half the memory of dicts, ~1 µs/span more CPU)"
     )
-    include_spans: bool = setting(True, "trace records carry full spans (else span ids only)")
+    include_spans: bool = setting(
+        False,
+        "trace records on tracepipe.traces carry full spans, for consumers of that topic (off: "
+        "span ids only; tracepipe's own stages need neither)",
+    )
 
     def validate(self) -> None:
         """Raise ConfigError naming the first bad key."""

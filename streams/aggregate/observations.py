@@ -7,9 +7,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from streams.aggregate.graph import edges_from_trace
 from streams.aggregate.window import Observation
-from streams.assemble.record import TraceRecord
+from streams.assemble.record import TraceRecord, service_graph_calls
 from streams.model.columns import SpanColumns, hex_strings
 from streams.model.span import SPAN_KINDS, STATUS_CODES
 
@@ -53,19 +52,26 @@ def latency_observations(columns: SpanColumns) -> list[Observation]:
 
 
 def edge_observations(records: Iterable[TraceRecord]) -> list[Observation]:
-    """The service-graph calls completed in each trace version (earlier versions' calls are
-    not repeated); records without spans (assembly.include_spans off) contribute nothing."""
+    """The service-graph calls completed in each trace version, as its record carries them
+    (paired at emission; earlier versions' calls are not repeated)."""
     observations = []
     for record in records:
-        for edge in edges_from_trace(record["spans"], record["previous_span_count"]):
+        trace_id = record["trace_id"]
+        calls = record["calls"]
+        if not calls and record["spans"]:
+            # Written before trace.v3 (by a worker not yet upgraded), it has no calls but its
+            # spans: pair them as that worker's edge stage did. (A newer record with spans and
+            # no calls pairs to none again.)
+            calls = service_graph_calls(record["spans"], record["previous_span_count"])
+        for call in calls:
             observations.append(
                 Observation(
-                    edge.end_time_unix_nano,
-                    edge.duration_ns,
-                    (edge.client, edge.server, edge.connection_type),
-                    edge.error,
-                    edge.trace_id,
-                    edge.span_id,
+                    call["end_time_unix_nano"],
+                    call["duration_ns"],
+                    (call["client"], call["server"], call["connection_type"]),
+                    call["error"],
+                    trace_id,
+                    call["span_id"],
                 )
             )
     return observations

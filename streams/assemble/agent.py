@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +56,6 @@ TRACE_SINK_BATCH = 1000
 TRACE_SINK_WAIT_S = 0.5
 VERSION_HEADER = "tracepipe-trace-version"
 """Header of a trace record message: its version, so a reader can match it without decoding."""
-RECENT_RECORDS_MAX = 5_000
 TRACE_RECORD_MAX_BYTES = 1_000_000
 """Largest trace record published with its spans: under the producer's request size (Faust's
 `producer_max_request_size`, 1 MiB) and the broker's `message.max.bytes` (1 MiB + 12 B)."""
@@ -223,38 +221,6 @@ class AssemblyState:
         return None if raw is None else pickle.loads(raw)
 
 
-class RecentRecords:
-    """Trace records this worker just published, by trace id and version, for its own trace sink.
-
-    The records carry every span; decoding them again from tracepipe.traces cost about a tenth
-    of the worker's CPU. When the sink reads a record this process published, it takes the
-    object instead (the same content: the encoding round-trips). A record read by another worker,
-    or after a restart, is decoded. Bounded: the oldest records are dropped first.
-    """
-
-    def __init__(self, max_records: int = RECENT_RECORDS_MAX) -> None:
-        self.max_records = max_records
-        self._records: OrderedDict[tuple[str, int], TraceRecord] = OrderedDict()
-
-    def put(self, record: TraceRecord) -> None:
-        """Remember a record that is being published."""
-        self._records[(record["trace_id"], record["version"])] = record
-        while len(self._records) > self.max_records:
-            self._records.popitem(last=False)
-
-    def take(self, trace_id: str, version: int) -> TraceRecord | None:
-        """The published record with this id and version, once, or None."""
-        return self._records.pop((trace_id, version), None)
-
-
-def _message_version(message: Any) -> tuple[str, int] | None:
-    raw = header_value(message.headers, VERSION_HEADER)
-    if raw is None or not message.key or not raw.isdigit():
-        return None
-    key = message.key.decode() if isinstance(message.key, bytes) else str(message.key)
-    return key, int(raw)
-
-
 def register_assembly(
     app: faust.App,
     stage: AssemblyStage,
@@ -269,12 +235,12 @@ def register_assembly(
     codec = AvroCodec(TRACE_SCHEMA)
     encoder = TraceRecordEncoder(codec)
     schema_header = (SCHEMA_HEADER, codec.fingerprint.encode())
-    recent = RecentRecords()
     counters.describe("tracepipe_traces_emitted_total", "Trace records published, by completion.")
     counters.describe("tracepipe_traces_stored_total", "Trace records stored in ClickHouse.")
     counters.describe(
         "tracepipe_trace_records_without_spans_total",
-        "Trace records too large for Kafka with their spans, published with span ids only.",
+        "Trace records too large for Kafka with their spans (assembly.include_spans), "
+        "published with span ids only.",
     )
 
     async def sweep() -> None:
@@ -294,13 +260,12 @@ def register_assembly(
                     counters.inc("tracepipe_trace_records_without_spans_total")
                     log.warning(
                         "trace %s (%d spans) is over %d bytes with its spans: published "
-                        "without them (stored in otel_traces; no service-graph edges)",
+                        "with span ids only (the spans are in otel_traces)",
                         record["trace_id"],
                         record["span_count"],
                         TRACE_RECORD_MAX_BYTES,
                     )
                 version = (VERSION_HEADER, str(record["version"]).encode())
-                recent.put(record)
                 deliveries.append(
                     await traces_topic.send(
                         key=record["trace_id"].encode(),
@@ -332,11 +297,8 @@ def register_assembly(
                 by_partition: dict[int, list[TraceRecord]] = {}
                 for event in events:
                     message = event.message
-                    identity = _message_version(message)
-                    record = recent.take(*identity) if identity is not None else None
-                    if record is None:
-                        fingerprint = header_value(message.headers, SCHEMA_HEADER)
-                        record = codec.decode(message.value, fingerprint)
+                    fingerprint = header_value(message.headers, SCHEMA_HEADER)
+                    record = codec.decode(message.value, fingerprint)
                     records.append(record)
                     by_partition.setdefault(event.message.partition, []).append(record)
                 messages = messages_by_partition(events)

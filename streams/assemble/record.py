@@ -1,4 +1,6 @@
-"""The assembled-trace record (schemas/avro/trace.avsc) built from a trace's spans."""
+"""The assembled-trace record (schemas/avro/trace.avsc) built from a trace's spans: one
+structure analysis gives its shape, clock-skew adjustment, critical path and service-graph
+calls."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from streams.assemble.critical_path import (
     CriticalPathSelfTime,
     compute_critical_path,
 )
+from streams.assemble.graph import edges_from_trace
 from streams.assemble.skew import adjust_clock_skew
-from streams.assemble.structure import analyze_structure
+from streams.assemble.structure import TraceStructure, analyze_structure
 from streams.model.codec import AvroCodec
 from streams.model.span import Span
 from streams.paths import schemas_root
@@ -25,6 +28,19 @@ TRACE_SCHEMA = "trace"
 
 COMPLETIONS = ("complete", "idle_no_root", "max_age", "evicted")
 """Why a trace was emitted: root present and idle, idle without a root, max age, evicted."""
+
+
+class ServiceGraphCall(TypedDict):
+    """One call along a service-graph edge (streams.assemble.graph.EdgeObservation, without the
+    trace id: the record has it)."""
+
+    client: str
+    server: str
+    connection_type: str
+    end_time_unix_nano: int
+    duration_ns: int
+    error: bool
+    span_id: str
 
 
 class TraceRecord(TypedDict):
@@ -54,6 +70,7 @@ class TraceRecord(TypedDict):
     sampled: bool
     sampling_policy: str
     previous_span_count: int
+    calls: list[ServiceGraphCall]
 
 
 def build_trace_record(
@@ -66,9 +83,12 @@ def build_trace_record(
     dropped_span_count: int = 0,
     previous_span_count: int = 0,
 ) -> TraceRecord:
-    """Analyse a trace's spans (structure, clock skew, critical path) into its trace record.
+    """Analyse a trace's spans (structure, clock skew, critical path, the service-graph calls
+    completed by spans[previous_span_count:]) into its trace record; with `include_spans` it
+    carries the spans, else their ids.
 
-    Times in the record (bounds, critical path) are skew-adjusted; `spans` keeps them as reported.
+    Times in the record (bounds, critical path) are skew-adjusted; `spans` and `calls` keep them
+    as reported.
     """
     if completion not in COMPLETIONS:
         raise ValueError(f"completion {completion!r} is not one of {', '.join(COMPLETIONS)}")
@@ -108,7 +128,32 @@ def build_trace_record(
         "sampled": True,
         "sampling_policy": "sampling_off",
         "previous_span_count": previous_span_count,
+        "calls": service_graph_calls(spans, previous_span_count, structure),
     }
+
+
+def service_graph_calls(
+    spans: list[Span], new_from: int = 0, structure: TraceStructure | None = None
+) -> list[ServiceGraphCall]:
+    """The service-graph calls completed by spans[new_from:] (streams.assemble.graph), as a
+    record carries them; `structure` is `analyze_structure(spans)` when the caller has it."""
+    return [
+        {
+            "client": call.client,
+            "server": call.server,
+            "connection_type": call.connection_type,
+            "end_time_unix_nano": call.end_time_unix_nano,
+            "duration_ns": call.duration_ns,
+            "error": call.error,
+            "span_id": call.span_id,
+        }
+        for call in edges_from_trace(spans, new_from, structure)
+    ]
+
+
+def record_span_ids(record: TraceRecord) -> list[str]:
+    """The ids of a record's spans, whether it carries the spans or only their ids."""
+    return [s["span_id"] for s in record["spans"]] if record["spans"] else record["span_ids"]
 
 
 class TraceRecordEncoder:
@@ -144,7 +189,7 @@ def encode_within(
 ) -> tuple[TraceRecord, bytes]:
     """The record to publish and its bytes. A record over `max_bytes` (Kafka refuses messages
     over its request size) goes without its spans, their ids in `span_ids` instead: it keeps
-    every summary field and the critical path, and gives no service-graph edges."""
+    every other field (summary, critical path, service-graph calls)."""
     value = encoder.encode(record)
     if len(value) <= max_bytes or not record["spans"]:
         return record, value

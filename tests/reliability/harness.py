@@ -12,10 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from streams.aggregate.graph import edges_from_trace
 from streams.aggregate.observations import latency_observations
 from streams.aggregate.window import window_start
-from streams.assemble.record import build_trace_record
+from streams.assemble.graph import edges_from_trace
+from streams.assemble.record import build_trace_record, record_span_ids
 from streams.broker.topics import TopicNames
 from streams.errors import TracepipeError
 from streams.generate.generator import TraceGenerator
@@ -344,7 +344,7 @@ def trace_versions_differing(worker: WorkerProcess, traces: int) -> list[tuple[s
     )
     contents: dict[tuple[str, int], set[tuple[str, ...]]] = {}
     for record in records:
-        span_ids = tuple(sorted(s["span_id"] for s in record["spans"]))
+        span_ids = tuple(sorted(record_span_ids(record)))
         contents.setdefault((record["trace_id"], record["version"]), set()).add(span_ids)
     return sorted(pair for pair, seen in contents.items() if len(seen) > 1)
 

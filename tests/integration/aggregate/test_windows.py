@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from streams.aggregate.graph import edges_from_trace
 from streams.aggregate.sketch import LatencySketch
 from streams.aggregate.window import window_start
+from streams.assemble.graph import edges_from_trace
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.cli import main
 from streams.model.codec import AvroCodec

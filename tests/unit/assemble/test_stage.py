@@ -3,6 +3,10 @@ spans a kept trace did not have yet."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
 from streams.assemble.stage import AssemblyStage
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.model.span import make_span
@@ -88,6 +92,40 @@ def test_restored_open_traces_wait_a_full_idle_period_after_a_restart() -> None:
     clock[0] += 200 * MS
     (trace,) = after.finish_due()
     assert trace.record["span_count"] == 2 and trace.record["version"] == 1
+
+
+@pytest.mark.parametrize("include_spans", [None, True], ids=["default", "include_spans"])
+def test_records_carry_span_ids_by_default_spans_on_request_and_each_versions_new_calls(
+    include_spans: bool | None,
+) -> None:
+    server, client = "1" * 16, "2" * 16
+    spans = [
+        make_span(T_OK, server, "GET /", "web", 0, 10 * MS, kind="SERVER"),
+        make_span(T_OK, client, "call", "web", MS, 8 * MS, parent_span_id=server, kind="CLIENT"),
+    ]
+    late = make_span(
+        T_OK, "3" * 16, "serve", "api", 2 * MS, 7 * MS, parent_span_id=client, kind="SERVER"
+    )
+    config = AssemblyConfig(trace_idle_ms=100)
+    if include_spans is not None:
+        config = dataclasses.replace(config, include_spans=include_spans)
+    clock = [0]
+    stage = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
+    stage.add(spans)
+    clock[0] += 200 * MS
+    (first,) = stage.finish_due()
+    assert first.record["spans"] == (spans if include_spans else [])
+    assert first.record["span_ids"] == ([] if include_spans else [server, client])
+    assert first.kept_spans == spans  # what sampling stores does not depend on it
+    calls = first.record["calls"]
+    assert [(c["client"], c["server"], c["span_id"]) for c in calls] == [("user", "web", server)]
+    stage.add([late])
+    clock[0] += 200 * MS
+    (second,) = stage.finish_due()
+    # Version 2 carries the call its late span completed, not version 1's again.
+    calls = second.record["calls"]
+    assert [(c["client"], c["server"], c["span_id"]) for c in calls] == [("web", "api", "3" * 16)]
+    assert calls[0]["duration_ns"] == 7 * MS and calls[0]["end_time_unix_nano"] == 8 * MS
 
 
 def test_span_columns_are_held_as_the_same_compact_spans_as_span_dicts() -> None:

@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from streams.aggregate.graph import edges_from_trace
+from streams.assemble.graph import edges_from_trace
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.errors import ConfigError
 from streams.generate.generator import RunStats, TraceGenerator, otel_sink

@@ -74,7 +74,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from streams.assemble.structure import analyze_structure
+from streams.assemble.structure import TraceStructure, analyze_structure
 from streams.model.span import AttributeValue, Span
 
 USER_CLIENT = "user"
@@ -130,12 +130,16 @@ def _first_text(attributes: dict[str, AttributeValue], keys: Sequence[str]) -> s
     return ""
 
 
-def edges_from_trace(spans: Sequence[Span], new_from: int = 0) -> list[EdgeObservation]:
+def edges_from_trace(
+    spans: Sequence[Span], new_from: int = 0, structure: TraceStructure | None = None
+) -> list[EdgeObservation]:
     """The service-graph calls in one assembled trace version; only calls completed by spans at
-    index >= new_from. In span order: by the span identifying the call, then by caller."""
+    index >= new_from. In span order: by the span identifying the call, then by caller.
+    `structure` is `analyze_structure(spans)` when the caller already has it."""
     if new_from >= len(spans):
         return []
-    structure = analyze_structure(spans)
+    if structure is None:
+        structure = analyze_structure(spans)
     unique = structure.spans
     parent = structure.parent
     count = len(unique)

@@ -1,4 +1,4 @@
-"""Golden service graphs: tests/testdata/aggregate/graph/*.json hold a trace and its edges.
+"""Golden service graphs: tests/testdata/assemble/graph/*.json hold a trace and its edges.
 
 A case is {"description", "new_from", "spans", "edges"}. A span is a compact dict: `id` and
 `parent` are short names standing for span ids (up to 8 characters), times are relative to
@@ -8,7 +8,7 @@ optional. An edge is an EdgeObservation with its end time relative to BASE_NS, i
 name and its trace id left out (it is always TRACE_ID).
 
 Regenerate the expected edges after a deliberate change with
-`TRACEPIPE_UPDATE_GOLDEN=1 pytest tests/unit/aggregate/test_graph_golden.py`, then review the
+`TRACEPIPE_UPDATE_GOLDEN=1 pytest tests/unit/assemble/test_graph_golden.py`, then review the
 diff.
 """
 
@@ -24,10 +24,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.aggregate.graph import EdgeObservation, edges_from_trace
+from streams.assemble.graph import EdgeObservation, edges_from_trace
+from streams.assemble.record import build_trace_record
 from streams.model.span import SPAN_KINDS, Span, SpanLink, make_span
 
-GOLDEN = Path(__file__).resolve().parents[2] / "testdata" / "aggregate" / "graph"
+GOLDEN = Path(__file__).resolve().parents[2] / "testdata" / "assemble" / "graph"
 CASES = sorted(GOLDEN.glob("*.json"))
 UPDATE = os.environ.get("TRACEPIPE_UPDATE_GOLDEN") == "1"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -105,6 +106,26 @@ def test_golden_graph(case: Path) -> None:
         case.write_text(dump_case({**golden, "edges": got}))
     assert got == golden["edges"]
     assert case.read_text() == dump_case(golden), "golden file not in canonical layout"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_the_trace_record_carries_the_golden_calls(case: Path) -> None:
+    # The record pairs at emission, on the analysis it builds anyway: the same calls.
+    golden = json.loads(case.read_text())
+    spans = [build_span(row) for row in golden["spans"]]
+    names = {span_id(row["id"]): row["id"] for row in golden["spans"]}
+    record = build_trace_record(
+        spans,
+        version=2,
+        completion="complete",
+        emitted_at_unix_nano=BASE_NS,
+        include_spans=False,
+        previous_span_count=golden["new_from"],
+    )
+    calls = [
+        edge_row(EdgeObservation(**call, trace_id=TRACE_ID), names) for call in record["calls"]
+    ]
+    assert calls == golden["edges"]
 
 
 # Properties over random traces, garbage included: no crash, and the laws every graph keeps.
