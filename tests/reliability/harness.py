@@ -344,7 +344,7 @@ def trace_versions_differing(worker: WorkerProcess, traces: int) -> list[tuple[s
     )
     contents: dict[tuple[str, int], set[tuple[str, ...]]] = {}
     for record in records:
-        span_ids = tuple(sorted(record_span_ids(record)))
+        span_ids = tuple(sorted(record_span_ids(record)))  # type: ignore[arg-type]
         contents.setdefault((record["trace_id"], record["version"]), set()).add(span_ids)
     return sorted(pair for pair, seen in contents.items() if len(seen) > 1)
 
