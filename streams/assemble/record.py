@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from typing import TypedDict
 
 import fastavro
@@ -20,8 +21,8 @@ from streams.assemble.skew import adjust_clock_skew
 from streams.assemble.structure import TraceStructure, analyze_structure
 from streams.model.codec import AvroCodec
 from streams.model.span import Span
+from streams.model.span_encoder import SpanEncoder, avro_array
 from streams.paths import schemas_root
-from streams.sdk.producer import SpanEncoder, encode_span_batch
 
 TRACE_SCHEMA = "trace"
 """The AvroCodec name of the record built here."""
@@ -179,7 +180,7 @@ class TraceRecordEncoder:
         out = io.BytesIO()
         fastavro.schemaless_writer(out, self._head, record)
         encode = self._spans.encode
-        out.write(encode_span_batch([encode(s) for s in record["spans"]]))
+        out.write(avro_array([encode(s) for s in record["spans"]]))
         fastavro.schemaless_writer(out, self._tail, record)
         return out.getvalue()
 
@@ -199,3 +200,41 @@ def encode_within(
         "span_ids": [s["span_id"] for s in record["spans"]],
     }
     return slim, encoder.encode(slim)
+
+
+TRACE_BATCH_MAX_BYTES = 900_000
+"""Largest trace record batch message (under the producer's 1 MiB request size); a record over
+it travels alone."""
+
+
+def trace_batches(bodies: Sequence[bytes], max_bytes: int = TRACE_BATCH_MAX_BYTES) -> list[bytes]:
+    """Encoded trace records as trace record batch values (Avro arrays) of about `max_bytes` at
+    most each, in order."""
+    batches: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for body in bodies:
+        if current and size + len(body) > max_bytes:
+            batches.append(avro_array(current))
+            current, size = [], 0
+        current.append(body)
+        size += len(body)
+    if current:
+        batches.append(avro_array(current))
+    return batches
+
+
+class TraceRecordsCodec:
+    """Reads tracepipe.traces messages: trace record batches (an Avro array of trace records,
+    named by its own fingerprint) and single trace records (before batches, or other writers)."""
+
+    def __init__(self) -> None:
+        self.single = AvroCodec(TRACE_SCHEMA)
+        self.batch = AvroCodec(TRACE_SCHEMA, array=True)
+
+    def decode(self, value: bytes, fingerprint: str | None) -> list[TraceRecord]:
+        """The records of one message; DecodeError when it cannot be read."""
+        if self.batch.knows(fingerprint):
+            records: list[TraceRecord] = self.batch.decode(value, fingerprint)
+            return records
+        return [self.single.decode(value, fingerprint)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from streams.model.span_encoder import SpanEncoder
 from streams.sdk.builder import (
     RecordingSpan,
     SpanContext,
@@ -19,7 +20,7 @@ from streams.sdk.builder import (
     new_trace_id,
     parse_traceparent,
 )
-from streams.sdk.producer import ProducerQueueFullError, SpanEncoder, SpanProducer
+from streams.sdk.producer import ProducerQueueFullError, SpanProducer
 
 if TYPE_CHECKING:
     from streams.sdk.otel import KafkaSpanExporter, span_from_otel

@@ -11,6 +11,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message
 
+from streams.assemble.record import TRACE_SCHEMA, TraceRecordsCodec
 from streams.broker.topics import ensure_topics
 from streams.config import IngestConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
@@ -93,6 +94,7 @@ def read_topic(
     time is up); then a few more polls, so a record emitted twice would show up. A span batch
     (an Avro array of spans, for codec `span`) counts as its spans."""
     spans = SpanDecoder(IngestConfig()) if codec.name == "span" else None
+    traces = TraceRecordsCodec() if codec.name == TRACE_SCHEMA else None
 
     def decoded(msg: Message) -> list[dict[str, Any]]:
         headers = dict(msg.headers() or [])
@@ -101,6 +103,8 @@ def read_topic(
         if spans is not None:
             columns, rejected, _ = spans.decode(msg.value() or b"", fingerprint)
             return [dict(record) for record in columns.spans()] + [dict(s) for s, _ in rejected]
+        if traces is not None:
+            return [dict(record) for record in traces.decode(msg.value() or b"", fingerprint)]
         return [codec.decode(msg.value() or b"", fingerprint)]
 
     def records_of(messages: list[Message]) -> list[dict[str, Any]]:

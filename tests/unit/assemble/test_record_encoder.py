@@ -54,3 +54,29 @@ def test_a_record_over_the_size_limit_goes_without_its_spans() -> None:
     assert CODEC.decode(value) == published
     same = {k: v for k, v in record.items() if k not in ("spans", "span_ids")}
     assert {k: v for k, v in published.items() if k not in ("spans", "span_ids")} == same
+
+
+def test_trace_record_batches_read_back_in_order_and_single_records_still_read() -> None:
+    from streams.assemble.record import TraceRecordsCodec, trace_batches
+    from streams.model.codec import AvroCodec as Codec
+
+    codec = TraceRecordsCodec()
+    generator = TraceGenerator(default_topology(), seed=5)
+    records = [
+        build_trace_record(
+            generator.trace(START_NS + i * 1_000_000),
+            version=1,
+            completion="complete",
+            emitted_at_unix_nano=START_NS,
+            include_spans=False,
+        )
+        for i in range(7)
+    ]
+    bodies = [codec.single.encode(r) for r in records]
+    batches = trace_batches(bodies, max_bytes=3 * max(map(len, bodies)))
+    assert len(batches) == 3
+    read = [r for value in batches for r in codec.decode(value, codec.batch.fingerprint)]
+    assert [r["trace_id"] for r in read] == [r["trace_id"] for r in records]
+    (alone,) = codec.decode(bodies[0], codec.single.fingerprint)
+    assert alone["trace_id"] == records[0]["trace_id"]
+    assert codec.batch.fingerprint != Codec("trace").fingerprint

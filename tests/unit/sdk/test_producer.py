@@ -13,8 +13,8 @@ from streams.errors import SchemaError, TracepipeError
 from streams.model.codec import AvroCodec
 from streams.model.partition import trace_partition
 from streams.model.span import Span, make_span
+from streams.model.span_encoder import avro_array, encode_span_fast
 from streams.sdk import ProducerQueueFullError, SpanEncoder, SpanProducer
-from streams.sdk.producer import encode_span_batch, encode_span_fast
 
 CODEC = AvroCodec("span")
 BATCH_CODEC = AvroCodec("span", array=True)
@@ -188,7 +188,7 @@ def test_a_span_batch_is_the_avro_array_fastavro_writes(count: int) -> None:
     spans = [
         make_span(f"{i + 1:032x}", f"{i + 1:016x}", "op", "svc", i, i + 5) for i in range(count)
     ]
-    batch = encode_span_batch([encode_span_fast(s) for s in spans])
+    batch = avro_array([encode_span_fast(s) for s in spans])
     assert batch == BATCH_CODEC.encode(spans)
     assert BATCH_CODEC.decode(batch, BATCH_CODEC.fingerprint) == spans
 

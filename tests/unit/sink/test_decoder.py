@@ -9,7 +9,7 @@ from streams.config import IngestConfig
 from streams.deadletter import REASON_HEADER
 from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
-from streams.sdk.producer import encode_span_batch, encode_span_fast
+from streams.model.span_encoder import avro_array, encode_span_fast
 from streams.sink.agent import SpanDecoder
 
 SPAN = AvroCodec("span")
@@ -49,7 +49,7 @@ def test_batches_and_single_spans_are_read_by_partition() -> None:
     batch = [span(i) for i in range(5)]
     lone = span(9)
     events = [
-        event(encode_span_batch([encode_span_fast(s) for s in batch]), BATCH, partition=2),
+        event(avro_array([encode_span_fast(s) for s in batch]), BATCH, partition=2),
         event(SPAN.encode(lone), SPAN, partition=1),
     ]
     by_partition, rejected, read = SpanDecoder(IngestConfig()).split(events)
@@ -61,7 +61,7 @@ def test_batches_and_single_spans_are_read_by_partition() -> None:
 def test_a_bad_span_in_a_batch_goes_to_the_dlq_alone_and_the_rest_is_kept() -> None:
     bad = span(3, trace_id="not-a-trace-id")
     batch = [span(0), span(1), bad, span(4)]
-    events = [event(encode_span_batch([encode_span_fast(s) for s in batch]), BATCH)]
+    events = [event(avro_array([encode_span_fast(s) for s in batch]), BATCH)]
     by_partition, rejected, read = SpanDecoder(IngestConfig()).split(events)
     assert read == 4
     kept = [s["span_id"] for s in by_partition[0].spans()]
@@ -72,7 +72,7 @@ def test_a_bad_span_in_a_batch_goes_to_the_dlq_alone_and_the_rest_is_kept() -> N
 
 
 def test_a_batch_that_cannot_be_read_is_one_dead_letter_with_its_bytes() -> None:
-    value = encode_span_batch([encode_span_fast(span(i)) for i in range(3)])[:-7]
+    value = avro_array([encode_span_fast(span(i)) for i in range(3)])[:-7]
     by_partition, rejected, read = SpanDecoder(IngestConfig()).split([event(value, BATCH)])
     assert by_partition == {} and read == 1
     (letter,) = rejected
@@ -81,7 +81,7 @@ def test_a_batch_that_cannot_be_read_is_one_dead_letter_with_its_bytes() -> None
 
 def test_a_bad_span_alone_in_a_batch_is_dead_lettered_as_a_single_span() -> None:
     bad = span(0, trace_id="not-a-trace-id")
-    events = [event(encode_span_batch([encode_span_fast(bad)]), BATCH)]
+    events = [event(avro_array([encode_span_fast(bad)]), BATCH)]
     by_partition, rejected, read = SpanDecoder(IngestConfig()).split(events)
     assert read == 1 and by_partition == {}
     (letter,) = rejected
