@@ -135,8 +135,10 @@ class SpanSinkConfig:
     """Batching and retry of the span sink (tracepipe.spans -> otel_traces)."""
 
     batch_max_spans: int = setting(20_000, "most spans per otel_traces insert")
+    # A batch is handled in one go on the event loop: 50 span batches of 500 spans take about
+    # a second, 200 took several (health checks and the sweep waited meanwhile).
     batch_max_messages: int = setting(
-        200, "Kafka messages per agent batch (each one span or a span batch of up to ~500)"
+        50, "Kafka messages per agent batch (each one span or a span batch of up to ~500)"
     )
     batch_max_wait_ms: int = setting(500, "longest wait to fill a batch")
     retry_initial_backoff_ms: int = setting(

@@ -54,6 +54,8 @@ from streams.telemetry import Counters
 log = logging.getLogger("tracepipe.assemble")
 
 TRACE_SINK_BATCH = 1000
+SWEEP_SLICE_TRACES = 1000
+"""Most traces a sweep finishes before it lets the event loop run (~0.15 s of work)."""
 TRACE_SINK_WAIT_S = 0.5
 TRACE_RECORD_MAX_BYTES = 1_000_000
 """Largest trace record published with its spans: under the producer's request size (Faust's
@@ -243,11 +245,18 @@ def register_assembly(
     )
 
     async def sweep() -> None:
+        # A worker behind (a backlog, a restart) can find tens of thousands of traces due at
+        # once: publish them a slice at a time and let the event loop serve the span agent,
+        # the web server and the heartbeats in between.
+        while await sweep_slice() == SWEEP_SLICE_TRACES:
+            await asyncio.sleep(0)
+
+    async def sweep_slice() -> int:
         if not state.ready():
-            return
-        finished = stage.finish_due()
+            return 0
+        finished = stage.finish_due(SWEEP_SLICE_TRACES)
         if not finished:
-            return
+            return 0
         # The emitted marks must not reach the changelog before the records reach the topic,
         # or a crash in between would lose the records: hold them back until delivered.
         emitted_marks = state.capture()
@@ -283,6 +292,7 @@ def register_assembly(
         if stage.sampling.enabled:
             kept = columns_from_spans(s for item in finished for s in item.kept_spans)
             await writer.write_arrow(OTEL_TRACES, otel_traces_table(kept))
+        return len(finished)
 
     register_timer(app, stage.config.sweep_interval_ms / 1000, "tracepipe.assembly-sweep", sweep)
 

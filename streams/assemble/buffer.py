@@ -250,11 +250,12 @@ class TraceBuffer:
 
     # -- output -------------------------------------------------------------------------------
 
-    def sweep(self) -> list[Emission]:
-        """Emit every trace whose idle or max-age deadline has passed; expire old memories."""
+    def sweep(self, limit: int | None = None) -> list[Emission]:
+        """Emit every trace whose idle or max-age deadline has passed (the `limit` most overdue
+        at most); expire old memories."""
         now = self._tick()
         out: list[Emission] = []
-        while self._open:
+        while self._open and (limit is None or len(out) < limit):
             by_idle = self._open[next(iter(self._idle))]
             by_age = next(iter(self._open.values()))
             idle_due = by_idle.last_seen_ns + self._idle_ns

@@ -67,9 +67,14 @@ class AssemblyStage:
             # The compact tuple starts trace id, span id, parent span id.
             evicted.extend(add(held[0], held[1], not held[2], held))
 
-    def finish_due(self) -> list[FinishedTrace]:
-        """Every trace that is due (evicted, idle or aged), as a finished record."""
-        emissions, self._evicted = self._evicted + self.buffer.sweep(), []
+    def finish_due(self, limit: int | None = None) -> list[FinishedTrace]:
+        """The traces that are due (evicted, idle or aged; at most `limit`, evicted first), as
+        finished records."""
+        if limit is None:
+            emissions, self._evicted = self._evicted + self.buffer.sweep(), []
+        else:
+            emissions, self._evicted = self._evicted[:limit], self._evicted[limit:]
+            emissions += self.buffer.sweep(limit - len(emissions))
         return [self.finish(e) for e in emissions]
 
     def take_changes(self) -> list[tuple[str, str, Any]]:

@@ -139,3 +139,19 @@ def test_span_columns_are_held_as_the_same_compact_spans_as_span_dicts() -> None
     by_columns.add_columns(columns_from_spans(spans))
     assert by_columns.buffer.snapshot() == by_dicts.buffer.snapshot()
     assert by_columns.take_changes() == by_dicts.take_changes()
+
+
+def test_a_sweep_can_finish_due_traces_a_slice_at_a_time_oldest_first() -> None:
+    now = [0]
+    stage = AssemblyStage(AssemblyConfig(trace_idle_ms=1), SamplingConfig(), lambda: now[0])
+    for i in range(5):
+        now[0] = i * MS
+        stage.add([make_span(f"{i + 1:032x}", "3" * 16, "GET /", "web", 0, 10 * MS)])
+    now[0] = 100 * MS
+    slices = [stage.finish_due(2), stage.finish_due(2), stage.finish_due(2), stage.finish_due(2)]
+    assert [[f.record["trace_id"] for f in s] for s in slices] == [
+        [f"{1:032x}", f"{2:032x}"],
+        [f"{3:032x}", f"{4:032x}"],
+        [f"{5:032x}"],
+        [],
+    ]
