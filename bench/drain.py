@@ -10,8 +10,8 @@ worker's /api/stats (counters, open traces, the event-loop stalls) and CPU (utim
 /healthz and /readyz of every worker on the same period; every request's response time counts.
 
 Printed and recorded per worker count: the drain rate (spans stored/s from the otel_traces rows
-counters, steady = between 10% and 90% of the backlog stored; whole = from the first reading to
-the last span stored), worker and broker CPU µs per stored span over the same readings, trace
+counters, steady = between 10% and 90% of the backlog stored; whole = from just before the first span
+stored to the last), worker and broker CPU µs per stored span over the same readings, trace
 versions emitted per trace, the slowest /healthz, /readyz and /api/stats answers and the longest
 event-loop stall (streams/loop_lag.py) during the drain, and the workers' "producer buffer full"
 warnings. With `--workers 1,2`, the ratios two over one.
@@ -60,7 +60,10 @@ class Reading:
 
     at_s: float
     at_unix_s: float
+    stored_spans: int
+    """Spans done: stored in otel_traces (every worker), or accepted by the Collector."""
     worker_cpu_s: float
+    """CPU seconds of the consumer processes (the workers, or the Collector)."""
     broker_cpu_s: float | None
     counters: CounterSnapshot
     open_traces: int
@@ -78,8 +81,19 @@ def merged_counters(snapshots: Sequence[CounterSnapshot]) -> dict[str, dict[str,
 
 
 def stored(reading: Reading) -> int:
-    """Spans stored so far (otel_traces rows written, every worker)."""
-    return counter_value(reading.counters, *SPANS_STORED)
+    """Spans done so far."""
+    return reading.stored_spans
+
+
+def drain_start(readings: Sequence[Reading]) -> Reading:
+    """The last reading before spans started to be stored (the first one if they already were):
+    start-up (joining the group, opening the store) is left out of the whole drain."""
+    start = readings[0]
+    for reading in readings[1:]:
+        if stored(reading) > stored(readings[0]):
+            break
+        start = reading
+    return start
 
 
 def traces_settled(reading: Reading) -> bool:
@@ -119,7 +133,7 @@ def span_figures(first: Reading, last: Reading) -> dict[str, float | None]:
 
 
 def drain_figures(readings: Sequence[Reading], backlog_spans: int) -> dict[str, Any]:
-    """Steady (10%..90% of the backlog stored) and whole (first reading .. last span stored)
+    """Steady (10%..90% of the backlog stored) and whole (drain start .. last span stored)
     figures; raises TracepipeError when the readings never reach the whole backlog."""
     done = first_reaching(readings, backlog_spans)
     low = first_reaching(readings, STEADY_FROM * backlog_spans)
@@ -131,9 +145,16 @@ def drain_figures(readings: Sequence[Reading], backlog_spans: int) -> dict[str, 
         )
     return {
         "steady": span_figures(low, high) if high.at_s > low.at_s else None,
-        "whole": span_figures(readings[0], done),
+        "whole": span_figures(drain_start(readings), done),
         "stored_at_first_reading": stored(readings[0]),
+        "first_stored_after_s": round(drain_start(readings).at_s - readings[0].at_s, 2),
     }
+
+
+def settled_cpu_us_per_span(start: Reading, settled: Reading, total: int) -> float:
+    """Consumer CPU per span from the drain's start until everything was done (for tracepipe,
+    every trace emitted and stored; for the Collector, every trace decided)."""
+    return (settled.worker_cpu_s - start.worker_cpu_s) / max(1, total - stored(start)) * 1e6
 
 
 def longest_stall_ms(
@@ -207,12 +228,14 @@ class Group:
             open_traces += int(stats.get("assembly", {}).get("open_traces", 0))
             for at, ms in stats.get("event_loop", {}).get("stalls", []):
                 self.stalls[(index, float(at))] = float(ms)
+        counters = merged_counters(snapshots)
         reading = Reading(
             at_s=time.monotonic(),
             at_unix_s=time.time(),
+            stored_spans=counter_value(counters, *SPANS_STORED),
             worker_cpu_s=sum(w.cpu_seconds() for w in self.workers),
             broker_cpu_s=process_cpu_seconds(self.broker_pid) if self.broker_pid else None,
-            counters=merged_counters(snapshots),
+            counters=counters,
             open_traces=open_traces,
         )
         self.readings.append(reading)
@@ -340,7 +363,7 @@ def run_drain(
         for worker in members:
             if worker.process is not None:
                 worker.stop()
-    first = group.readings[0]
+    first = drain_start(group.readings)
     since, until = first.at_s, settled.at_s
     emitted = counter_value(settled.counters, "tracepipe_traces_emitted_total")
     warnings = sum(w.log_path.read_text(errors="replace").count(BUFFER_FULL) for w in members)
@@ -350,10 +373,8 @@ def run_drain(
         "backlog": loaded,
         "start_s": round(started_s - spawned_s, 2),
         **drain_figures(group.readings, total),
-        "traces_settled_s": round(settled.at_s - first.at_s, 2),
-        "traces_settled_worker_cpu_us_per_span": (settled.worker_cpu_s - first.worker_cpu_s)
-        / max(1, total - stored(first))
-        * 1e6,
+        "settled_s": round(settled.at_s - first.at_s, 2),
+        "settled_cpu_us_per_span": settled_cpu_us_per_span(first, settled, total),
         "versions_emitted_per_trace": emitted / backlog.traces,
         "store": store,
         "slowest_s": {
@@ -521,12 +542,12 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         f"{summary['load_average_after']}.",
         markdown_table([result_row(r) for r in summary["runs"]]),
         f"steady = between {STEADY_FROM:.0%} and {STEADY_TO:.0%} of the backlog stored; whole = "
-        "from the first reading (workers answering) to the last span stored. CPU per stored "
-        "span over the same readings: worker = every worker process (utime + stime), broker = "
-        "the process listening on the bootstrap port (other clients of a shared broker count "
-        "too). versions/trace = trace versions emitted / traces generated. slowest = the "
-        "slowest answer of /healthz, /readyz (every worker, probed every --sample-s) and "
-        "/api/stats (the harness's readings) during the drain; stall = the longest event-loop "
+        "from the last reading before the first span was stored to the last span stored. CPU "
+        "per stored span over the same readings: worker = every worker process (utime + stime),"
+        " broker = the process listening on the bootstrap port (other clients of a shared "
+        "broker count too). versions/trace = trace versions emitted / traces generated. slowest"
+        " = the slowest answer of /healthz, /readyz (every worker, probed every --sample-s) and"
+        " /api/stats (the harness's readings) during the drain; stall = the longest event-loop "
         "stall (streams/loop_lag.py) during the drain.",
     ]
     for run in summary["runs"]:
@@ -536,8 +557,10 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
             f"produced at {backlog.get('produce_cpu_us_per_span', 0):.1f} CPU µs/span "
             f"(SpanProducer) after generating at {backlog['generate_cpu_us_per_span']:.1f}; "
             f"workers answering {run['start_s']} s after spawn, "
-            f"{run['stored_at_first_reading']:,} spans already stored then; traces settled "
-            f"{run['traces_settled_s']} s after the first reading; stores: "
+            f"{run['stored_at_first_reading']:,} spans already stored then, the first stored "
+            f"{run['first_stored_after_s']} s later; every trace emitted and stored "
+            f"{run['settled_s']} s after the drain's start, at "
+            f"{run['settled_cpu_us_per_span']:.1f} worker CPU µs/span over that time; stores: "
             f"{json.dumps(run['store'])}; probe failures {run['probe_failures']}."
         )
     ratios = summary.get("two_over_one")
