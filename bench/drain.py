@@ -10,8 +10,8 @@ worker's /api/stats (counters, open traces, the event-loop stalls) and CPU (utim
 /healthz and /readyz of every worker on the same period; every request's response time counts.
 
 Printed and recorded per worker count: the drain rate (spans stored/s from the otel_traces rows
-counters, steady = between 10% and 90% of the backlog stored; whole = from just before the first span
-stored to the last), worker and broker CPU µs per stored span over the same readings, trace
+counters, steady = between 10% and 90% of the backlog stored; whole = from just before the first
+span stored to the last), worker and broker CPU µs per stored span over the same readings, trace
 versions emitted per trace, the slowest /healthz, /readyz and /api/stats answers and the longest
 event-loop stall (streams/loop_lag.py) during the drain, and the workers' "producer buffer full"
 warnings. With `--workers 1,2`, the ratios two over one.
