@@ -97,12 +97,16 @@ DECIDED = "otelcol_processor_tail_sampling_global_count_traces_sampled"
 
 
 def otlp_loader(
-    args: argparse.Namespace, bootstrap: str, topic_of: Callable[[TopicNames], str]
+    args: argparse.Namespace,
+    bootstrap: str,
+    topic_of: Callable[[TopicNames], str],
+    spans: int | None = None,
 ) -> Callable[[TopicNames], tuple[Backlog, dict[str, float]]]:
-    """Generate the backlog, encode it as OTLP requests and produce them to `topic_of(...)`."""
+    """Generate the backlog (`spans`, default --spans), encode it as OTLP requests and produce
+    them to `topic_of(...)`."""
 
     def load(topics: TopicNames) -> tuple[Backlog, dict[str, float]]:
-        backlog = generate_backlog(args.spans, args.seed, args.span_rate)
+        backlog = generate_backlog(spans or args.spans, args.seed, args.span_rate)
         requests, encode_cpu_s = encode_otlp(backlog.spans)
         produce_cpu_s = produce_payloads(bootstrap, topic_of(topics), requests)
         return backlog, {"otlp_encode": encode_cpu_s, "produce": produce_cpu_s}
@@ -124,7 +128,9 @@ def run_collector(
     )
     topic = f"bench-otelcol-{os.getpid()}-{time.time_ns()}"
     ensure_topics(settings.kafka, [topic])
-    load = otlp_loader(args, bootstrap, lambda _: topic)
+    # The Collector drains in about a second what a worker drains in a minute: a larger backlog
+    # (the same seed's spans, and more) lets its readings cover seconds.
+    load = otlp_loader(args, bootstrap, lambda _: topic, args.collector_spans or 5 * args.spans)
     backlog, produce_cpu_s = load(TopicNames.from_prefix("unused."))
     total = len(backlog.spans)
     metrics_port = free_port()
@@ -259,6 +265,12 @@ def main() -> None:
         "--collector-procs", type=int, default=1, help="the Collector's GOMAXPROCS (1)"
     )
     parser.add_argument(
+        "--collector-spans",
+        type=int,
+        default=0,
+        help="the Collector's backlog (default 5 x --spans: it drains one in about a second)",
+    )
+    parser.add_argument(
         "--subjects",
         default="tracepipe,tracepipe-otlp,collector",
         help="which subjects to run, in order (default all three)",
@@ -306,6 +318,10 @@ def main() -> None:
                 )
                 ratios[f"collector_over_{subject}_spans_per_s"] = ratio(
                     peer["spans_per_s"] or 0.0, ours["spans_per_s"] or 0.0
+                )
+                ratios[f"{subject}_over_collector_cpu_us_per_span_until_settled"] = ratio(
+                    results[subject]["settled_cpu_us_per_span"],
+                    results["collector"]["settled_cpu_us_per_span"],
                 )
                 ratios[f"{subject}_over_collector_broker_cpu_us_per_span"] = ratio(
                     ours["broker_cpu_us_per_span"] or 0.0, peer["broker_cpu_us_per_span"] or 0.0
