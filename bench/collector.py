@@ -212,8 +212,9 @@ def run_collector(
 
 
 def headline(result: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The steady figures, or the whole drain's when the backlog was too small for steady."""
-    figures: Mapping[str, Any] = result["steady"] or result["whole"]
+    """The whole drain's figures: the backlog, from just before its first span was done to the
+    last (each span once, whoever did it)."""
+    figures: Mapping[str, Any] = result["whole"]
     return figures
 
 
@@ -342,9 +343,9 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         f"Load average before / after: {summary['load_average_before']} / "
         f"{summary['load_average_after']}.",
         markdown_table([subject_row(r) for r in summary["subjects"].values()]),
-        "spans/s and CPU µs/span: steady, between 10% and 90% of the backlog stored "
-        "(tracepipe: otel_traces rows) or accepted (the Collector's kafka receiver); CPU is the "
-        "consumer process's utime + stime. Until settled: from just before the first span to "
+        "spans/s and CPU µs/span: the backlog over the seconds from just before its first span "
+        "was stored (tracepipe: otel_traces rows) or accepted (the Collector's kafka receiver) "
+        "to the last; CPU is the consumer process's utime + stime. Until settled: from just before the first span to "
         "every trace emitted and stored (tracepipe) or decided by tail sampling (Collector), "
         "per span. broker = the process listening on the bootstrap port. load = this "
         "harness pre-loading the topic: the generator, OTLP encoding (bench/otlp.py) and the "

@@ -110,9 +110,13 @@ def first_reaching(readings: Sequence[Reading], spans: float) -> Reading | None:
     return next((r for r in readings if stored(r) >= spans), None)
 
 
-def span_figures(first: Reading, last: Reading) -> dict[str, float | None]:
-    """Spans stored/s and CPU µs per stored span (worker, broker) between two readings."""
-    spans = stored(last) - stored(first)
+def span_figures(
+    first: Reading, last: Reading, spans: int | None = None
+) -> dict[str, float | None]:
+    """Spans/s and CPU µs per span (worker, broker) between two readings; `spans` by default
+    the rows stored between them."""
+    if spans is None:
+        spans = stored(last) - stored(first)
     seconds = last.at_s - first.at_s
     broker = (
         None
@@ -133,19 +137,29 @@ def span_figures(first: Reading, last: Reading) -> dict[str, float | None]:
 
 
 def drain_figures(readings: Sequence[Reading], backlog_spans: int) -> dict[str, Any]:
-    """Steady (10%..90% of the backlog stored) and whole (drain start .. last span stored)
-    figures; raises TracepipeError when the readings never reach the whole backlog."""
-    done = first_reaching(readings, backlog_spans)
-    low = first_reaching(readings, STEADY_FROM * backlog_spans)
-    high = first_reaching(readings, STEADY_TO * backlog_spans)
-    if done is None or low is None or high is None:
+    """Steady (rows between 10% and 90% of the rows finally written) and whole (the backlog,
+    from the drain's start to the last rows written) figures; raises TracepipeError when the
+    readings never reach the whole backlog.
+
+    Rows and spans differ when spans are read again (after a rebalance, a worker re-reads what
+    the previous owner had not committed): the steady figures count rows, the whole figures
+    count each span of the backlog once.
+    """
+    final = stored(readings[-1]) if readings else 0
+    if final < backlog_spans:
         raise TracepipeError(
-            f"the readings never reach {backlog_spans:,} spans stored (last: "
-            f"{stored(readings[-1]) if readings else 0:,})"
+            f"the readings never reach {backlog_spans:,} spans stored (last: {final:,})"
         )
+    done = first_reaching(readings, final)
+    low = first_reaching(readings, STEADY_FROM * final)
+    high = first_reaching(readings, STEADY_TO * final)
+    assert done is not None and low is not None and high is not None  # final is reached
+    start = drain_start(readings)
     return {
         "steady": span_figures(low, high) if high.at_s > low.at_s else None,
-        "whole": span_figures(drain_start(readings), done),
+        "whole": span_figures(start, done, backlog_spans - min(stored(start), backlog_spans)),
+        "rows_written": final,
+        "rows_written_again": final - backlog_spans,
         "stored_at_first_reading": stored(readings[0]),
         "first_stored_after_s": round(drain_start(readings).at_s - readings[0].at_s, 2),
     }
@@ -400,12 +414,13 @@ def run_drain(
 
 def summary_line(result: Mapping[str, Any]) -> str:
     """One run in one line."""
-    steady = result["steady"] or result["whole"]
+    whole, steady = result["whole"], result["steady"] or result["whole"]
     return (
-        f"{result['label']}: drained {steady['spans_per_s'] or 0:,.0f} spans/s steady "
-        f"({result['whole']['spans_per_s'] or 0:,.0f} whole), worker "
-        f"{steady['worker_cpu_us_per_span'] or 0:,.1f} / broker "
-        f"{steady['broker_cpu_us_per_span'] or 0:,.1f} CPU µs/span, "
+        f"{result['label']}: drained {whole['spans_per_s'] or 0:,.0f} spans/s at "
+        f"{whole['worker_cpu_us_per_span'] or 0:,.1f} worker / "
+        f"{whole['broker_cpu_us_per_span'] or 0:,.1f} broker CPU µs/span (steady "
+        f"{steady['spans_per_s'] or 0:,.0f} rows/s at {steady['worker_cpu_us_per_span'] or 0:,.1f}"
+        f"), {result['settled_cpu_us_per_span']:,.1f} µs/span until settled, "
         f"{result['versions_emitted_per_trace']:.3f} versions/trace, slowest /api/stats "
         f"{result['slowest_s']['api_stats']:.2f} s, longest loop stall "
         f"{result['longest_loop_stall_ms'] / 1e3:.2f} s"
@@ -424,18 +439,21 @@ def result_row(result: Mapping[str, Any]) -> dict[str, str]:
     return {
         "run": result["label"],
         "spans": f"{result['backlog']['spans']:,}",
-        "steady spans/s": _cell(steady.get("spans_per_s"), 0),
-        "whole spans/s": _cell(whole["spans_per_s"], 0),
-        "worker µs/span": _cell(steady.get("worker_cpu_us_per_span")),
-        "broker µs/span": _cell(steady.get("broker_cpu_us_per_span")),
-        "generator µs/span": _cell(result["backlog"]["generate_cpu_us_per_span"]),
+        "drain spans/s": _cell(whole["spans_per_s"], 0),
+        "worker µs/span": _cell(whole["worker_cpu_us_per_span"]),
+        "broker µs/span": _cell(whole["broker_cpu_us_per_span"]),
+        "until settled µs/span": _cell(result["settled_cpu_us_per_span"]),
+        "steady rows/s (µs/row)": f"{_cell(steady['spans_per_s'], 0)} "
+        f"({_cell(steady['worker_cpu_us_per_span'])})",
+        "rows again": f"{result['rows_written_again']:,}",
+        "generate / produce µs/span": f"{_cell(result['backlog']['generate_cpu_us_per_span'])} / "
+        f"{_cell(result['backlog'].get('produce_cpu_us_per_span'))}",
         "versions/trace": f"{result['versions_emitted_per_trace']:.3f}",
         "slowest healthz/readyz/stats s": "/".join(
             f"{result['slowest_s'][k]:.2f}" for k in ("healthz", "readyz", "api_stats")
         ),
         "longest stall s": f"{result['longest_loop_stall_ms'] / 1e3:.2f}",
         "buffer-full warnings": str(result["producer_buffer_full_warnings"]),
-        "distinct spans stored": f"{result['store']['distinct_spans']:,}",
     }
 
 
@@ -516,17 +534,16 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "runs": runs,
-        "spans_per_s": (runs[0]["steady"] or runs[0]["whole"])["spans_per_s"] or 0.0,
-        "cpu_us_per_span": (runs[0]["steady"] or runs[0]["whole"])["worker_cpu_us_per_span"] or 0.0,
+        "spans_per_s": runs[0]["whole"]["spans_per_s"] or 0.0,
+        "cpu_us_per_span": runs[0]["whole"]["worker_cpu_us_per_span"] or 0.0,
     }
     by_count = {r["workers"]: r for r in runs}
     if 1 in by_count and 2 in by_count:
-        one, two = (by_count[n]["steady"] or by_count[n]["whole"] for n in (1, 2))
+        one, two = (by_count[n]["whole"] for n in (1, 2))
         summary["two_over_one"] = {
             "spans_per_s": ratio(two["spans_per_s"] or 0.0, one["spans_per_s"] or 0.0),
-            "whole_spans_per_s": ratio(
-                by_count[2]["whole"]["spans_per_s"] or 0.0,
-                by_count[1]["whole"]["spans_per_s"] or 0.0,
+            "worker_cpu_us_per_span": ratio(
+                two["worker_cpu_us_per_span"] or 0.0, one["worker_cpu_us_per_span"] or 0.0
             ),
         }
     markdown = report_markdown(summary)
@@ -541,14 +558,16 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         f"Load average before / after: {summary['load_average_before']} / "
         f"{summary['load_average_after']}.",
         markdown_table([result_row(r) for r in summary["runs"]]),
-        f"steady = between {STEADY_FROM:.0%} and {STEADY_TO:.0%} of the backlog stored; whole = "
-        "from the last reading before the first span was stored to the last span stored. CPU "
-        "per stored span over the same readings: worker = every worker process (utime + stime),"
-        " broker = the process listening on the bootstrap port (other clients of a shared "
-        "broker count too). versions/trace = trace versions emitted / traces generated. slowest"
-        " = the slowest answer of /healthz, /readyz (every worker, probed every --sample-s) and"
-        " /api/stats (the harness's readings) during the drain; stall = the longest event-loop "
-        "stall (streams/loop_lag.py) during the drain.",
+        "drain = the backlog's spans over the seconds from the last reading before the first "
+        "span was stored to the reading with every row written; worker and broker µs/span over "
+        "the same seconds (worker = every worker process, utime + stime; broker = the process "
+        "listening on the bootstrap port: other clients of a shared broker count too). Until "
+        "settled: worker CPU until every trace was emitted and stored, per span. steady = rows "
+        f"written between {STEADY_FROM:.0%} and {STEADY_TO:.0%} of the final rows; rows again = "
+        "rows written twice (spans re-read after a rebalance). versions/trace = trace versions "
+        "emitted / traces generated. slowest = the slowest answer of /healthz, /readyz (every "
+        "worker, probed every --sample-s) and /api/stats (the harness's readings) during the "
+        "drain; stall = the longest event-loop stall (streams/loop_lag.py) during the drain.",
     ]
     for run in summary["runs"]:
         backlog = run["backlog"]
@@ -566,8 +585,8 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
     ratios = summary.get("two_over_one")
     if ratios:
         parts.append(
-            f"Two workers over one: {_cell(ratios['spans_per_s'], 2)}x steady spans/s, "
-            f"{_cell(ratios['whole_spans_per_s'], 2)}x whole."
+            f"Two workers over one: {_cell(ratios['spans_per_s'], 2)}x the drain rate, "
+            f"{_cell(ratios['worker_cpu_us_per_span'], 2)}x the worker CPU per span."
         )
     return "\n\n".join(parts)
 
