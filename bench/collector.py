@@ -345,11 +345,12 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         markdown_table([subject_row(r) for r in summary["subjects"].values()]),
         "spans/s and CPU µs/span: the backlog over the seconds from just before its first span "
         "was stored (tracepipe: otel_traces rows) or accepted (the Collector's kafka receiver) "
-        "to the last; CPU is the consumer process's utime + stime. Until settled: from just before the first span to "
-        "every trace emitted and stored (tracepipe) or decided by tail sampling (Collector), "
-        "per span. broker = the process listening on the bootstrap port. load = this "
-        "harness pre-loading the topic: the generator, OTLP encoding (bench/otlp.py) and the "
-        "producer (SpanProducer for tracepipe's spans; librdkafka for OTLP requests).",
+        "to the last; CPU is the consumer process's utime + stime. Until settled: from just "
+        "before the first span to every trace emitted and stored (tracepipe) or decided by tail"
+        " sampling (Collector), per span. broker = the process listening on the bootstrap port."
+        " load = this harness pre-loading the topic: the generator, OTLP encoding "
+        "(bench/otlp.py) and the producer (SpanProducer for tracepipe's spans; librdkafka for "
+        "OTLP requests).",
     ]
     ratios = summary.get("ratios") or {}
     if ratios:
