@@ -389,9 +389,10 @@ def _spans_fetch_state(consumer: Any, topic: str) -> dict[str, Any]:
 def _register_web(pipeline: Pipeline) -> None:
     app, counters, writer = pipeline.app, pipeline.counters, pipeline.writer
 
-    @app.task
     async def watch_event_loop() -> None:
         await pipeline.loop_lag.run()
+
+    app.task(watch_event_loop)
 
     @app.page("/metrics")
     async def metrics(view: View, request: Request) -> Response:
@@ -451,7 +452,7 @@ def _register_web(pipeline: Pipeline) -> None:
             payload = json.dumps({"rows": rows}, default=str).encode()
             return self.bytes(payload, content_type="application/json")
 
-    del watch_event_loop, metrics, stats, QueryView
+    del metrics, stats, QueryView
     _register_ui(pipeline)
 
 
