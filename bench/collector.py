@@ -44,6 +44,7 @@ from bench.drain import (
     drain_start,
     load_average,
     run_drain,
+    run_main,
     settled_cpu_us_per_span,
     spans_loader,
 )
@@ -373,4 +374,4 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main("bench.collector", main)

@@ -225,19 +225,35 @@ class Group:
     stats_times: list[tuple[float, float]] = field(default_factory=list)
     """(monotonic start, seconds) of every /api/stats request."""
 
-    def read(self) -> Reading:
-        """Read every worker's /api/stats and CPU, and the broker's CPU, now."""
+    def stats(self, index: int) -> dict[str, Any] | None:
+        """Worker `index`'s /api/stats, None if it did not answer within PROBE_TIMEOUT_S (a
+        stalled worker is what the benchmark measures, not a reason to stop)."""
+        worker = self.workers[index]
+        started = time.monotonic()
+        stats: dict[str, Any] | None
+        try:
+            url = worker_url(worker.settings) + "/api/stats"
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+                stats = json.loads(response.read())
+        except OSError:
+            if worker.process is not None and worker.process.poll() is not None:
+                raise TracepipeError(
+                    f"worker {index} exited with code {worker.process.returncode}; see "
+                    f"{worker.log_path}"
+                ) from None
+            stats = None
+        self.stats_times.append((started, time.monotonic() - started))
+        return stats
+
+    def read(self) -> Reading | None:
+        """Read every worker's /api/stats and CPU, and the broker's CPU, now; None when a
+        worker did not answer."""
         snapshots = []
         open_traces = 0
-        for index, worker in enumerate(self.workers):
-            started = time.monotonic()
-            try:
-                stats = worker.stats()
-            except OSError as err:
-                raise TracepipeError(
-                    f"worker {index} did not answer /api/stats ({err}); see {worker.log_path}"
-                ) from err
-            self.stats_times.append((started, time.monotonic() - started))
+        for index in range(len(self.workers)):
+            stats = self.stats(index)
+            if stats is None:
+                return None
             snapshots.append(stats["counters"])
             open_traces += int(stats.get("assembly", {}).get("open_traces", 0))
             for at, ms in stats.get("event_loop", {}).get("stalls", []):
@@ -355,17 +371,20 @@ def run_drain(
         deadline = started_s + args.drain_timeout_s
         spans_done: Reading | None = None
         while True:
+            if time.monotonic() > deadline:
+                last = group.readings[-1] if group.readings else None
+                raise TracepipeError(
+                    f"{label}: not drained after {args.drain_timeout_s:.0f} s "
+                    f"({stored(last) if last else 0:,} of {total:,} spans stored, "
+                    f"{last.open_traces if last else '?'} traces open); see {root}"
+                )
             reading = group.read()
+            if reading is None:
+                continue
             if spans_done is None and stored(reading) >= total:
                 spans_done = reading
             if spans_done is not None and traces_settled(reading):
                 break
-            if time.monotonic() > deadline:
-                raise TracepipeError(
-                    f"{label}: not drained after {args.drain_timeout_s:.0f} s ({stored(reading):,}"
-                    f" of {total:,} spans stored, {reading.open_traces:,} traces open); see "
-                    f"{root}"
-                )
             time.sleep(max(0.0, args.sample_s - (time.monotonic() - reading.at_s)))
         settled = group.readings[-1]
         stop.set()
@@ -591,5 +610,14 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def run_main(name: str, entry: Callable[[], None]) -> None:
+    """Run a benchmark's `main`; a TracepipeError is one line on stderr and exit status 1."""
+    try:
+        entry()
+    except TracepipeError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    main()
+    run_main("bench.drain", main)
