@@ -95,6 +95,8 @@ def prometheus_sum(text: str, name: str) -> float:
 
 ACCEPTED = "otelcol_receiver_accepted_spans"
 DECIDED = "otelcol_processor_tail_sampling_global_count_traces_sampled"
+DROPPED = "otelcol_processor_tail_sampling_sampling_trace_dropped_too_early"
+"""Traces evicted before their decision (more than num_traces held): done with, undecided."""
 
 
 def otlp_loader(
@@ -143,6 +145,7 @@ def run_collector(
         "BENCH_TOPIC": topic,
         "BENCH_DECISION_WAIT": f"{args.trace_idle_ms}ms",
         "BENCH_METRICS_PORT": str(metrics_port),
+        "BENCH_NUM_TRACES": str(max(50_000, backlog.traces * 11 // 10)),
     }
     broker_pid = listener_pid(bootstrap_port(bootstrap))
     log_path = root / "otelcol.log"
@@ -174,7 +177,8 @@ def run_collector(
                         worker_cpu_s=process_cpu_seconds(process.pid),
                         broker_cpu_s=process_cpu_seconds(broker_pid) if broker_pid else None,
                         counters={},
-                        open_traces=backlog.traces - int(prometheus_sum(text, DECIDED)),
+                        open_traces=backlog.traces
+                        - int(prometheus_sum(text, DECIDED) + prometheus_sum(text, DROPPED)),
                     )
                 )
                 last = readings[-1]
@@ -206,6 +210,7 @@ def run_collector(
         "settled_s": round(readings[-1].at_s - start.at_s, 2),
         "settled_cpu_us_per_span": settled_cpu_us_per_span(start, readings[-1], total),
         "broker_pid": broker_pid,
+        "traces_dropped_too_early": int(prometheus_sum(text or "", DROPPED)),
         "log": str(log_path),
     }
     print(subject_line(result))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import signal
 import sys
 import tempfile
 import threading
@@ -611,7 +612,9 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
 
 
 def run_main(name: str, entry: Callable[[], None]) -> None:
-    """Run a benchmark's `main`; a TracepipeError is one line on stderr and exit status 1."""
+    """Run a benchmark's `main`; a TracepipeError is one line on stderr and exit status 1.
+    SIGTERM exits through the `finally` blocks, which stop the workers and the broker."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         entry()
     except TracepipeError as err:
