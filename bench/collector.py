@@ -372,7 +372,7 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
     if collector:
         parts.append(
             f"The Collector ran with GOMAXPROCS={collector['gomaxprocs']}; config "
-            "bench/otelcol.yaml (kafka receiver, otlp_proto -> spanmetrics + tail_sampling -> "
+            "bench/otelcol.yaml (kafka receiver, otlp_proto -> span_metrics + tail_sampling -> "
             "nop)."
         )
     return "\n\n".join(parts)
