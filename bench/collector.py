@@ -37,16 +37,13 @@ from typing import Any
 
 from bench.backlog import Backlog, encode_otlp, generate_backlog, produce_payloads
 from bench.broker import bench_broker, bootstrap_port, listener_pid
-from bench.drain import (
+from bench.drain import add_backlog_arguments, load_average, run_drain, run_main, spans_loader
+from bench.drain_figures import (
     Reading,
-    add_backlog_arguments,
+    coarse_warning,
     drain_figures,
     drain_start,
-    load_average,
-    run_drain,
-    run_main,
     settled_cpu_us_per_span,
-    spans_loader,
 )
 from bench.record import record_result
 from bench.steps import ratio
@@ -214,6 +211,9 @@ def run_collector(
         "log": str(log_path),
     }
     print(subject_line(result))
+    warning = coarse_warning(result)
+    if warning:
+        print(f"collector: {warning} (--collector-spans)")
     return result
 
 

@@ -38,8 +38,21 @@ from typing import Any
 
 from bench.backlog import Backlog, generate_backlog, produce_spans
 from bench.broker import bench_broker, bootstrap_port, listener_pid
+from bench.drain_figures import (
+    STEADY_FROM,
+    STEADY_TO,
+    Reading,
+    coarse_warning,
+    drain_figures,
+    drain_start,
+    longest_stall_ms,
+    merged_counters,
+    settled_cpu_us_per_span,
+    stored,
+    traces_settled,
+)
 from bench.record import record_result
-from bench.steps import SPANS_STORED, CounterSnapshot, counter_value, ratio
+from bench.steps import SPANS_STORED, counter_value, ratio
 from streams.broker.local import free_port
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.errors import TracepipeError
@@ -48,137 +61,9 @@ from streams.query import worker_url
 from streams.query.table import markdown_table
 from streams.worker_process import WorkerProcess, isolated_env, process_cpu_seconds
 
-STEADY_FROM, STEADY_TO = 0.1, 0.9
-"""The share of the backlog stored between which the steady drain rate is measured."""
 PROBE_TIMEOUT_S = 60.0
 """A probe that takes longer counts as this long (and as failed)."""
 BUFFER_FULL = "producer buffer full"
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One reading of the whole group: summed counters and CPU, the broker's CPU."""
-
-    at_s: float
-    at_unix_s: float
-    stored_spans: int
-    """Spans done: stored in otel_traces (every worker), or accepted by the Collector."""
-    worker_cpu_s: float
-    """CPU seconds of the consumer processes (the workers, or the Collector)."""
-    broker_cpu_s: float | None
-    counters: CounterSnapshot
-    open_traces: int
-
-
-def merged_counters(snapshots: Sequence[CounterSnapshot]) -> dict[str, dict[str, int]]:
-    """The counters of several workers added up, label set by label set."""
-    out: dict[str, dict[str, int]] = {}
-    for snapshot in snapshots:
-        for name, values in snapshot.items():
-            into = out.setdefault(name, {})
-            for labels, value in values.items():
-                into[labels] = into.get(labels, 0) + int(value)
-    return out
-
-
-def stored(reading: Reading) -> int:
-    """Spans done so far."""
-    return reading.stored_spans
-
-
-def drain_start(readings: Sequence[Reading]) -> Reading:
-    """The last reading before spans started to be stored (the first one if they already were):
-    start-up (joining the group, opening the store) is left out of the whole drain."""
-    start = readings[0]
-    for reading in readings[1:]:
-        if stored(reading) > stored(readings[0]):
-            break
-        start = reading
-    return start
-
-
-def traces_settled(reading: Reading) -> bool:
-    """No trace open and every emitted trace version stored."""
-    emitted = counter_value(reading.counters, "tracepipe_traces_emitted_total")
-    rows = counter_value(
-        reading.counters, "tracepipe_sink_rows_written_total", "table=tracepipe_traces"
-    )
-    return reading.open_traces == 0 and rows >= emitted
-
-
-def first_reaching(readings: Sequence[Reading], spans: float) -> Reading | None:
-    """The first reading with at least `spans` stored."""
-    return next((r for r in readings if stored(r) >= spans), None)
-
-
-def span_figures(
-    first: Reading, last: Reading, spans: int | None = None
-) -> dict[str, float | None]:
-    """Spans/s and CPU µs per span (worker, broker) between two readings; `spans` by default
-    the rows stored between them."""
-    if spans is None:
-        spans = stored(last) - stored(first)
-    seconds = last.at_s - first.at_s
-    broker = (
-        None
-        if first.broker_cpu_s is None or last.broker_cpu_s is None
-        else (last.broker_cpu_s - first.broker_cpu_s) / spans * 1e6
-        if spans
-        else None
-    )
-    return {
-        "spans": spans,
-        "seconds": seconds,
-        "spans_per_s": spans / seconds if seconds > 0 else None,
-        "worker_cpu_us_per_span": (last.worker_cpu_s - first.worker_cpu_s) / spans * 1e6
-        if spans
-        else None,
-        "broker_cpu_us_per_span": broker,
-    }
-
-
-def drain_figures(readings: Sequence[Reading], backlog_spans: int) -> dict[str, Any]:
-    """Steady (rows between 10% and 90% of the rows finally written) and whole (the backlog,
-    from the drain's start to the last rows written) figures; raises TracepipeError when the
-    readings never reach the whole backlog.
-
-    Rows and spans differ when spans are read again (after a rebalance, a worker re-reads what
-    the previous owner had not committed): the steady figures count rows, the whole figures
-    count each span of the backlog once.
-    """
-    final = stored(readings[-1]) if readings else 0
-    if final < backlog_spans:
-        raise TracepipeError(
-            f"the readings never reach {backlog_spans:,} spans stored (last: {final:,})"
-        )
-    done = first_reaching(readings, final)
-    low = first_reaching(readings, STEADY_FROM * final)
-    high = first_reaching(readings, STEADY_TO * final)
-    assert done is not None and low is not None and high is not None  # final is reached
-    start = drain_start(readings)
-    return {
-        "steady": span_figures(low, high) if high.at_s > low.at_s else None,
-        "whole": span_figures(start, done, backlog_spans - min(stored(start), backlog_spans)),
-        "rows_written": final,
-        "rows_written_again": final - backlog_spans,
-        "stored_at_first_reading": stored(readings[0]),
-        "first_stored_after_s": round(drain_start(readings).at_s - readings[0].at_s, 2),
-    }
-
-
-def settled_cpu_us_per_span(start: Reading, settled: Reading, total: int) -> float:
-    """Consumer CPU per span from the drain's start until everything was done (for tracepipe,
-    every trace emitted and stored; for the Collector, every trace decided)."""
-    return (settled.worker_cpu_s - start.worker_cpu_s) / max(1, total - stored(start)) * 1e6
-
-
-def longest_stall_ms(
-    stalls: Mapping[tuple[int, float], float], since_unix_s: float, until_unix_s: float
-) -> float:
-    """The longest event-loop stall (ms) that ended within [since, until]; stalls keyed by
-    (worker index, wall-clock time the loop woke)."""
-    during = [ms for (_, at), ms in stalls.items() if since_unix_s <= at <= until_unix_s]
-    return max(during, default=0.0)
 
 
 @dataclass
@@ -429,6 +314,9 @@ def run_drain(
         "logs": str(root),
     }
     print(summary_line(result))
+    warning = coarse_warning(result)
+    if warning:
+        print(f"{label}: {warning}")
     return result
 
 

@@ -1,5 +1,6 @@
-"""The drain and Collector benchmarks' arithmetic on made-up readings: where the drain starts,
-steady and whole rates, CPU per span, loop stalls inside the drain, Prometheus sums."""
+"""The drain and Collector benchmarks' arithmetic (bench/drain_figures.py) on made-up readings:
+where the drain starts, steady and whole rates, CPU per span, loop stalls inside the drain,
+Prometheus sums."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.collector import missing_collector_line, prometheus_sum
-from bench.drain import (
+from bench.drain_figures import (
     Reading,
+    coarse_warning,
     drain_figures,
     drain_start,
     longest_stall_ms,
@@ -141,3 +143,11 @@ def test_rows_read_again_count_once_in_the_whole_drain() -> None:
     whole = figures["whole"]
     assert (whole["spans"], whole["seconds"]) == (5000, 6.0)
     assert whole["worker_cpu_us_per_span"] == pytest.approx((6.0 - 3.0) / 5000 * 1e6)
+
+
+def test_a_drain_seen_by_few_readings_is_called_coarse() -> None:
+    figures = drain_figures(READINGS, 5000)
+    assert figures["readings_in_drain"] == 6
+    assert "larger backlog" in (coarse_warning(figures) or "")
+    many = [reading(i * 0.5, min(5000, i * 250), i * 0.1) for i in range(30)]
+    assert coarse_warning(drain_figures(many, 5000)) is None
