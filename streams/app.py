@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Set
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -43,6 +43,7 @@ from streams.health import (
     readiness_change,
 )
 from streams.ingest.agent import register_bridge
+from streams.loop_lag import LoopLag
 from streams.paths import resolve_path
 from streams.query import Reader, ReadOnlyReader, timing_settings
 from streams.query.web import Page
@@ -81,6 +82,7 @@ class Pipeline:
     writer: WarehouseWriter
     assembly: AssemblyStage
     aggregation: tuple[AggregationStage, ...] = ()
+    loop_lag: LoopLag = field(default_factory=LoopLag)
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -388,6 +390,11 @@ def _spans_fetch_state(consumer: Any, topic: str) -> dict[str, Any]:
 def _register_web(pipeline: Pipeline) -> None:
     app, counters, writer = pipeline.app, pipeline.counters, pipeline.writer
 
+    async def watch_event_loop() -> None:
+        await pipeline.loop_lag.run()
+
+    app.task(watch_event_loop)
+
     @app.page("/metrics")
     async def metrics(view: View, request: Request) -> Response:
         return view.text(counters.render_prometheus())
@@ -425,6 +432,7 @@ def _register_web(pipeline: Pipeline) -> None:
                 "settings": timing_settings(pipeline.settings),
                 "windows": windows,
                 "fetching": fetching,
+                "event_loop": pipeline.loop_lag.snapshot(),
             }
         )
 

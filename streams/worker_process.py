@@ -85,9 +85,7 @@ class WorkerProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the worker has used so far (Linux /proc)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.pid)
 
     def rss_bytes(self) -> int:
         """The worker's resident set size now (Linux /proc)."""
@@ -105,6 +103,13 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` (all its threads) has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def isolated_env(bootstrap: str, root: Path, name: str, **extra: str) -> dict[str, str]:

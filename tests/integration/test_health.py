@@ -75,3 +75,16 @@ def test_readiness_names_an_unreachable_warehouse(kafka_bootstrap: str, tmp_path
         assert "not ready: warehouse: ClickHouse" in log
         # Still alive: a restart would not bring ClickHouse back.
         assert get(base + LIVENESS_PATH)[0] == 200
+
+
+def test_the_worker_reports_how_late_its_event_loop_runs(worker: WorkerProcess) -> None:
+    # The loop-lag task runs from the worker's start: its ticks show in /api/stats.
+    worker.wait_for(
+        lambda: worker.stats().get("event_loop", {}).get("ticks", 0) >= 3,
+        30,
+        "the event-loop monitor to tick",
+    )
+    event_loop = worker.stats()["event_loop"]
+    assert event_loop["tick_ms"] == 100.0
+    assert event_loop["longest_ms"] >= event_loop["latest_ms"] >= 0.0
+    assert all(len(stall) == 2 for stall in event_loop["stalls"])
