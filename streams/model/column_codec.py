@@ -27,6 +27,7 @@ from streams.model.columns import (
     EventRow,
     LinkRow,
     SpanColumns,
+    compacted,
 )
 from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span
 
@@ -166,6 +167,7 @@ class SpanColumnsBuilder:
         self._resource_index: dict[int, int] = {}
         # Held so that an id in _resource_index cannot be reused by another dict meanwhile.
         self._resource_maps: list[dict[str, AttributeValue]] = []
+        self._resource_by_content: dict[tuple[Any, ...], int] = {}
         self._resource_of: list[int] = []
         self._events: list[EventRow] = []
         self._links: list[LinkRow] = []
@@ -194,9 +196,17 @@ class SpanColumnsBuilder:
                 raise SchemaError("span names, services and other texts must be str")
             attributes = self._attributes.entries(span["attributes"])
             resource = span["resource_attributes"]
-            # Spans of one process share one resource dict: keep each distinct map once.
+            # Spans of one process share one resource: keep each distinct map once, whether
+            # the spans share the dict (the SDK) or carry equal copies (OTLP conversions).
             shared = self._resource_index.get(id(resource))
+            content: Any = None
             resource_entries = None
+            if shared is None:
+                try:
+                    content = tuple(resource.items())
+                    shared = self._resource_by_content.get(content)
+                except TypeError:  # an unhashable (array) value: this map stands alone
+                    content = None
             if shared is None:
                 resource_entries = self._resources.entries(resource)
             index = len(self._starts)
@@ -224,10 +234,15 @@ class SpanColumnsBuilder:
             self._text[column].append(intern(text, len(self.strings)))
         self._attributes.add(attributes)
         if resource_entries is not None:
-            shared = self._resource_index[id(resource)] = len(self._resource_index)
-            self._resource_maps.append(resource)
+            shared = len(self._resources.offsets) - 1
             self._resources.add(resource_entries)
-        self._resource_of.append(shared)  # type: ignore[arg-type]
+            if content is not None:
+                self._resource_by_content[content] = shared
+        assert shared is not None
+        if id(resource) not in self._resource_index:
+            self._resource_index[id(resource)] = shared
+            self._resource_maps.append(resource)
+        self._resource_of.append(shared)
         if events:
             self._events += events
         if links:
@@ -316,7 +331,8 @@ class SpanColumnsCodec:
         return self.codec.knows(fingerprint)
 
     def encode(self, columns: SpanColumns) -> bytes:
-        """Schemaless Avro bytes of a batch."""
+        """Schemaless Avro bytes of a batch (only the dictionary entries its spans use)."""
+        columns = compacted(columns)
         record = {
             "count": len(columns),
             "strings": columns.strings,

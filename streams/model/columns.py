@@ -140,6 +140,24 @@ class AttributeColumns:
         ]
 
 
+def _remapped(attributes: AttributeColumns, lookup: npt.NDArray[np.intp]) -> AttributeColumns:
+    """The columns with every string index (keys, string values) passed through `lookup`, and
+    only the extras they use."""
+    values = attributes.values.copy()
+    is_text = attributes.types == STRING
+    values[is_text] = lookup[values[is_text]]
+    extras = attributes.extras
+    is_extra = attributes.types == EXTRA
+    if len(extras) and is_extra.sum() < len(extras):
+        used = values[is_extra]
+        extras = [extras[i] for i in used.tolist()]
+        values[is_extra] = np.arange(len(used))
+    return AttributeColumns(
+        attributes.offsets, lookup[attributes.keys].astype(np.uint32), attributes.types, values,
+        extras,
+    )  # fmt: skip
+
+
 def concat_attributes(parts: Sequence[tuple[AttributeColumns, int]]) -> AttributeColumns:
     """Attribute columns of several batches as one; each part comes with the offset of its
     batch's strings in the combined dictionary."""
@@ -288,6 +306,34 @@ class SpanColumns:
             events=[(new_index[e[0]], *e[1:]) for e in self.events if new_index[e[0]] >= 0],
             links=[(new_index[lk[0]], *lk[1:]) for lk in self.links if new_index[lk[0]] >= 0],
         )
+
+
+def compacted(columns: SpanColumns) -> SpanColumns:
+    """The batch with only the strings, resource maps and extras its spans use: a `select`ed
+    or concatenated batch shares its sources' dictionaries, which must not go on the wire."""
+    resource, resources = columns.resource, columns.resources
+    used_maps = np.unique(resource)
+    if len(used_maps) < resources.maps:
+        resources = resources.select(used_maps.astype(np.intp))
+        resource = np.searchsorted(used_maps, resource).astype(np.uint32)
+    pieces = [columns.text[c] for c in TEXT_COLUMNS]
+    for attributes in (columns.attributes, resources):
+        pieces += [attributes.keys, attributes.values[attributes.types == STRING]]
+    used = np.unique(np.concatenate([p.astype(np.int64) for p in pieces]))
+    extras_used = (columns.attributes.types == EXTRA).sum() + (resources.types == EXTRA).sum()
+    extras_held = len(columns.attributes.extras) + len(resources.extras)
+    if len(used) == len(columns.strings) and extras_used == extras_held:
+        return replace(columns, resource=resource, resources=resources)
+    lookup = np.full(len(columns.strings), -1, dtype=np.intp)
+    lookup[used] = np.arange(len(used))
+    return replace(
+        columns,
+        strings=[columns.strings[i] for i in used.tolist()],
+        text={c: lookup[v].astype(np.uint32) for c, v in columns.text.items()},
+        attributes=_remapped(columns.attributes, lookup),
+        resource=resource,
+        resources=_remapped(resources, lookup),
+    )
 
 
 def concat_columns(batches: Sequence[SpanColumns]) -> SpanColumns:

@@ -174,3 +174,24 @@ def test_damaged_bytes_are_a_decode_error_or_validated_spans() -> None:
         valid.spans()
         outcomes.add("rejected spans" if rejected else "read")
     assert outcomes == {"decode error", "rejected spans", "read"}
+
+
+def test_a_chunk_carries_only_the_strings_and_resources_its_spans_use() -> None:
+    # Every span with its own copy of its resource (as OTLP conversions give) and its own
+    # strings: halves of the batch must not carry the other half's dictionary.
+    spans = [
+        make_span(f"{i + 1:032x}", f"{i + 1:016x}", f"op-{i}", "svc", T0, T0 + 1,
+                  resource_attributes={"service.name": "svc", "host.name": f"h-{i % 3}"},
+                  attributes={"url": f"/item/{i}", "blob": bytes([i % 256])})
+        for i in range(400)
+    ]  # fmt: skip
+    columns = columns_from_spans(spans)
+    assert columns.resources.maps == 3  # equal copies are one map
+    whole = len(CODEC.encode(columns))
+    chunks = CODEC.encode_chunks(columns, max_bytes=whole // 4)
+    assert sum(len(value) for _, _, value in chunks) < whole * 1.2
+    for start, stop, value in chunks:
+        part = CODEC.decode(value)
+        assert part.spans() == spans[start:stop]
+        assert len(part.strings) < len(columns.strings) // 2
+        assert len(part.attributes.extras) == stop - start
