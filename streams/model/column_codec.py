@@ -298,8 +298,10 @@ def _array(raw: bytes, dtype: str, count: int, what: str) -> Any:
 
 
 def _attributes_columns(record: dict[str, Any], maps: int, strings: int, what: str) -> Any:
+    if maps < 0:
+        raise DecodeError("invalid-columns", f"{what}.offsets is empty (it starts with 0)")
     offsets = _array(record["offsets"], "<u4", maps + 1, f"{what}.offsets")
-    entries = int(offsets[-1]) if maps >= 0 else 0
+    entries = int(offsets[-1])
     if offsets[0] != 0 or np.any(np.diff(offsets.astype(np.int64)) < 0):
         raise DecodeError("invalid-columns", f"{what}.offsets are not increasing from 0")
     keys = _array(record["keys"], "<u4", entries, f"{what}.keys")
@@ -382,6 +384,14 @@ class SpanColumnsCodec:
     def decode(self, data: bytes, fingerprint: str | None = None) -> SpanColumns:
         """A batch from Avro bytes; DecodeError when it cannot be read or its columns disagree."""
         record = self.codec.decode(data, fingerprint)
+        try:
+            return self._columns(record)
+        except (ValueError, IndexError, TypeError, OverflowError) as err:
+            # A disagreement the checks below did not name must still reach the DLQ, never
+            # crash the span agent (which would take the same message again, for good).
+            raise DecodeError("invalid-columns", f"{type(err).__name__}: {err}") from err
+
+    def _columns(self, record: dict[str, Any]) -> SpanColumns:
         n = record["count"]
         if n < 0:
             raise DecodeError("invalid-columns", f"count {n} is negative")

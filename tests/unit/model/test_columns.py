@@ -156,6 +156,15 @@ def test_columns_that_contradict_themselves_are_a_decode_error(field: str, value
     assert caught.value.reason == "invalid-columns"
 
 
+@pytest.mark.parametrize("field", ["attributes", "resources"])
+def test_an_empty_batch_without_map_offsets_is_a_decode_error(field: str) -> None:
+    record = CODEC.codec.decode(CODEC.encode(columns_from_spans([])), CODEC.fingerprint)
+    record[field] = {**record[field], "offsets": b""}
+    with pytest.raises(DecodeError) as caught:
+        CODEC.decode(CODEC.codec.encode(record), CODEC.fingerprint)
+    assert caught.value.reason == "invalid-columns"
+
+
 def test_damaged_bytes_are_a_decode_error_or_validated_spans() -> None:
     rng = random.Random(7)
     value = CODEC.encode(columns_from_spans(odd_spans()))
