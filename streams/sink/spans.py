@@ -164,13 +164,12 @@ def _text_map(
     if appended is not None:
         key, per_map = appended
         keep = keys != key
-        if not keep.all():
-            kept_per_map = np.add.reduceat(keep, offsets[:-1]) if len(keys) else keep
-            counts = np.where(np.diff(offsets) > 0, kept_per_map, 0)
-            offsets = np.concatenate([[0], np.cumsum(counts)])
-            keys, value_index = keys[keep], value_index[keep]
         maps = len(offsets) - 1
-        counts = np.diff(offsets)
+        if not keep.all():
+            map_of_entry = np.repeat(np.arange(maps), np.diff(offsets))
+            kept = np.bincount(map_of_entry[keep], minlength=maps)
+            offsets = np.concatenate([[0], np.cumsum(kept)])
+            keys, value_index = keys[keep], value_index[keep]
         new_offsets = offsets + np.arange(maps + 1)
         total = len(keys) + maps
         full_keys = np.empty(total, dtype=np.int64)
@@ -181,7 +180,6 @@ def _text_map(
         full_keys[body], full_values[body] = keys, value_index
         full_keys[tail], full_values[tail] = key, per_map
         offsets, keys, value_index = new_offsets, full_keys, full_values
-        del counts
     return pa.MapArray.from_arrays(
         pa.array(offsets, type=pa.int32()), dictionary.take(keys), dictionary.take(value_index)
     )

@@ -112,6 +112,7 @@ def test_the_column_path_writes_exactly_the_rows_span_row_writes() -> None:
     overridden = make_span("f" * 32, "1" * 16, "op", "svc", 5, 9, source_format="zipkin_json",
                            attributes={SOURCE_FORMAT_ATTRIBUTE: "forged", "a": "b"})  # fmt: skip
     spans.append(overridden)
+    spans.append(make_span("f" * 32, "2" * 16, "op", "svc", 5, 9))  # no attributes, last
     table = otel_traces_table(columns_from_spans(spans))
     assert tuple(table.column_names) == OTEL_TRACES_COLUMNS
     assert _table_rows(table) == [span_row(s) for s in spans]
