@@ -29,7 +29,7 @@ from streams.model.columns import (
     SpanColumns,
     compacted,
 )
-from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span
+from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span, optional_fields
 
 SPAN_COLUMNS_SCHEMA = "span_columns"
 _KIND = {kind: i for i, kind in enumerate(SPAN_KINDS)}
@@ -131,20 +131,6 @@ def _raw_id(value: str, width: int, what: str) -> bytes:
 
 
 _ROOT = bytes(8)
-_SPAN_DEFAULTS: dict[str, Any] = {
-    "parent_span_id": "",
-    "trace_state": "",
-    "kind": "INTERNAL",
-    "status_code": "UNSET",
-    "status_message": "",
-    "resource_attributes": {},
-    "scope_name": "",
-    "scope_version": "",
-    "attributes": {},
-    "events": [],
-    "links": [],
-    "source_format": "tracepipe",
-}
 _SPAN_FIELDS = Span.__annotations__.keys()
 
 
@@ -179,7 +165,7 @@ class SpanColumnsBuilder:
         """Add one span; SchemaError when it does not fit the span schema."""
         if span.keys() != _SPAN_FIELDS:
             # Optional fields left out take the schema's defaults, as fastavro's writer does.
-            span = {**_SPAN_DEFAULTS, **span}  # type: ignore[typeddict-item]
+            span = {**optional_fields(), **span}  # type: ignore[typeddict-item]
         try:
             trace_id = _raw_id(span["trace_id"], 16, "trace_id")
             span_id = _raw_id(span["span_id"], 8, "span_id")

@@ -50,6 +50,24 @@ class Span(TypedDict):
     source_format: str
 
 
+def optional_fields() -> dict[str, Any]:
+    """The span's optional fields at their schema defaults, in fresh containers."""
+    return {
+        "parent_span_id": "",
+        "trace_state": "",
+        "kind": "INTERNAL",
+        "status_code": "UNSET",
+        "status_message": "",
+        "resource_attributes": {},
+        "scope_name": "",
+        "scope_version": "",
+        "attributes": {},
+        "events": [],
+        "links": [],
+        "source_format": "tracepipe",
+    }
+
+
 def make_span(
     trace_id: str,
     span_id: str,
@@ -60,25 +78,18 @@ def make_span(
     **fields: Any,
 ) -> Span:
     """A span with every optional field at its schema default; keyword fields override."""
-    span: Span = {
+    given = {
+        **optional_fields(),
         "trace_id": trace_id,
         "span_id": span_id,
-        "parent_span_id": "",
-        "trace_state": "",
         "name": name,
-        "kind": "INTERNAL",
+        "service_name": service_name,
         "start_time_unix_nano": start_time_unix_nano,
         "end_time_unix_nano": end_time_unix_nano,
-        "status_code": "UNSET",
-        "status_message": "",
-        "service_name": service_name,
         "resource_attributes": {"service.name": service_name},
-        "scope_name": "",
-        "scope_version": "",
-        "attributes": {},
-        "events": [],
-        "links": [],
-        "source_format": "tracepipe",
+        **fields,
     }
-    span.update(fields)  # type: ignore[typeddict-item]
-    return span
+    # In the schema's field order, as fastavro decodes a span.
+    span = {field: given.pop(field) for field in Span.__annotations__}
+    span.update(given)
+    return span  # type: ignore[return-value]
