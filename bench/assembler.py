@@ -1,8 +1,8 @@
 """Assembler benchmark: the trace-assembly core in process (no Kafka), per span.
 
 Feeds decoded spans of web-shop traces (TraceGenerator, about 9 spans each) into the
-AssemblyStage (TraceBuffer + trace record with critical path + the table changes the worker
-persists), drives the clock so every trace is emitted, and reports CPU µs per span and bytes of
+AssemblyStage (TraceBuffer + trace record with critical path + the emitted mark the worker
+makes durable), drives the clock so every trace is emitted, and reports CPU µs per span and bytes of
 state per held span (tracemalloc). Then, per finished trace, what the worker does with its
 record after the sweep: encode it for tracepipe.traces (as the sweep does), decode it (as the
 trace sink does), its tracepipe_traces and tracepipe_critical_path rows, and its edge
@@ -97,12 +97,11 @@ def main() -> None:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     stage.add([codec.decode(b) for b in encoded])
-    stage.take_changes()
     held_bytes = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     del encoded
 
-    # CPU: a fresh stage, add + persist changes + sweep + build every record.
+    # CPU: a fresh stage, add + sweep + build every record (and its emitted mark).
     stage = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
     gc.freeze()
     cpu0 = time.process_time()
@@ -111,10 +110,8 @@ def main() -> None:
     for trace in traces:
         clock[0] += step_ns
         stage.add(trace)
-        stage.take_changes()
     clock[0] += config.trace_idle_ms * 1_000_000 + step_ns
     finished = stage.finish_due()
-    stage.take_changes()
     cpu_s = time.process_time() - cpu0
     wall_s = time.perf_counter() - wall0
     assert len(finished) == args.traces, len(finished)

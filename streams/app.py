@@ -80,7 +80,7 @@ class Pipeline:
     topics: TopicNames
     counters: Counters
     writer: WarehouseWriter
-    assembly: AssemblyStage
+    assembly: AssemblyState
     aggregation: tuple[AggregationStage, ...] = ()
     loop_lag: LoopLag = field(default_factory=LoopLag)
 
@@ -306,7 +306,7 @@ def create_app(settings: Settings) -> Pipeline:
     )
 
     def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:
-        state.add(list(batch.values()))
+        state.add(batch, messages)
 
     def observe_spans(batch: SpansByPartition, messages: MessagesByPartition) -> None:
         for partition, partition_messages in messages.items():
@@ -329,7 +329,6 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         on_spans=(assemble, observe_spans),
         store_spans=not settings.sampling.enabled,
-        before_ack=(state.durable,),
     )
     register_assembly(
         app, assembly, traces_topic, writer, counters, state, on_traces=(observe_traces,)
@@ -356,7 +355,7 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         external_url=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    pipeline = Pipeline(app, settings, topics, counters, writer, assembly, (latency, edges))
+    pipeline = Pipeline(app, settings, topics, counters, writer, state, (latency, edges))
     _register_web(pipeline)
     _register_health(pipeline)
     return pipeline
@@ -403,12 +402,15 @@ def _register_web(pipeline: Pipeline) -> None:
     async def stats(view: View, request: Request) -> Response:
         app_id = pipeline.settings.worker.app_id
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
-        buffer = pipeline.assembly.buffer
+        buffer = pipeline.assembly.stage.buffer
         # Gauges, not counters: what the assembler holds now (memory per held trace in bench).
         assembly = {
             "open_traces": buffer.open_trace_count,
             "retained_traces": buffer.retained_trace_count,
             "tombstones": buffer.tombstone_count,
+            # Kept uncommitted until every trace they fed is emitted (re-read after a crash).
+            "held_span_messages": pipeline.assembly.hold.held_count(),
+            "mark_records": pipeline.assembly.marks.record_count,
         }
         aggregation = {stage.signal.name: stage.gauges() for stage in pipeline.aggregation}
         windows = {stage.signal.name: stage.progress() for stage in pipeline.aggregation}

@@ -5,7 +5,7 @@ emit timer: closed partials (keyed by window key) + watermarks (to every partiti
     ──> <signal>-partials ──> merge agent: WindowMerger ──> final windows ──> <signal>
 window sink agent: <signal> ──> ClickHouse (tracepipe_latency / tracepipe_edges)
 
-Window state is in memory and made safe by holding (streams.aggregate.hold): the source
+Window state is in memory and made safe by holding (streams.hold): the source
 records stay unacknowledged until the partials of every window they fed are on the partials
 topic, and the partials until their final window is published and the merge partition's
 emitted-through mark (table `tracepipe-<signal>-merge`) is on its changelog. A rebalance
@@ -26,7 +26,6 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from streams.aggregate.hold import SourceHold
 from streams.aggregate.merge import (
     FinalWindow,
     WindowMerger,
@@ -37,6 +36,7 @@ from streams.aggregate.merge import (
 from streams.aggregate.window import Observation, WindowAggregator, WindowKey
 from streams.batch_agent import current_events, gone_stale, held, register_timer
 from streams.config import AggregationConfig
+from streams.hold import SourceHold, published_through
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
@@ -95,8 +95,8 @@ class AggregationStage:
         self.generation = generation
         """The consumer group generation now (faust-streaming's, bumped by every rebalance);
         None while a rebalance is under way."""
-        self.source_hold: SourceHold[Any] = SourceHold()
-        self.partial_hold: SourceHold[Any] = SourceHold()
+        self.source_hold: SourceHold[Any, int] = SourceHold()
+        self.partial_hold: SourceHold[Any, int] = SourceHold()
         self._sources_generation: int | None = None
         self._merge_generation: int | None = None
         self._last_emit_s: float | None = None
@@ -320,7 +320,7 @@ def register_aggregation(
         if not stage.unchanged(generation):
             return  # rebalanced meanwhile: the held records are re-read, not acknowledged
         for source, through in marks.items():
-            for message in stage.source_hold.release(source, through):
+            for message in stage.source_hold.release(source, published_through(through)):
                 message.ack(app.consumer)
 
     register_timer(app, stage.config.emit_interval_ms / 1000, f"tracepipe.{name}-emit", emit)
@@ -394,7 +394,7 @@ def register_aggregation(
         if not stage.unchanged(generation):
             return
         for merge_partition, through in through_by_partition.items():
-            for message in stage.partial_hold.release(merge_partition, through):
+            for message in stage.partial_hold.release(merge_partition, published_through(through)):
                 message.ack(app.consumer)
 
     app.agent(signal.partials_topic, name=f"tracepipe.{name}-merge")(merge)

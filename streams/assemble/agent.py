@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
-from streams.assemble.chunks import SpanChunks
+from streams.assemble.buffer import NS_PER_MS, Mark
+from streams.assemble.marks import EmittedMarks, mark_partition
 from streams.assemble.record import (
     TraceRecord,
     TraceRecordEncoder,
@@ -24,7 +24,7 @@ from streams.assemble.record import (
     encode_within,
     trace_batches,
 )
-from streams.assemble.stage import AssemblyStage
+from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.batch_agent import (
     MessagesByPartition,
     current_events,
@@ -35,6 +35,7 @@ from streams.batch_agent import (
     messages_by_partition,
     register_timer,
 )
+from streams.hold import SourceHold
 from streams.model.codec import SCHEMA_HEADER
 from streams.model.column_codec import columns_from_spans
 from streams.model.columns import SpanColumns
@@ -62,23 +63,28 @@ TRACE_RECORD_MAX_BYTES = 1_000_000
 `producer_max_request_size`, 1 MiB) and the broker's `message.max.bytes` (1 MiB + 12 B)."""
 
 
-@dataclass(frozen=True)
-class Captured:
-    """State changes taken from the buffer at write count `at`, not yet written."""
+@dataclass(eq=False, slots=True)
+class HeldBatch:
+    """One partition's messages of one span-agent batch: a SpanSource counting the open
+    traces fed by them; released (acknowledged) once that count is back to zero."""
 
-    at: int
-    changes: list[tuple[str, str, Any]]
-    generation: int | None = None
+    partition: int
+    traces: int = 0
+
+
+def _fed_traces_emitted(batch: HeldBatch) -> bool:
+    return batch.traces == 0
 
 
 class AssemblyState:
-    """The stage's buffer made durable: changes go to a changelog-backed Faust table, and the
-    buffer is rebuilt from the table once Faust has recovered it after a (re)start.
+    """The stage's safety: spans messages held until the traces they fed are emitted, and the
+    emitted marks (streams.assemble.marks) on a changelog-backed Faust table.
 
-    A trace's spans added by one write share one table key (streams.assemble.chunks), so the
-    changelog carries a record per trace and write, not per span. Changelog records go to the
-    partition of the trace id (murmur2, as every tracepipe producer partitions
-    tracepipe.spans), so a trace's state sits beside its spans.
+    After a (re)start or a rebalance the buffer starts over from the owned partitions' marks,
+    and Faust re-reads every spans partition from its committed offset, which no unemitted
+    trace's message is past (the messages are released in offset order). Mark records go to
+    the partition of their trace ids (murmur2, as every tracepipe producer partitions
+    tracepipe.spans), so a trace's marks sit beside its spans.
     """
 
     def __init__(
@@ -89,24 +95,27 @@ class AssemblyState:
         self.partitions = partitions
         self.spans_topic = spans_topic
         self._generation: int | None = None
-        # Keys and values are bytes we encode ourselves (state key, pickled value): the
-        # changelog is private to this stage and pickle keeps attribute types as they are.
+        # Keys and values are bytes we encode ourselves: the changelog is private to this stage.
         self.table = app.Table(
-            "tracepipe-assembly", partitions=partitions, key_type=bytes, value_type=bytes
+            "tracepipe-assembly-marks", partitions=partitions, key_type=bytes, value_type=bytes
         )
+        config = stage.config
+        self.marks = EmittedMarks(
+            span_ids_horizon_ns=2 * config.trace_max_age_ms * NS_PER_MS,
+            retention_ns=config.tombstone_retention_ms * NS_PER_MS,
+            max_marks=config.max_tombstones,
+        )
+        self.hold: SourceHold[Any, HeldBatch] = SourceHold()
         self.restored = False
-        self.chunks = SpanChunks()
-        self._writes = 0
-        # Keys written while a capture is outstanding (at most one sweep's worth): a captured
-        # change must not overwrite a newer write of its key.
-        self._outstanding = 0
-        self._written: dict[str, int] = {}
-        # Changelog records sent but maybe not on the broker yet (see `durable`).
-        self._sending: list[asyncio.Future[Any]] = []
+
+    @property
+    def generation(self) -> int | None:
+        """The consumer group generation the buffer was rebuilt for."""
+        return self._generation
 
     def ready(self) -> bool:
-        """True once the table is recovered and the buffer rebuilt from it for the partitions
-        this worker owns since the latest rebalance (False while one is under way)."""
+        """True once the marks table is recovered and the buffer rebuilt from it for the
+        partitions this worker owns since the latest rebalance (False while one is under way)."""
         recovery = self.app.tables.recovery  # type: ignore[attr-defined]
         generation = current_generation(self.app)
         if generation is None or not recovery.completed.is_set():
@@ -116,110 +125,98 @@ class AssemblyState:
         return self.restored
 
     def _rebuild(self, generation: int) -> None:
-        # Partitions can move between workers at every rebalance: the buffer holds exactly the
-        # owned partitions' traces, as their changelog has them (Faust recovered the new ones).
-        # Faust's memory store only forgets keys it recovered itself, not the ones this class
-        # wrote, so keys of partitions owned elsewhere now are dropped here.
+        # Partitions can move between workers at every rebalance, and Faust seeks every
+        # assigned partition back to its committed offset: the held messages come again, and
+        # the buffer holds exactly what the owned partitions' marks say was emitted. Faust's
+        # memory store only forgets keys it recovered itself, not the ones this class wrote,
+        # so keys of partitions owned elsewhere now are dropped here.
         owned = {
             tp.partition
             for tp in self.app.assignor.assigned_actives()
             if not self.spans_topic or tp.topic == self.spans_topic
         }
         entries = []
-        for raw_key in list(self.table.data):
-            key = raw_key.decode()
-            if trace_partition(key.partition("/")[0], self.partitions) in owned:
-                entries.append((key, pickle.loads(self.table.data[raw_key])))
+        for key in list(self.table.data):
+            if mark_partition(key) in owned:
+                entries.append((key, self.table.data[key]))
             else:
-                del self.table.data[raw_key]
-        self.chunks = SpanChunks()
-        self.stage.restore(self.chunks.unpack(entries))
-        self._written.clear()
+                del self.table.data[key]
+        dropped = self.hold.drop()
+        marks = self.marks.restore(entries)
+        self.stage.restore(marks)
         self._generation = generation
         self.restored = True
         log.info(
-            "assembly state for partitions %s: %d open traces",
+            "assembly for partitions %s starts over: %d emitted traces remembered, %d held "
+            "spans messages re-read",
             sorted(owned),
-            self.stage.buffer.open_trace_count,
+            len(marks),
+            dropped,
         )
 
-    def add(self, batches: Iterable[SpanColumns]) -> None:
+    def add(self, batch: dict[int, SpanColumns], messages: MessagesByPartition) -> None:
         """Buffer span batches (restoring first if this is the first work after a start or a
-        rebalance) and persist; nothing while a rebalance is under way."""
+        rebalance), holding their messages until the traces they feed are emitted; nothing
+        while a rebalance is under way."""
         if not self.ready():
             # A rebalance began since the span agent checked the batch: it drops the batch,
             # which comes again after the seek. (Spans before the first recovery would be a
             # bug: Faust delivers nothing until then.)
-            count = sum(len(columns) for columns in batches)
+            count = sum(len(columns) for columns in batch.values())
             log.warning("assembly state not ready: %d spans left for their redelivery", count)
             return
-        for columns in batches:
-            self.stage.add_columns(columns)
-        self.persist()
+        for partition, partition_messages in messages.items():
+            source = HeldBatch(partition)
+            for message in partition_messages:
+                message.incref()
+            self.hold.hold(partition, partition_messages, source)
+            columns = batch.get(partition)
+            if columns is not None:
+                self.stage.add_columns(columns, source)
+            # A batch that fed no trace (rejected or duplicate spans only) goes in its turn.
+            self._release(partition)
 
-    def persist(self) -> None:
-        """Write the buffer's changes since the last call to the table and its changelog;
-        `durable` waits for them."""
-        self._sending.extend(self.write(self.capture()))
+    def _release(self, partition: int) -> None:
+        for message in self.hold.release(partition, _fed_traces_emitted):
+            message.ack(self.app.consumer)
 
-    def capture(self) -> Captured:
-        """Take the buffer's changes now, to write later (after the records they mark emitted
-        are on the traces topic); writes made in between win over them. Every capture must be
-        written."""
-        self._outstanding += 1
-        return Captured(self._writes, self.stage.take_changes(), self._generation)
-
-    def write(self, captured: Captured) -> list[asyncio.Future[Any]]:
-        """Write captured changes, skipping keys written since they were captured; return the
-        changelog sends (each done once the broker has its record)."""
-        self._outstanding -= 1
-        if captured.generation != self._generation:
-            # Captured before a rebalance rebuilt the buffer from the table: the rebuilt
-            # buffer emits those traces again (same content, the same version), never loses.
-            return []
-        fresh = [c for c in captured.changes if self._written.get(c[1], -1) <= captured.at]
-        self._writes += 1
-        if self._outstanding:
-            for _, key, _ in fresh:
-                self._written[key] = self._writes
-        else:
-            self._written.clear()
+    async def mark_emitted(self, finished: Sequence[FinishedTrace], generation: int | None) -> None:
+        """Make published traces' marks durable (and expire old ones), then release the spans
+        messages nothing holds any more; nothing if a rebalance rebuilt the buffer meanwhile
+        (the new owner re-reads those messages and emits the same versions again)."""
+        if generation is None or generation != self._generation:
+            return
+        by_partition: dict[int, list[Mark]] = {}
+        at_ns = 0
+        for item in finished:
+            mark = item.mark
+            by_partition.setdefault(trace_partition(mark[0], self.partitions), []).append(mark)
+            at_ns = max(at_ns, mark[2])
         sends: list[asyncio.Future[Any]] = []
-        for trace_id, key, value in self.chunks.pack(fresh, self._current):
-            raw_key = key.encode()
-            raw_value = None if value is None else pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-            if raw_value is None:
-                self.table.data.pop(raw_key, None)
-            else:
-                self.table.data[raw_key] = raw_value
-            partition = trace_partition(trace_id, self.partitions)
-            sends.append(
-                self.table.send_changelog(
-                    partition, raw_key, raw_value, key_serializer="raw", value_serializer="raw"
-                )
-            )
-        return sends
+        for partition, marks in by_partition.items():
+            for key, value in self.marks.records(partition, marks, at_ns):
+                self.table.data[key] = value
+                sends.append(self._send(partition, key, value))
+        for key in self.marks.expired(at_ns):
+            self.table.data.pop(key, None)
+            sends.append(self._send(mark_partition(key), key, None))
+        # The marks must be on the broker before any offset they cover is committed: Faust
+        # flushes its producer before a commit only while each record takes under 0.1 s.
+        await asyncio.gather(*sends)
+        if generation != self._generation or current_generation(self.app) != generation:
+            return
+        partitions: set[int] = set()
+        for item in finished:
+            for source in item.sources:
+                source.traces -= 1
+                partitions.add(source.partition)
+        for partition in partitions:
+            self._release(partition)
 
-    async def durable(self) -> None:
-        """Wait until every changelog record `persist` wrote so far is on the broker.
-
-        The span agent awaits this before its batch's offsets may be committed: Faust flushes
-        its producer buffer before a commit only for as long as each record takes under 0.1 s
-        (ProducerBuffer.flush_atmost), so without it a commit could overtake the state of the
-        spans it covers, and a crash then would lose that state for good.
-        """
-        sending, self._sending = self._sending, []
-        if sending:
-            await asyncio.gather(*sending)
-
-    def drop(self, captured: Captured) -> None:
-        """Give up a capture that will not be written (its records were not delivered): the
-        table keeps the traces unemitted, so a restart emits them again."""
-        self._outstanding -= 1
-
-    def _current(self, key: str) -> Any:
-        raw = self.table.data.get(key.encode())
-        return None if raw is None else pickle.loads(raw)
+    def _send(self, partition: int, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
+        return self.table.send_changelog(  # type: ignore[no-any-return]
+            partition, key, value, key_serializer="raw", value_serializer="raw"
+        )
 
 
 def register_assembly(
@@ -258,40 +255,37 @@ def register_assembly(
         if not finished:
             return 0
         # The emitted marks must not reach the changelog before the records reach the topic,
-        # or a crash in between would lose the records: hold them back until delivered.
-        emitted_marks = state.capture()
-        try:
-            # One message per traces partition (a trace record batch), not one per trace:
-            # Faust costs producer and consumer ~100 µs per message whatever its size.
-            by_partition: dict[int, list[bytes]] = {}
-            for item in finished:
-                record, value = encode_within(encoder, item.record, TRACE_RECORD_MAX_BYTES)
-                if record is not item.record:
-                    counters.inc("tracepipe_trace_records_without_spans_total")
-                    log.warning(
-                        "trace %s (%d spans) is over %d bytes with its spans: published "
-                        "with span ids only (the spans are in otel_traces)",
-                        record["trace_id"],
-                        record["span_count"],
-                        TRACE_RECORD_MAX_BYTES,
-                    )
-                partition = trace_partition(record["trace_id"], state.partitions)
-                by_partition.setdefault(partition, []).append(value)
-                counters.inc("tracepipe_traces_emitted_total", completion=record["completion"])
-            deliveries = [
-                await traces_topic.send(value=batch, partition=partition, headers=batch_header)
-                for partition, bodies in by_partition.items()
-                for batch in trace_batches(bodies)
-            ]
-            await asyncio.gather(*deliveries)
-        except BaseException:
-            state.drop(emitted_marks)
-            raise
-        # Only once the records are on the topic: a crash before this re-emits, never loses.
-        state.write(emitted_marks)
+        # or a crash in between would lose the records: they are written once delivered.
+        generation = state.generation
+        # One message per traces partition (a trace record batch), not one per trace:
+        # Faust costs producer and consumer ~100 µs per message whatever its size.
+        by_partition: dict[int, list[bytes]] = {}
+        for item in finished:
+            record, value = encode_within(encoder, item.record, TRACE_RECORD_MAX_BYTES)
+            if record is not item.record:
+                counters.inc("tracepipe_trace_records_without_spans_total")
+                log.warning(
+                    "trace %s (%d spans) is over %d bytes with its spans: published "
+                    "with span ids only (the spans are in otel_traces)",
+                    record["trace_id"],
+                    record["span_count"],
+                    TRACE_RECORD_MAX_BYTES,
+                )
+            partition = trace_partition(record["trace_id"], state.partitions)
+            by_partition.setdefault(partition, []).append(value)
+            counters.inc("tracepipe_traces_emitted_total", completion=record["completion"])
+        deliveries = [
+            await traces_topic.send(value=batch, partition=partition, headers=batch_header)
+            for partition, bodies in by_partition.items()
+            for batch in trace_batches(bodies)
+        ]
+        await asyncio.gather(*deliveries)
         if stage.sampling.enabled:
             kept = columns_from_spans(s for item in finished for s in item.kept_spans)
             await writer.write_arrow(OTEL_TRACES, otel_traces_table(kept))
+        # Only once the records (and sampled spans) are out: a crash before this re-emits the
+        # same versions from the re-read spans, never loses one.
+        await state.mark_emitted(finished, generation)
         return len(finished)
 
     register_timer(app, stage.config.sweep_interval_ms / 1000, "tracepipe.assembly-sweep", sweep)

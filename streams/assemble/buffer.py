@@ -30,20 +30,18 @@ the spans are dropped and a tombstone (trace id -> last version) is kept for
 `partial=True` (the earlier spans are gone: the record must not replace the stored complete
 one). Only after the tombstone expires does a span for that id start again at version 1.
 
-State as plain data, for a changelog-backed Faust table: one key per trace header
-(`<trace id>/h`: versions, timestamps, counts) and one key per held span (`<trace id>/<index>`,
-append-only), never the trace as one value. Adding a span dirties its own key and the small
-header, so changelog traffic is linear in spans, not quadratic in trace size; emission
-rewrites only the header; forgetting deletes the span keys and leaves a tombstone header.
-`take_changes()` drains the dirty keys with their values (None: delete); `snapshot()` is every
-key; `restore()` rebuilds the buffer from such entries. Faust writes a table's changelog to the
-source event's partition, so these composite keys stay co-partitioned with the trace id.
+Durable state: none here. The Faust edge (streams.assemble.agent) keeps the Kafka messages a
+trace's spans came from unacknowledged until the trace is emitted (`Emission.sources`), so the
+spans topic itself is the log of every open trace; what it makes durable is an emitted mark per
+trace version (trace id, version, packed span ids). `restore_marks()` turns marks into
+tombstones that remember their span ids: after a restart the re-read spans of an emitted trace
+are duplicates, and a new span starts version + 1 with `partial=True`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -52,9 +50,41 @@ from streams.model.span import Span
 
 Completion = Literal["complete", "idle_no_root", "max_age", "evicted"]
 NS_PER_MS = 1_000_000
-HEADER_INDEX = -1
+SPAN_ID_BYTES = 8
 # Tombstones outlive the span memory by this many late retentions unless told otherwise.
 DEFAULT_TOMBSTONE_FACTOR = 6
+
+
+class SpanSource(Protocol):
+    """Where held spans came from (a batch of Kafka messages): counts the open traces that
+    hold spans of it, so it is released once every one of them is emitted."""
+
+    traces: int
+
+
+Mark = tuple[str, int, int, bytes]
+"""An emitted trace version made durable: (trace id, version, emitted at ns, packed span ids)."""
+
+
+def pack_span_ids(span_ids: Iterable[str]) -> bytes:
+    """Hex span ids (16 digits each, as validated) packed as 8 raw bytes each."""
+    return bytes.fromhex("".join(span_ids))
+
+
+def unpack_span_ids(packed: bytes) -> set[str]:
+    """The hex span ids of `pack_span_ids`."""
+    return {packed[i : i + SPAN_ID_BYTES].hex() for i in range(0, len(packed), SPAN_ID_BYTES)}
+
+
+def packed_holds(packed: bytes, span_id: str) -> bool:
+    """Whether packed span ids hold `span_id` (at an id boundary, not across two ids)."""
+    needle = bytes.fromhex(span_id)
+    at = packed.find(needle)
+    while at != -1:
+        if at % SPAN_ID_BYTES == 0:
+            return True
+        at = packed.find(needle, at + 1)
+    return False
 
 
 class SpanCodec(Protocol):
@@ -84,6 +114,8 @@ class Emission:
     partial: bool = False
     # Spans (a prefix of `spans`) already emitted in earlier versions.
     previous_span_count: int = 0
+    # The sources (SpanSource) of this version's new spans, each counted once.
+    sources: tuple[Any, ...] = ()
 
 
 @dataclass(slots=True)
@@ -114,21 +146,7 @@ class _Trace:
     emitted_at_ns: int = 0
     # Spans held at the last emission: the next version's new spans start here.
     emitted_span_count: int = 0
-    # Arrival order of the opening / last / emitting event: breaks timestamp ties on restore.
-    opened_seq: int = 0
-    last_seq: int = 0
-    emitted_seq: int = 0
-
-
-def state_key(trace_id: str, index: int) -> str:
-    """The table key of a trace's header (index HEADER_INDEX) or of its index-th held span."""
-    return f"{trace_id}/h" if index == HEADER_INDEX else f"{trace_id}/{index}"
-
-
-def parse_state_key(key: str) -> tuple[str, int]:
-    """(trace id, index) of a key made by state_key."""
-    trace_id, _, rest = key.rpartition("/")
-    return trace_id, HEADER_INDEX if rest == "h" else int(rest)
+    sources: list[Any] = field(default_factory=list)
 
 
 class TraceBuffer:
@@ -141,7 +159,6 @@ class TraceBuffer:
         codec: SpanCodec | None = None,
         *,
         tombstone_retention_ms: int | None = None,
-        track_changes: bool = False,
     ) -> None:
         self._config = config
         self._clock = now
@@ -156,12 +173,11 @@ class TraceBuffer:
         )
         self._tomb_ns = tomb_ms * NS_PER_MS
         self._last_now = 0
-        self._seq = 0
         self._open: OrderedDict[str, _Trace] = OrderedDict()
         self._idle: OrderedDict[str, None] = OrderedDict()
         self._retained: OrderedDict[str, _Trace] = OrderedDict()
-        self._tombstones: OrderedDict[str, tuple[int, int]] = OrderedDict()
-        self._dirty: dict[tuple[str, int], None] | None = {} if track_changes else None
+        # trace id -> (last version, forgotten at ns, packed span ids: only from restored marks)
+        self._tombstones: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()
         self.stats = BufferStats()
 
     # -- time ---------------------------------------------------------------------------------
@@ -187,11 +203,13 @@ class TraceBuffer:
             held = encoded if encoded is not None else self._codec.encode(span)
         return self.add_held(span["trace_id"], span["span_id"], not span["parent_span_id"], held)
 
-    def add_held(self, trace_id: str, span_id: str, is_root: bool, held: Any) -> list[Emission]:
+    def add_held(
+        self, trace_id: str, span_id: str, is_root: bool, held: Any, source: Any = None
+    ) -> list[Emission]:
         """Buffer one span already in its held form (the codec's, or the span dict without
-        one); return the traces evicted to make room."""
+        one); return the traces evicted to make room. `source` (a SpanSource) is where the span
+        came from: the trace counts it until it is emitted."""
         now = self._tick()
-        self._seq += 1
         self.stats.spans_in += 1
         out: list[Emission] = []
         trace = self._open.get(trace_id)
@@ -209,23 +227,31 @@ class TraceBuffer:
                 del self._retained[trace_id]
                 trace.version += 1
                 trace.opened_ns = now
-                trace.opened_seq = self._seq
                 trace.emitted_at_ns = 0
                 self.stats.late_spans += 1
             else:
-                tomb = self._tombstones.pop(trace_id, None)
+                tomb = self._tombstones.get(trace_id)
                 if tomb is None:
-                    trace = _Trace(trace_id, 1, now, now, now, opened_seq=self._seq)
+                    trace = _Trace(trace_id, 1, now, now, now)
                 else:
+                    if tomb[2] and packed_holds(tomb[2], span_id):
+                        # Re-read after a restart: the span is in an emitted version.
+                        self.stats.duplicate_spans += 1
+                        return out
+                    del self._tombstones[trace_id]
+                    # Restored from a mark: version + 1 may have been published (complete, from
+                    # spans then retained) just before the crash, its mark not yet durable; this
+                    # partial one must not reuse that number.
+                    version = tomb[0] + (2 if tomb[2] else 1)
+                    emitted_ids = unpack_span_ids(tomb[2]) if tomb[2] else set()
                     trace = _Trace(
-                        trace_id, tomb[0] + 1, now, now, now, partial=True, opened_seq=self._seq
+                        trace_id, version, now, now, now, span_ids=emitted_ids, partial=True
                     )
                     self.stats.very_late_spans += 1
             out = self._make_room()
             self._open[trace_id] = trace
             self._idle[trace_id] = None
         trace.last_seen_ns = now
-        trace.last_seq = self._seq
         if len(trace.held) >= self._config.max_spans_per_trace:
             trace.dropped_span_count += 1
             self.stats.spans_not_held += 1
@@ -234,10 +260,9 @@ class TraceBuffer:
             trace.span_ids.add(span_id)
             if is_root:
                 trace.has_root = True
-            if self._dirty is not None:
-                self._dirty[(trace_id, len(trace.held) - 1)] = None
-        if self._dirty is not None:
-            self._dirty[(trace_id, HEADER_INDEX)] = None
+            if source is not None and (not trace.sources or trace.sources[-1] is not source):
+                trace.sources.append(source)
+                source.traces += 1
         return out
 
     def _make_room(self) -> list[Emission]:
@@ -276,11 +301,8 @@ class TraceBuffer:
         del self._open[trace_id]
         del self._idle[trace_id]
         trace.emitted_at_ns = self._last_now
-        self._seq += 1
-        trace.emitted_seq = self._seq
         self._retained[trace_id] = trace
-        if self._dirty is not None:
-            self._dirty[(trace_id, HEADER_INDEX)] = None
+        sources, trace.sources = tuple(trace.sources), []
         self.stats.traces_emitted += 1
         codec = self._codec
         spans: list[Span] = (
@@ -297,6 +319,7 @@ class TraceBuffer:
             last_seen_ns=trace.last_seen_ns,
             partial=trace.partial,
             previous_span_count=previous,
+            sources=sources,
         )
 
     def _expire(self, now: int) -> None:
@@ -309,13 +332,9 @@ class TraceBuffer:
             ):
                 break
             del self._retained[trace.trace_id]
-            self._tombstones[trace.trace_id] = (trace.version, now)
-            if self._dirty is not None:
-                for index in range(len(trace.held)):
-                    self._dirty[(trace.trace_id, index)] = None
-                self._dirty[(trace.trace_id, HEADER_INDEX)] = None
+            self._tombstones[trace.trace_id] = (trace.version, now, b"")
         while self._tombstones:
-            trace_id, (_, forgotten_ns) = next(iter(self._tombstones.items()))
+            trace_id, (_, forgotten_ns, _) = next(iter(self._tombstones.items()))
             # Retention alone grows with the trace rate (a flood of single-span traces): cap it.
             if (
                 now - forgotten_ns < self._tomb_ns
@@ -323,8 +342,6 @@ class TraceBuffer:
             ):
                 break
             del self._tombstones[trace_id]
-            if self._dirty is not None:
-                self._dirty[(trace_id, HEADER_INDEX)] = None
 
     # -- introspection ------------------------------------------------------------------------
 
@@ -355,131 +372,21 @@ class TraceBuffer:
         age = next(iter(self._open.values())).opened_ns + self._max_age_ns
         return min(idle, age)
 
-    # -- state as plain data ------------------------------------------------------------------
+    # -- durable state -----------------------------------------------------------------------
 
-    def _header(self, trace_id: str) -> dict[str, Any] | None:
-        trace = self._open.get(trace_id) or self._retained.get(trace_id)
-        if trace is not None:
-            return {
-                "v": trace.version,
-                "first": trace.first_seen_ns,
-                "opened": trace.opened_ns,
-                "last": trace.last_seen_ns,
-                "n": len(trace.held),
-                "dropped": trace.dropped_span_count,
-                "root": trace.has_root,
-                "partial": trace.partial,
-                "emitted": trace.emitted_at_ns,
-                "emitted_n": trace.emitted_span_count,
-                "seq": [trace.opened_seq, trace.last_seq, trace.emitted_seq],
-            }
-        tomb = self._tombstones.get(trace_id)
-        if tomb is not None:
-            return {"v": tomb[0], "forgotten": tomb[1]}
-        return None
-
-    def _value(self, trace_id: str, index: int) -> Any:
-        if index == HEADER_INDEX:
-            return self._header(trace_id)
-        trace = self._open.get(trace_id) or self._retained.get(trace_id)
-        if trace is None or index >= len(trace.held):
-            return None
-        return trace.held[index]
-
-    def take_changes(self) -> list[tuple[str, Any]]:
-        """Keys changed since the last call, with their current value (None: delete the key).
-
-        Needs track_changes=True; the values are the held objects themselves (do not mutate).
-        """
-        if self._dirty is None:
-            raise RuntimeError("TraceBuffer(track_changes=True) is needed for take_changes()")
-        changed = [(state_key(tid, i), self._value(tid, i)) for tid, i in self._dirty]
-        self._dirty.clear()
-        return changed
-
-    def snapshot(self) -> dict[str, Any]:
-        """Every state key and its value: what a changelog-backed table holds."""
-        out: dict[str, Any] = {}
-        for trace in (*self._open.values(), *self._retained.values()):
-            out[state_key(trace.trace_id, HEADER_INDEX)] = self._header(trace.trace_id)
-            for index, held in enumerate(trace.held):
-                out[state_key(trace.trace_id, index)] = held
-        for trace_id in self._tombstones:
-            out[state_key(trace_id, HEADER_INDEX)] = self._header(trace_id)
-        return out
-
-    def restore(
-        self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]], idle_from_now: bool = False
-    ) -> None:
-        """Replace this buffer's state with snapshot()/take_changes() entries (e.g. a table).
-
-        `idle_from_now`: open traces count as active now (after a restart, the time the worker
-        was down says nothing about a trace being finished; its redelivered spans come first).
-        """
-        items = entries.items() if isinstance(entries, Mapping) else entries
-        headers: dict[str, dict[str, Any]] = {}
-        held: dict[str, dict[int, Any]] = {}
-        for key, value in items:
-            if value is None:
-                continue
-            trace_id, index = parse_state_key(key)
-            if index == HEADER_INDEX:
-                headers[trace_id] = value
-            else:
-                held.setdefault(trace_id, {})[index] = value
-        open_traces: list[_Trace] = []
-        retained: list[_Trace] = []
-        tombs: list[tuple[int, str, int]] = []
-        latest = 0
-        seq = 0
-        for trace_id, h in headers.items():
-            if "forgotten" in h:
-                tombs.append((h["forgotten"], trace_id, h["v"]))
-                latest = max(latest, h["forgotten"])
-                continue
-            chunks = held.get(trace_id, {})
-            # A crash can cut a changelog write short: headers are written after their spans,
-            # so what is missing is a suffix of spans, which Kafka redelivers (uncommitted).
-            present = [chunks[i] for i in range(h["n"]) if i in chunks]
-            trace = _Trace(
-                trace_id,
-                h["v"],
-                h["first"],
-                h["opened"],
-                h["last"],
-                held=present,
-                dropped_span_count=h["dropped"],
-                has_root=h["root"],
-                partial=h["partial"],
-                emitted_at_ns=h["emitted"],
-                # Absent in state written before the field existed.
-                emitted_span_count=h.get("emitted_n", 0),
-                opened_seq=h["seq"][0],
-                last_seq=h["seq"][1],
-                emitted_seq=h["seq"][2],
-            )
-            codec = self._codec
-            trace.span_ids = {
-                (s if codec is None else codec.decode(s))["span_id"] for s in trace.held
-            }
-            (retained if trace.emitted_at_ns else open_traces).append(trace)
-            latest = max(latest, trace.last_seen_ns, trace.emitted_at_ns)
-            seq = max(seq, trace.last_seq, trace.emitted_seq)
-        self._open = OrderedDict(
-            (t.trace_id, t) for t in sorted(open_traces, key=lambda t: t.opened_seq)
-        )
-        self._idle = OrderedDict(
-            (t.trace_id, None) for t in sorted(open_traces, key=lambda t: t.last_seq)
-        )
-        self._retained = OrderedDict(
-            (t.trace_id, t) for t in sorted(retained, key=lambda t: t.emitted_seq)
-        )
-        self._seq = max(self._seq, seq)
-        self._tombstones = OrderedDict((tid, (v, at)) for at, tid, v in sorted(tombs))
-        self._last_now = max(self._last_now, latest)
-        if idle_from_now:
-            now = self._tick()
-            for trace in self._open.values():
-                trace.last_seen_ns = max(trace.last_seen_ns, now)
-        if self._dirty is not None:
-            self._dirty.clear()
+    def restore_marks(self, marks: Iterable[Mark]) -> None:
+        """Start over from emitted marks (after a restart or a rebalance): nothing open or
+        retained, each marked trace a tombstone that knows its span ids. The spans of traces
+        not yet emitted come again from the spans topic."""
+        latest: dict[str, Mark] = {}
+        for mark in marks:
+            known = latest.get(mark[0])
+            if known is None or mark[1] > known[1]:
+                latest[mark[0]] = mark
+        self._open.clear()
+        self._idle.clear()
+        self._retained.clear()
+        ordered = sorted(latest.values(), key=lambda mark: mark[2])
+        self._tombstones = OrderedDict((m[0], (m[1], m[2], m[3])) for m in ordered)
+        if ordered:
+            self._last_now = max(self._last_now, ordered[-1][2])

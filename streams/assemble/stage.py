@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.assemble.buffer import HEADER_INDEX, Emission, TraceBuffer, parse_state_key
+from streams.assemble.buffer import Emission, Mark, TraceBuffer, pack_span_ids
 from streams.assemble.compact import CompactSpans
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.assemble.sampling import TailSampler
@@ -21,10 +21,13 @@ from streams.model.span import Span
 
 @dataclass(frozen=True)
 class FinishedTrace:
-    """A trace record ready to publish, with the spans the sampler kept (empty if dropped)."""
+    """A trace record ready to publish, with the spans the sampler kept (empty if dropped),
+    the sources of its new spans and its emitted mark (to make durable once published)."""
 
     record: TraceRecord
     kept_spans: list[Span]
+    sources: tuple[Any, ...]
+    mark: Mark
 
 
 class AssemblyStage:
@@ -42,7 +45,6 @@ class AssemblyStage:
             now,
             codec=self._compact,
             tombstone_retention_ms=assembly.tombstone_retention_ms,
-            track_changes=True,
         )
         self._sampler = TailSampler(sampling, now)
         self._evicted: list[Emission] = []
@@ -56,16 +58,20 @@ class AssemblyStage:
         for span in spans:
             self._evicted.extend(self.buffer.add(span))
 
-    def add_columns(self, columns: SpanColumns) -> None:
-        """Buffer a batch of span columns (held compact without a span dict in between)."""
-        if self._compact is None:
-            self.add(columns.spans())
-            return
+    def add_columns(self, columns: SpanColumns, source: Any = None) -> None:
+        """Buffer a batch of span columns (held compact without a span dict in between);
+        `source` (a SpanSource) is counted by every trace they feed until it is emitted."""
         add = self.buffer.add_held
         evicted = self._evicted
+        if self._compact is None:
+            for span in columns.spans():
+                evicted.extend(
+                    add(span["trace_id"], span["span_id"], not span["parent_span_id"], span, source)
+                )
+            return
         for held in self._compact.encode_columns(columns):
             # The compact tuple starts trace id, span id, parent span id.
-            evicted.extend(add(held[0], held[1], not held[2], held))
+            evicted.extend(add(held[0], held[1], not held[2], held, source))
 
     def finish_due(self, limit: int | None = None) -> list[FinishedTrace]:
         """The traces that are due (evicted, idle or aged; at most `limit`, evicted first), as
@@ -77,21 +83,11 @@ class AssemblyStage:
             emissions += self.buffer.sweep(limit - len(emissions))
         return [self.finish(e) for e in emissions]
 
-    def take_changes(self) -> list[tuple[str, str, Any]]:
-        """(trace id, state key, value or None to delete) changed since the last call."""
-        spans: list[tuple[str, str, Any]] = []
-        headers: list[tuple[str, str, Any]] = []
-        for key, value in self.buffer.take_changes():
-            trace_id, index = parse_state_key(key)
-            (headers if index == HEADER_INDEX else spans).append((trace_id, key, value))
-        # Headers last: a write cut short by a crash then loses spans (redelivered), never the
-        # consistency between a header and the spans it counts.
-        return spans + headers
-
-    def restore(self, entries: Iterable[tuple[str, Any]]) -> None:
-        """Rebuild the buffer from a changelog-backed table's entries after a (re)start; open
-        traces' idle clocks restart now, so their redelivered spans arrive before they are due."""
-        self.buffer.restore(entries, idle_from_now=True)
+    def restore(self, marks: Iterable[Mark]) -> None:
+        """Start over after a (re)start or a rebalance from the owned partitions' emitted marks;
+        the spans of unemitted traces come again from the spans topic."""
+        self.buffer.restore_marks(marks)
+        self._spans_written.clear()
 
     def finish(self, emission: Emission) -> FinishedTrace:
         """Build the record of one emission and apply tail sampling to it."""
@@ -104,8 +100,14 @@ class AssemblyStage:
             dropped_span_count=emission.dropped_span_count,
             previous_span_count=emission.previous_span_count,
         )
+        mark = (
+            emission.trace_id,
+            emission.version,
+            record["emitted_at_unix_nano"],
+            pack_span_ids(span["span_id"] for span in emission.spans),
+        )
         if not self.sampling.enabled:
-            return FinishedTrace(record, emission.spans)
+            return FinishedTrace(record, emission.spans, emission.sources, mark)
         decision = self._sampler.decide(
             record["trace_id"],
             record["duration_ns"],
@@ -116,10 +118,10 @@ class AssemblyStage:
         record["sampling_policy"] = decision.policy
         self._prune_spans_written()
         if not decision.keep:
-            return FinishedTrace(record, [])
+            return FinishedTrace(record, [], emission.sources, mark)
         written = self._spans_written.get(emission.trace_id, 0)
         self._spans_written[emission.trace_id] = len(emission.spans)
-        return FinishedTrace(record, emission.spans[written:])
+        return FinishedTrace(record, emission.spans[written:], emission.sources, mark)
 
     def _prune_spans_written(self) -> None:
         # Forget traces the buffer has forgotten too (past late retention), now and then.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -117,13 +117,11 @@ def register_span_sink(
     counters: Counters,
     on_spans: Sequence[Callable[[SpansByPartition, MessagesByPartition], None]] = (),
     store_spans: bool = True,
-    before_ack: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> faust.types.AgentT[Any]:
     """Attach the span agent to `app`: every valid span goes to each of `on_spans` (trace
     assembly, latency windows; with the batch's messages, for a stage that holds them) and,
     unless tail sampling stores spans at trace emission instead, to otel_traces. A batch is
-    acknowledged once stored and each of `before_ack` (e.g. the assembly changelog delivered)
-    has returned."""
+    acknowledged once stored and released by every stage that holds its messages."""
     decoder = SpanDecoder(limits)
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
     counters.describe("tracepipe_spans_consumed_total", "Spans read from tracepipe.spans.")
@@ -154,7 +152,5 @@ def register_span_sink(
                     for start in range(0, table.num_rows, config.batch_max_spans):
                         chunk = table.slice(start, config.batch_max_spans)
                         await writer.write_arrow(OTEL_TRACES, chunk)
-                for settle in before_ack:
-                    await settle()
 
     return app.agent(spans_topic, name="tracepipe.span-sink")(span_sink)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from streams.aggregate.hold import SourceHold
 from streams.aggregate.merge import WindowMerger, final_record, partial_record, watermark_record
 from streams.aggregate.observations import LATENCY_DIMENSIONS
 from streams.aggregate.window import Observation, WindowAggregator
+from streams.hold import SourceHold, published_through
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -78,10 +78,10 @@ class Pipeline:
     def restart(self) -> None:
         """A crash or rebalance: memory is gone, reading resumes at the committed offsets."""
         self.aggregator = WindowAggregator(10_000, 2_000, 3_600_000, 0.01, 3)
-        self.source_hold: SourceHold[tuple[int, int]] = SourceHold()
+        self.source_hold: SourceHold[tuple[int, int], int] = SourceHold()
         self.read = dict(self.committed)
         self.merger = WindowMerger(SOURCES, 3)
-        self.partial_hold: SourceHold[tuple[int, int]] = SourceHold()
+        self.partial_hold: SourceHold[tuple[int, int], int] = SourceHold()
         self.merge_read = dict(self.merge_committed)
         for merge_partition, through in self.marks.items():
             self.merger.resume(merge_partition, through)
@@ -106,7 +106,7 @@ class Pipeline:
             for target in range(MERGE_PARTITIONS):
                 self.partials[target].append(watermark_record(source, through))
         for source, through in marks.items():
-            for _, offset in self.source_hold.release(source, through):
+            for _, offset in self.source_hold.release(source, published_through(through)):
                 self.committed[source] = offset + 1
 
     def merge(self) -> None:
@@ -122,7 +122,7 @@ class Pipeline:
             self.published.append(final_record(window, LATENCY_DIMENSIONS, 0))
         for target, through in self.merger.emitted_through().items():
             self.marks[target] = through
-            for _, offset in self.partial_hold.release(target, through):
+            for _, offset in self.partial_hold.release(target, published_through(through)):
                 self.merge_committed[target] = offset + 1
 
     def run(self, crash_at: set[int]) -> list[dict[str, Any]]:
@@ -172,12 +172,12 @@ def test_a_repeated_span_counts_once() -> None:
 
 
 def test_records_are_released_in_offset_order_only() -> None:
-    hold: SourceHold[int] = SourceHold()
-    hold.hold(0, [10], until_ns=30)
-    hold.hold(0, [11, 12], until_ns=10)
-    assert hold.release(0, 20) == []  # 11 and 12 are done, but 10 still waits
-    assert hold.release(0, 30) == [10, 11, 12]
-    hold.hold(1, [5], until_ns=0)
+    hold: SourceHold[int, int] = SourceHold()
+    hold.hold(0, [10], until=30)
+    hold.hold(0, [11, 12], until=10)
+    assert hold.release(0, published_through(20)) == []  # 11 and 12 are done, but 10 still waits
+    assert hold.release(0, published_through(30)) == [10, 11, 12]
+    hold.hold(1, [5], until=0)
     assert hold.held_count() == 1
     assert hold.drop() == 1
-    assert hold.release(1, 100) == []
+    assert hold.release(1, published_through(100)) == []

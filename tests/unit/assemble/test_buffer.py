@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.assemble.buffer import Emission, TraceBuffer, parse_state_key, state_key
+from streams.assemble.buffer import Emission, TraceBuffer
 from streams.config import AssemblyConfig
 from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
@@ -94,77 +93,6 @@ def test_golden_scenario_with_avro_bytes_held(name: str) -> None:
     assert run_steps(buffer, clock, scenario["steps"]) == scenario["emissions"]
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-@pytest.mark.parametrize("use_codec", [False, True])
-def test_restore_at_every_step_gives_the_same_emissions(name: str, use_codec: bool) -> None:
-    scenario = SCENARIOS[name]
-    config = AssemblyConfig(**scenario["config"])
-    tomb = scenario.get("tombstone_retention_ms")
-    codec = AvroCodec("span") if use_codec else None
-    steps = scenario["steps"]
-    for cut in range(len(steps) + 1):
-        clock = Clock()
-        first = TraceBuffer(config, clock, codec, tombstone_retention_ms=tomb)
-        before = run_steps(first, clock, steps[:cut])
-        # A deep copy stands in for the table: the restored buffer shares nothing with the first.
-        state = copy.deepcopy(first.snapshot())
-        second = TraceBuffer(config, clock, codec, tombstone_retention_ms=tomb)
-        second.restore(state)
-        after = run_steps(second, clock, steps[cut:], start=cut)
-        assert before + after == scenario["emissions"], f"cut at step {cut}"
-
-
-def test_changes_replayed_into_a_table_restore_the_buffer() -> None:
-    clock = Clock()
-    config = AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000, late_retention_ms=300)
-    buffer = TraceBuffer(config, clock, track_changes=True, tombstone_retention_ms=300)
-    table: dict[str, Any] = {}
-
-    def apply() -> None:
-        for key, value in buffer.take_changes():
-            if value is None:
-                table.pop(key, None)
-            else:
-                table[key] = copy.deepcopy(value)
-
-    buffer.add(span("t1", "r"))
-    changes = buffer.take_changes()
-    # One span dirties its own key and the small header, never the rest of the trace.
-    assert sorted(k for k, _ in changes) == ["t1/0", "t1/h"]
-    for key, value in changes:
-        table[key] = copy.deepcopy(value)
-    buffer.add(span("t1", "a", "r"))
-    assert sorted(k for k, _ in buffer.take_changes()) == ["t1/1", "t1/h"]
-    table["t1/1"] = copy.deepcopy(span("t1", "a", "r"))
-    table["t1/h"] = copy.deepcopy(buffer.snapshot()["t1/h"])
-    buffer.add(span("t2", "r"))
-    apply()
-    assert table == buffer.snapshot()
-    clock.advance(100)
-    buffer.sweep()
-    apply()
-    assert table == buffer.snapshot()
-    clock.advance(300)
-    buffer.sweep()  # forgets both traces: span keys deleted, tombstone headers kept
-    apply()
-    assert table == buffer.snapshot()
-    assert sorted(table) == ["t1/h", "t2/h"]
-    clock.advance(300)
-    buffer.sweep()
-    apply()
-    assert table == {}
-
-
-def test_take_changes_needs_tracking() -> None:
-    with pytest.raises(RuntimeError, match="track_changes"):
-        TraceBuffer(AssemblyConfig(), Clock()).take_changes()
-
-
-def test_state_keys_round_trip_with_slashes_in_ids() -> None:
-    assert parse_state_key(state_key("a/b", 3)) == ("a/b", 3)
-    assert parse_state_key(state_key("a/b", -1)) == ("a/b", -1)
-
-
 def test_clock_stepping_back_does_not_reorder_deadlines() -> None:
     clock = Clock()
     buffer = TraceBuffer(AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000), clock)
@@ -229,10 +157,9 @@ step_strategy = st.one_of(
     steps=st.lists(step_strategy, max_size=60),
     max_open=st.integers(1, 4),
     cap=st.integers(1, 8),
-    restore_at=st.integers(0, 60),
 )
 def test_every_span_is_emitted_once_per_version(
-    steps: list[tuple[Any, ...]], max_open: int, cap: int, restore_at: int
+    steps: list[tuple[Any, ...]], max_open: int, cap: int
 ) -> None:
     clock = Clock()
     config = AssemblyConfig(
@@ -246,11 +173,7 @@ def test_every_span_is_emitted_once_per_version(
     buffer = TraceBuffer(config, clock, tombstone_retention_ms=10**9)
     added: dict[str, list[str]] = {t: [] for t in TRACES}
     emissions: list[Emission] = []
-    for index, step in enumerate(steps):
-        if index == restore_at:
-            restored = TraceBuffer(config, clock, tombstone_retention_ms=10**9)
-            restored.restore(copy.deepcopy(buffer.snapshot()))
-            buffer = restored
+    for step in steps:
         if step[0] == "span":
             span_id = f"s{step[2]}"
             if span_id not in added[step[1]]:
