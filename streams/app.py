@@ -343,6 +343,7 @@ def create_app(settings: Settings) -> Pipeline:
         settings.kafka.partitions,
         counters,
         time.time_ns,
+        topics.latency_partials,
     )
     register_aggregation(app, latency, writer, counters, on_final=(alerting.on_final_windows,))
     register_aggregation(app, edges, writer, counters)

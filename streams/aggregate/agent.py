@@ -39,6 +39,7 @@ from streams.config import AggregationConfig
 from streams.hold import SourceHold, published_through
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.writer import WarehouseWriter
+from streams.state import StateTable
 from streams.telemetry import Counters
 
 log = logging.getLogger("tracepipe.aggregate")
@@ -274,15 +275,18 @@ def register_aggregation(
     )
     # Per merge partition, the end before which every window is final and published: restored
     # after a rebalance or restart so a re-read partial cannot publish a window again.
-    marks_table = app.Table(
-        f"tracepipe-{name}-merge", partitions=stage.partitions, key_type=bytes, value_type=bytes
+    marks_table = StateTable(
+        app,
+        f"tracepipe-{name}-merge",
+        stage.partitions,
+        signal.partials_topic.get_topic_name(),
+        partition_of=int,
     )
 
     def emitted_marks() -> dict[int, int]:
-        owned = _owned(app, signal.partials_topic.get_topic_name())
         marks = {}
-        for merge_partition in owned:
-            raw = marks_table.data.get(str(merge_partition).encode())
+        for merge_partition in marks_table.owned_partitions():
+            raw = marks_table.get(str(merge_partition).encode())
             if raw is not None:
                 marks[merge_partition] = int(raw)
         return marks
@@ -381,14 +385,9 @@ def register_aggregation(
         for merge_partition, through in through_by_partition.items():
             key = str(merge_partition).encode()
             value = str(through).encode()
-            if marks_table.data.get(key) == value:
+            if marks_table.get(key) == value:
                 continue
-            marks_table.data[key] = value
-            sends.append(
-                marks_table.send_changelog(
-                    merge_partition, key, value, key_serializer="raw", value_serializer="raw"
-                )
-            )
+            sends.append(marks_table.write(merge_partition, key, value))
         if sends:
             await asyncio.gather(*sends)
         if not stage.unchanged(generation):

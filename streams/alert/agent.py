@@ -29,6 +29,7 @@ from streams.query import Reader
 from streams.query.critical_path import self_time_per_trace
 from streams.query.windows import slow_trace_ids
 from streams.sink.writer import WarehouseWriter
+from streams.state import StateTable
 from streams.telemetry import Counters
 
 log = logging.getLogger("tracepipe.alert")
@@ -59,6 +60,13 @@ def read_attribution(
     return attribute(current, baseline)
 
 
+def alert_state_partition(key: bytes) -> int | None:
+    """The merge partition of an alert state key (None: a bare fingerprint, written before keys
+    named their partition; every worker reads those)."""
+    partition, separator, _ = key.partition(b"/")
+    return int(partition) if separator else None
+
+
 class AlertStage:
     """Rules evaluated on final latency windows, with their state in a Faust table."""
 
@@ -72,6 +80,7 @@ class AlertStage:
         partitions: int,
         counters: Counters,
         now: Callable[[], int],
+        partials_topic: str,
     ) -> None:
         self.app = app
         self.alerts_topic = alerts_topic
@@ -82,15 +91,16 @@ class AlertStage:
         self.counters = counters
         self.codec = AvroCodec("alert")
         self.headers = [(SCHEMA_HEADER, self.codec.fingerprint.encode())]
-        self.table = app.Table(
-            "tracepipe-alerts", partitions=partitions, key_type=bytes, value_type=bytes
+        # Keyed `<merge partition>/<fingerprint>`: a state belongs to the worker that owns the
+        # latency-partials partition its windows are merged on.
+        self.table = StateTable(
+            app, "tracepipe-alerts", partitions, partials_topic, alert_state_partition
         )
         self._rule_file = RuleFile(config.rules_file) if config.rules_file else None
         self._reported_error: str | None = None
         # Load the rules now: a missing or invalid rules file stops the worker at start.
         self.rules()
         self.evaluator = AlertEvaluator(self.rules, now)
-        self.restored = False
         counters.describe("tracepipe_alert_events_total", "Alert transitions published.")
         counters.describe("tracepipe_alert_rule_reload_errors_total", "Invalid rule file edits.")
 
@@ -107,14 +117,14 @@ class AlertStage:
         return rules
 
     def ready(self) -> bool:
-        """True once the table is recovered and the evaluator's states restored from it."""
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
-        if not self.restored and recovery.completed.is_set():
+        """True once the table is recovered and the evaluator's states restored from it; after
+        every rebalance they are restored again, for exactly the merge partitions owned now."""
+        entries = self.table.rebalanced()
+        if entries is not None:
             self.evaluator.restore(
-                {k.decode(): pickle.loads(v) for k, v in self.table.data.items()}
+                {k.decode().rpartition("/")[2]: pickle.loads(v) for k, v in entries}
             )
-            self.restored = True
-        return self.restored
+        return self.table.generation is not None
 
     async def on_final_windows(self, finals: list[FinalWindow]) -> None:
         """Evaluate the rules on a batch of final latency windows; publish transitions."""
@@ -150,12 +160,8 @@ class AlertStage:
             await asyncio.gather(*deliveries)
             # After the events are on the topic: a crash in between re-evaluates, never loses.
             for fingerprint, state in self.evaluator.take_changed().items():
-                key = fingerprint.encode()
-                value = pickle.dumps(state, pickle.HIGHEST_PROTOCOL)
-                self.table.data[key] = value
-                self.table.send_changelog(
-                    partition, key, value, key_serializer="raw", value_serializer="raw"
-                )
+                key = f"{partition}/{fingerprint}".encode()
+                self.table.write(partition, key, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
 
     async def _attribution(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """`read_attribution` on the writer thread; empty when it fails."""

@@ -158,8 +158,9 @@ class AlertEvaluator:
         self._matching: dict[tuple[str, str], list[Rule]] = {}
 
     def restore(self, states: Mapping[str, AlertState]) -> None:
-        """Take back persisted states (by fingerprint), e.g. after a restart or a rebalance."""
-        self._states.update(states)
+        """Start again from persisted states (by fingerprint), after a restart or a rebalance:
+        alerts of partitions owned elsewhere now are forgotten."""
+        self._states = dict(states)
 
     def state(self, alert_fingerprint: str) -> AlertState | None:
         """The state of one alert, if it was ever evaluated."""

@@ -28,7 +28,6 @@ from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.batch_agent import (
     MessagesByPartition,
     current_events,
-    current_generation,
     gone_stale,
     header_value,
     held,
@@ -50,6 +49,7 @@ from streams.sink.traces import (
     trace_row,
 )
 from streams.sink.writer import WarehouseWriter
+from streams.state import StateTable
 from streams.telemetry import Counters
 
 log = logging.getLogger("tracepipe.assemble")
@@ -88,16 +88,13 @@ class AssemblyState:
     """
 
     def __init__(
-        self, app: faust.App, stage: AssemblyStage, partitions: int, spans_topic: str = ""
+        self, app: faust.App, stage: AssemblyStage, partitions: int, spans_topic: str
     ) -> None:
         self.app = app
         self.stage = stage
         self.partitions = partitions
-        self.spans_topic = spans_topic
-        self._generation: int | None = None
-        # Keys and values are bytes we encode ourselves: the changelog is private to this stage.
-        self.table = app.Table(
-            "tracepipe-assembly-marks", partitions=partitions, key_type=bytes, value_type=bytes
+        self.table = StateTable(
+            app, "tracepipe-assembly-marks", partitions, spans_topic, mark_partition
         )
         config = stage.config
         self.marks = EmittedMarks(
@@ -106,50 +103,31 @@ class AssemblyState:
             max_marks=config.max_tombstones,
         )
         self.hold: SourceHold[Any, HeldBatch] = SourceHold()
-        self.restored = False
 
     @property
     def generation(self) -> int | None:
         """The consumer group generation the buffer was rebuilt for."""
-        return self._generation
+        return self.table.generation
 
     def ready(self) -> bool:
         """True once the marks table is recovered and the buffer rebuilt from it for the
         partitions this worker owns since the latest rebalance (False while one is under way)."""
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
-        generation = current_generation(self.app)
-        if generation is None or not recovery.completed.is_set():
-            return False
-        if generation != self._generation:
-            self._rebuild(generation)
-        return self.restored
+        entries = self.table.rebalanced()
+        if entries is not None:
+            self._rebuild(entries)
+        return self.table.current()
 
-    def _rebuild(self, generation: int) -> None:
-        # Partitions can move between workers at every rebalance, and Faust seeks every
-        # assigned partition back to its committed offset: the held messages come again, and
-        # the buffer holds exactly what the owned partitions' marks say was emitted. Faust's
-        # memory store only forgets keys it recovered itself, not the ones this class wrote,
-        # so keys of partitions owned elsewhere now are dropped here.
-        owned = {
-            tp.partition
-            for tp in self.app.assignor.assigned_actives()
-            if not self.spans_topic or tp.topic == self.spans_topic
-        }
-        entries = []
-        for key in list(self.table.data):
-            if mark_partition(key) in owned:
-                entries.append((key, self.table.data[key]))
-            else:
-                del self.table.data[key]
+    def _rebuild(self, entries: list[tuple[bytes, bytes]]) -> None:
+        # Faust seeks every assigned partition back to its committed offset after a rebalance:
+        # the held messages come again, and the buffer starts from what the owned partitions'
+        # marks say was emitted.
         dropped = self.hold.drop()
         marks = self.marks.restore(entries)
         self.stage.restore(marks)
-        self._generation = generation
-        self.restored = True
         log.info(
             "assembly for partitions %s starts over: %d emitted traces remembered, %d held "
             "spans messages re-read",
-            sorted(owned),
+            sorted(self.table.owned_partitions()),
             len(marks),
             dropped,
         )
@@ -184,7 +162,7 @@ class AssemblyState:
         """Make published traces' marks durable (and expire old ones), then release the spans
         messages nothing holds any more; nothing if a rebalance rebuilt the buffer meanwhile
         (the new owner re-reads those messages and emits the same versions again)."""
-        if generation is None or generation != self._generation:
+        if generation is None or generation != self.table.generation:
             return
         by_partition: dict[int, list[Mark]] = {}
         at_ns = 0
@@ -195,15 +173,13 @@ class AssemblyState:
         sends: list[asyncio.Future[Any]] = []
         for partition, marks in by_partition.items():
             for key, value in self.marks.records(partition, marks, at_ns):
-                self.table.data[key] = value
-                sends.append(self._send(partition, key, value))
+                sends.append(self.table.write(partition, key, value))
         for key in self.marks.expired(at_ns):
-            self.table.data.pop(key, None)
-            sends.append(self._send(mark_partition(key), key, None))
+            sends.append(self.table.write(mark_partition(key), key, None))
         # The marks must be on the broker before any offset they cover is committed: Faust
         # flushes its producer before a commit only while each record takes under 0.1 s.
         await asyncio.gather(*sends)
-        if generation != self._generation or current_generation(self.app) != generation:
+        if generation != self.table.generation or not self.table.current():
             return
         partitions: set[int] = set()
         for item in finished:
@@ -212,11 +188,6 @@ class AssemblyState:
                 partitions.add(source.partition)
         for partition in partitions:
             self._release(partition)
-
-    def _send(self, partition: int, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
-        return self.table.send_changelog(  # type: ignore[no-any-return]
-            partition, key, value, key_serializer="raw", value_serializer="raw"
-        )
 
 
 def register_assembly(

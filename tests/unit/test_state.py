@@ -1,0 +1,135 @@
+"""StateTable: owned entries handed out once per rebalance, foreign keys dropped, writes on the
+chosen changelog partition; and the alert stage restoring its states after every rebalance.
+Faust is faked at its boundary (tables, recovery, flow control, assignment)."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from streams.alert.agent import AlertStage, alert_state_partition
+from streams.alert.evaluate import AlertState
+from streams.config import AggregationConfig, AlertConfig
+from streams.state import StateTable
+from streams.telemetry import Counters
+
+TOPIC = "spans"
+
+
+@dataclass
+class FakeTable:
+    data: dict[bytes, bytes] = field(default_factory=dict)
+    sent: list[tuple[int, bytes, bytes | None]] = field(default_factory=list)
+
+    def send_changelog(self, partition: int, key: bytes, value: bytes | None, **_: Any) -> Any:
+        self.sent.append((partition, key, value))
+        return None  # StateTable returns it; nothing awaits it here
+
+
+class Flag:
+    def __init__(self) -> None:
+        self.on = False
+
+    def is_set(self) -> bool:
+        return self.on
+
+    def is_active(self) -> bool:
+        return self.on
+
+
+class FakeApp:
+    """What StateTable reads of a Faust app."""
+
+    def __init__(self) -> None:
+        self.tables_made: dict[str, FakeTable] = {}
+        self.recovered = Flag()
+        self.tables = SimpleNamespace(recovery=SimpleNamespace(completed=self.recovered))
+        self.flow_control = Flag()
+        self.consumer_generation_id = 0
+        self.owned: set[int] = set()
+        self.assignor = self
+
+    def Table(self, name: str, **_: Any) -> FakeTable:
+        table = self.tables_made[name] = FakeTable()
+        return table
+
+    def assigned_actives(self) -> set[TP]:
+        return {TP(TOPIC, p) for p in self.owned} | {TP("other", 9)}
+
+    def rebalance(self, generation: int, owned: set[int]) -> None:
+        self.consumer_generation_id = generation
+        self.owned = owned
+        self.flow_control.on = True
+        self.recovered.on = True
+
+
+def partition_of(key: bytes) -> int | None:
+    head, separator, _ = key.partition(b"/")
+    return int(head) if separator else None
+
+
+def test_owned_entries_once_per_rebalance_and_foreign_keys_dropped() -> None:
+    app = FakeApp()
+    table = StateTable(app, "t", 4, TOPIC, partition_of)  # type: ignore[arg-type]
+    data = app.tables_made["t"].data
+    data.update({b"0/a": b"1", b"2/b": b"2", b"legacy": b"3"})
+    assert table.rebalanced() is None and not table.current()  # recovery not done
+
+    app.rebalance(1, {0, 1})
+    assert sorted(table.rebalanced() or []) == [(b"0/a", b"1"), (b"legacy", b"3")]
+    assert b"2/b" not in data  # owned elsewhere now: Faust's store would keep it
+    assert table.rebalanced() is None and table.current() and table.generation == 1
+
+    table.write(1, b"1/c", b"4")
+    table.write(0, b"0/a", None)
+    assert app.tables_made["t"].sent == [(1, b"1/c", b"4"), (0, b"0/a", None)]
+    assert sorted(data) == [b"1/c", b"legacy"]
+
+    app.flow_control.on = False  # a rebalance under way
+    assert table.rebalanced() is None and not table.current()
+    data[b"2/d"] = b"5"  # recovered by Faust for the newly assigned partition
+    app.rebalance(2, {2})
+    assert sorted(table.rebalanced() or []) == [(b"2/d", b"5"), (b"legacy", b"3")]
+    assert table.owned_partitions() == {2}
+
+
+def test_alert_states_are_restored_after_every_rebalance_for_owned_partitions() -> None:
+    app = FakeApp()
+    stage = AlertStage(
+        app,  # type: ignore[arg-type]
+        alerts_topic=None,  # type: ignore[arg-type]
+        writer=None,  # type: ignore[arg-type]
+        config=AlertConfig(),
+        aggregation=AggregationConfig(),
+        partitions=4,
+        counters=Counters(),
+        now=lambda: 0,
+        partials_topic=TOPIC,
+    )
+    data = app.tables_made["tracepipe-alerts"].data
+    firing = AlertState("p99", "checkout", "GET /", state="firing")
+    data[b"0/" + b"a" * 16] = pickle.dumps(firing)
+    data[b"1/" + b"b" * 16] = pickle.dumps(AlertState("p99", "cart", "GET /"))
+    assert not stage.ready()
+
+    app.rebalance(1, {0})
+    assert stage.ready()
+    assert stage.evaluator.state("a" * 16) == firing
+    assert stage.evaluator.state("b" * 16) is None
+
+    # Partition 0 moves to another worker and 1 comes here: its states, not the old ones.
+    data[b"1/" + b"b" * 16] = pickle.dumps(AlertState("p99", "cart", "GET /", state="pending"))
+    app.rebalance(2, {1})
+    assert stage.ready()
+    assert stage.evaluator.state("a" * 16) is None
+    state = stage.evaluator.state("b" * 16)
+    assert state is not None and state.state == "pending"
+
+
+def test_alert_state_keys_name_their_partition() -> None:
+    assert alert_state_partition(b"3/" + b"a" * 16) == 3
+    assert alert_state_partition(b"a" * 16) is None
