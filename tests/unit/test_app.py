@@ -218,3 +218,18 @@ def test_a_cleared_stream_buffer_lets_its_partitions_be_fetched_again() -> None:
 
     asyncio.run(rebalance_while_an_agent_waits())
     assert refetched == [1]
+
+
+def test_the_worker_collects_garbage_less_often() -> None:
+    import gc
+
+    from streams.app import GC_YOUNG_THRESHOLD, collect_garbage_less_often
+
+    before = gc.get_threshold()
+    try:
+        collect_garbage_less_often()
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD > before[0]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
