@@ -1,5 +1,7 @@
 """The Span record's Avro body, encoded by hand (the single-span messages and the spans inside
-trace records), and an Avro array of already-encoded bodies."""
+trace records), the Avro primitives it is made of (`avro_long`, `avro_string`, `avro_id`,
+`avro_boolean`; the trace record's encoder uses them too), and an Avro array of
+already-encoded bodies."""
 
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ def _varint(n: int) -> bytes:
 _SMALL = [_varint((i << 1) ^ (i >> 63)) for i in range(_SMALL_LIMIT)]
 # Two varint groups (14 bits) with their continuation bits set, for the low part of big longs.
 _LOW14 = [bytes([(i & 0x7F) | 0x80, (i >> 7) | 0x80]) for i in range(1 << 14)]
+# One varint group: the last (no continuation bit) and a middle one.
+_BYTE = [bytes([i]) for i in range(0x80)]
+_CONT = [bytes([i | 0x80]) for i in range(0x80)]
 # Varints of `zigzag >> 28` seen so far: nanosecond timestamps share these for ~134 ms.
 _HIGH: dict[int, bytes] = {}
 _HIGH_MAX = 4096
@@ -51,7 +56,12 @@ def _long(n: int) -> bytes:
     z = (n << 1) ^ (n >> 63)
     high = z >> 28
     if not high:
-        return _varint(z)
+        # Durations in nanoseconds (up to ~134 ms) and negative values: tables, no loop.
+        if z < 1 << 14:
+            return _BYTE[z] if z < 0x80 else _CONT[z & 0x7F] + _BYTE[z >> 7]
+        if z < 1 << 21:
+            return _LOW14[z & 0x3FFF] + _BYTE[z >> 14]
+        return _LOW14[z & 0x3FFF] + _CONT[(z >> 14) & 0x7F] + _BYTE[z >> 21]
     # Timestamps dominate: table lookups for the low 28 bits, a cache for the rest.
     cached = _HIGH.get(high)
     if cached is None:
@@ -213,6 +223,25 @@ class SpanEncoder:
             return self.codec.encode(span)
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as err:
             raise SchemaError(f"span does not match the span schema: {err}") from err
+
+
+avro_long = _long
+avro_id = _id
+
+
+def avro_string(value: str) -> bytes:
+    """The Avro encoding of a string that may repeat (names, services): length-prefixed UTF-8,
+    cached for short ones. Ids, which never repeat, go through `avro_id` (no cache)."""
+    return _string_hit(value) or _string_miss(value)
+
+
+def avro_boolean(value: bool) -> bytes:
+    """The Avro encoding of a boolean (TypeError for anything else, as fastavro's check)."""
+    if value is True:
+        return b"\x01"
+    if value is False:
+        return b"\x00"
+    raise TypeError(f"not a boolean: {type(value).__name__}")
 
 
 def avro_array(bodies: Sequence[bytes]) -> bytes:

@@ -80,3 +80,18 @@ def test_trace_record_batches_read_back_in_order_and_single_records_still_read()
     (alone,) = codec.decode(bodies[0], codec.single.fingerprint)
     assert alone["trace_id"] == records[0]["trace_id"]
     assert codec.batch.fingerprint != Codec("trace").fingerprint
+
+
+def test_a_field_the_hand_path_does_not_take_goes_through_fastavro() -> None:
+    generator = TraceGenerator(default_topology(), seed=6)
+    record = build_trace_record(
+        generator.trace(START_NS), version=1, completion="complete", emitted_at_unix_nano=START_NS
+    )
+    encoder = TraceRecordEncoder(CODEC)
+    odd = {**record, "sampled": 1, "warnings": ["naïve ✓ " * 40]}
+    assert encoder.encode(odd) == CODEC.encode(odd)  # type: ignore[arg-type]
+    broken = {**record, "version": "one"}
+    with pytest.raises((TypeError, ValueError)):
+        CODEC.encode(broken)
+    with pytest.raises((TypeError, ValueError)):
+        encoder.encode(broken)  # type: ignore[arg-type]
