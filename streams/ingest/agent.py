@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -41,10 +42,25 @@ def payload_format(topic_kind: str, value: bytes) -> str:
     return "otlp_json" if value.lstrip()[:1] == b"{" else "otlp_proto"
 
 
+@dataclass(frozen=True)
+class BridgedBatch:
+    """What the bridge makes of a batch of payloads: span columns messages for `spans` as
+    (partition, value), the dead letters, and how many spans it republishes."""
+
+    messages: list[tuple[int, bytes]]
+    rejected: list[DeadLetter]
+    spans: int
+
+
 def bridge_batch(
-    topic_kind: str, events: Sequence[Any], limits: IngestConfig
-) -> tuple[list[Span], list[DeadLetter]]:
-    """Convert and validate a batch of payloads: the canonical spans, and the dead letters."""
+    topic_kind: str,
+    events: Sequence[Any],
+    limits: IngestConfig,
+    partitions: int,
+    codec: SpanColumnsCodec,
+) -> BridgedBatch:
+    """Convert and validate a batch of payloads into span columns messages, one or more per
+    partition of `spans` (`partitions` of them) by trace id, and dead letters."""
     spans: list[Span] = []
     rejected: list[DeadLetter] = []
     for event in events:
@@ -62,7 +78,16 @@ def bridge_batch(
                 # One bad span in a good payload: dead-letter that span alone, as our JSON form.
                 err = DecodeError(err.reason, f"span {index} of the payload: {err.detail}")
                 rejected.append(rejected_event(event, STAGE, err, _span_json(span)))
-    return spans, rejected
+    by_partition: dict[int, list[Span]] = {}
+    for span in spans:
+        partition = trace_partition(span["trace_id"], partitions)
+        by_partition.setdefault(partition, []).append(span)
+    messages = [
+        (partition, value)
+        for partition, part in by_partition.items()
+        for _, _, value in codec.encode_chunks(columns_from_spans(part), BATCH_MAX_BYTES)
+    ]
+    return BridgedBatch(messages, rejected, len(spans))
 
 
 def _span_json(span: Span) -> bytes:
@@ -91,24 +116,15 @@ def register_bridge(
                 BATCH_MAX_RECORDS, within=BATCH_MAX_WAIT_S
             ):
                 with held(app, events):
-                    spans, rejected = bridge_batch(topic_kind, events, limits)
-                    by_partition: dict[int, list[Span]] = {}
-                    for span in spans:
-                        partition = trace_partition(span["trace_id"], partitions)
-                        by_partition.setdefault(partition, []).append(span)
+                    batch = bridge_batch(topic_kind, events, limits, partitions, codec)
                     deliveries = [
-                        await spans_topic.send(
-                            value=value, partition=partition, headers=headers
-                        )
-                        for partition, part in by_partition.items()
-                        for _, _, value in codec.encode_chunks(
-                            columns_from_spans(part), BATCH_MAX_BYTES
-                        )
+                        await spans_topic.send(value=value, partition=partition, headers=headers)
+                        for partition, value in batch.messages
                     ]
                     await asyncio.gather(*deliveries)
-                    for letter in rejected:
+                    for letter in batch.rejected:
                         await send_dead_letter(dlq_topic, letter, counters)
-                    counters.inc("tracepipe_bridge_spans_total", len(spans), source=topic_kind)
+                    counters.inc("tracepipe_bridge_spans_total", batch.spans, source=topic_kind)
 
         return bridge
 
