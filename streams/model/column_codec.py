@@ -266,7 +266,11 @@ class SpanColumnsBuilder:
             raise SchemaError("span times must be int unix nanoseconds")
         if not (_LONG_MIN <= start <= _LONG_MAX and _LONG_MIN <= end <= _LONG_MAX):
             raise SchemaError("span times must fit an int64")
-        if len(texts) != len(TEXT_COLUMNS) or any(text.__class__ is not str for text in texts):
+        try:
+            "".join(texts)  # TypeError unless every text is a str: one C call per span
+        except TypeError:
+            texts = ()
+        if len(texts) != len(TEXT_COLUMNS):
             raise SchemaError("span names, services and other texts must be str")
         entries = self._attributes.entries(attributes)
         if shared is None:
@@ -281,7 +285,7 @@ class SpanColumnsBuilder:
         self._statuses.append(status)
         intern = self.strings.setdefault
         strings = self.strings
-        for column, text in zip(self._text_lists, texts, strict=True):
+        for column, text in zip(self._text_lists, texts):  # noqa: B905 (lengths checked)
             column.append(intern(text, len(strings)))
         self._attributes.add(entries)
         self._resource_of.append(shared)
