@@ -267,3 +267,12 @@ def test_spans_of_several_payloads_are_split_by_partition() -> None:
         positions = [order[s["span_id"]] for s in CODEC.decode(value).spans()]
         assert positions == sorted(positions)  # each message keeps the payloads' order
     assert np.all(columns.start_time_unix_nano > 0)
+
+
+def test_span_dicts_of_a_payload_keep_spans_the_columns_cannot_hold_in_place() -> None:
+    data = mixed_payload()
+    for payload, source_format in ((to_proto(data), "otlp_proto"), (data, "otlp_json")):
+        spans = spans_from_payload(payload, source_format)
+        assert [s["span_id"] for s in spans] == IDS
+        assert spans[1]["parent_span_id"] == "0" * 16
+        assert spans[5]["end_time_unix_nano"] == 2**63
