@@ -213,6 +213,10 @@ def detect_format(data: bytes) -> str:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as err:
+        if data[:1] == b"\n":
+            # Protobuf's first tag, 0x0a, reads as a newline: a length of 123 or 91 after it
+            # as '{' or '['.
+            return "otlp_proto"
         raise DecodeError("unknown-format", f"looks like JSON but does not parse: {err}") from err
     first = doc[0] if isinstance(doc, list) and doc else doc
     if isinstance(doc, list) and not doc:

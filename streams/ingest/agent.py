@@ -44,7 +44,17 @@ def payload_format(topic_kind: str, value: bytes) -> str:
     """The encoding of a payload on the `otlp` or `zipkin` topic (OTLP JSON starts with '{')."""
     if topic_kind == "zipkin":
         return "zipkin_json"
-    return "otlp_json" if value.lstrip()[:1] == b"{" else "otlp_proto"
+    if value.lstrip()[:1] != b"{":
+        return "otlp_proto"
+    if value[:1] != b"\n":
+        return "otlp_json"
+    # A protobuf request starts with 0x0a (its first field's tag), which lstrip takes for a
+    # newline: when the length after it reads as '{' (123 bytes), only parsing tells them apart.
+    try:
+        json.loads(value)
+    except (ValueError, RecursionError):
+        return "otlp_proto"
+    return "otlp_json"
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench.otlp import otlp_request, otlp_requests
 from streams.config import IngestConfig
 from streams.deadletter import DETAIL_HEADER, REASON_HEADER
-from streams.ingest import spans_from_payload
-from streams.ingest.agent import BridgedBatch, bridge_batch
+from streams.ingest import detect_format, spans_from_payload
+from streams.ingest.agent import BridgedBatch, bridge_batch, payload_format
 from streams.ingest.validate import CLAMPED_END_TIME, UNNAMED_SPAN, validate_span
 from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.columns import SpanColumns, concat_columns
@@ -276,3 +276,19 @@ def test_span_dicts_of_a_payload_keep_spans_the_columns_cannot_hold_in_place() -
         assert [s["span_id"] for s in spans] == IDS
         assert spans[1]["parent_span_id"] == "0" * 16
         assert spans[5]["end_time_unix_nano"] == 2**63
+
+
+def test_a_protobuf_request_that_looks_like_json_after_its_first_byte_is_protobuf() -> None:
+    # 0x0a (the tag of resource_spans) is a newline, and a length of 123 is '{'.
+    for pad in range(200):
+        data = to_proto(otlp_json([raw_span("00f067aa0ba902b7", name="x" * pad)]))
+        if data[1:2] == b"{":
+            break
+    assert data.lstrip()[:1] == b"{"
+    assert payload_format("otlp", data) == "otlp_proto"
+    batch = bridged([data, b"\n" + otlp_json([raw_span("00f067aa0ba902b8")])])
+    assert batch.rejected == []
+    assert sorted(s["source_format"] for s in republished(batch).spans()) == [
+        "otlp_json", "otlp_proto",
+    ]  # fmt: skip
+    assert detect_format(data) == "otlp_proto"
