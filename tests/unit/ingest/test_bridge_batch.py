@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.otlp import otlp_request, otlp_requests
@@ -51,7 +53,7 @@ def republished(batch: BridgedBatch) -> SpanColumns:
             partition
         }
         parts.append(columns)
-    return concat_columns(parts)
+    return concat_columns(parts) if parts else columns_from_spans([])
 
 
 def by_span_id(spans: list[Span]) -> list[Span]:
@@ -292,3 +294,105 @@ def test_a_protobuf_request_that_looks_like_json_after_its_first_byte_is_protobu
         "otlp_json", "otlp_proto",
     ]  # fmt: skip
     assert detect_format(data) == "otlp_proto"
+
+
+scalar_value = st.one_of(
+    st.just({}),
+    st.builds(lambda t: {"stringValue": t}, st.text(max_size=20)),
+    st.builds(lambda i: {"intValue": str(i)}, st.integers(-(2**63), 2**63 - 1)),
+    st.builds(lambda f: {"doubleValue": f}, st.floats(allow_nan=False, allow_infinity=False)),
+    st.builds(lambda b: {"boolValue": b}, st.booleans()),
+    st.builds(lambda b: {"bytesValue": base64.b64encode(b).decode()}, st.binary(max_size=20)),
+)
+any_value = st.recursive(
+    scalar_value,
+    lambda inner: st.one_of(
+        st.builds(lambda v: {"arrayValue": {"values": v}}, st.lists(inner, max_size=3)),
+        st.builds(
+            lambda v: {"kvlistValue": {"values": v}},
+            st.lists(st.fixed_dictionaries({"key": st.text(max_size=3), "value": inner}),
+                     max_size=3),
+        ),
+    ),
+    max_leaves=6,
+)  # fmt: skip
+attributes = st.lists(
+    st.fixed_dictionaries(
+        {"key": st.sampled_from(["a", "b", "c", "d", "service.name", ""]), "value": any_value}
+    ),
+    max_size=5,
+)
+
+
+def span_id(size: int) -> st.SearchStrategy[str]:
+    """Hex ids, mostly of the right width, some all zeros, some of another width."""
+    return st.one_of(
+        st.binary(min_size=size, max_size=size), st.just(bytes(size)), st.binary(max_size=size + 2)
+    ).map(bytes.hex)
+
+
+unix_nano = st.one_of(st.integers(1, 2**62), st.sampled_from([0, 2**63 - 1, 2**63, 2**64 - 1]))
+random_span = st.fixed_dictionaries(
+    {
+        "traceId": span_id(16),
+        "spanId": span_id(8),
+        "parentSpanId": st.just("") | span_id(8),
+        "name": st.text(max_size=3),
+        "kind": st.integers(0, 5) | st.integers(0, 7),
+        "startTimeUnixNano": unix_nano.map(str),
+        "endTimeUnixNano": unix_nano.map(str),
+        "attributes": attributes,
+        "events": st.lists(
+            st.fixed_dictionaries({"timeUnixNano": unix_nano.map(str), "name": st.text(max_size=2),
+                                   "attributes": attributes}),
+            max_size=2,
+        ),
+        "links": st.lists(
+            st.fixed_dictionaries({"traceId": span_id(16), "spanId": span_id(8),
+                                   "attributes": attributes}),
+            max_size=2,
+        ),
+        "status": st.fixed_dictionaries(
+            {"code": st.integers(0, 2) | st.integers(0, 3), "message": st.text(max_size=2)}
+        ),
+    }
+)  # fmt: skip
+random_request = st.lists(
+    st.fixed_dictionaries(
+        {
+            "resource": st.fixed_dictionaries({"attributes": attributes}),
+            "scopeSpans": st.lists(
+                st.fixed_dictionaries(
+                    {"scope": st.fixed_dictionaries({"name": st.text(max_size=2)}),
+                     "spans": st.lists(random_span, max_size=4)}
+                ),
+                max_size=2,
+            ),
+        }
+    ),
+    max_size=2,
+).map(lambda resource_spans: json.dumps({"resourceSpans": resource_spans}).encode())  # fmt: skip
+
+
+def outcome(batch: BridgedBatch, payloads: list[bytes]) -> tuple[list[str], list[Any]]:
+    """Stored spans and dead letters, the source format left out."""
+
+    def plain(span: Any) -> str:
+        return json.dumps({**span, "source_format": ""}, sort_keys=True, default=bytes.hex)
+
+    stored = sorted(plain(s) for s in republished(batch).spans())
+    dead = [
+        (letter.header(REASON_HEADER), letter.header(DETAIL_HEADER),
+         None if letter.value in payloads else plain(json.loads(letter.value)))
+        for letter in batch.rejected
+    ]  # fmt: skip
+    return stored, dead
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(random_request, min_size=1, max_size=3))
+def test_protobuf_and_json_of_random_requests_store_and_reject_the_same(
+    requests: list[bytes],
+) -> None:
+    as_proto = [to_proto(request) for request in requests]
+    assert outcome(bridged(as_proto), as_proto) == outcome(bridged(requests), requests)
