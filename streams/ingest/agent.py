@@ -37,10 +37,6 @@ BATCH_MAX_RECORDS = 500
 BATCH_MAX_WAIT_S = 0.2
 BATCH_MAX_BYTES = 512 * 1024
 """Largest span columns message the bridge republishes (under the broker's 1 MiB)."""
-RUN_MAX_PAYLOAD_BYTES = 1024 * 1024
-"""Payload bytes the bridge converts between two turns of the event loop: 500 OTLP requests of
-500 spans are ~35 MB, seconds of CPU that would stall health checks and timers; a MiB of
-web-shop OTLP (~7,000 spans) is ~60 ms."""
 _NO_SPANS = columns_from_spans([])
 
 
@@ -116,23 +112,6 @@ def bridge_batch(
     return BridgedBatch(messages, [letter for _, _, letter in rejected], len(valid))
 
 
-def payload_runs(events: Sequence[Any], max_bytes: int) -> list[Sequence[Any]]:
-    """Consecutive runs of `events` whose payloads add up to at most `max_bytes` (a payload
-    larger than that is a run of its own)."""
-    runs: list[Sequence[Any]] = []
-    start = 0
-    size = 0
-    for index, event in enumerate(events):
-        length = len(event.message.value or b"")
-        if index > start and size + length > max_bytes:
-            runs.append(events[start:index])
-            start, size = index, 0
-        size += length
-    if start < len(events):
-        runs.append(events[start:])
-    return runs
-
-
 def _misfit_error(span: Span, limits: IngestConfig) -> DecodeError:
     try:
         validate_span(span, limits)
@@ -175,21 +154,15 @@ def register_bridge(
                 BATCH_MAX_RECORDS, within=BATCH_MAX_WAIT_S
             ):
                 with held(app, events):
-                    for run in payload_runs(events, RUN_MAX_PAYLOAD_BYTES):
-                        batch = bridge_batch(topic_kind, run, limits, partitions, codec)
-                        deliveries = [
-                            await spans_topic.send(
-                                value=value, partition=partition, headers=headers
-                            )
-                            for partition, value in batch.messages
-                        ]
-                        await asyncio.gather(*deliveries)
-                        for letter in batch.rejected:
-                            await send_dead_letter(dlq_topic, letter, counters)
-                        counters.inc(
-                            "tracepipe_bridge_spans_total", batch.spans, source=topic_kind
-                        )
-                        await asyncio.sleep(0)  # let health checks and timers run
+                    batch = bridge_batch(topic_kind, events, limits, partitions, codec)
+                    deliveries = [
+                        await spans_topic.send(value=value, partition=partition, headers=headers)
+                        for partition, value in batch.messages
+                    ]
+                    await asyncio.gather(*deliveries)
+                    for letter in batch.rejected:
+                        await send_dead_letter(dlq_topic, letter, counters)
+                    counters.inc("tracepipe_bridge_spans_total", batch.spans, source=topic_kind)
 
         return bridge
 

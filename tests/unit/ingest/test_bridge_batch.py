@@ -20,7 +20,7 @@ from bench.otlp import otlp_request, otlp_requests
 from streams.config import IngestConfig
 from streams.deadletter import DETAIL_HEADER, REASON_HEADER
 from streams.ingest import detect_format, spans_from_payload
-from streams.ingest.agent import BridgedBatch, bridge_batch, payload_format, payload_runs
+from streams.ingest.agent import BridgedBatch, bridge_batch, payload_format
 from streams.ingest.validate import CLAMPED_END_TIME, UNNAMED_SPAN, validate_span
 from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.columns import SpanColumns, concat_columns
@@ -396,15 +396,3 @@ def test_protobuf_and_json_of_random_requests_store_and_reject_the_same(
 ) -> None:
     as_proto = [to_proto(request) for request in requests]
     assert outcome(bridged(as_proto), as_proto) == outcome(bridged(requests), requests)
-
-
-def test_payload_runs_bound_the_bytes_converted_at_once() -> None:
-    sizes = [400, 300, 400, 1500, 10, 10, 0]
-    events = [FakeEvent(FakeMessage(b"x" * n, [], partition=0, offset=i))
-              for i, n in enumerate(sizes)]  # fmt: skip
-    runs = payload_runs(events, 1000)
-    assert [[len(e.message.value) for e in run] for run in runs] == [
-        [400, 300], [400], [1500], [10, 10, 0],
-    ]  # fmt: skip
-    assert [e for run in runs for e in run] == events
-    assert payload_runs([], 1000) == []
