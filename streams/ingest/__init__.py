@@ -1,8 +1,9 @@
 """Ingestion's pure core: foreign payloads (OTLP, Zipkin, our JSON form) to canonical spans.
 
-No Kafka and no Faust here: `spans_from_payload` turns one record's bytes into spans (or a
-DecodeError whose reason becomes the dead-letter header), `validate_span` checks and repairs
-each span, and `detect_format` sniffs a file for `tracepipe produce`.
+No Kafka and no Faust here: `columns_from_payload` turns one record's bytes into span columns
+(the bridge's form) and `spans_from_payload` into span dicts (`tracepipe produce`'s), or raises a
+DecodeError whose reason becomes the dead-letter header; `validate_span` / `validate_columns`
+check and repair spans, and `detect_format` sniffs a file for `tracepipe produce`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from streams.errors import DecodeError
 from streams.ingest.otlp import (
     DEFAULT_SERVICE_NAME,
     _load_json,
+    otlp_proto_columns,
     spans_from_otlp_json,
     spans_from_otlp_proto,
 )
+from streams.ingest.payload import PayloadSpans, payload_spans
 from streams.ingest.validate import check_record_size, validate_span
 from streams.ingest.zipkin import spans_from_zipkin_json
 from streams.model.span import AttributeValue, Span, SpanEvent, SpanLink
 
 __all__ = [
     "SOURCE_FORMATS",
+    "PayloadSpans",
     "check_record_size",
+    "columns_from_payload",
     "detect_format",
     "spans_from_otlp_json",
     "spans_from_otlp_proto",
@@ -192,6 +197,13 @@ def spans_from_payload(data: bytes, source_format: str) -> list[Span]:
     return convert(data)
 
 
+def columns_from_payload(data: bytes, source_format: str) -> PayloadSpans:
+    """The (not yet validated) spans of one payload in one of SOURCE_FORMATS, as span columns."""
+    if source_format == "otlp_proto":
+        return otlp_proto_columns(data)
+    return payload_spans(spans_from_payload(data, source_format))
+
+
 def detect_format(data: bytes) -> str:
     """Guess a file's source format: OTLP/JSON, Zipkin v2 JSON, our JSON form, else OTLP proto."""
     head = data.lstrip()[:1]
@@ -201,6 +213,10 @@ def detect_format(data: bytes) -> str:
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as err:
+        if data[:1] == b"\n":
+            # Protobuf's first tag, 0x0a, reads as a newline: a length of 123 or 91 after it
+            # as '{' or '['.
+            return "otlp_proto"
         raise DecodeError("unknown-format", f"looks like JSON but does not parse: {err}") from err
     first = doc[0] if isinstance(doc, list) and doc else doc
     if isinstance(doc, list) and not doc:

@@ -3,6 +3,8 @@
 This is what an OpenTelemetry Collector's kafka exporter writes with `encoding: otlp_proto`
 or `otlp_json`. Structural problems fail the whole payload with a DecodeError; the content of
 each span (id format, times, limits) is checked afterwards by `streams.ingest.validate`.
+Protobuf goes straight from the message objects to span columns (raw ids, enum numbers, each
+resource's attributes converted once); OTLP/JSON, already Python objects, gives span dicts.
 
 Map values (`kvlistValue`) cannot be carried by the Avro attribute union, so they become a
 JSON string (OpenTelemetry's rule for backends without maps), bytes inside as base64. Array
@@ -22,6 +24,8 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from streams.errors import DecodeError
+from streams.ingest.payload import PayloadSpans
+from streams.model.column_codec import SpanColumnsBuilder
 from streams.model.span import AttributeValue, Span, SpanEvent, SpanLink
 
 DEFAULT_SERVICE_NAME = "unknown_service"
@@ -96,17 +100,23 @@ def _pb_value(value: Any) -> Any:
 def _pb_attributes(key_values: Any) -> dict[str, AttributeValue]:
     out: dict[str, AttributeValue] = {}
     for kv in key_values:
-        value = _pb_value(kv.value)
-        if isinstance(value, dict):
-            value = _json_text(value)
-        elif isinstance(value, list):
-            value = _flat_array(value)
-        out[kv.key] = value
+        value = kv.value
+        which = value.WhichOneof("value")
+        # Most values are strings: read those without the generic conversion.
+        if which == "string_value":
+            out[kv.key] = value.string_value
+            continue
+        converted = _pb_value(value)
+        if isinstance(converted, dict):
+            converted = _json_text(converted)
+        elif isinstance(converted, list):
+            converted = _flat_array(converted)
+        out[kv.key] = converted
     return out
 
 
-def spans_from_otlp_proto(data: bytes) -> list[Span]:
-    """Canonical spans of a protobuf-encoded OTLP ExportTraceServiceRequest."""
+def otlp_proto_columns(data: bytes) -> PayloadSpans:
+    """The spans of a protobuf-encoded OTLP ExportTraceServiceRequest, as span columns."""
     try:
         request = ExportTraceServiceRequest.FromString(data)
     except (ProtobufDecodeError, ValueError, RecursionError) as err:
@@ -116,61 +126,98 @@ def spans_from_otlp_proto(data: bytes) -> list[Span]:
             "exporter writes otlp_json, read this topic with source format otlp_json",
         ) from err
     try:
-        return _spans_from_request(request)
+        return _columns_from_request(request)
     except RecursionError as err:
         raise DecodeError("otlp-proto-shape", "attribute values nested too deeply") from err
 
 
-def _spans_from_request(request: Any) -> list[Span]:
-    spans: list[Span] = []
+def spans_from_otlp_proto(data: bytes) -> list[Span]:
+    """The spans of a protobuf-encoded OTLP ExportTraceServiceRequest, as span dicts."""
+    return otlp_proto_columns(data).spans()
+
+
+_ROOT = bytes(8)
+_KINDS = len(_KIND_NAMES)
+_STATUSES = len(_STATUS_NAMES)
+
+
+def _columns_from_request(request: Any) -> PayloadSpans:
+    builder = SpanColumnsBuilder()
+    add = builder.add_raw
+    positions: list[int] = []
+    misfits: list[tuple[int, Span]] = []
+    position = 0
     for resource_spans in request.resource_spans:
+        # Converted once per resource; its spans share the map.
         resource_attrs = _pb_attributes(resource_spans.resource.attributes)
         service = resource_attrs.get("service.name")
         service_name = service if isinstance(service, str) and service else DEFAULT_SERVICE_NAME
+        resource = -1
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version
             for pb in scope_spans.spans:
-                events: list[SpanEvent] = [
-                    {
-                        "time_unix_nano": ev.time_unix_nano,
-                        "name": ev.name,
-                        "attributes": _pb_attributes(ev.attributes),
-                    }
+                events = [
+                    (ev.time_unix_nano, ev.name, _pb_attributes(ev.attributes))
                     for ev in pb.events
-                ]
-                links: list[SpanLink] = [
-                    {
-                        "trace_id": link.trace_id.hex(),
-                        "span_id": link.span_id.hex(),
-                        "trace_state": link.trace_state,
-                        "attributes": _pb_attributes(link.attributes),
-                    }
+                ] if pb.events else []  # fmt: skip
+                links = [
+                    (link.trace_id.hex(), link.span_id.hex(), link.trace_state,
+                     _pb_attributes(link.attributes))
                     for link in pb.links
-                ]
-                spans.append(
-                    {
-                        "trace_id": pb.trace_id.hex(),
-                        "span_id": pb.span_id.hex(),
-                        "parent_span_id": pb.parent_span_id.hex(),
+                ] if pb.links else []  # fmt: skip
+                kind = pb.kind
+                if not 0 <= kind < _KINDS:
+                    _kind(kind, "invalid-kind")
+                status = pb.status
+                code = status.code
+                if not 0 <= code < _STATUSES:
+                    _status(code, "invalid-status")
+                attributes = _pb_attributes(pb.attributes)
+                trace_id, span_id, parent = pb.trace_id, pb.span_id, pb.parent_span_id
+                start, end = pb.start_time_unix_nano, pb.end_time_unix_nano
+                if (
+                    len(trace_id) == 16
+                    and len(span_id) == 8
+                    and (not parent or (len(parent) == 8 and parent != _ROOT))
+                    and start <= _INT64_MAX
+                    and end <= _INT64_MAX
+                ):
+                    if resource < 0:
+                        resource = builder.add_resource(resource_attrs)
+                    texts = (pb.name, service_name, pb.trace_state, status.message, scope_name,
+                             scope_version, "otlp_proto")  # fmt: skip
+                    add(trace_id, span_id, parent or _ROOT, start, end, kind, code, texts,
+                        attributes, resource, events, links)  # fmt: skip
+                    positions.append(position)
+                else:
+                    misfits.append((position, {
+                        "trace_id": trace_id.hex(),
+                        "span_id": span_id.hex(),
+                        "parent_span_id": parent.hex(),
                         "trace_state": pb.trace_state,
                         "name": pb.name,
-                        "kind": _kind(pb.kind, "invalid-kind"),
-                        "start_time_unix_nano": pb.start_time_unix_nano,
-                        "end_time_unix_nano": pb.end_time_unix_nano,
-                        "status_code": _status(pb.status.code, "invalid-status"),
-                        "status_message": pb.status.message,
+                        "kind": _KIND_NAMES[kind],
+                        "start_time_unix_nano": start,
+                        "end_time_unix_nano": end,
+                        "status_code": _STATUS_NAMES[code],
+                        "status_message": status.message,
                         "service_name": service_name,
                         "resource_attributes": dict(resource_attrs),
                         "scope_name": scope_name,
                         "scope_version": scope_version,
-                        "attributes": _pb_attributes(pb.attributes),
-                        "events": events,
-                        "links": links,
+                        "attributes": attributes,
+                        "events": [
+                            {"time_unix_nano": t, "name": n, "attributes": a} for t, n, a in events
+                        ],
+                        "links": [
+                            {"trace_id": t, "span_id": i, "trace_state": ts, "attributes": a}
+                            for t, i, ts, a in links
+                        ],
                         "source_format": "otlp_proto",
-                    }
-                )
-    return spans
+                    }))  # fmt: skip
+                position += 1
+    return PayloadSpans(builder.build(), positions if misfits else None, misfits)
 
 
 # ---------------------------------------------------------------- OTLP/JSON

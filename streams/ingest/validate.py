@@ -288,23 +288,38 @@ def validate_columns(
     columns: SpanColumns, limits: IngestConfig
 ) -> tuple[SpanColumns, list[tuple[Span, DecodeError]]]:
     """Validate a span batch a column at a time: the valid spans (repaired ones included), and
-    each rejected span with its error. Spans the columns flag as doubtful (a bad id, time, kind
-    or status; an empty name; too many or too long attributes; odd events or links) go through
-    `validate_span` one by one, so both forms follow one rule."""
+    each rejected span with its error (`validate_column_rows` without the rows)."""
+    valid, rejected = validate_column_rows(columns, limits)
+    return valid, [(span, err) for _, span, err in rejected]
+
+
+def validate_column_rows(
+    columns: SpanColumns, limits: IngestConfig
+) -> tuple[SpanColumns, list[tuple[int, Span, DecodeError]]]:
+    """Validate a span batch a column at a time: the valid spans in their order (repaired ones
+    in place), and each rejected span with its row and error. Spans the columns flag as
+    doubtful (a bad id, time, kind or status; an empty name; too many or too long attributes;
+    odd events or links) go through `validate_span` one by one, so both forms follow one
+    rule."""
     doubtful = _doubtful(columns, limits)
     if not doubtful.any():
         return columns, []
     rows = np.flatnonzero(doubtful)
     repaired: list[Span] = []
-    rejected: list[tuple[Span, DecodeError]] = []
-    for span in columns.select(rows).spans():
+    repaired_rows: list[int] = []
+    rejected: list[tuple[int, Span, DecodeError]] = []
+    for row, span in zip(rows.tolist(), columns.select(rows).spans(), strict=True):
         try:
             repaired.append(validate_span(span, limits))
+            repaired_rows.append(row)
         except DecodeError as err:
-            rejected.append((span, err))
-    kept = columns.select(np.flatnonzero(~doubtful))
+            rejected.append((row, span, err))
+    kept_rows = np.flatnonzero(~doubtful)
+    kept = columns.select(kept_rows)
     if repaired:
-        kept = concat_columns([kept, columns_from_spans(repaired)])
+        merged = concat_columns([kept, columns_from_spans(repaired)])
+        order = np.argsort(np.concatenate([kept_rows, repaired_rows]), kind="stable")
+        kept = merged.select(order)
     return kept, rejected
 
 

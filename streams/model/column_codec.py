@@ -8,7 +8,7 @@ not per span. Encoding (the producer's side) is one Python pass over the spans' 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -135,8 +135,9 @@ _SPAN_FIELDS = Span.__annotations__.keys()
 
 
 class SpanColumnsBuilder:
-    """Span dicts (as schemas/avro/span.avsc decodes) added one at a time, built into one
-    SpanColumns batch. `add` is all or nothing: SchemaError leaves the builder as it was."""
+    """Spans added one at a time, built into one SpanColumns batch: span dicts (as
+    schemas/avro/span.avsc decodes) with `add`, or a decoder's raw fields with `add_raw`. Each
+    add is all or nothing: SchemaError leaves the builder as it was."""
 
     def __init__(self) -> None:
         self.strings: dict[str, int] = {}
@@ -148,6 +149,7 @@ class SpanColumnsBuilder:
         self._kinds: list[int] = []
         self._statuses: list[int] = []
         self._text: dict[str, list[int]] = {column: [] for column in TEXT_COLUMNS}
+        self._text_lists = [self._text[column] for column in TEXT_COLUMNS]
         self._attributes = _Attributes(self.strings)
         self._resources = _Attributes(self.strings)
         self._resource_index: dict[int, int] = {}
@@ -161,8 +163,31 @@ class SpanColumnsBuilder:
     def __len__(self) -> int:
         return len(self._starts)
 
+    def add_resource(self, resource: dict[str, AttributeValue]) -> int:
+        """The index of a resource map for `add_raw`, kept once per distinct map: spans of one
+        process share it, whether as one dict (the SDK) or as equal copies (OTLP conversions).
+        SchemaError for a value no attribute can hold (nothing kept)."""
+        shared = self._resource_index.get(id(resource))
+        if shared is not None:
+            return shared
+        content: Any = None
+        try:
+            content = tuple(resource.items())
+            shared = self._resource_by_content.get(content)
+        except TypeError:  # an unhashable (array) value: this map stands alone
+            content = None
+        if shared is None:
+            entries = self._resources.entries(resource)
+            shared = len(self._resources.offsets) - 1
+            self._resources.add(entries)
+            if content is not None:
+                self._resource_by_content[content] = shared
+        self._resource_index[id(resource)] = shared
+        self._resource_maps.append(resource)
+        return shared
+
     def add(self, span: Span) -> None:
-        """Add one span; SchemaError when it does not fit the span schema."""
+        """Add one span dict; SchemaError when it does not fit the span schema."""
         if span.keys() != _SPAN_FIELDS:
             # Optional fields left out take the schema's defaults, as fastavro's writer does.
             span = {**optional_fields(), **span}  # type: ignore[typeddict-item]
@@ -171,43 +196,86 @@ class SpanColumnsBuilder:
             span_id = _raw_id(span["span_id"], 8, "span_id")
             parent = span["parent_span_id"]
             parent_id = _raw_id(parent, 8, "parent_span_id") if parent else _ROOT
-            start, end = span["start_time_unix_nano"], span["end_time_unix_nano"]
-            if not (start.__class__ is int and end.__class__ is int):
-                raise SchemaError("span times must be int unix nanoseconds")
-            if not (_LONG_MIN <= start <= _LONG_MAX and _LONG_MIN <= end <= _LONG_MAX):
-                raise SchemaError("span times must fit an int64")
             kind, status = _KIND[span["kind"]], _STATUS[span["status_code"]]
             texts = [span[column] for column in TEXT_COLUMNS]  # type: ignore[literal-required]
-            if any(text.__class__ is not str for text in texts):
-                raise SchemaError("span names, services and other texts must be str")
-            attributes = self._attributes.entries(span["attributes"])
-            resource = span["resource_attributes"]
-            # Spans of one process share one resource: keep each distinct map once, whether
-            # the spans share the dict (the SDK) or carry equal copies (OTLP conversions).
-            shared = self._resource_index.get(id(resource))
-            content: Any = None
-            resource_entries = None
-            if shared is None:
-                try:
-                    content = tuple(resource.items())
-                    shared = self._resource_by_content.get(content)
-                except TypeError:  # an unhashable (array) value: this map stands alone
-                    content = None
-            if shared is None:
-                resource_entries = self._resources.entries(resource)
-            index = len(self._starts)
             events = [
-                (index, e["time_unix_nano"], e["name"], e.get("attributes") or {})
+                (e["time_unix_nano"], e["name"], e.get("attributes") or {})
                 for e in span["events"]
             ]
             links = [
-                (index, lk["trace_id"], lk["span_id"], lk.get("trace_state", ""),
+                (lk["trace_id"], lk["span_id"], lk.get("trace_state", ""),
                  lk.get("attributes") or {})
                 for lk in span["links"]
             ]
+            self._append(
+                trace_id, span_id, parent_id, span["start_time_unix_nano"],
+                span["end_time_unix_nano"], kind, status, texts, span["attributes"],
+                span["resource_attributes"], None, events, links,
+            )  # fmt: skip
         except (KeyError, TypeError, AttributeError) as err:
             raise SchemaError(f"span does not match the span schema: {err!r}") from err
-        # Everything checked: now append, so a rejected span leaves nothing behind.
+
+    def add_raw(
+        self,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        start_time_unix_nano: int,
+        end_time_unix_nano: int,
+        kind: int,
+        status_code: int,
+        texts: Sequence[str],
+        attributes: dict[str, AttributeValue],
+        resource: int,
+        events: Sequence[tuple[int, str, dict[str, AttributeValue]]] = (),
+        links: Sequence[tuple[str, str, str, dict[str, AttributeValue]]] = (),
+    ) -> None:
+        """Add one span from a decoder's fields: raw ids (16, 8 and 8 bytes, zeros for a
+        root's parent), enum numbers (validation rejects one outside SPAN_KINDS or
+        STATUS_CODES), the TEXT_COLUMNS in order, `resource` from `add_resource`, events as
+        (time, name, attributes) and links as (trace_id, span_id, trace_state, attributes)."""
+        if len(trace_id) != 16 or len(span_id) != 8 or len(parent_span_id) != 8:
+            raise SchemaError("raw ids must be 16, 8 and 8 bytes")
+        if not (0 <= kind < 256 and 0 <= status_code < 256):
+            raise SchemaError("kind and status code numbers must fit a byte")
+        if not 0 <= resource < len(self._resources.offsets) - 1:
+            raise SchemaError(f"resource {resource} was not added by add_resource")
+        self._append(
+            trace_id, span_id, parent_span_id, start_time_unix_nano, end_time_unix_nano, kind,
+            status_code, texts, attributes, None, resource, events, links,
+        )  # fmt: skip
+
+    def _append(
+        self,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_id: bytes,
+        start: int,
+        end: int,
+        kind: int,
+        status: int,
+        texts: Sequence[str],
+        attributes: dict[str, AttributeValue],
+        resource: dict[str, AttributeValue] | None,
+        shared: int | None,
+        events: Sequence[tuple[int, str, dict[str, AttributeValue]]],
+        links: Sequence[tuple[str, str, str, dict[str, AttributeValue]]],
+    ) -> None:
+        """Check the rest, then append: a span that fails leaves nothing behind."""
+        if not (start.__class__ is int and end.__class__ is int):
+            raise SchemaError("span times must be int unix nanoseconds")
+        if not (_LONG_MIN <= start <= _LONG_MAX and _LONG_MIN <= end <= _LONG_MAX):
+            raise SchemaError("span times must fit an int64")
+        try:
+            "".join(texts)  # TypeError unless every text is a str: one C call per span
+        except TypeError:
+            texts = ()
+        if len(texts) != len(TEXT_COLUMNS):
+            raise SchemaError("span names, services and other texts must be str")
+        entries = self._attributes.entries(attributes)
+        if shared is None:
+            assert resource is not None
+            shared = self.add_resource(resource)  # the last check: it keeps what it adds
         self._ids += trace_id
         self._span_ids += span_id
         self._parents += parent_id
@@ -216,23 +284,15 @@ class SpanColumnsBuilder:
         self._kinds.append(kind)
         self._statuses.append(status)
         intern = self.strings.setdefault
-        for column, text in zip(TEXT_COLUMNS, texts, strict=True):
-            self._text[column].append(intern(text, len(self.strings)))
-        self._attributes.add(attributes)
-        if resource_entries is not None:
-            shared = len(self._resources.offsets) - 1
-            self._resources.add(resource_entries)
-            if content is not None:
-                self._resource_by_content[content] = shared
-        assert shared is not None
-        if id(resource) not in self._resource_index:
-            self._resource_index[id(resource)] = shared
-            self._resource_maps.append(resource)
+        strings = self.strings
+        for column, text in zip(self._text_lists, texts):  # noqa: B905 (lengths checked)
+            column.append(intern(text, len(strings)))
+        self._attributes.add(entries)
         self._resource_of.append(shared)
-        if events:
-            self._events += events
-        if links:
-            self._links += links
+        if events or links:
+            index = len(self._starts) - 1
+            self._events += [(index, *event) for event in events]
+            self._links += [(index, *link) for link in links]
 
     def build(self) -> SpanColumns:
         """The spans added so far, as columns."""

@@ -80,8 +80,8 @@ def expected_letters(kind: str, value: bytes, headers: list[tuple[str, bytes]]) 
         by_partition, letters, _ = SpanDecoder(LIMITS).split([event])
         passed = sum(len(columns) for columns in by_partition.values())
     else:
-        spans, letters = bridge_batch(kind, [event], LIMITS)
-        passed = len(spans)
+        batch = bridge_batch(kind, [event], LIMITS, 6, COLUMNS)
+        passed, letters = batch.spans, batch.rejected
     return None if passed else len(letters)
 
 

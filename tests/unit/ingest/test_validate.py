@@ -244,3 +244,23 @@ def test_valid_columns_come_back_as_they_are() -> None:
     columns = columns_from_spans([span(span_id=f"{i + 1:016x}") for i in range(10)])
     valid, rejected = validate_columns(columns, LIMITS)
     assert valid is columns and rejected == []
+
+
+def test_column_rows_keep_the_batch_order_and_name_each_rejected_row() -> None:
+    from streams.ingest.validate import validate_column_rows
+    from streams.model.column_codec import columns_from_spans
+
+    limits = IngestConfig(max_attributes=3, max_attribute_value_bytes=64, max_events=1,
+                          max_links=1)  # fmt: skip
+    good = [span(span_id=f"{i + 1:016x}", attributes={"i": i, "s": "ok"}) for i in range(5)]
+    spans = [*good[:2], *_doubtful_cases(), *good[2:]]
+    expected_valid, expected_rejected = [], []
+    for row, s in enumerate(copy.deepcopy(spans)):
+        try:
+            expected_valid.append(validate_span(s, limits))
+        except DecodeError as err:
+            expected_rejected.append((row, s, err.reason))
+    valid, rejected = validate_column_rows(columns_from_spans(spans), limits)
+    # Repaired spans stay where they were, between the ones that needed nothing.
+    assert valid.spans() == expected_valid
+    assert [(row, s, err.reason) for row, s, err in rejected] == expected_rejected
