@@ -4,8 +4,8 @@ Feeds decoded spans of web-shop traces (TraceGenerator, about 9 spans each) into
 AssemblyStage (TraceBuffer + trace record with critical path + the emitted mark the worker
 makes durable), drives the clock so every trace is emitted, and reports CPU µs per span and bytes of
 state per held span (tracemalloc). Then, per finished trace, what the worker does with its
-record after the sweep: encode it for tracepipe.traces (as the sweep does), decode it (as the
-trace sink does), its tracepipe_traces and tracepipe_critical_path rows, and its edge
+record after the sweep: encode it for tracepipe.traces (as the sweep does), decode it (as a
+consumer of the topic does), its tracepipe_traces and tracepipe_critical_path rows, and its edge
 observations.
 
     python -m bench.assembler --traces 10000 [--include-spans | --no-include-spans]
@@ -130,7 +130,7 @@ def main() -> None:
             **emission,
             "note": "in process: TraceBuffer + record + critical path + table changes; no Kafka, "
             "no Faust (its per-message cost: bench.faust_dispatch). Per trace after the sweep: "
-            "record encode (as published), decode (as the trace sink reads it), trace and "
+            "record encode (as published), decode (as a consumer of the topic reads it), trace and "
             "critical-path rows, edge observations",
         },
     )

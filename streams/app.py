@@ -26,7 +26,7 @@ from streams.aggregate.observations import (
 )
 from streams.alert.agent import AlertStage
 from streams.alert.delivery import register_alert_delivery
-from streams.assemble.agent import AssemblyState, register_assembly
+from streams.assemble.agent import AssemblyState, PendingMarks, register_assembly
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import MessagesByPartition, current_generation
@@ -267,7 +267,15 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         settings.kafka.partitions,
     )
-    state = AssemblyState(app, assembly, settings.kafka.partitions, topics.spans)
+    windows = settings.aggregation
+    state = AssemblyState(
+        app,
+        assembly,
+        settings.kafka.partitions,
+        topics.spans,
+        # A mark waits for the edge windows of its trace's calls: window, lateness, idle rule.
+        marks_wait_ms=windows.window_ms + windows.allowed_lateness_ms + windows.partition_idle_ms,
+    )
     traces_topic = raw_topic(app, topics.traces)
     latency = AggregationStage(
         Signal(
@@ -291,7 +299,8 @@ def create_app(settings: Settings) -> Pipeline:
         Signal(
             name="edges",
             dimensions=EDGE_DIMENSIONS,
-            source_topic=topics.traces,
+            # Fed in process at emission: its source partitions are the spans partitions.
+            source_topic=topics.spans,
             partials_topic=raw_topic(app, topics.edge_partials),
             output_topic=raw_topic(app, topics.edges),
             output_schema="edge",
@@ -315,10 +324,8 @@ def create_app(settings: Settings) -> Pipeline:
             observations = latency_observations(columns) if columns is not None else []
             latency.observe(partition, observations, partition_messages)
 
-    def observe_traces(batch: dict[int, list[TraceRecord]], messages: MessagesByPartition) -> None:
-        for partition, partition_messages in messages.items():
-            records = batch.get(partition, [])
-            edges.observe(partition, edge_observations(records), partition_messages)
+    def observe_traces(partition: int, records: list[TraceRecord], pending: PendingMarks) -> None:
+        edges.observe(partition, edge_observations(records), [pending])
 
     register_span_sink(
         app,
@@ -332,7 +339,7 @@ def create_app(settings: Settings) -> Pipeline:
         store_spans=not settings.sampling.enabled,
     )
     register_assembly(
-        app, assembly, traces_topic, writer, counters, state, on_traces=(observe_traces,)
+        app, assembly, traces_topic, writer, counters, state, on_published=observe_traces
     )
     alerts_topic = raw_topic(app, topics.alerts)
     alerting = AlertStage(

@@ -1,6 +1,6 @@
 """The aggregation stage's Faust wiring, the same for both signals (latency and edges).
 
-source agent (span agent / trace sink) ─ observe() ─> WindowAggregator (owned partitions)
+source (span agent: latency; the assembly sweep: edges) ─ observe() ─> WindowAggregator
 emit timer: closed partials (keyed by window key) + watermarks (to every partition)
     ──> <signal>-partials ──> merge agent: WindowMerger ──> final windows ──> <signal>
 window sink agent: <signal> ──> ClickHouse (tracepipe_latency / tracepipe_edges)

@@ -1,5 +1,6 @@
-"""The assembly stage's Faust wiring: a timer that finishes due traces and publishes them, and
-the trace sink agent that stores published traces in ClickHouse.
+"""The assembly stage's Faust wiring: a timer that finishes due traces, publishes their records
+on tracepipe.traces (output only: nothing in the worker reads it back), stores their rows and
+hands their service-graph calls to the edge windows.
 
 Spans reach the stage through the span agent (streams.sink.agent), which decodes each span once
 for every consumer of tracepipe.spans.
@@ -27,11 +28,6 @@ from streams.assemble.record import (
 from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.batch_agent import (
     MessagesByPartition,
-    current_events,
-    gone_stale,
-    header_value,
-    held,
-    messages_by_partition,
     register_timer,
 )
 from streams.hold import SourceHold
@@ -54,10 +50,8 @@ from streams.telemetry import Counters
 
 log = logging.getLogger("tracepipe.assemble")
 
-TRACE_SINK_BATCH = 1000
 SWEEP_SLICE_TRACES = 1000
 """Most traces a sweep finishes before it lets the event loop run (~0.15 s of work)."""
-TRACE_SINK_WAIT_S = 0.5
 TRACE_RECORD_MAX_BYTES = 1_000_000
 """Largest trace record published with its spans: under the producer's request size (Faust's
 `producer_max_request_size`, 1 MiB) and the broker's `message.max.bytes` (1 MiB + 12 B)."""
@@ -76,6 +70,29 @@ def _fed_traces_emitted(batch: HeldBatch) -> bool:
     return batch.traces == 0
 
 
+@dataclass(eq=False)
+class PendingMarks:
+    """One sweep's published traces of one partition whose service-graph calls wait in edge
+    windows: the edge stage holds it as it holds a source message (`incref`, `ack`, `offset`),
+    and its `ack` makes their marks due. A mark written before its edge windows are published
+    would lose their calls in a crash: the re-read spans would be duplicates, the traces not
+    emitted again."""
+
+    partition: int
+    offset: int
+    """The last spans offset read in the partition (the edge stage's read-through)."""
+    finished: list[FinishedTrace]
+    generation: int | None
+    due: list[PendingMarks]
+
+    def incref(self) -> None:
+        """Nothing to count: the edge stage is its one holder."""
+
+    def ack(self, consumer: Any) -> None:
+        """Its edge windows are published: the next sweep writes the marks."""
+        self.due.append(self)
+
+
 class AssemblyState:
     """The stage's safety: spans messages held until the traces they fed are emitted, and the
     emitted marks (streams.assemble.marks) on a changelog-backed Faust table.
@@ -88,7 +105,12 @@ class AssemblyState:
     """
 
     def __init__(
-        self, app: faust.App, stage: AssemblyStage, partitions: int, spans_topic: str
+        self,
+        app: faust.App,
+        stage: AssemblyStage,
+        partitions: int,
+        spans_topic: str,
+        marks_wait_ms: int = 0,
     ) -> None:
         self.app = app
         self.stage = stage
@@ -98,11 +120,15 @@ class AssemblyState:
         )
         config = stage.config
         self.marks = EmittedMarks(
-            span_ids_horizon_ns=2 * config.trace_max_age_ms * NS_PER_MS,
+            # Twice the longest a spans message can stay held: until its traces are emitted
+            # (trace_max_age_ms) and their marks written (`marks_wait_ms`: the edge windows).
+            span_ids_horizon_ns=2 * (config.trace_max_age_ms + marks_wait_ms) * NS_PER_MS,
             retention_ns=config.tombstone_retention_ms * NS_PER_MS,
             max_marks=config.max_tombstones,
         )
         self.hold: SourceHold[Any, HeldBatch] = SourceHold()
+        self.last_offsets: dict[int, int] = {}
+        self.due: list[PendingMarks] = []
 
     @property
     def generation(self) -> int | None:
@@ -122,6 +148,8 @@ class AssemblyState:
         # the held messages come again, and the buffer starts from what the owned partitions'
         # marks say was emitted.
         dropped = self.hold.drop()
+        self.last_offsets.clear()
+        self.due.clear()
         marks = self.marks.restore(entries)
         self.stage.restore(marks)
         log.info(
@@ -148,6 +176,8 @@ class AssemblyState:
             for message in partition_messages:
                 message.incref()
             self.hold.hold(partition, partition_messages, source)
+            if partition_messages:
+                self.last_offsets[partition] = partition_messages[-1].offset
             columns = batch.get(partition)
             if columns is not None:
                 self.stage.add_columns(columns, source)
@@ -157,6 +187,25 @@ class AssemblyState:
     def _release(self, partition: int) -> None:
         for message in self.hold.release(partition, _fed_traces_emitted):
             message.ack(self.app.consumer)
+
+    def pending(
+        self, partition: int, finished: list[FinishedTrace], generation: int | None
+    ) -> PendingMarks:
+        """The marks of a sweep's published traces of one partition, for the edge stage to
+        hold until their calls' windows are published."""
+        offset = self.last_offsets.get(partition, -1)
+        return PendingMarks(partition, offset, finished, generation, self.due)
+
+    async def write_due(self) -> None:
+        """Write the marks the edge stage has released (see PendingMarks)."""
+        # Cleared in place: every PendingMarks appends to this one list.
+        due = list(self.due)
+        self.due.clear()
+        by_generation: dict[int | None, list[FinishedTrace]] = {}
+        for pending in due:
+            by_generation.setdefault(pending.generation, []).extend(pending.finished)
+        for generation, finished in by_generation.items():
+            await self.mark_emitted(finished, generation)
 
     async def mark_emitted(self, finished: Sequence[FinishedTrace], generation: int | None) -> None:
         """Make published traces' marks durable (and expire old ones), then release the spans
@@ -197,10 +246,11 @@ def register_assembly(
     writer: WarehouseWriter,
     counters: Counters,
     state: AssemblyState,
-    on_traces: Sequence[Callable[[dict[int, list[TraceRecord]], MessagesByPartition], None]] = (),
+    on_published: Callable[[int, list[TraceRecord], PendingMarks], None] | None = None,
 ) -> None:
-    """Attach the sweep timer (finish due traces, publish them) and the trace sink agent, which
-    also hands each batch of trace records, by tracepipe.traces partition, to `on_traces`."""
+    """Attach the sweep timer: finish due traces, publish their records, store their rows, and
+    hand each partition's records to `on_published` (the edge windows) with their pending
+    marks; without it the marks are written at once."""
     codec = TraceRecordsCodec()
     encoder = TraceRecordEncoder(codec.single)
     batch_header = [(SCHEMA_HEADER, codec.batch.fingerprint.encode())]
@@ -222,6 +272,7 @@ def register_assembly(
     async def sweep_slice() -> int:
         if not state.ready():
             return 0
+        await state.write_due()
         finished = stage.finish_due(SWEEP_SLICE_TRACES)
         if not finished:
             return 0
@@ -251,46 +302,32 @@ def register_assembly(
             for batch in trace_batches(bodies)
         ]
         await asyncio.gather(*deliveries)
+        # Rows at emission, from the records in hand: the traces topic is output only.
+        records = [item.record for item in finished]
+        await writer.write_rows(TRACES, TRACES_COLUMNS, [trace_row(r) for r in records])
+        await writer.write_rows(
+            CRITICAL_PATH,
+            CRITICAL_PATH_COLUMNS,
+            [row for r in records for row in critical_path_rows(r)],
+        )
+        counters.inc("tracepipe_traces_stored_total", len(records))
         if stage.sampling.enabled:
             kept = columns_from_spans(s for item in finished for s in item.kept_spans)
             await writer.write_arrow(OTEL_TRACES, otel_traces_table(kept))
-        # Only once the records (and sampled spans) are out: a crash before this re-emits the
-        # same versions from the re-read spans, never loses one.
-        await state.mark_emitted(finished, generation)
+        # Only once the records, rows and sampled spans are out: a crash before the marks
+        # re-emits the same versions from the re-read spans, never loses one.
+        if on_published is None:
+            await state.mark_emitted(finished, generation)
+            return len(finished)
+        by_trace_partition: dict[int, list[FinishedTrace]] = {}
+        for item in finished:
+            partition = trace_partition(item.record["trace_id"], state.partitions)
+            by_trace_partition.setdefault(partition, []).append(item)
+        for partition, items in by_trace_partition.items():
+            on_published(
+                partition, [i.record for i in items], state.pending(partition, items, generation)
+            )
         return len(finished)
 
     register_timer(app, stage.config.sweep_interval_ms / 1000, "tracepipe.assembly-sweep", sweep)
 
-    async def trace_sink(stream: faust.StreamT[bytes]) -> None:
-        # take_events exists on faust-streaming's Stream but not on its StreamT protocol.
-        async for events in stream.take_events(  # type: ignore[attr-defined]
-            TRACE_SINK_BATCH, within=TRACE_SINK_WAIT_S
-        ):
-            events = current_events(app, events)
-            with held(app, events):
-                records: list[Any] = []
-                by_partition: dict[int, list[TraceRecord]] = {}
-                for event in events:
-                    message = event.message
-                    fingerprint = header_value(message.headers, SCHEMA_HEADER)
-                    read = codec.decode(message.value, fingerprint)
-                    records.extend(read)
-                    by_partition.setdefault(message.partition, []).extend(read)
-                messages = messages_by_partition(events)
-                for consumer in on_traces:
-                    consumer(by_partition, messages)
-                if gone_stale(app, events):
-                    continue
-                await writer.write_rows(
-                    TRACES,
-                    TRACES_COLUMNS,
-                    [trace_row(r) for r in records],
-                )
-                await writer.write_rows(
-                    CRITICAL_PATH,
-                    CRITICAL_PATH_COLUMNS,
-                    [row for r in records for row in critical_path_rows(r)],
-                )
-                counters.inc("tracepipe_traces_stored_total", len(records))
-
-    app.agent(traces_topic, name="tracepipe.trace-sink")(trace_sink)

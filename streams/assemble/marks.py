@@ -1,13 +1,13 @@
 """Emitted marks: the assembly stage's only durable state, as changelog records.
 
 Open traces are not written anywhere: their spans messages stay unacknowledged until the trace
-is emitted (streams.hold), so a restart re-reads them. What must survive is which trace
+is emitted and marked (streams.hold), so a restart re-reads them. What must survive is which trace
 versions were already published, for two reasons:
 
 - the re-read spans of a trace emitted before the crash (its messages were not all committed)
   must be dropped as duplicates, not emitted again as version 1 with part of its spans: that
-  needs the span ids, but only for as long as a message can stay held (`span_ids_horizon_ns`,
-  twice `trace_max_age_ms`);
+  needs the span ids, but only for as long as a message can stay held (`span_ids_horizon_ns`:
+  twice `trace_max_age_ms` plus the wait of a mark for its edge windows);
 - a late span must start the next version, not version 1 again: that needs the version, for
   `tombstone_retention_ms` as the in-memory tombstones keep it.
 

@@ -76,9 +76,10 @@ def _owns_spans(worker: WorkerProcess) -> Callable[[], bool]:
 
 def settled(worker: WorkerProcess) -> bool:
     """True once the worker (the group's last member) holds nothing back: every span and
-    trace record committed, no open trace, no open or pending window, nothing held."""
+    window record committed, no open trace, no open or pending window, nothing held.
+    (tracepipe.traces is output only: the worker does not read it.)"""
     topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
-    for topic in (topics.spans, topics.traces, topics.latency, topics.edges):
+    for topic in (topics.spans, topics.latency, topics.edges):
         lag = GroupLag(
             worker.settings.kafka.bootstrap, worker.settings.worker.app_id, topic, PARTITIONS
         )
@@ -89,7 +90,8 @@ def settled(worker: WorkerProcess) -> bool:
             lag.close()
     stats = worker.stats()
     held = [count for gauges in stats["aggregation"].values() for count in gauges.values()]
-    return stats["assembly"]["open_traces"] == 0 and not any(held)
+    assembly = stats["assembly"]
+    return assembly["open_traces"] == 0 and assembly["held_span_messages"] == 0 and not any(held)
 
 
 def late_spans(worker: WorkerProcess) -> int:

@@ -1,7 +1,8 @@
 """Fault: the worker is killed with SIGKILL mid-stream and restarted.
 
-Open traces come back from the assembly table's changelog; every span is stored and every trace
-emitted complete; a version is never published with two different contents. The batches stored
+Open traces are rebuilt from their re-read spans messages (held until the traces are emitted and
+marked); every span is stored, every trace emitted complete and every service-graph call counted
+once; a version is never published with two different contents. The batches stored
 since the last offset commit are stored again after the restart, and the product's queries
 still return each span once (otel_traces FINAL).
 """
@@ -19,15 +20,18 @@ from streams.query import count_spans
 from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
     WORKER_ENV,
+    expected_edge_windows,
     produce,
     record,
     reliability_scale,
+    stored_edge_windows,
     tally,
     trace_versions_differing,
     wait_settled,
     wait_windows,
     webshop_workload,
 )
+from tests.reliability.result import tally_windows
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +57,22 @@ def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) ->
     restarted = time.monotonic()
     worker.start()
     try:
-        # Every trace complete: the span agent acks a batch only once its assembly changelog
-        # records are on the broker (AssemblyState.durable); before that, now and then a kill
-        # lost one span's state while its offset stayed committed (1-3 traces in thousands).
+        # Every trace complete: a spans message is acknowledged only once every trace it fed
+        # is published and its mark is on the broker (AssemblyState.mark_emitted).
         recovery_s = wait_settled(worker, workload, restarted, 240)
         spans, traces = tally(worker.reader(), workload)
         windows = wait_windows(worker, workload, 45)
+        # Every service-graph call counted once: a trace's mark waits for the edge windows of
+        # its calls, so traces whose windows were open at the kill are emitted again after the
+        # restart and their calls observed again; a window already published drops the copy.
+        expected_edges = expected_edge_windows(workload)
+        reader = worker.reader()
+        worker.wait_for(
+            lambda: tally_windows(expected_edges, stored_edge_windows(reader)).exact
+            == len(expected_edges),
+            90,
+            "every service-graph window stored with its exact count",
+        )
     finally:
         worker.stop()
     differing = trace_versions_differing(worker, traces.expected)

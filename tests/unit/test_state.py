@@ -4,6 +4,7 @@ Faust is faked at its boundary (tables, recovery, flow control, assignment)."""
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -27,7 +28,12 @@ class FakeTable:
 
     def send_changelog(self, partition: int, key: bytes, value: bytes | None, **_: Any) -> Any:
         self.sent.append((partition, key, value))
-        return None  # StateTable returns it; nothing awaits it here
+        try:
+            done = asyncio.get_running_loop().create_future()
+        except RuntimeError:  # written outside a loop: nothing awaits it
+            return None
+        done.set_result(None)  # on the broker at once
+        return done
 
 
 class Flag:
@@ -52,6 +58,7 @@ class FakeApp:
         self.consumer_generation_id = 0
         self.owned: set[int] = set()
         self.assignor = self
+        self.consumer = object()
 
     def Table(self, name: str, **_: Any) -> FakeTable:
         table = self.tables_made[name] = FakeTable()
@@ -133,3 +140,56 @@ def test_alert_states_are_restored_after_every_rebalance_for_owned_partitions() 
 def test_alert_state_keys_name_their_partition() -> None:
     assert alert_state_partition(b"3/" + b"a" * 16) == 3
     assert alert_state_partition(b"a" * 16) is None
+
+
+@dataclass(eq=False)
+class Message:
+    """A Kafka message as the holds see it: references, the final ack, its offset."""
+
+    offset: int
+    refs: int = 0
+    acked: bool = False
+
+    def incref(self) -> None:
+        self.refs += 1
+
+    def ack(self, consumer: Any) -> None:
+        self.refs -= 1
+        self.acked = self.refs == 0
+
+
+def test_spans_messages_wait_for_the_marks_that_wait_for_the_edge_windows() -> None:
+    from streams.assemble.agent import AssemblyState
+    from streams.assemble.stage import AssemblyStage
+    from streams.config import AssemblyConfig, SamplingConfig
+    from streams.model.column_codec import columns_from_spans
+    from streams.model.span import make_span
+
+    app = FakeApp()
+    clock = [0]
+    stage = AssemblyStage(AssemblyConfig(trace_idle_ms=100), SamplingConfig(), lambda: clock[0])
+    state = AssemblyState(app, stage, 1, TOPIC)  # type: ignore[arg-type]
+    app.rebalance(1, {0})
+    first, second = Message(0), Message(1)
+    for message, trace_id in ((first, "a" * 32), (second, "b" * 32)):
+        span = make_span(trace_id, "1" * 16, "GET /", "web", 0, 10)
+        state.add({0: columns_from_spans([span])}, {0: [message]})
+    clock[0] += 10**9
+    finished = stage.finish_due()
+    pendings = [state.pending(0, [item], state.generation) for item in finished]
+    assert all(p.offset == 1 for p in pendings)
+
+    async def sweep_writes_due_marks() -> None:
+        await state.write_due()
+
+    asyncio.run(sweep_writes_due_marks())
+    assert not first.acked and app.tables_made["tracepipe-assembly-marks"].sent == []
+    pendings[0].ack(app.consumer)  # the first trace's edge windows are published
+    asyncio.run(sweep_writes_due_marks())
+    assert first.acked and not second.acked
+    # A later release reaches the same list (the sweep takes it, it does not replace it).
+    pendings[1].ack(app.consumer)
+    asyncio.run(sweep_writes_due_marks())
+    assert second.acked
+    written = app.tables_made["tracepipe-assembly-marks"].sent
+    assert [key.decode().rsplit("/", 1)[1] for _, key, _ in written] == ["s", "v", "s", "v"]

@@ -86,9 +86,11 @@ def test_every_trace_once_then_a_late_span_makes_version_two(
 
     worker.wait_for(lambda: stored_traces() >= TRACES, 240, f"{TRACES} traces stored")
     # Every spans message is released (acknowledged) once the traces it fed are emitted and
-    # their marks are on the changelog.
+    # their marks are on the changelog, which waits for the edge windows of their calls: with
+    # no more spans coming, the idle rule closes those about partition_idle_ms + lateness
+    # (30 s + 30 s by default) after the last trace is emitted.
     worker.wait_for(
-        lambda: worker.stats()["assembly"]["held_span_messages"] == 0, 60, "spans released"
+        lambda: worker.stats()["assembly"]["held_span_messages"] == 0, 150, "spans released"
     )
     # The assembler's gauges (what the benchmark's memory per held trace divides by): every
     # trace emitted, and each still remembered, spans and all, for late spans.

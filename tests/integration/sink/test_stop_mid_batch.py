@@ -3,7 +3,7 @@ after a restart every span is in otel_traces exactly once and every trace in tra
 
 The fault is real: otel_traces and tracepipe_traces are renamed away in the chDB engine before
 the worker starts, so every insert into them fails ("no such table") and the span agent and the
-trace sink keep retrying the batches they hold; the tables are renamed back while the worker is
+assembly sweep keep retrying what they hold; the tables are renamed back while the worker is
 stopped.
 """
 

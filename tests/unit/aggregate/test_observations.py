@@ -48,7 +48,7 @@ def paired(spans: list[Span], new_from: int = 0) -> list[Observation]:
 
 
 def published(spans: list[Span], include_spans: bool, previous_span_count: int = 0) -> TraceRecord:
-    """A record as the trace sink decodes it from tracepipe.traces."""
+    """A record as a consumer of tracepipe.traces decodes it."""
     record = build_trace_record(
         spans,
         version=2 if previous_span_count else 1,
