@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +51,6 @@ from streams.telemetry import Counters
 log = logging.getLogger("tracepipe.assemble")
 
 SWEEP_SLICE_TRACES = 1000
-ROW_INSERTS_IN_FLIGHT = 4
-"""Row inserts of finished slices that may be under way while the sweep goes on."""
 """Most traces a sweep finishes before it lets the event loop run (~0.15 s of work)."""
 TRACE_RECORD_MAX_BYTES = 1_000_000
 """Largest trace record published with its spans: under the producer's request size (Faust's
@@ -87,8 +84,6 @@ class PendingMarks:
     finished: list[FinishedTrace]
     generation: int | None
     due: list[PendingMarks]
-    stored: asyncio.Future[None]
-    """Done once the traces' rows are in ClickHouse: the marks wait for it too."""
 
     def incref(self) -> None:
         """Nothing to count: the edge stage is its one holder."""
@@ -194,23 +189,18 @@ class AssemblyState:
             message.ack(self.app.consumer)
 
     def pending(
-        self,
-        partition: int,
-        finished: list[FinishedTrace],
-        generation: int | None,
-        stored: asyncio.Future[None],
+        self, partition: int, finished: list[FinishedTrace], generation: int | None
     ) -> PendingMarks:
         """The marks of a sweep's published traces of one partition, for the edge stage to
-        hold until their calls' windows are published (and `stored`, their rows, is done)."""
+        hold until their calls' windows are published."""
         offset = self.last_offsets.get(partition, -1)
-        return PendingMarks(partition, offset, finished, generation, self.due, stored)
+        return PendingMarks(partition, offset, finished, generation, self.due)
 
     async def write_due(self) -> None:
         """Write the marks the edge stage has released (see PendingMarks)."""
         # Cleared in place: every PendingMarks appends to this one list.
         due = list(self.due)
         self.due.clear()
-        await asyncio.gather(*(pending.stored for pending in due))
         by_generation: dict[int | None, list[FinishedTrace]] = {}
         for pending in due:
             by_generation.setdefault(pending.generation, []).extend(pending.finished)
@@ -272,17 +262,6 @@ def register_assembly(
         "published with span ids only.",
     )
 
-    rows_in_flight: deque[asyncio.Future[None]] = deque()
-
-    async def store_rows(records: list[TraceRecord]) -> None:
-        await writer.write_rows(TRACES, TRACES_COLUMNS, [trace_row(r) for r in records])
-        await writer.write_rows(
-            CRITICAL_PATH,
-            CRITICAL_PATH_COLUMNS,
-            [row for r in records for row in critical_path_rows(r)],
-        )
-        counters.inc("tracepipe_traces_stored_total", len(records))
-
     async def sweep() -> None:
         # A worker behind (a backlog, a restart) can find tens of thousands of traces due at
         # once: publish them a slice at a time and let the event loop serve the span agent,
@@ -323,22 +302,21 @@ def register_assembly(
             for batch in trace_batches(bodies)
         ]
         await asyncio.gather(*deliveries)
-        # Rows at emission, from the records in hand (the traces topic is output only), stored
-        # beside the sweep: the marks wait for them (PendingMarks.stored), not the next slice.
-        stored = asyncio.ensure_future(store_rows([item.record for item in finished]))
-        rows_in_flight.append(stored)
-        while rows_in_flight and rows_in_flight[0].done():
-            rows_in_flight.popleft().result()
-        if len(rows_in_flight) > ROW_INSERTS_IN_FLIGHT:
-            # ClickHouse slower than the sweep: wait instead of queueing rows without bound.
-            await rows_in_flight.popleft()
+        # Rows at emission, from the records in hand: the traces topic is output only.
+        records = [item.record for item in finished]
+        await writer.write_rows(TRACES, TRACES_COLUMNS, [trace_row(r) for r in records])
+        await writer.write_rows(
+            CRITICAL_PATH,
+            CRITICAL_PATH_COLUMNS,
+            [row for r in records for row in critical_path_rows(r)],
+        )
+        counters.inc("tracepipe_traces_stored_total", len(records))
         if stage.sampling.enabled:
             kept = columns_from_spans(s for item in finished for s in item.kept_spans)
             await writer.write_arrow(OTEL_TRACES, otel_traces_table(kept))
         # Only once the records, rows and sampled spans are out: a crash before the marks
         # re-emits the same versions from the re-read spans, never loses one.
         if on_published is None:
-            await stored
             await state.mark_emitted(finished, generation)
             return len(finished)
         by_trace_partition: dict[int, list[FinishedTrace]] = {}
@@ -347,9 +325,7 @@ def register_assembly(
             by_trace_partition.setdefault(partition, []).append(item)
         for partition, items in by_trace_partition.items():
             on_published(
-                partition,
-                [i.record for i in items],
-                state.pending(partition, items, generation, stored),
+                partition, [i.record for i in items], state.pending(partition, items, generation)
             )
         return len(finished)
 

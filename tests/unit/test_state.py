@@ -176,24 +176,20 @@ def test_spans_messages_wait_for_the_marks_that_wait_for_the_edge_windows() -> N
         state.add({0: columns_from_spans([span])}, {0: [message]})
     clock[0] += 10**9
     finished = stage.finish_due()
+    pendings = [state.pending(0, [item], state.generation) for item in finished]
+    assert all(p.offset == 1 for p in pendings)
 
-    async def sweeps() -> None:
-        stored = asyncio.get_running_loop().create_future()
-        pendings = [state.pending(0, [item], state.generation, stored) for item in finished]
-        assert all(p.offset == 1 for p in pendings)
-        pendings[0].ack(app.consumer)  # the first trace's edge windows are published
-        writing = asyncio.ensure_future(state.write_due())
-        await asyncio.sleep(0)
-        assert not writing.done()  # the marks also wait for the traces' rows
-        stored.set_result(None)
-        await writing
-        assert first.acked and not second.acked
-        # A later release reaches the same list (the sweep takes it, it does not replace it).
-        pendings[1].ack(app.consumer)
+    async def sweep_writes_due_marks() -> None:
         await state.write_due()
-        assert second.acked
 
-    assert app.tables_made["tracepipe-assembly-marks"].sent == []
-    asyncio.run(sweeps())
+    asyncio.run(sweep_writes_due_marks())
+    assert not first.acked and app.tables_made["tracepipe-assembly-marks"].sent == []
+    pendings[0].ack(app.consumer)  # the first trace's edge windows are published
+    asyncio.run(sweep_writes_due_marks())
+    assert first.acked and not second.acked
+    # A later release reaches the same list (the sweep takes it, it does not replace it).
+    pendings[1].ack(app.consumer)
+    asyncio.run(sweep_writes_due_marks())
+    assert second.acked
     written = app.tables_made["tracepipe-assembly-marks"].sent
     assert [key.decode().rsplit("/", 1)[1] for _, key, _ in written] == ["s", "v", "s", "v"]
