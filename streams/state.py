@@ -15,7 +15,7 @@ flushes its producer before a commit only while each record goes out within 0.1 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -89,10 +89,6 @@ class StateTable:
         """A record's value, if present."""
         value: bytes | None = self._table.data.get(key)
         return value
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every record held now."""
-        return iter(list(self._table.data.items()))
 
     def write(self, partition: int, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
         """Set (None: delete) a record and send it to its changelog partition; the future is

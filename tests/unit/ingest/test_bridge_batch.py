@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.otlp import otlp_request, otlp_requests
 from streams.config import IngestConfig
@@ -28,6 +26,7 @@ from streams.model.partition import trace_partition
 from streams.model.span import Span
 from streams.sink.spans import otel_traces_table
 from tests.unit.bench.test_otlp import web_shop_spans
+from tests.unit.ingest.test_golden import otlp_proto_bytes
 from tests.unit.sink.test_decoder import FakeEvent, FakeMessage
 
 LIMITS = IngestConfig()
@@ -90,19 +89,6 @@ def otlp_json(spans: list[dict[str, Any]], resource: list[dict[str, Any]] | None
             ]
         }
     ).encode()
-
-
-def to_proto(data: bytes) -> bytes:
-    """An OTLP/JSON request (hex ids) as protobuf, through protobuf's own JSON parser."""
-    doc = json.loads(data)
-    for resource_spans in doc["resourceSpans"]:
-        for scope_spans in resource_spans["scopeSpans"]:
-            for span in scope_spans["spans"]:
-                for holder in [span, *span.get("links", [])]:
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if holder.get(key):
-                            holder[key] = base64.b64encode(bytes.fromhex(holder[key])).decode()
-    return bytes(json_format.ParseDict(doc, ExportTraceServiceRequest()).SerializeToString())
 
 
 def raw_span(span_id: str, **fields: Any) -> dict[str, Any]:
@@ -169,7 +155,7 @@ def test_odd_attribute_types_convert_by_the_rules() -> None:
         ],
         resource,
     )  # fmt: skip
-    for payload, source_format in ((to_proto(data), "otlp_proto"), (data, "otlp_json")):
+    for payload, source_format in ((otlp_proto_bytes(data), "otlp_proto"), (data, "otlp_json")):
         batch = bridged([payload])
         assert batch.rejected == []
         first, second = by_span_id(republished(batch).spans())
@@ -224,7 +210,7 @@ def letters(batch: BridgedBatch) -> list[dict[str, Any]]:
 def test_a_bad_span_is_dead_lettered_alone_with_its_reason() -> None:
     data = mixed_payload()
     expected = json.loads(DEAD_LETTERS.read_text())
-    for payload, source_format in ((to_proto(data), "otlp_proto"), (data, "otlp_json")):
+    for payload, source_format in ((otlp_proto_bytes(data), "otlp_proto"), (data, "otlp_json")):
         batch = bridged([payload])
         assert batch.spans == 3
         stored = republished(batch).spans()
@@ -244,9 +230,10 @@ def test_a_bad_span_is_dead_lettered_alone_with_its_reason() -> None:
 
 
 def test_a_payload_that_does_not_decode_is_one_dead_letter_beside_good_payloads() -> None:
-    good = to_proto(otlp_json([raw_span("00f067aa0ba902b7")]))
-    bad_kind = to_proto(otlp_json([raw_span("00f067aa0ba902b8"), raw_span("00f067aa0ba902b9",
-                                                                            kind=9)]))
+    good = otlp_proto_bytes(otlp_json([raw_span("00f067aa0ba902b7")]))
+    bad_kind = otlp_proto_bytes(
+        otlp_json([raw_span("00f067aa0ba902b8"), raw_span("00f067aa0ba902b9", kind=9)])
+    )
     batch = bridged([good, b"\xff\xff\xff", bad_kind, good[:-3], good])
     assert batch.spans == 2
     assert [(letter.header(REASON_HEADER), letter.value) for letter in batch.rejected] == [
@@ -273,7 +260,7 @@ def test_spans_of_several_payloads_are_split_by_partition() -> None:
 
 def test_span_dicts_of_a_payload_keep_spans_the_columns_cannot_hold_in_place() -> None:
     data = mixed_payload()
-    for payload, source_format in ((to_proto(data), "otlp_proto"), (data, "otlp_json")):
+    for payload, source_format in ((otlp_proto_bytes(data), "otlp_proto"), (data, "otlp_json")):
         spans = spans_from_payload(payload, source_format)
         assert [s["span_id"] for s in spans] == IDS
         assert spans[1]["parent_span_id"] == "0" * 16
@@ -283,7 +270,7 @@ def test_span_dicts_of_a_payload_keep_spans_the_columns_cannot_hold_in_place() -
 def test_a_protobuf_request_that_looks_like_json_after_its_first_byte_is_protobuf() -> None:
     # 0x0a (the tag of resource_spans) is a newline, and a length of 123 is '{'.
     for pad in range(200):
-        data = to_proto(otlp_json([raw_span("00f067aa0ba902b7", name="x" * pad)]))
+        data = otlp_proto_bytes(otlp_json([raw_span("00f067aa0ba902b7", name="x" * pad)]))
         if data[1:2] == b"{":
             break
     assert data.lstrip()[:1] == b"{"
@@ -394,5 +381,5 @@ def outcome(batch: BridgedBatch, payloads: list[bytes]) -> tuple[list[str], list
 def test_protobuf_and_json_of_random_requests_store_and_reject_the_same(
     requests: list[bytes],
 ) -> None:
-    as_proto = [to_proto(request) for request in requests]
+    as_proto = [otlp_proto_bytes(request) for request in requests]
     assert outcome(bridged(as_proto), as_proto) == outcome(bridged(requests), requests)
