@@ -20,7 +20,6 @@ import tracemalloc
 
 from bench.record import record_result
 from streams.aggregate.observations import edge_observations
-from streams.assemble.agent import TRACE_RECORD_MAX_BYTES
 from streams.assemble.record import TRACE_SCHEMA, TraceRecordEncoder, encode_within
 from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.config import AssemblyConfig, SamplingConfig
@@ -29,6 +28,7 @@ from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
 from streams.model.span import Span
 from streams.sink.traces import critical_path_rows, trace_row
+from streams.worker.assemble import TRACE_RECORD_MAX_BYTES
 
 
 def emission_figures(finished: list[FinishedTrace]) -> dict[str, float]:

@@ -13,8 +13,8 @@ Printed and recorded per worker count: the drain rate (spans stored/s from the o
 counters, steady = between 10% and 90% of the backlog stored; whole = from just before the first
 span stored to the last), worker and broker CPU µs per stored span over the same readings, trace
 versions emitted per trace, the slowest /healthz, /readyz and /api/stats answers and the longest
-event-loop stall (streams/loop_lag.py) during the drain, and the workers' "producer buffer full"
-warnings. With `--workers 1,2`, the ratios two over one.
+event-loop stall (streams/worker/loop_lag.py) during the drain, and the workers' "producer buffer
+full" warnings. With `--workers 1,2`, the ratios two over one.
 
     python -m bench.drain --spans 300000 --workers 1,2
 """
@@ -56,9 +56,9 @@ from bench.steps import SPANS_STORED, counter_value, ratio
 from streams.broker.local import free_port
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.errors import TracepipeError
-from streams.health import LIVENESS_PATH, READINESS_PATH
 from streams.query import worker_url
 from streams.query.table import markdown_table
+from streams.worker.health import LIVENESS_PATH, READINESS_PATH
 from streams.worker_process import WorkerProcess, isolated_env, process_cpu_seconds
 
 PROBE_TIMEOUT_S = 60.0
@@ -475,7 +475,8 @@ def report_markdown(summary: Mapping[str, Any]) -> str:
         "rows written twice (spans re-read after a rebalance). versions/trace = trace versions "
         "emitted / traces generated. slowest = the slowest answer of /healthz, /readyz (every "
         "worker, probed every --sample-s) and /api/stats (the harness's readings) during the "
-        "drain; stall = the longest event-loop stall (streams/loop_lag.py) during the drain.",
+        "drain; stall = the longest event-loop stall (streams/worker/loop_lag.py) during the "
+        "drain.",
     ]
     for run in summary["runs"]:
         backlog = run["backlog"]

@@ -25,7 +25,6 @@ from faust.web import Request, Response, View
 
 from streams.app import faust_app, raw_topic
 from streams.assemble.record import build_trace_record
-from streams.batch_agent import header_value
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import load_settings
 from streams.errors import DecodeError
@@ -36,6 +35,7 @@ from streams.sink.traces import TRACES, TRACES_COLUMNS, trace_row
 from streams.telemetry import Counters
 from streams.warehouse import open_warehouse
 from streams.warehouse.migrate import migrate
+from streams.worker.batch import header_value
 
 log = logging.getLogger("tracepipe.bench.naive")
 

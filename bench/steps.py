@@ -299,7 +299,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 def short_file(path: str, repository: Path = REPOSITORY) -> str:
     """A source path from its package on: `aiokafka/conn.py`, `asyncio/events.py`,
-    `streams/sink/agent.py` (a file of this repository, relative to it)."""
+    `streams/worker/sink.py` (a file of this repository, relative to it)."""
     root = f"{repository}/"
     if path.startswith(root):
         return path[len(root) :]

@@ -17,34 +17,18 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from mode import BaseSignalT
 
-from streams.aggregate.agent import AggregationStage, Signal, register_aggregation
 from streams.aggregate.observations import (
     EDGE_DIMENSIONS,
     LATENCY_DIMENSIONS,
     edge_observations,
     latency_observations,
 )
-from streams.alert.agent import AlertStage
-from streams.alert.delivery import register_alert_delivery
-from streams.assemble.agent import AssemblyState, PendingMarks, register_assembly
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
-from streams.batch_agent import MessagesByPartition, current_generation
 from streams.broker.local import port_in_use
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
 from streams.errors import ConfigError, QueryRefusedError, TracepipeError
-from streams.health import (
-    LIVENESS_PATH,
-    READINESS_PATH,
-    GroupState,
-    Readiness,
-    WarehouseCheck,
-    readiness,
-    readiness_change,
-)
-from streams.ingest.agent import register_bridge
-from streams.loop_lag import LoopLag
 from streams.paths import resolve_path
 from streams.query import Reader, ReadOnlyReader, timing_settings
 from streams.query.web import Page
@@ -53,7 +37,6 @@ from streams.query.web.markup import message_page
 from streams.query.web.search import search_page
 from streams.query.web.services import services_page
 from streams.query.web.trace import trace_page
-from streams.sink.agent import SpansByPartition, register_span_sink
 from streams.sink.windows import (
     EDGES,
     EDGES_COLUMNS,
@@ -63,11 +46,28 @@ from streams.sink.windows import (
     latency_row,
 )
 from streams.sink.writer import WarehouseWriter
-from streams.stacks import dump_task_stacks
 from streams.telemetry import Counters
 from streams.warehouse import Warehouse, open_warehouse, parse_url
 from streams.warehouse.migrate import migrate
 from streams.warehouse.owner import claim_data_path
+from streams.worker.alert import AlertStage
+from streams.worker.alert_delivery import register_alert_delivery
+from streams.worker.assemble import AssemblyState, PendingMarks, register_assembly
+from streams.worker.batch import MessagesByPartition, current_generation
+from streams.worker.health import (
+    LIVENESS_PATH,
+    READINESS_PATH,
+    GroupState,
+    Readiness,
+    WarehouseCheck,
+    readiness,
+    readiness_change,
+)
+from streams.worker.ingest import register_bridge
+from streams.worker.loop_lag import LoopLag
+from streams.worker.sink import SpansByPartition, register_span_sink
+from streams.worker.stacks import dump_task_stacks
+from streams.worker.windows import AggregationStage, Signal, register_aggregation
 
 log = logging.getLogger("tracepipe.app")
 
@@ -505,7 +505,7 @@ def _register_ui(pipeline: Pipeline) -> None:
 
 
 def _register_health(pipeline: Pipeline) -> None:
-    """The probes' endpoints; what they check is in streams/health.py."""
+    """The probes' endpoints; what they check is in streams/worker/health.py."""
     app, writer = pipeline.app, pipeline.writer
     warehouse = WarehouseCheck(lambda: writer.run_on_writer(lambda w: w.query("SELECT 1")))
     # Probes show only the status code: the worker's log says why it is (not) ready.
@@ -536,7 +536,7 @@ def _register_health(pipeline: Pipeline) -> None:
 
 
 class _Worker(faust.Worker):
-    """Faust's worker, with SIGUSR1 logging where every task waits (streams/stacks.py)."""
+    """Faust's worker, with SIGUSR1 logging where every task waits (streams/worker/stacks.py)."""
 
     def _on_sigusr1(self) -> None:
         # mode's handler prints only each task's outermost frame (mode's task wrapper).

@@ -30,7 +30,7 @@ the spans are dropped and a tombstone (trace id -> last version) is kept for
 `partial=True` (the earlier spans are gone: the record must not replace the stored complete
 one). Only after the tombstone expires does a span for that id start again at version 1.
 
-Durable state: none here. The Faust edge (streams.assemble.agent) keeps the Kafka messages a
+Durable state: none here. The Faust edge (streams.worker.assemble) keeps the Kafka messages a
 trace's spans came from unacknowledged until the trace is emitted (`Emission.sources`), so the
 spans topic itself is the log of every open trace; what it makes durable is an emitted mark per
 trace version (trace id, version, packed span ids). `restore_marks()` turns marks into

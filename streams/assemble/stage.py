@@ -1,7 +1,7 @@
 """The assembly stage's core: spans in, finished trace records (with sampling decisions) out.
 
 Plain Python over the TraceBuffer, the trace record builder and the tail sampler; the Faust
-wiring in streams.assemble.agent only feeds it spans and ticks it.
+wiring in streams.worker.assemble only feeds it spans and ticks it.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker.local import free_port
-from streams.health import LIVENESS_PATH, OK, READINESS_PATH
 from streams.query import worker_url
+from streams.worker.health import LIVENESS_PATH, OK, READINESS_PATH
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import running_worker
 from tests.unit.deploy.stack import probe_paths

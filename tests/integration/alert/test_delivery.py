@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from streams.alert.delivery import WEBHOOK_FAILED, WEBHOOK_STAGE
 from streams.alert.events import AlertEvent
 from streams.alert.subscribe import subscribe
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.deadletter import DETAIL_HEADER, REASON_HEADER, STAGE_HEADER
 from streams.model.codec import AvroCodec
 from streams.query import quote
+from streams.worker.alert_delivery import WEBHOOK_FAILED, WEBHOOK_STAGE
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import isolated_worker, running_worker
 from tests.unit.alert.test_events import S, alert_event, resolved_event

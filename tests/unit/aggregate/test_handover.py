@@ -2,7 +2,7 @@
 committed offsets, rebuild exactly the windows an uninterrupted run publishes.
 
 A small model of the two topics and their committed offsets drives the real WindowAggregator,
-WindowMerger and SourceHold the way the agents do (streams/aggregate/agent.py).
+WindowMerger and SourceHold the way the agents do (streams/worker/windows.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Emitted marks and held spans messages: the assembly stage's restart protocol, driven without
-Kafka the way streams.assemble.agent.AssemblyState drives it."""
+Kafka the way streams.worker.assemble.AssemblyState drives it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from streams.assemble.agent import HeldBatch
 from streams.assemble.marks import EmittedMarks, mark_partition
 from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.hold import SourceHold
 from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span, make_span
+from streams.worker.assemble import HeldBatch
 
 MS = 1_000_000
 TRACES = [f"{i + 1:032x}" for i in range(4)]

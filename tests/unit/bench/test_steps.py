@@ -217,7 +217,7 @@ STDLIB = "/usr/lib/python3.11"
 ENTRY = f"<module> ({REPO}/streams/__main__.py:5);main ({REPO}/streams/cli.py:700)"
 LOOP = f"run_until_complete ({STDLIB}/asyncio/base_events.py:10)"
 PROFILE = f"""\
-{ENTRY};{LOOP};span_sink ({REPO}/streams/sink/agent.py:80);decode ({REPO}/streams/model/codec.py:96) 30
+{ENTRY};{LOOP};span_sink ({REPO}/streams/worker/sink.py:80);decode ({REPO}/streams/model/codec.py:96) 30
 {ENTRY};{LOOP};Topic.publish_message ({SITE}/faust/topics.py:400);send ({SITE}/aiokafka/client.py:5) 50
 Thread._bootstrap ({STDLIB}/threading.py:1002);WarehouseWriter._insert ({REPO}/streams/sink/writer.py:70);send_insert ({SITE}/chdb/state/sqlitelike.py:9) 20
 not a stack line
@@ -238,7 +238,7 @@ def test_profile_summary_shares() -> None:
     ours = dict(summary["streams_total"])
     # The entry points under every stack are left out; the stages' functions stay.
     assert ours == {
-        "span_sink (streams/sink/agent.py)": 0.3,
+        "span_sink (streams/worker/sink.py)": 0.3,
         "decode (streams/model/codec.py)": 0.3,
         "WarehouseWriter._insert (streams/sink/writer.py)": 0.2,
     }

@@ -15,8 +15,8 @@ from streams.cli import build_parser
 from streams.config import AggregationConfig, load_settings, settings_table
 from streams.generate.incident import check_incidents, parse_incident
 from streams.generate.topology import default_topology
-from streams.health import READINESS_PATH
 from streams.warehouse import parse_url
+from streams.worker.health import READINESS_PATH
 from tests.unit.deploy.stack import DASHBOARD_FILE, ROOT, compose, dashboard
 
 TRACEPIPE_SERVICES = ("migrate", "worker", "generator")

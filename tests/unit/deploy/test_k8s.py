@@ -8,8 +8,8 @@ from typing import Any
 
 from streams.cli import build_parser
 from streams.config import load_settings, settings_table
-from streams.health import LIVENESS_PATH, READINESS_PATH
 from streams.warehouse import parse_url
+from streams.worker.health import LIVENESS_PATH, READINESS_PATH
 from tests.unit.deploy.stack import (
     K8S_DIR,
     ROOT,

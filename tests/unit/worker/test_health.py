@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from streams.errors import WarehouseError
-from streams.health import (
+from streams.worker.health import (
     OK,
     GroupState,
     WarehouseCheck,

@@ -29,8 +29,8 @@ from streams.query import Reader
 from streams.query.critical_path import self_time_per_trace
 from streams.query.windows import slow_trace_ids
 from streams.sink.writer import WarehouseWriter
-from streams.state import StateTable
 from streams.telemetry import Counters
+from streams.worker.state import StateTable
 
 log = logging.getLogger("tracepipe.alert")
 

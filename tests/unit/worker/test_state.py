@@ -12,11 +12,11 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.alert.agent import AlertStage, alert_state_partition
 from streams.alert.evaluate import AlertState
 from streams.config import AggregationConfig, AlertConfig
-from streams.state import StateTable
 from streams.telemetry import Counters
+from streams.worker.alert import AlertStage, alert_state_partition
+from streams.worker.state import StateTable
 
 TOPIC = "spans"
 
@@ -159,11 +159,11 @@ class Message:
 
 
 def test_spans_messages_wait_for_the_marks_that_wait_for_the_edge_windows() -> None:
-    from streams.assemble.agent import AssemblyState
     from streams.assemble.stage import AssemblyStage
     from streams.config import AssemblyConfig, SamplingConfig
     from streams.model.column_codec import columns_from_spans
     from streams.model.span import make_span
+    from streams.worker.assemble import AssemblyState
 
     app = FakeApp()
     clock = [0]

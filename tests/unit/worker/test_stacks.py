@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from streams.stacks import dump_task_stacks, task_stacks
+from streams.worker.stacks import dump_task_stacks, task_stacks
 
 
 async def _durable(never: asyncio.Event) -> None:

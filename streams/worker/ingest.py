@@ -19,7 +19,6 @@ from typing import Any
 import faust
 import numpy as np
 
-from streams.batch_agent import held, rejected_event, send_dead_letter
 from streams.config import IngestConfig
 from streams.deadletter import DeadLetter
 from streams.errors import DecodeError
@@ -31,6 +30,7 @@ from streams.model.columns import SpanColumns, concat_columns
 from streams.model.partition import trace_partitions
 from streams.model.span import Span
 from streams.telemetry import Counters
+from streams.worker.batch import held, rejected_event, send_dead_letter
 
 STAGE = "bridge"
 BATCH_MAX_RECORDS = 500

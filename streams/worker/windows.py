@@ -34,13 +34,13 @@ from streams.aggregate.merge import (
     watermark_record,
 )
 from streams.aggregate.window import Observation, WindowAggregator, WindowKey
-from streams.batch_agent import current_events, gone_stale, held, register_timer
 from streams.config import AggregationConfig
 from streams.hold import SourceHold, published_through
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
 from streams.sink.writer import WarehouseWriter
-from streams.state import StateTable
 from streams.telemetry import Counters
+from streams.worker.batch import current_events, gone_stale, held, register_timer
+from streams.worker.state import StateTable
 
 log = logging.getLogger("tracepipe.aggregate")
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from streams.batch_agent import current_generation
+from streams.worker.batch import current_generation
 
 Entries = list[tuple[bytes, bytes]]
 

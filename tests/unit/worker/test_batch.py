@@ -12,7 +12,7 @@ import pytest
 from faust.exceptions import NotReady
 from faust.types.tuples import ConsumerMessage
 
-from streams.batch_agent import current_events, gone_stale, held, register_timer
+from streams.worker.batch import current_events, gone_stale, held, register_timer
 
 
 @dataclass

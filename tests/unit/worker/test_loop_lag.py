@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from streams.loop_lag import RECENT_STALLS, LoopLag
+from streams.worker.loop_lag import RECENT_STALLS, LoopLag
 
 
 class DrivenClock:

@@ -7,16 +7,6 @@ from typing import Any
 
 import faust
 
-from streams.batch_agent import (
-    MessagesByPartition,
-    current_events,
-    gone_stale,
-    header_value,
-    held,
-    messages_by_partition,
-    rejected_event,
-    send_dead_letter,
-)
 from streams.config import IngestConfig, SpanSinkConfig
 from streams.deadletter import DeadLetter
 from streams.errors import DecodeError
@@ -28,6 +18,16 @@ from streams.model.span import Span
 from streams.sink.spans import OTEL_TRACES, otel_traces_table
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
+from streams.worker.batch import (
+    MessagesByPartition,
+    current_events,
+    gone_stale,
+    header_value,
+    held,
+    messages_by_partition,
+    rejected_event,
+    send_dead_letter,
+)
 
 STAGE = "span-sink"
 

@@ -2,7 +2,7 @@
 on tracepipe.traces (output only: nothing in the worker reads it back), stores their rows and
 hands their service-graph calls to the edge windows.
 
-Spans reach the stage through the span agent (streams.sink.agent), which decodes each span once
+Spans reach the stage through the span agent (streams.worker.sink), which decodes each span once
 for every consumer of tracepipe.spans.
 """
 
@@ -26,10 +26,6 @@ from streams.assemble.record import (
     trace_batches,
 )
 from streams.assemble.stage import AssemblyStage, FinishedTrace
-from streams.batch_agent import (
-    MessagesByPartition,
-    register_timer,
-)
 from streams.hold import SourceHold
 from streams.model.codec import SCHEMA_HEADER
 from streams.model.column_codec import columns_from_spans
@@ -45,8 +41,12 @@ from streams.sink.traces import (
     trace_row,
 )
 from streams.sink.writer import WarehouseWriter
-from streams.state import StateTable
 from streams.telemetry import Counters
+from streams.worker.batch import (
+    MessagesByPartition,
+    register_timer,
+)
+from streams.worker.state import StateTable
 
 log = logging.getLogger("tracepipe.assemble")
 
