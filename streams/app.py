@@ -23,6 +23,7 @@ from streams.aggregate.observations import (
     edge_observations,
     latency_observations,
 )
+from streams.aggregate.stage import AggregationStage, Signal
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.broker.local import port_in_use
@@ -67,7 +68,7 @@ from streams.worker.ingest import register_bridge
 from streams.worker.loop_lag import LoopLag
 from streams.worker.sink import SpansByPartition, register_span_sink
 from streams.worker.stacks import dump_task_stacks
-from streams.worker.windows import AggregationStage, Signal, register_aggregation
+from streams.worker.windows import register_aggregation
 
 log = logging.getLogger("tracepipe.app")
 
@@ -277,13 +278,15 @@ def create_app(settings: Settings) -> Pipeline:
         marks_wait_ms=windows.window_ms + windows.allowed_lateness_ms + windows.partition_idle_ms,
     )
     traces_topic = raw_topic(app, topics.traces)
+    latency_partials_topic = raw_topic(app, topics.latency_partials)
+    latency_topic = raw_topic(app, topics.latency)
+    edge_partials_topic = raw_topic(app, topics.edge_partials)
+    edges_topic = raw_topic(app, topics.edges)
     latency = AggregationStage(
         Signal(
             name="latency",
             dimensions=LATENCY_DIMENSIONS,
             source_topic=topics.spans,
-            partials_topic=raw_topic(app, topics.latency_partials),
-            output_topic=raw_topic(app, topics.latency),
             output_schema="latency",
             table=LATENCY,
             columns=LATENCY_COLUMNS,
@@ -301,8 +304,6 @@ def create_app(settings: Settings) -> Pipeline:
             dimensions=EDGE_DIMENSIONS,
             # Fed in process at emission: its source partitions are the spans partitions.
             source_topic=topics.spans,
-            partials_topic=raw_topic(app, topics.edge_partials),
-            output_topic=raw_topic(app, topics.edges),
             output_schema="edge",
             table=EDGES,
             columns=EDGES_COLUMNS,
@@ -353,8 +354,16 @@ def create_app(settings: Settings) -> Pipeline:
         time.time_ns,
         topics.latency_partials,
     )
-    register_aggregation(app, latency, writer, counters, on_final=(alerting.on_final_windows,))
-    register_aggregation(app, edges, writer, counters)
+    register_aggregation(
+        app,
+        latency,
+        latency_partials_topic,
+        latency_topic,
+        writer,
+        counters,
+        on_final=(alerting.on_final_windows,),
+    )
+    register_aggregation(app, edges, edge_partials_topic, edges_topic, writer, counters)
     register_alert_delivery(
         app,
         alerts_topic,
