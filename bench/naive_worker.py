@@ -23,7 +23,6 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streams.app import faust_app, raw_topic
 from streams.assemble.record import build_trace_record
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import load_settings
@@ -36,6 +35,7 @@ from streams.telemetry import Counters
 from streams.warehouse import open_warehouse
 from streams.warehouse.migrate import migrate
 from streams.worker.batch import header_value
+from streams.worker.faust_app import faust_app, raw_topic
 
 log = logging.getLogger("tracepipe.bench.naive")
 

@@ -1,11 +1,10 @@
-"""The Faust app takes its backpressure bounds from the worker settings; a warehouse that
-fails its migrations is closed before the writer opens another; nothing is fetched for the
-agents while Faust's recovery seeks the stream partitions (issue 8's restart stall)."""
+"""A warehouse that fails its migrations is closed before the writer opens another; the app
+`create_app` builds fetches nothing for the agents while Faust's recovery seeks the stream
+partitions (issue 8's restart stall) and fetches again for every cleared stream buffer."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,48 +13,10 @@ import pytest
 from faust.types import TP
 from mode.utils.queues import FlowControlQueue
 
-from streams.app import (
-    _open_migrated,
-    check_web_port,
-    create_app,
-    faust_app,
-    never_committed,
-)
-from streams.config import ClickHouseConfig, Settings, WorkerConfig
-from streams.errors import ConfigError, WarehouseError
+from streams.app import _open_migrated, create_app
+from streams.config import ClickHouseConfig, Settings
+from streams.errors import WarehouseError
 from streams.warehouse import Warehouse, open_warehouse
-
-
-def test_a_taken_web_port_is_one_line_naming_the_setting() -> None:
-    with socket.socket() as listening:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen()
-        port = listening.getsockname()[1]
-        app = faust_app(Settings(worker=WorkerConfig(web_port=port)))
-        with pytest.raises(ConfigError) as info:
-            check_web_port(app)
-    message = str(info.value)
-    assert message.startswith(f"port {port} ")
-    assert "worker.web_port (TRACEPIPE_WORKER_WEB_PORT)" in message
-    check_web_port(app)  # free again
-
-
-def test_backpressure_knobs_reach_faust() -> None:
-    settings = Settings(
-        worker=WorkerConfig(stream_buffer_maxsize=256, consumer_max_fetch_bytes=262_144)
-    )
-    conf = faust_app(settings).conf
-    assert conf.stream_buffer_maxsize == 256
-    assert conf.consumer_max_fetch_size == 262_144
-
-
-def test_the_session_timeout_reaches_faust_with_heartbeats_a_third_of_it() -> None:
-    conf = faust_app(Settings()).conf
-    assert (conf.broker_session_timeout, conf.broker_heartbeat_interval) == (10.0, 3.0)
-    short = faust_app(Settings(worker=WorkerConfig(session_timeout_ms=6_000))).conf
-    assert (short.broker_session_timeout, short.broker_heartbeat_interval) == (6.0, 2.0)
-    long = faust_app(Settings(worker=WorkerConfig(session_timeout_ms=45_000))).conf
-    assert (long.broker_session_timeout, long.broker_heartbeat_interval) == (45.0, 3.0)
 
 
 def test_a_warehouse_that_fails_its_migrations_is_closed(tmp_path: Path) -> None:
@@ -178,16 +139,6 @@ def test_partitions_with_nothing_committed_start_over_at_a_rebalance() -> None:
     assert consumer.seeks == [(TP("committed", 0), 0), (SPANS, 0), (fresh, 0)]
 
 
-def test_never_committed_leaves_changelogs_and_committed_partitions_alone() -> None:
-    committed: dict[TP, int | None] = {
-        TP("a", 1): None,
-        TP("a", 0): 0,
-        TP("a", 2): 5,
-        TP("log", 0): None,
-    }
-    assert never_committed(committed, {"log"}) == [TP("a", 0), TP("a", 1)]
-
-
 def test_a_cleared_stream_buffer_lets_its_partitions_be_fetched_again() -> None:
     # mode's FlowControlQueue takes a partition out of the fetch set while its buffer is under
     # high pressure; flow control clears the buffer at a rebalance. An agent already waiting on
@@ -218,18 +169,3 @@ def test_a_cleared_stream_buffer_lets_its_partitions_be_fetched_again() -> None:
 
     asyncio.run(rebalance_while_an_agent_waits())
     assert refetched == [1]
-
-
-def test_the_worker_collects_garbage_less_often() -> None:
-    import gc
-
-    from streams.app import GC_YOUNG_THRESHOLD, collect_garbage_less_often
-
-    before = gc.get_threshold()
-    try:
-        collect_garbage_less_often()
-        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD > before[0]
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
