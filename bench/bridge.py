@@ -17,8 +17,8 @@ from typing import Any
 from bench.backlog import OTLP_SPANS_PER_MESSAGE, encode_otlp, generate_backlog
 from bench.record import record_result
 from streams.config import IngestConfig
+from streams.ingest.bridge import bridge_batch
 from streams.model.column_codec import SpanColumnsCodec
-from streams.worker.ingest import bridge_batch
 
 
 @dataclass(frozen=True)

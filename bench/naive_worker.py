@@ -27,14 +27,13 @@ from streams.assemble.record import build_trace_record
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import load_settings
 from streams.errors import DecodeError
-from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.model.codec import SCHEMA_HEADER, AvroCodec, header_value
 from streams.model.span import Span
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.sink.traces import TRACES, TRACES_COLUMNS, trace_row
 from streams.telemetry import Counters
 from streams.warehouse import open_warehouse
 from streams.warehouse.migrate import migrate
-from streams.worker.batch import header_value
 from streams.worker.faust_app import faust_app, raw_topic
 
 log = logging.getLogger("tracepipe.bench.naive")

@@ -18,6 +18,7 @@ from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
+from streams.sink.decoder import SpansByPartition
 from streams.sink.windows import (
     EDGES,
     EDGES_COLUMNS,
@@ -42,7 +43,7 @@ from streams.worker.faust_app import (
 )
 from streams.worker.ingest import register_bridge
 from streams.worker.pipeline import Pipeline
-from streams.worker.sink import SpansByPartition, register_span_sink
+from streams.worker.sink import register_span_sink
 from streams.worker.startup import Worker, check_web_port, collect_garbage_less_often, own_data_path
 from streams.worker.web import register_health, register_web
 from streams.worker.windows import register_aggregation

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from streams.errors import DecodeError
 
 REASON_HEADER = "tracepipe-dlq-reason"
 DETAIL_HEADER = "tracepipe-dlq-detail"
@@ -53,4 +56,21 @@ def dead_letter(
             (SOURCE_PARTITION_HEADER, str(source_partition).encode()),
             (SOURCE_OFFSET_HEADER, str(source_offset).encode()),
         ],
+    )
+
+
+def rejected_event(
+    event: Any, stage: str, err: DecodeError, value: bytes | None = None
+) -> DeadLetter:
+    """The dead letter for a Faust event rejected by `stage` (value defaults to the event's)."""
+    message = event.message
+    return dead_letter(
+        key=message.key,
+        value=value if value is not None else (message.value or b""),
+        stage=stage,
+        reason=err.reason,
+        detail=err.detail,
+        source_topic=message.topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
     )

@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from streams.query import Reader
+from streams.query.critical_path import self_time_per_trace
+from streams.query.windows import slow_trace_ids
+
 TOP = 5
 """Attribution entries an alert carries."""
 
@@ -44,3 +48,28 @@ def attribute(
         }
         for increase, (service, operation), value in increases[:limit]
     ]
+
+
+def read_attribution(
+    reader: Reader, event: dict[str, Any], window_ns: int, baseline_windows: int, per_window: int
+) -> list[dict[str, Any]]:
+    """A firing event's attribution: the critical-path self time of the breaching operation's
+    slow traces (the window's exemplars) against that of its slow traces in the
+    `baseline_windows` windows before the incident (their `per_window` slowest exemplars each).
+
+    Over the breaching operation's own slow traces, not every trace its service is on: a caller
+    with many other operations would dilute the increase, and a high percentile is made by the
+    slow calls. Empty when the window has no exemplar or ClickHouse no critical path for them.
+    """
+    baseline_end = event["starts_at_unix_nano"]
+    baseline_ids = slow_trace_ids(
+        reader,
+        event["service"],
+        event["operation"],
+        baseline_end - baseline_windows * window_ns,
+        baseline_end,
+        per_window,
+    )
+    current = self_time_per_trace(reader, event["exemplar_trace_ids"])
+    baseline = self_time_per_trace(reader, baseline_ids)
+    return attribute(current, baseline)

@@ -24,6 +24,17 @@ SCHEMA_HEADER = "tracepipe-schema"
 _CONFLUENT_MAGIC = 0
 
 
+def header_value(headers: Any, name: str) -> str | None:
+    """A header's value as text from a Kafka message's headers (a dict or a list of pairs)."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for key, value in items:
+        if key == name:
+            return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+    return None
+
+
 def schema_fingerprint(parsed_schema: Any) -> str:
     """The CRC-64-AVRO fingerprint (hex) of a parsed schema's canonical form."""
     return str(fingerprint(to_parsing_canonical_form(parsed_schema), "CRC-64-AVRO"))

@@ -20,44 +20,16 @@ from typing import Any
 import faust
 
 from streams.aggregate.merge import FinalWindow
-from streams.alert.attribution import attribute
+from streams.alert.attribution import read_attribution
 from streams.alert.evaluate import AlertEvaluator, operation_windows
 from streams.alert.rules import RuleFile, RuleSet, default_rules
 from streams.config import AggregationConfig, AlertConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
-from streams.query import Reader
-from streams.query.critical_path import self_time_per_trace
-from streams.query.windows import slow_trace_ids
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
 from streams.worker.state import StateTable
 
 log = logging.getLogger("tracepipe.alert")
-
-
-def read_attribution(
-    reader: Reader, event: dict[str, Any], window_ns: int, baseline_windows: int, per_window: int
-) -> list[dict[str, Any]]:
-    """A firing event's attribution: the critical-path self time of the breaching operation's
-    slow traces (the window's exemplars) against that of its slow traces in the
-    `baseline_windows` windows before the incident (their `per_window` slowest exemplars each).
-
-    Over the breaching operation's own slow traces, not every trace its service is on: a caller
-    with many other operations would dilute the increase, and a high percentile is made by the
-    slow calls. Empty when the window has no exemplar or ClickHouse no critical path for them.
-    """
-    baseline_end = event["starts_at_unix_nano"]
-    baseline_ids = slow_trace_ids(
-        reader,
-        event["service"],
-        event["operation"],
-        baseline_end - baseline_windows * window_ns,
-        baseline_end,
-        per_window,
-    )
-    current = self_time_per_trace(reader, event["exemplar_trace_ids"])
-    baseline = self_time_per_trace(reader, baseline_ids)
-    return attribute(current, baseline)
 
 
 def alert_state_partition(key: bytes) -> int | None:

@@ -25,13 +25,13 @@ import faust
 from streams.alert.events import AlertEvent
 from streams.alert.webhook import WebhookForwarder, forwarded, redact_url, webhook_urls
 from streams.config import AlertConfig
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, rejected_event
 from streams.errors import DecodeError
-from streams.model.codec import SCHEMA_HEADER, AvroCodec
+from streams.model.codec import SCHEMA_HEADER, AvroCodec, header_value
 from streams.sink.alerts import ALERTS, ALERTS_COLUMNS, alert_row
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
-from streams.worker.batch import header_value, held, rejected_event, send_dead_letter
+from streams.worker.batch import held, send_dead_letter
 
 log = logging.getLogger("tracepipe.alert")
 

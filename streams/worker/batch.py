@@ -1,5 +1,6 @@
-"""What every batching Faust agent and timer shares: headers, dead letters, not committing
-unfinished work, stopping cleanly."""
+"""What every batching Faust agent and timer shares: holding a batch's offsets until its work is
+done, leaving stale batches for redelivery after a rebalance, sending dead letters, stopping
+cleanly. The dead letters themselves (`rejected_event`) are streams.deadletter's."""
 
 from __future__ import annotations
 
@@ -11,39 +12,10 @@ from typing import Any
 import faust
 from faust.exceptions import NotReady
 
-from streams.deadletter import REASON_HEADER, STAGE_HEADER, DeadLetter, dead_letter
-from streams.errors import DecodeError
+from streams.deadletter import REASON_HEADER, STAGE_HEADER, DeadLetter
 from streams.telemetry import Counters
 
 log = logging.getLogger("tracepipe.deadletter")
-
-
-def header_value(headers: Any, name: str) -> str | None:
-    """A header's value as text from a Faust event's headers (a dict or a list of pairs)."""
-    if not headers:
-        return None
-    items = headers.items() if isinstance(headers, dict) else headers
-    for key, value in items:
-        if key == name:
-            return value.decode() if isinstance(value, bytes | bytearray) else str(value)
-    return None
-
-
-def rejected_event(
-    event: Any, stage: str, err: DecodeError, value: bytes | None = None
-) -> DeadLetter:
-    """The dead letter for a Faust event rejected by `stage` (value defaults to the event's)."""
-    message = event.message
-    return dead_letter(
-        key=message.key,
-        value=value if value is not None else (message.value or b""),
-        stage=stage,
-        reason=err.reason,
-        detail=err.detail,
-        source_topic=message.topic,
-        source_partition=message.partition,
-        source_offset=message.offset,
-    )
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from streams.assemble.record import TRACE_SCHEMA, TraceRecordsCodec
 from streams.broker.topics import ensure_topics
 from streams.config import IngestConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec
-from streams.worker.sink import SpanDecoder
+from streams.sink.decoder import SpanDecoder
 from streams.worker_process import WORKER_COMMAND, WorkerProcess, isolated_env
 
 ISOLATED_DEFAULTS = {

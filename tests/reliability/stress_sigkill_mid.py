@@ -31,7 +31,7 @@ from streams.model.codec import SCHEMA_HEADER
 from streams.model.span import Span
 from streams.query import Reader, count_spans
 from streams.sdk import SpanProducer
-from streams.worker.sink import SpanDecoder
+from streams.sink.decoder import SpanDecoder
 from streams.worker_process import WorkerProcess
 from tests.integration.assemble.test_assembly import SPANS_PER_TRACE, trace_spans
 from tests.integration.isolated import isolated_worker

@@ -26,13 +26,13 @@ from hypothesis import strategies as st
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import IngestConfig
 from streams.deadletter import REASON_HEADER
+from streams.ingest.bridge import bridge_batch
 from streams.model.codec import SCHEMA_HEADER, AvroCodec, load_schema, schema_fingerprint
 from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.span import Span, make_span
 from streams.paths import schemas_root
 from streams.sdk.producer import PRODUCER_DEFAULTS
-from streams.worker.ingest import bridge_batch
-from streams.worker.sink import SpanDecoder
+from streams.sink.decoder import SpanDecoder
 from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
     WORKER_ENV,

@@ -21,10 +21,10 @@ from streams.config import IngestConfig
 from streams.deadletter import REASON_HEADER, STAGE_HEADER
 from streams.errors import DecodeError
 from streams.ingest import spans_from_payload, validate_span
+from streams.ingest.bridge import payload_format
 from streams.model.codec import AvroCodec
 from streams.model.span import make_span
 from streams.query import count_spans, quote
-from streams.worker.ingest import payload_format
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import running_worker
 from tests.unit.ingest.test_golden import otlp_proto_bytes

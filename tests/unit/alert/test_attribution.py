@@ -18,7 +18,7 @@ from streams.aggregate.merge import (
 )
 from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_observations
 from streams.aggregate.window import WindowAggregator
-from streams.alert.attribution import attribute
+from streams.alert.attribution import attribute, read_attribution
 from streams.alert.evaluate import AlertEvaluator, operation_windows
 from streams.alert.rules import default_rules
 from streams.assemble.record import build_trace_record
@@ -29,7 +29,6 @@ from streams.query.critical_path import self_time_per_trace
 from streams.sink.traces import CRITICAL_PATH, CRITICAL_PATH_COLUMNS, critical_path_rows
 from streams.sink.windows import LATENCY, LATENCY_COLUMNS, latency_row
 from streams.warehouse import Warehouse
-from streams.worker.alert import read_attribution
 
 MS = 1_000_000.0
 

@@ -18,13 +18,13 @@ from bench.otlp import otlp_request, otlp_requests
 from streams.config import IngestConfig
 from streams.deadletter import DETAIL_HEADER, REASON_HEADER
 from streams.ingest import detect_format, spans_from_payload
+from streams.ingest.bridge import BridgedBatch, bridge_batch, payload_format
 from streams.ingest.validate import CLAMPED_END_TIME, UNNAMED_SPAN, validate_span
 from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.columns import SpanColumns, concat_columns
 from streams.model.partition import trace_partition
 from streams.model.span import Span
 from streams.sink.spans import otel_traces_table
-from streams.worker.ingest import BridgedBatch, bridge_batch, payload_format
 from tests.unit.bench.test_otlp import web_shop_spans
 from tests.unit.ingest.test_golden import otlp_proto_bytes
 from tests.unit.sink.test_decoder import FakeEvent, FakeMessage

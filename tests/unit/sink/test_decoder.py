@@ -10,7 +10,7 @@ from streams.deadletter import REASON_HEADER
 from streams.model.codec import AvroCodec
 from streams.model.span import Span, make_span
 from streams.model.span_encoder import avro_array, encode_span_fast
-from streams.worker.sink import SpanDecoder
+from streams.sink.decoder import SpanDecoder
 
 SPAN = AvroCodec("span")
 BATCH = AvroCodec("span", array=True)
