@@ -36,8 +36,9 @@ from streams.alert.subscribe import subscribe
 from streams.broker.topics import TopicNames, admin_client, ensure_topics
 from streams.config import Settings
 from streams.errors import TracepipeError
-from streams.generate.generator import RunStats, TraceGenerator
+from streams.generate.generator import TraceGenerator
 from streams.generate.incident import parse_incident
+from streams.generate.pacing import RunStats, run_at_rate
 from streams.generate.topology import default_topology
 from streams.query import Reader, count_spans, quote, worker_running, worker_url
 from streams.query.windows import arrival_lag, service_summary
@@ -484,7 +485,8 @@ def run_demo(
                 def generate() -> None:
                     # The final totals too: the last progress report is up to a second old.
                     on_progress(
-                        generator.run(
+                        run_at_rate(
+                            generator,
                             producer.send_many,
                             rate,
                             duration_s,

@@ -39,8 +39,10 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.broker.topics import TopicNames, ensure_topics
     from streams.errors import ConfigError
-    from streams.generate.generator import RunStats, TraceGenerator, otel_sink
+    from streams.generate.generator import TraceGenerator
     from streams.generate.incident import parse_duration_ns, parse_incident
+    from streams.generate.otel_sink import otel_sink
+    from streams.generate.pacing import RunStats, run_at_rate
     from streams.generate.topology import default_topology, load_topology_file
     from streams.sdk import SpanProducer
 
@@ -77,10 +79,14 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
             from streams.sdk.otel import KafkaSpanExporter
 
             exporter = KafkaSpanExporter(producer=producer)
-            stats = generator.run(otel_sink(exporter), args.rate, duration_s, on_progress=progress)
+            stats = run_at_rate(
+                generator, otel_sink(exporter), args.rate, duration_s, on_progress=progress
+            )
             dropped = exporter.dropped
         else:
-            stats = generator.run(producer.send_many, args.rate, duration_s, on_progress=progress)
+            stats = run_at_rate(
+                generator, producer.send_many, args.rate, duration_s, on_progress=progress
+            )
             dropped = 0
         unsent = producer.flush() + producer.failed + dropped
     if args.json:
