@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from streams import __version__
 from streams.generate.incident import Incident
-from streams.generate.topology import Operation
+from streams.generate.topology_types import Operation
 from streams.model.span import AttributeValue, Span
 
 SCOPE_NAME = "tracepipe.generate"

@@ -55,7 +55,7 @@ from streams.generate.compiled import (
     build_span,
 )
 from streams.generate.incident import Incident, check_incidents
-from streams.generate.topology import (
+from streams.generate.topology_types import (
     DatabaseCall,
     PublishCall,
     ServiceCall,

@@ -21,7 +21,8 @@ from streams.generate.generator import TraceGenerator
 from streams.generate.incident import Incident, parse_duration_ns, parse_incident
 from streams.generate.otel_sink import otel_sink
 from streams.generate.pacing import RunStats, run_at_rate
-from streams.generate.topology import Topology, default_topology
+from streams.generate.topology import default_topology
+from streams.generate.topology_types import Topology
 from streams.model.span import Span
 from streams.sdk.otel import span_from_otel
 
