@@ -30,7 +30,7 @@ from streams.assemble.agent import AssemblyState, PendingMarks, register_assembl
 from streams.assemble.record import TraceRecord
 from streams.assemble.stage import AssemblyStage
 from streams.batch_agent import MessagesByPartition, current_generation
-from streams.broker.local import port_in_use
+from streams.broker.probe import port_in_use
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import Settings
 from streams.errors import ConfigError, QueryRefusedError, TracepipeError

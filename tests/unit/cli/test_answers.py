@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.cli import main
 from streams.config import load_settings
 from streams.model.span import make_span
