@@ -39,7 +39,8 @@ def _alerts_tail(args: argparse.Namespace, settings: Settings) -> int:
 def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
     from streams.alert.events import AlertEvent
     from streams.query import open_reader, quote, time_range
-    from streams.query.windows import format_time, query_table, resolve_range
+    from streams.query.timestamps import format_time, resolve_range
+    from streams.query.windows import query_table
     from streams.sink.alerts import ALERTS, ALERTS_COLUMNS, alert_record
 
     try:

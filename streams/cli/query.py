@@ -22,7 +22,7 @@ TIME_HELP = (
 
 def time_arg(text: str) -> str:
     """argparse check of a --since/--until value (resolved against the clock later)."""
-    from streams.query.windows import parse_time
+    from streams.query.timestamps import parse_time
 
     try:
         parse_time(text, 0)
@@ -53,13 +53,12 @@ def _window_hint(settings: Settings, signal: str) -> str:
 def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
     """`query latency` and `query deps`: summaries of the stored windows of a range."""
     from streams.query import open_reader
+    from streams.query.timestamps import format_time, resolve_range
     from streams.query.windows import (
         dependency_rows,
         dependency_summary,
-        format_time,
         latency_rows,
         latency_summary,
-        resolve_range,
     )
 
     try:

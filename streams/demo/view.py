@@ -240,7 +240,7 @@ def gather_snapshot(
 def _alert_line(event: AlertEvent) -> str:
     """An alert for the view, what matters first: state, where, how bad, the attribution, the
     exemplar (the closing summary prints the whole summary line)."""
-    from streams.query.windows import format_time
+    from streams.query.timestamps import format_time
 
     parts = [
         format_time(event.time_unix_nano)[11:19],
