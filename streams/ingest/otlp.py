@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from streams.errors import DecodeError
 from streams.ingest.payload import PayloadSpans
-from streams.model.column_codec import SpanColumnsBuilder
+from streams.model.column_builder import SpanColumnsBuilder
 from streams.model.span import AttributeValue, Span
 
 DEFAULT_SERVICE_NAME = "unknown_service"
