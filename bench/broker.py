@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streams.broker.local import LocalKafka, free_port
+from streams.broker.local import LocalKafka
+from streams.broker.probe import free_port
 from streams.config import LocalKafkaConfig
 
 

@@ -47,7 +47,7 @@ from bench.drain_figures import (
 )
 from bench.record import record_result
 from bench.steps import ratio
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.config import load_settings
 from streams.errors import TracepipeError

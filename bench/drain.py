@@ -53,7 +53,7 @@ from bench.drain_figures import (
 )
 from bench.record import record_result
 from bench.steps import SPANS_STORED, counter_value, ratio
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.errors import TracepipeError
 from streams.query import worker_url

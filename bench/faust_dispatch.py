@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.broker import bench_broker
 from bench.record import record_result
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.broker.topics import ensure_topics
 from streams.config import KafkaConfig
 

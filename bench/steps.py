@@ -345,7 +345,7 @@ def profile_summary(
         packages[_package(file)] += count
         for name in {n for n, f in frames if f.startswith("streams/")}:
             ours[name] += count
-    for entry in ("main (streams/cli.py)", "<module> (streams/__main__.py)"):
+    for entry in ("main (streams/cli/__init__.py)", "<module> (streams/__main__.py)"):
         ours.pop(entry, None)
     for name in [n for n in ours if n.startswith(("_cmd_worker ", "run_worker "))]:
         del ours[name]

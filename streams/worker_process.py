@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.config import Settings, load_settings
 from streams.errors import TracepipeError
 from streams.query import WorkerReader, worker_running, worker_url

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.broker.local import LocalKafka, free_port, wait_for_broker
+from streams.broker.local import LocalKafka
+from streams.broker.probe import free_port, wait_for_broker
 from streams.config import LocalKafkaConfig
 from streams.errors import BrokerError
 from streams.paths import HOME_VARIABLE

@@ -37,7 +37,8 @@ from streams.aggregate.merge import FinalWindow
 from streams.aggregate.sketch import LatencySketch
 from streams.aggregate.window import WindowStats
 from streams.alert.events import CANCELLED, FIRING, PENDING, RESOLVED
-from streams.alert.rules import ANOMALY, ERROR_RATE, QUANTILES, THROUGHPUT, Rule, RuleSet
+from streams.alert.rule_values import ERROR_RATE, QUANTILES, THROUGHPUT
+from streams.alert.rules import ANOMALY, Rule, RuleSet
 
 INACTIVE = "inactive"
 """The state of an alert that is neither pending nor firing (never in an event)."""

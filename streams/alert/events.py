@@ -180,7 +180,7 @@ class AlertEvent:
     def summary_line(self) -> str:
         """One line: time, STATE, severity, rule, service/operation, the value against the
         threshold, the slowest trace and the largest critical-path increase."""
-        from streams.query.windows import format_time
+        from streams.query.timestamps import format_time
 
         parts = [
             format_time(self.time_unix_nano),

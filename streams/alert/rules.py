@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import math
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,7 +50,17 @@ from typing import Any
 
 import yaml
 
-from streams.aggregate.merge import PERCENTILE_SIGNALS
+from streams.alert.rule_values import (
+    SIGNALS,
+    THROUGHPUT,
+    RuleError,
+    choice_value,
+    count_value,
+    is_number,
+    labels_value,
+    signal_value,
+    unit_hint,
+)
 from streams.errors import ConfigError
 from streams.paths import deploy_root
 from streams.strict_yaml import load_strict_yaml
@@ -60,12 +68,6 @@ from streams.strict_yaml import load_strict_yaml
 THRESHOLD = "threshold"
 ANOMALY = "anomaly"
 RULE_TYPES = (THRESHOLD, ANOMALY)
-
-QUANTILES = PERCENTILE_SIGNALS
-"""The latency signals (ns) and the quantile each one is."""
-ERROR_RATE = "error_rate"
-THROUGHPUT = "throughput"
-SIGNALS = (*QUANTILES, ERROR_RATE, THROUGHPUT)
 
 CONDITIONS: dict[str, Callable[[float, float], bool]] = {
     ">": lambda value, threshold: value > threshold,
@@ -94,10 +96,6 @@ _TYPE_KEYS = {
     ANOMALY: ("factor", "floor", "baseline_windows", "min_baseline_windows"),
 }
 _SELECTOR_KEYS = ("service", "operation")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s)?\s*$")
-_NS_PER_UNIT = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-_PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
 
 
 @dataclass(frozen=True)
@@ -158,80 +156,20 @@ class RuleSet:
         return [r for r in self.rules if r.selector.matches(service, operation)]
 
 
-class _RuleError(Exception):
-    """A problem in one key of one rule; load_rules turns it into a ConfigError naming both."""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _duration_ns(key: str, raw: Any) -> float:
-    if _is_number(raw) and raw >= 0:
-        return float(raw)
-    match = _DURATION.match(raw) if isinstance(raw, str) else None
-    if match is None:
-        raise _RuleError(
-            f"invalid {key} {raw!r}; should be a duration: nanoseconds (an integer) or a "
-            "number with a unit ns, us, ms or s, e.g. 500ms"
-        )
-    return float(match.group(1)) * _NS_PER_UNIT[match.group(2) or "ns"]
-
-
-def _error_rate(key: str, raw: Any) -> float:
-    if _is_number(raw) and 0 <= raw <= 1:
-        return float(raw)
-    match = _PERCENT.match(raw) if isinstance(raw, str) else None
-    if match is None or float(match.group(1)) > 100:
-        raise _RuleError(
-            f"invalid {key} {raw!r}; should be an error rate: a fraction between 0 and 1 or a "
-            "percentage, e.g. 0.05 or 5%"
-        )
-    return float(match.group(1)) / 100
-
-
-def _throughput(key: str, raw: Any) -> float:
-    if _is_number(raw) and raw >= 0:
-        return float(raw)
-    raise _RuleError(f"invalid {key} {raw!r}; should be calls per second, a number >= 0")
-
-
-def _signal_value(signal: str, key: str, raw: Any) -> float:
-    """A threshold or floor in the signal's unit: ns, a fraction, or calls per second."""
-    if signal in QUANTILES:
-        return _duration_ns(key, raw)
-    if signal == ERROR_RATE:
-        return _error_rate(key, raw)
-    return _throughput(key, raw)
-
-
-def _count(key: str, raw: Any, meaning: str) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
-        return raw
-    raise _RuleError(f"invalid {key} {raw!r}; should be a whole number >= 1 ({meaning})")
-
-
-def _choice(key: str, raw: Any, valid: tuple[str, ...], hint: str = "") -> str:
-    if isinstance(raw, str) and raw in valid:
-        return raw
-    suffix = f" {hint}" if hint else ""
-    raise _RuleError(f"invalid {key} {raw!r}; should be one of {', '.join(valid)}{suffix}")
-
-
 def _selector(raw: Any) -> Selector:
     if not isinstance(raw, dict):
-        raise _RuleError(
+        raise RuleError(
             f"invalid selector {raw!r}; should be a mapping like "
             '{service: "checkout*", operation: "*"}'
         )
     for key in raw:
         if key not in _SELECTOR_KEYS:
-            raise _RuleError(f"unknown selector key {key!r}; should be service or operation")
+            raise RuleError(f"unknown selector key {key!r}; should be service or operation")
     globs: dict[str, str] = {}
     for key in _SELECTOR_KEYS:
         value = raw.get(key, "*")
         if not isinstance(value, str) or not value:
-            raise _RuleError(
+            raise RuleError(
                 f'invalid selector.{key} {value!r}; should be a non-empty glob, e.g. "*" '
                 'or "checkout*"'
             )
@@ -239,98 +177,77 @@ def _selector(raw: Any) -> Selector:
     return Selector(**globs)
 
 
-def _labels(raw: Any) -> tuple[tuple[str, str], ...]:
-    if not isinstance(raw, dict):
-        raise _RuleError(f"invalid labels {raw!r}; should be a mapping of names to strings")
-    labels: list[tuple[str, str]] = []
-    for key, value in raw.items():
-        if not isinstance(key, str) or not key:
-            raise _RuleError(f"invalid label name {key!r}; should be a non-empty string")
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise _RuleError(f"invalid label {key} {value!r}; should be a string")
-        labels.append((key, str(value)))
-    return tuple(sorted(labels))
-
-
 def _rule(raw: dict[str, Any]) -> Rule:
     """One rule from its YAML mapping (its name already checked)."""
-    rule_type = _choice("type", raw.get("type", THRESHOLD), RULE_TYPES)
+    rule_type = choice_value("type", raw.get("type", THRESHOLD), RULE_TYPES)
     allowed = _COMMON_KEYS + _TYPE_KEYS[rule_type]
     for key in raw:
         if key in allowed:
             continue
         other = ANOMALY if rule_type == THRESHOLD else THRESHOLD
         if key in _TYPE_KEYS[other]:
-            raise _RuleError(
+            raise RuleError(
                 f"key {key!r} is only for {other} rules (type: {other}); {rule_type} rules "
                 f"take {', '.join(_TYPE_KEYS[rule_type])}"
             )
-        raise _RuleError(f"unknown key {key!r}; should be one of {', '.join(sorted(allowed))}")
+        raise RuleError(f"unknown key {key!r}; should be one of {', '.join(sorted(allowed))}")
     if "signal" not in raw:
-        raise _RuleError(f"missing key 'signal'; should be one of {', '.join(SIGNALS)}")
-    signal = _choice("signal", raw["signal"], SIGNALS)
+        raise RuleError(f"missing key 'signal'; should be one of {', '.join(SIGNALS)}")
+    signal = choice_value("signal", raw["signal"], SIGNALS)
     default_min_count = DEFAULT_THROUGHPUT_MIN_COUNT if signal == THROUGHPUT else DEFAULT_MIN_COUNT
     values: dict[str, Any] = {
         "name": raw["name"],
         "signal": signal,
         "rule_type": rule_type,
         "selector": _selector(raw.get("selector", {})),
-        "for_windows": _count(
+        "for_windows": count_value(
             "for", raw.get("for", 1), "consecutive breaching windows before firing"
         ),
-        "resolve_for_windows": _count(
+        "resolve_for_windows": count_value(
             "resolve_for", raw.get("resolve_for", 2), "consecutive healthy windows to resolve"
         ),
-        "min_count": _count(
+        "min_count": count_value(
             "min_count", raw.get("min_count", default_min_count), "calls a window needs"
         ),
-        "severity": _choice("severity", raw.get("severity", "warning"), SEVERITIES),
-        "labels": _labels(raw.get("labels", {})),
+        "severity": choice_value("severity", raw.get("severity", "warning"), SEVERITIES),
+        "labels": labels_value(raw.get("labels", {})),
     }
     if rule_type == THRESHOLD:
-        values["condition"] = _choice(
+        values["condition"] = choice_value(
             "condition",
             raw.get("condition", ">"),
             tuple(CONDITIONS),
             '(quote it in YAML: condition: ">")',
         )
         if "threshold" not in raw:
-            raise _RuleError(f"missing key 'threshold'; {_unit_hint(signal)}")
-        values["threshold"] = _signal_value(signal, "threshold", raw["threshold"])
+            raise RuleError(f"missing key 'threshold'; {unit_hint(signal)}")
+        values["threshold"] = signal_value(signal, "threshold", raw["threshold"])
         return Rule(**values)
     factor = raw.get("factor", 3)
-    if not _is_number(factor) or factor <= 1:
-        raise _RuleError(
+    if not is_number(factor) or factor <= 1:
+        raise RuleError(
             f"invalid factor {factor!r}; should be a number greater than 1 (fire when the "
             "value exceeds factor times its baseline)"
         )
     if "floor" not in raw:
-        raise _RuleError(
+        raise RuleError(
             "missing key 'floor'; anomaly rules need an absolute floor the value must also "
-            f"exceed; {_unit_hint(signal)}"
+            f"exceed; {unit_hint(signal)}"
         )
     values["factor"] = float(factor)
-    values["floor"] = _signal_value(signal, "floor", raw["floor"])
-    values["baseline_windows"] = _count(
+    values["floor"] = signal_value(signal, "floor", raw["floor"])
+    values["baseline_windows"] = count_value(
         "baseline_windows", raw.get("baseline_windows", 30), "windows in the baseline median"
     )
-    values["min_baseline_windows"] = _count(
+    values["min_baseline_windows"] = count_value(
         "min_baseline_windows", raw.get("min_baseline_windows", 5), "windows before a verdict"
     )
     if values["min_baseline_windows"] > values["baseline_windows"]:
-        raise _RuleError(
+        raise RuleError(
             f"invalid min_baseline_windows {values['min_baseline_windows']}; should be at most "
             f"baseline_windows ({values['baseline_windows']})"
         )
     return Rule(**values)
-
-
-def _unit_hint(signal: str) -> str:
-    if signal in QUANTILES:
-        return f"{signal} takes a duration, e.g. 500ms"
-    if signal == ERROR_RATE:
-        return "error_rate takes a fraction or a percentage, e.g. 0.05 or 5%"
-    return "throughput takes calls per second, e.g. 10"
 
 
 def load_rules(text: str, source: str) -> RuleSet:
@@ -373,7 +290,7 @@ def load_rules(text: str, source: str) -> RuleSet:
         seen.add(name)
         try:
             rules.append(_rule(raw))
-        except _RuleError as err:
+        except RuleError as err:
             raise ConfigError(f"alert rule {label} ({source}): {err}") from err
     return RuleSet(tuple(rules), source)
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streams.errors import ConfigError
-from streams.generate.topology import Topology
+from streams.generate.topology_types import Topology
 
 FORM = "SERVICE[/OPERATION]:EFFECT[,EFFECT...][@START-[END]]"
 EXAMPLES = "payment:latency*5@2m-4m, inventory:errors=20%@1m-3m, payment/Charge:latency*3@30s-90s"

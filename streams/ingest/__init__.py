@@ -13,13 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.errors import DecodeError
-from streams.ingest.otlp import (
-    DEFAULT_SERVICE_NAME,
-    _load_json,
-    otlp_proto_columns,
-    spans_from_otlp_json,
-    spans_from_otlp_proto,
-)
+from streams.ingest.otlp import DEFAULT_SERVICE_NAME, otlp_proto_columns, spans_from_otlp_proto
+from streams.ingest.otlp_json import _load_json, spans_from_otlp_json
 from streams.ingest.payload import PayloadSpans, payload_spans
 from streams.ingest.validate import check_record_size, validate_span
 from streams.ingest.zipkin import spans_from_zipkin_json

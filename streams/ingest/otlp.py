@@ -4,7 +4,8 @@ This is what an OpenTelemetry Collector's kafka exporter writes with `encoding: 
 or `otlp_json`. Structural problems fail the whole payload with a DecodeError; the content of
 each span (id format, times, limits) is checked afterwards by `streams.ingest.validate`.
 Protobuf goes straight from the message objects to span columns (raw ids, enum numbers, each
-resource's attributes converted once); OTLP/JSON, already Python objects, gives span dicts.
+resource's attributes converted once); OTLP/JSON, already Python objects, gives span dicts
+(`streams.ingest.otlp_json`).
 
 Map values (`kvlistValue`) cannot be carried by the Avro attribute union, so they become a
 JSON string (OpenTelemetry's rule for backends without maps), bytes inside as base64. Array
@@ -14,10 +15,7 @@ elements that are themselves arrays or maps are JSON-encoded the same way.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-import math
-from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -25,32 +23,31 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from streams.errors import DecodeError
 from streams.ingest.payload import PayloadSpans
-from streams.model.column_codec import SpanColumnsBuilder
-from streams.model.span import AttributeValue, Span, SpanEvent, SpanLink
+from streams.model.column_builder import SpanColumnsBuilder
+from streams.model.span import AttributeValue, Span
 
 DEFAULT_SERVICE_NAME = "unknown_service"
 
 # OTLP enum numbers -> canonical names (index = enum value).
-_KIND_NAMES = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
-_STATUS_NAMES = ("UNSET", "OK", "ERROR")
-# The JSON mapping of protobuf also allows enum names; OTLP/JSON senders use integers.
-_KIND_BY_NAME = {f"SPAN_KIND_{name}": i for i, name in enumerate(_KIND_NAMES)}
-_STATUS_BY_NAME = {f"STATUS_CODE_{name}": i for i, name in enumerate(_STATUS_NAMES)}
+KIND_NAMES = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+STATUS_NAMES = ("UNSET", "OK", "ERROR")
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
-_UINT64_MAX = 2**64 - 1
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
 
 
-def _kind(value: int, reason: str) -> str:
-    if 0 <= value < len(_KIND_NAMES):
-        return _KIND_NAMES[value]
+def kind_name(value: int, reason: str) -> str:
+    """The canonical name of OTLP span kind `value`; DecodeError (`reason`) when it is none."""
+    if 0 <= value < len(KIND_NAMES):
+        return KIND_NAMES[value]
     raise DecodeError(reason, f"span kind {value} is not an OTLP SpanKind (0-5)")
 
 
-def _status(value: int, reason: str) -> str:
-    if 0 <= value < len(_STATUS_NAMES):
-        return _STATUS_NAMES[value]
+def status_name(value: int, reason: str) -> str:
+    """The canonical name of OTLP status code `value`; DecodeError (`reason`) when it is none."""
+    if 0 <= value < len(STATUS_NAMES):
+        return STATUS_NAMES[value]
     raise DecodeError(reason, f"status code {value} is not an OTLP StatusCode (0-2)")
 
 
@@ -65,13 +62,15 @@ def _jsonable(value: AttributeValue | dict[str, Any]) -> Any:
     return value
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """`value` as compact, key-sorted JSON text, bytes as base64 (a map as an attribute)."""
     return json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def _flat_array(items: list[Any]) -> list[Any]:
+def flat_array(items: list[Any]) -> list[Any]:
+    """An array attribute's items with nested arrays and maps as JSON text."""
     # Avro array items are primitives only: nested arrays/maps are kept as JSON text.
-    return [_json_text(v) if isinstance(v, list | dict) else v for v in items]
+    return [json_text(v) if isinstance(v, list | dict) else v for v in items]
 
 
 # ---------------------------------------------------------------- protobuf
@@ -108,9 +107,9 @@ def _pb_attributes(key_values: Any) -> dict[str, AttributeValue]:
             continue
         converted = _pb_value(value)
         if isinstance(converted, dict):
-            converted = _json_text(converted)
+            converted = json_text(converted)
         elif isinstance(converted, list):
-            converted = _flat_array(converted)
+            converted = flat_array(converted)
         out[kv.key] = converted
     return out
 
@@ -137,8 +136,8 @@ def spans_from_otlp_proto(data: bytes) -> list[Span]:
 
 
 _ROOT = bytes(8)
-_KINDS = len(_KIND_NAMES)
-_STATUSES = len(_STATUS_NAMES)
+_KINDS = len(KIND_NAMES)
+_STATUSES = len(STATUS_NAMES)
 
 
 def _columns_from_request(request: Any) -> PayloadSpans:
@@ -168,11 +167,11 @@ def _columns_from_request(request: Any) -> PayloadSpans:
                 ] if pb.links else []  # fmt: skip
                 kind = pb.kind
                 if not 0 <= kind < _KINDS:
-                    _kind(kind, "invalid-kind")
+                    kind_name(kind, "invalid-kind")
                 status = pb.status
                 code = status.code
                 if not 0 <= code < _STATUSES:
-                    _status(code, "invalid-status")
+                    status_name(code, "invalid-status")
                 attributes = _pb_attributes(pb.attributes)
                 trace_id, span_id, parent = pb.trace_id, pb.span_id, pb.parent_span_id
                 start, end = pb.start_time_unix_nano, pb.end_time_unix_nano
@@ -180,8 +179,8 @@ def _columns_from_request(request: Any) -> PayloadSpans:
                     len(trace_id) == 16
                     and len(span_id) == 8
                     and (not parent or (len(parent) == 8 and parent != _ROOT))
-                    and start <= _INT64_MAX
-                    and end <= _INT64_MAX
+                    and start <= INT64_MAX
+                    and end <= INT64_MAX
                 ):
                     if resource < 0:
                         resource = builder.add_resource(resource_attrs)
@@ -197,10 +196,10 @@ def _columns_from_request(request: Any) -> PayloadSpans:
                         "parent_span_id": parent.hex(),
                         "trace_state": pb.trace_state,
                         "name": pb.name,
-                        "kind": _KIND_NAMES[kind],
+                        "kind": KIND_NAMES[kind],
                         "start_time_unix_nano": start,
                         "end_time_unix_nano": end,
-                        "status_code": _STATUS_NAMES[code],
+                        "status_code": STATUS_NAMES[code],
                         "status_message": status.message,
                         "service_name": service_name,
                         "resource_attributes": dict(resource_attrs),
@@ -218,265 +217,3 @@ def _columns_from_request(request: Any) -> PayloadSpans:
                     }))  # fmt: skip
                 position += 1
     return PayloadSpans(builder.build(), positions if misfits else None, misfits)
-
-
-# ---------------------------------------------------------------- OTLP/JSON
-
-_SHAPE = "otlp-json-shape"
-
-
-def _shape(where: str, problem: str) -> DecodeError:
-    return DecodeError(_SHAPE, f"{where}: {problem} (see the OTLP/JSON encoding in the OTLP spec)")
-
-
-def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
-    # OTLP/JSON uses lowerCamelCase; protobuf JSON parsers also accept the proto field name.
-    value = obj.get(camel)
-    return obj.get(snake) if value is None else value
-
-
-def _obj(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _shape(where, f"expected an object, got {type(value).__name__}")
-    return value
-
-
-def _arr(value: Any, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _shape(where, f"expected an array, got {type(value).__name__}")
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _shape(where, f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _integer(value: Any, where: str, low: int, high: int) -> int:
-    """An int64/uint64 field: a JSON number or a decimal string."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise _shape(where, "expected an integer, got a boolean")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str):
-        try:
-            number = int(value, 10)
-        except ValueError:
-            raise _shape(where, f"expected a decimal integer, got {value[:40]!r}") from None
-    else:
-        raise _shape(where, f"expected an integer, got {type(value).__name__}")
-    if not low <= number <= high:
-        raise _shape(where, f"{number} is out of range")
-    return number
-
-
-def _enum(value: Any, where: str, names: dict[str, int]) -> int:
-    if isinstance(value, str) and value in names:
-        return names[value]
-    return _integer(value, where, _INT64_MIN, _INT64_MAX)
-
-
-def _hex_id(value: Any, where: str, size: int) -> str:
-    """A trace/span id: hex per OTLP/JSON; base64 (protobuf's default JSON) is converted."""
-    text = _text(value, where)
-    if len(text) == size * 2:
-        return text.lower()
-    # Some exporters use protobuf's generic JSON mapping, which writes bytes as base64.
-    if text and len(text) == 4 * math.ceil(size / 3):
-        try:
-            raw = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            return text
-        if len(raw) == size:
-            return raw.hex()
-    # Left as is: validation rejects it with the id-specific reason.
-    return text
-
-
-def _json_value(value: Any, where: str) -> Any:
-    """An OTLP/JSON AnyValue object as a Python value (kvlist as a dict)."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _shape(where, f"expected an AnyValue object, got {type(value).__name__}")
-    if not value:
-        return None
-    if len(value) != 1:
-        raise _shape(where, f"AnyValue must have exactly one field, got {sorted(value)}")
-    ((key, inner),) = value.items()
-    if key == "stringValue" or key == "string_value":
-        return _text(inner, where)
-    if key == "intValue" or key == "int_value":
-        return _integer(inner, where, _INT64_MIN, _INT64_MAX)
-    if key == "boolValue" or key == "bool_value":
-        if not isinstance(inner, bool):
-            raise _shape(where, f"boolValue must be true or false, got {inner!r:.40}")
-        return inner
-    if key == "doubleValue" or key == "double_value":
-        if isinstance(inner, bool):
-            raise _shape(where, "doubleValue must be a number, got a boolean")
-        if isinstance(inner, int | float):
-            return float(inner)
-        if isinstance(inner, str) and inner in ("NaN", "Infinity", "-Infinity"):
-            return float(inner)
-        raise _shape(where, f"doubleValue must be a number, got {inner!r:.40}")
-    if key == "bytesValue" or key == "bytes_value":
-        try:
-            return base64.b64decode(_text(inner, where), validate=True)
-        except (binascii.Error, ValueError):
-            raise _shape(where, "bytesValue must be base64") from None
-    if key == "arrayValue" or key == "array_value":
-        items = _arr(_obj(inner, where).get("values"), where + ".values")
-        return [_json_value(v, f"{where}.values[{i}]") for i, v in enumerate(items)]
-    if key == "kvlistValue" or key == "kvlist_value":
-        pairs = _arr(_obj(inner, where).get("values"), where + ".values")
-        return {
-            _text(_obj(kv, where).get("key"), where + ".key"): _json_value(
-                _obj(kv, where).get("value"), f"{where}.values[{i}]"
-            )
-            for i, kv in enumerate(pairs)
-        }
-    raise _shape(where, f"unknown AnyValue field {key!r}")
-
-
-def _json_attributes(value: Any, where: str) -> dict[str, AttributeValue]:
-    out: dict[str, AttributeValue] = {}
-    for i, kv in enumerate(_arr(value, where)):
-        here = f"{where}[{i}]"
-        kv = _obj(kv, here)
-        decoded = _json_value(kv.get("value"), here + ".value")
-        if isinstance(decoded, dict):
-            decoded = _json_text(decoded)
-        elif isinstance(decoded, list):
-            decoded = _flat_array(decoded)
-        out[_text(kv.get("key"), here + ".key")] = decoded
-    return out
-
-
-def _json_span(
-    raw: Any, where: str, common: tuple[str, dict[str, AttributeValue], str, str]
-) -> Span:
-    service_name, resource_attrs, scope_name, scope_version = common
-    obj = _obj(raw, where)
-    status = _obj(obj.get("status"), where + ".status")
-    events: list[SpanEvent] = []
-    for i, ev in enumerate(_arr(obj.get("events"), where + ".events")):
-        here = f"{where}.events[{i}]"
-        ev = _obj(ev, here)
-        events.append(
-            {
-                "time_unix_nano": _integer(
-                    _get(ev, "timeUnixNano", "time_unix_nano"), here + ".timeUnixNano",
-                    0, _UINT64_MAX,
-                ),
-                "name": _text(ev.get("name"), here + ".name"),
-                "attributes": _json_attributes(ev.get("attributes"), here + ".attributes"),
-            }
-        )
-    links: list[SpanLink] = []
-    for i, link in enumerate(_arr(obj.get("links"), where + ".links")):
-        here = f"{where}.links[{i}]"
-        link = _obj(link, here)
-        links.append(
-            {
-                "trace_id": _hex_id(_get(link, "traceId", "trace_id"), here + ".traceId", 16),
-                "span_id": _hex_id(_get(link, "spanId", "span_id"), here + ".spanId", 8),
-                "trace_state": _text(_get(link, "traceState", "trace_state"), here),
-                "attributes": _json_attributes(link.get("attributes"), here + ".attributes"),
-            }
-        )
-    parent = _get(obj, "parentSpanId", "parent_span_id")
-    return {
-        "trace_id": _hex_id(_get(obj, "traceId", "trace_id"), where + ".traceId", 16),
-        "span_id": _hex_id(_get(obj, "spanId", "span_id"), where + ".spanId", 8),
-        "parent_span_id": _hex_id(parent, where + ".parentSpanId", 8) if parent else "",
-        "trace_state": _text(_get(obj, "traceState", "trace_state"), where + ".traceState"),
-        "name": _text(obj.get("name"), where + ".name"),
-        "kind": _kind(_enum(obj.get("kind"), where + ".kind", _KIND_BY_NAME), "invalid-kind"),
-        "start_time_unix_nano": _integer(
-            _get(obj, "startTimeUnixNano", "start_time_unix_nano"),
-            where + ".startTimeUnixNano", 0, _UINT64_MAX,
-        ),
-        "end_time_unix_nano": _integer(
-            _get(obj, "endTimeUnixNano", "end_time_unix_nano"),
-            where + ".endTimeUnixNano", 0, _UINT64_MAX,
-        ),
-        "status_code": _status(
-            _enum(status.get("code"), where + ".status.code", _STATUS_BY_NAME), "invalid-status"
-        ),
-        "status_message": _text(status.get("message"), where + ".status.message"),
-        "service_name": service_name,
-        "resource_attributes": dict(resource_attrs),
-        "scope_name": scope_name,
-        "scope_version": scope_version,
-        "attributes": _json_attributes(obj.get("attributes"), where + ".attributes"),
-        "events": events,
-        "links": links,
-        "source_format": "otlp_json",
-    }
-
-
-def _load_json(data: bytes, reason: str, hint: str) -> Any:
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as err:
-        # ValueError covers JSONDecodeError and UnicodeDecodeError.
-        raise DecodeError(reason, f"not valid JSON ({err}); {hint}") from err
-
-
-def _guard(convert: Callable[[Any], list[Span]], doc: Any, reason: str) -> list[Span]:
-    try:
-        return convert(doc)
-    except RecursionError as err:
-        raise DecodeError(reason, "values nested too deeply") from err
-
-
-def spans_from_otlp_json(data: bytes) -> list[Span]:
-    """Canonical spans of an OTLP/JSON ExportTraceServiceRequest (hex ids, camelCase keys)."""
-    doc = _load_json(
-        data,
-        "otlp-json-decode",
-        "expected an OTLP/JSON ExportTraceServiceRequest; if the Collector's kafka exporter "
-        "writes otlp_proto, read this topic with source format otlp_proto",
-    )
-    return _guard(_spans_from_json_doc, doc, _SHAPE)
-
-
-def _spans_from_json_doc(doc: Any) -> list[Span]:
-    root = _obj(doc, "request")
-    spans: list[Span] = []
-    for r, resource_spans in enumerate(_arr(_get(root, "resourceSpans", "resource_spans"),
-                                            "resourceSpans")):
-        rwhere = f"resourceSpans[{r}]"
-        resource_spans = _obj(resource_spans, rwhere)
-        resource = _obj(resource_spans.get("resource"), rwhere + ".resource")
-        resource_attrs = _json_attributes(
-            resource.get("attributes"), rwhere + ".resource.attributes"
-        )
-        service = resource_attrs.get("service.name")
-        service_name = service if isinstance(service, str) and service else DEFAULT_SERVICE_NAME
-        scopes = _arr(_get(resource_spans, "scopeSpans", "scope_spans"), rwhere + ".scopeSpans")
-        for s, scope_spans in enumerate(scopes):
-            swhere = f"{rwhere}.scopeSpans[{s}]"
-            scope_spans = _obj(scope_spans, swhere)
-            scope = _obj(scope_spans.get("scope"), swhere + ".scope")
-            common = (
-                service_name,
-                resource_attrs,
-                _text(scope.get("name"), swhere + ".scope.name"),
-                _text(scope.get("version"), swhere + ".scope.version"),
-            )
-            for i, raw in enumerate(_arr(scope_spans.get("spans"), swhere + ".spans")):
-                spans.append(_json_span(raw, f"{swhere}.spans[{i}]", common))
-    return spans

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.errors import SchemaError
-from streams.model.column_codec import SpanColumnsBuilder
+from streams.model.column_builder import SpanColumnsBuilder
 from streams.model.columns import SpanColumns
 from streams.model.span import Span
 

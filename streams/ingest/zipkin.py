@@ -23,7 +23,8 @@ import math
 from typing import Any
 
 from streams.errors import DecodeError
-from streams.ingest.otlp import DEFAULT_SERVICE_NAME, _load_json
+from streams.ingest.otlp import DEFAULT_SERVICE_NAME
+from streams.ingest.otlp_json import _load_json
 from streams.model.span import AttributeValue, Span, SpanEvent
 
 _SHAPE = "zipkin-json-shape"

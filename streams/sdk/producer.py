@@ -23,7 +23,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.errors import TracepipeError
-from streams.model.column_codec import SpanColumnsBuilder, SpanColumnsCodec
+from streams.model.column_builder import SpanColumnsBuilder
+from streams.model.column_codec import SpanColumnsCodec
 from streams.model.columns import SpanColumns
 from streams.model.partition import trace_partition
 from streams.model.span import Span

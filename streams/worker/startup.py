@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import faust
 
-from streams.broker.local import port_in_use
+from streams.broker.probe import port_in_use
 from streams.config import Settings
 from streams.errors import ConfigError
 from streams.warehouse import parse_url

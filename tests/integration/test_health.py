@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.query import worker_url
 from streams.worker.health import LIVENESS_PATH, OK, READINESS_PATH
 from streams.worker_process import WorkerProcess

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.broker.topics import admin_client
 from streams.config import KafkaConfig
 from streams.worker_process import WORKER_COMMAND, WorkerProcess

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.query import worker_url
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import running_worker

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker.local import LocalKafka, free_port
+from streams.broker.local import LocalKafka
+from streams.broker.probe import free_port
 from streams.broker.topics import ensure_topics
 from streams.config import LocalKafkaConfig
 from streams.query import count_spans

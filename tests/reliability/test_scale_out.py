@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from streams.broker.lag import GroupLag
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.query import count_spans
 from streams.worker_process import WorkerProcess, isolated_env

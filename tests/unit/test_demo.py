@@ -14,17 +14,8 @@ from rich.console import Console
 
 from streams.alert.events import FIRING, RESOLVED, AlertEvent, Attribution
 from streams.config import load_settings
-from streams.demo import (
-    DemoOutcome,
-    LiveView,
-    ViewSnapshot,
-    broken_promises,
-    demo_logging,
-    drain,
-    pick_exemplar,
-    render_view,
-    report,
-)
+from streams.demo.promises import DemoOutcome, broken_promises, drain, pick_exemplar, report
+from streams.demo.view import LiveView, ViewSnapshot, demo_logging, render_view
 from streams.sdk import SpanProducer
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -29,6 +29,7 @@ from itertools import pairwise
 from streams.config import Settings
 from streams.query import Reader
 from streams.query.table import format_ms, format_quantity
+from streams.query.timestamps import format_time
 from streams.query.web import Page
 from streams.query.web.markup import (
     ERROR_RATE_WARN,
@@ -38,12 +39,7 @@ from streams.query.web.markup import (
     text,
     ui_url,
 )
-from streams.query.windows import (
-    EdgeSummary,
-    arrival_lag,
-    dependency_summary,
-    format_time,
-)
+from streams.query.windows import EdgeSummary, arrival_lag, dependency_summary
 
 NODE_HEIGHT = 36
 BEND_HEIGHT = 8

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote as quote_path
 from urllib.parse import urlencode
 
+from streams.query.timestamps import resolve_range
 from streams.query.web import Page
-from streams.query.windows import resolve_range
 
 UI_ROOT = "/ui/"
 """Where the worker serves the web view (Faust's own index already answers on ``/``)."""

@@ -20,6 +20,7 @@ from streams.config import Settings
 from streams.generate.incident import parse_duration_ns
 from streams.query import Reader, quote, time_range
 from streams.query.table import format_ms
+from streams.query.timestamps import format_time, resolve_range
 from streams.query.web import Page
 from streams.query.web.markup import (
     DEFAULT_SINCE,
@@ -39,7 +40,7 @@ from streams.query.web.markup import (
     trace_url,
     ui_url,
 )
-from streams.query.windows import format_time, query_table, resolve_range
+from streams.query.windows import query_table
 from streams.sink.spans import DEDUPLICATED_SPANS, OTEL_TRACES
 from streams.sink.traces import TRACES
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from streams.config import Settings
 from streams.query import Reader
 from streams.query.table import format_ms, format_quantity
+from streams.query.timestamps import format_time
 from streams.query.web import Page
 from streams.query.web.markup import (
     ERROR_RATE_WARN,
@@ -26,13 +27,7 @@ from streams.query.web.markup import (
     trace_url,
     ui_url,
 )
-from streams.query.windows import (
-    LatencySummary,
-    arrival_lag,
-    format_time,
-    latency_summary,
-    service_summary,
-)
+from streams.query.windows import LatencySummary, arrival_lag, latency_summary, service_summary
 
 
 def _red_cells(s: LatencySummary) -> tuple[str, ...]:

@@ -11,7 +11,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # admin re-exports it, but not for mypy
 
 import streams.broker.local as local_module
-from streams.broker.local import LocalKafka, free_port
+from streams.broker.local import LocalKafka
+from streams.broker.probe import free_port
 from streams.config import LocalKafkaConfig
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.warehouse.native_backend import NativeWarehouse
 
 SCRIPT = Path(__file__).resolve().parents[3] / "deploy" / "local" / "clickhouse-server.sh"

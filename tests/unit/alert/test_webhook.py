@@ -24,7 +24,7 @@ from streams.alert.webhook import (
     redact_url,
     webhook_urls,
 )
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.config import AlertConfig
 from streams.query.table import rfc3339
 from tests.unit.alert.test_events import MS, T0, S, alert_event, resolved_event

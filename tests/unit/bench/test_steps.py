@@ -214,7 +214,7 @@ def test_memory_per_held_trace_skips_the_first_step() -> None:
 REPO = Path("/work/tp")
 SITE = "/venv/lib/python3.11/site-packages"
 STDLIB = "/usr/lib/python3.11"
-ENTRY = f"<module> ({REPO}/streams/__main__.py:5);main ({REPO}/streams/cli.py:700)"
+ENTRY = f"<module> ({REPO}/streams/__main__.py:5);main ({REPO}/streams/cli/__init__.py:51)"
 LOOP = f"run_until_complete ({STDLIB}/asyncio/base_events.py:10)"
 PROFILE = f"""\
 {ENTRY};{LOOP};span_sink ({REPO}/streams/worker/sink.py:80);decode ({REPO}/streams/model/codec.py:96) 30

@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import local
-from streams.broker.local import (
-    LocalKafka,
-    free_port,
+from streams.broker.kraft_files import (
+    CLASSPATH_POM,
+    LOG4J_VERSION,
     new_cluster_id,
     render_properties,
-    run_kafka_command,
     server_properties,
-    wait_for_broker,
 )
+from streams.broker.local import EXIT_NOT_RUNNING, LocalKafka, run_kafka_command
+from streams.broker.probe import free_port, wait_for_broker
 from streams.config import LocalKafkaConfig, Settings, load_settings
 from streams.errors import BrokerError
 
@@ -195,10 +194,10 @@ def test_missing_tool_gives_apt_command(
 def _seed_cache(broker: LocalKafka, jars: list[Path]) -> None:
     # What a successful Maven run leaves behind, so classpath() need not run Maven.
     broker.cache_dir.mkdir(parents=True)
-    pom = local._POM.format(
+    pom = CLASSPATH_POM.format(
         scala_version=broker.config.scala_version,
         version=broker.config.version,
-        log4j_version=local.LOG4J_VERSION,
+        log4j_version=LOG4J_VERSION,
     )
     (broker.cache_dir / "pom.xml").write_text(pom)
     (broker.cache_dir / "classpath.txt").write_text(":".join(str(jar) for jar in jars))
@@ -251,7 +250,7 @@ def test_command_status_and_down_when_not_running(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = Settings(local_kafka=_config(tmp_path))
-    assert run_kafka_command("status", settings) == local.EXIT_NOT_RUNNING
+    assert run_kafka_command("status", settings) == EXIT_NOT_RUNNING
     assert "kafka 3.9.1 not running" in capsys.readouterr().out
     assert run_kafka_command("down", settings) == 0
     assert capsys.readouterr().out.strip() == "kafka was not running"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.cli import main
 from streams.config import load_settings
 from streams.model.span import make_span
@@ -271,7 +271,8 @@ def test_without_a_worker_the_hint_says_whose_settings(
 def test_the_demo_view_quotes_its_worker_s_window_settings() -> None:
     from rich.console import Console
 
-    from streams.demo import DEMO_WORKER_ENV, ViewSnapshot, render_view
+    from streams.demo import DEMO_WORKER_ENV
+    from streams.demo.view import ViewSnapshot, render_view
 
     worker_settings = load_settings(env=DEMO_WORKER_ENV)
     snapshot = ViewSnapshot(

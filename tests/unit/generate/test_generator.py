@@ -17,9 +17,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from streams.assemble.graph import edges_from_trace
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.errors import ConfigError
-from streams.generate.generator import RunStats, TraceGenerator, otel_sink
+from streams.generate.generator import TraceGenerator
 from streams.generate.incident import Incident, parse_duration_ns, parse_incident
-from streams.generate.topology import Topology, default_topology
+from streams.generate.otel_sink import otel_sink
+from streams.generate.pacing import RunStats, run_at_rate
+from streams.generate.topology import default_topology
+from streams.generate.topology_types import Topology
 from streams.model.span import Span
 from streams.sdk.otel import span_from_otel
 
@@ -463,7 +466,8 @@ def run(
     clock: FakeClock, spans_per_s: float, duration_s: float, seed: int = 1, **kwargs: Any
 ) -> RunStats:
     generator = TraceGenerator(webshop(), seed=seed)
-    return generator.run(
+    return run_at_rate(
+        generator,
         clock.sink,
         spans_per_s,
         duration_s,
@@ -522,7 +526,9 @@ def two_runs(seed: int, id_seed: int | None = None) -> tuple[list[Span], list[Sp
         clock = FakeClock()
         generator = TraceGenerator(webshop(), seed=seed, id_seed=id_seed)
         start = functools.partial(int, start_ns)
-        generator.run(clock.sink, 1_000, 2.0, now=clock.now, sleep=clock.sleep, wall_clock_ns=start)
+        run_at_rate(
+            generator, clock.sink, 1_000, 2.0, now=clock.now, sleep=clock.sleep, wall_clock_ns=start
+        )
         runs.append([s for _, spans in clock.batches for s in spans])
     return runs[0], runs[1]
 
@@ -574,7 +580,7 @@ def test_should_stop_and_ctrl_c_end_an_endless_run() -> None:
 
     clock = FakeClock()
     generator = TraceGenerator(webshop(), seed=1)
-    stats = generator.run(interrupting_sink, 1_000, 0, now=clock.now, sleep=clock.sleep)
+    stats = run_at_rate(generator, interrupting_sink, 1_000, 0, now=clock.now, sleep=clock.sleep)
     assert stats.interrupted
     assert "interrupted after" in stats.summary()
 
@@ -582,6 +588,6 @@ def test_should_stop_and_ctrl_c_end_an_endless_run() -> None:
 def test_invalid_rate_or_duration() -> None:
     generator = TraceGenerator(webshop())
     with pytest.raises(ConfigError, match="invalid spans_per_s 0"):
-        generator.run(lambda spans: None, 0)
+        run_at_rate(generator, lambda spans: None, 0)
     with pytest.raises(ConfigError, match="invalid duration_s -1"):
-        generator.run(lambda spans: None, 10, -1)
+        run_at_rate(generator, lambda spans: None, 10, -1)

@@ -9,16 +9,18 @@ import pytest
 
 from streams.errors import ConfigError
 from streams.generate.topology import (
+    default_topology,
+    default_topology_path,
+    load_topology,
+    load_topology_file,
+)
+from streams.generate.topology_types import (
     DEFAULT_NETWORK,
     DatabaseCall,
     Latency,
     PublishCall,
     ServiceCall,
     Step,
-    default_topology,
-    default_topology_path,
-    load_topology,
-    load_topology_file,
 )
 from streams.paths import deploy_root
 

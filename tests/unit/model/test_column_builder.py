@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from streams.errors import SchemaError
-from streams.model.column_codec import SpanColumnsBuilder, columns_from_spans
+from streams.model.column_builder import SpanColumnsBuilder
+from streams.model.column_codec import columns_from_spans
 from streams.model.columns import TEXT_COLUMNS
 from streams.model.span import SPAN_KINDS, STATUS_CODES, Span
 from tests.unit.model.test_columns import odd_spans, web_shop

@@ -13,7 +13,8 @@ from streams.errors import DecodeError, SchemaError
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.ingest.validate import validate_columns
-from streams.model.column_codec import SpanColumnsBuilder, SpanColumnsCodec, columns_from_spans
+from streams.model.column_builder import SpanColumnsBuilder
+from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.columns import concat_columns
 from streams.model.span import Span, make_span
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.config import Settings
 from streams.errors import InputError
 from streams.query import parse_trace_id, settings_in_force, unknown_service

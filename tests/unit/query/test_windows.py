@@ -15,17 +15,15 @@ from streams.aggregate.observations import EDGE_DIMENSIONS, LATENCY_DIMENSIONS
 from streams.aggregate.records import EdgeWindowRecord, LatencyWindowRecord
 from streams.aggregate.sketch import LatencySketch
 from streams.aggregate.window import Exemplar, WindowStats, window_stats
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.cli import main
 from streams.errors import TracepipeError, WarehouseError
+from streams.query.timestamps import format_duration, format_time, parse_time
 from streams.query.windows import (
     SLOWEST_TRACES,
     SlowTrace,
     dependency_summary,
-    format_duration,
-    format_time,
     latency_summary,
-    parse_time,
     service_summary,
     slow_trace_ids,
 )

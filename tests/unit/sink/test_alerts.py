@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from streams.alert.events import PENDING, AlertEvent
-from streams.broker.local import free_port
+from streams.broker.probe import free_port
 from streams.cli import main
 from streams.sink.alerts import ALERTS, ALERTS_COLUMNS, alert_record, alert_row
 from streams.warehouse import Warehouse
