@@ -1,12 +1,12 @@
 """Assembler benchmark: the trace-assembly core in process (no Kafka), per span.
 
-Feeds decoded spans of web-shop traces (TraceGenerator, about 9 spans each) into the
-AssemblyStage (TraceBuffer + trace record with critical path + the emitted mark the worker
-makes durable), drives the clock so every trace is emitted, and reports CPU µs per span and bytes of
-state per held span (tracemalloc). Then, per finished trace, what the worker does with its
-record after the sweep: encode it for tracepipe.traces (as the sweep does), decode it (as a
-consumer of the topic does), its tracepipe_traces and tracepipe_critical_path rows, and its edge
-observations.
+Feeds web-shop traces (TraceGenerator, about 8 spans each) as span column batches of 50 traces,
+as the worker decodes them from tracepipe.spans, into the AssemblyStage (TraceBuffer + trace
+record with critical path + the emitted mark the worker makes durable), drives the clock so every
+trace is emitted, and reports CPU µs per span and bytes of state per held span (tracemalloc).
+Then, per finished trace, what the worker does with its record after the sweep: encode it for
+tracepipe.traces (as the sweep does), decode it (as a consumer of the topic does), its
+tracepipe_traces and tracepipe_critical_path rows, and its edge observations.
 
     python -m bench.assembler --traces 10000 [--include-spans | --no-include-spans]
 """
@@ -26,9 +26,13 @@ from streams.config import AssemblyConfig, SamplingConfig
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
+from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.span import Span
 from streams.sink.traces import critical_path_rows, trace_row
 from streams.worker.assemble import TRACE_RECORD_MAX_BYTES
+
+BATCH_TRACES = 50
+"""Traces per span column batch (~400 spans, as SpanProducer batches the web shop's)."""
 
 
 def emission_figures(finished: list[FinishedTrace]) -> dict[str, float]:
@@ -89,16 +93,22 @@ def main() -> None:
     clock = [0]
     stage = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
 
-    # State per held span: everything buffered, nothing emitted yet. Spans are decoded inside
-    # the measurement, as the worker decodes them from Kafka, so their dicts count.
-    codec = AvroCodec("span")
-    encoded = codec.encode_batch(spans)
+    # State per held span: everything buffered, nothing emitted yet. Batches are decoded inside
+    # the measurement, as the worker decodes them from Kafka, and dropped once held (the
+    # worker's are), so only what the stage keeps of them counts.
+    codec = SpanColumnsCodec()
+    encoded = [
+        codec.encode(columns_from_spans([s for t in traces[i : i + BATCH_TRACES] for s in t]))
+        for i in range(0, len(traces), BATCH_TRACES)
+    ]
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    stage.add([codec.decode(b) for b in encoded])
+    for value in encoded:
+        stage.add_columns(codec.decode(value))
     held_bytes = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
+    batches = [codec.decode(value) for value in encoded]
     del encoded
 
     # CPU: a fresh stage, add + sweep + build every record (and its emitted mark).
@@ -107,9 +117,9 @@ def main() -> None:
     cpu0 = time.process_time()
     wall0 = time.perf_counter()
     step_ns = 1_000_000
-    for trace in traces:
+    for columns in batches:
         clock[0] += step_ns
-        stage.add(trace)
+        stage.add_columns(columns)
     clock[0] += config.trace_idle_ms * 1_000_000 + step_ns
     finished = stage.finish_due()
     cpu_s = time.process_time() - cpu0

@@ -12,10 +12,9 @@ every span; its head is the oldest idle deadline). A sweep pops heads while a de
 passed. Same idea as the Collector's tail-sampling ticker over `decision_wait` with `num_traces`
 as its bound, with exact deadlines instead of one-second batches.
 
-Held spans: as given (Span dicts), or, with a `SpanCodec`, as encoded bytes (the Kafka value
-can be passed in to skip encoding). Measured with 10-attribute spans: dicts ~2.7 KiB per held
-span and ~2 us/span add+sweep; Avro bytes ~0.6 KiB but one fastavro decode per span per emitted
-version (~25-35 us/span on the CI machine). Pick bytes where memory binds, dicts where CPU does.
+Held spans are span rows (streams.model.span.SpanRow), built by a `SpanCodec` (CompactSpans:
+interned strings, shared resource maps) or plainly from the dicts given; emissions carry the
+rows as held, and the analyses read them without a dict per span.
 Duplicates (a span id already held for the trace, in any version) are ignored and counted: a
 redelivered span never re-opens an emitted trace. Spans beyond `max_spans_per_trace` are not
 held; each trace counts them (`dropped_span_count`, deliveries: a redelivered span over the cap
@@ -46,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from streams.config import AssemblyConfig
-from streams.model.span import Span
+from streams.model.span import Span, SpanRow, span_row
 
 Completion = Literal["complete", "idle_no_root", "max_age", "evicted"]
 NS_PER_MS = 1_000_000
@@ -88,14 +87,10 @@ def packed_holds(packed: bytes, span_id: str) -> bool:
 
 
 class SpanCodec(Protocol):
-    """Turns spans into a held form and back (AvroCodec: bytes; CompactSpans: tuples)."""
+    """Turns span dicts into the rows the buffer holds (CompactSpans)."""
 
-    def encode(self, record: Any) -> Any:
-        """The held form of one span."""
-        ...
-
-    def decode(self, data: Any) -> Any:
-        """The span of a held form."""
+    def encode(self, record: Span) -> SpanRow:
+        """The held row of one span."""
         ...
 
 
@@ -106,7 +101,7 @@ class Emission:
     trace_id: str
     version: int
     completion: Completion
-    spans: list[Span]
+    spans: list[SpanRow]
     dropped_span_count: int
     first_seen_ns: int
     last_seen_ns: int
@@ -191,24 +186,17 @@ class TraceBuffer:
 
     # -- input --------------------------------------------------------------------------------
 
-    def add(self, span: Span, encoded: bytes | None = None) -> list[Emission]:
-        """Buffer one span; return the traces evicted to make room (usually none).
-
-        `encoded` is the span's codec bytes when the caller has them (the Kafka value).
-        """
-        held: Any
-        if self._codec is None:
-            held = span
-        else:
-            held = encoded if encoded is not None else self._codec.encode(span)
+    def add(self, span: Span) -> list[Emission]:
+        """Buffer one span dict; return the traces evicted to make room (usually none)."""
+        held = span_row(span) if self._codec is None else self._codec.encode(span)
         return self.add_held(span["trace_id"], span["span_id"], not span["parent_span_id"], held)
 
     def add_held(
         self, trace_id: str, span_id: str, is_root: bool, held: Any, source: Any = None
     ) -> list[Emission]:
-        """Buffer one span already in its held form (the codec's, or the span dict without
-        one); return the traces evicted to make room. `source` (a SpanSource) is where the span
-        came from: the trace counts it until it is emitted."""
+        """Buffer one span already in its held form (a SpanRow); return the traces evicted to
+        make room. `source` (a SpanSource) is where the span came from: the trace counts it
+        until it is emitted."""
         now = self._tick()
         self.stats.spans_in += 1
         out: list[Emission] = []
@@ -304,10 +292,7 @@ class TraceBuffer:
         self._retained[trace_id] = trace
         sources, trace.sources = tuple(trace.sources), []
         self.stats.traces_emitted += 1
-        codec = self._codec
-        spans: list[Span] = (
-            list(trace.held) if codec is None else [codec.decode(b) for b in trace.held]
-        )
+        spans: list[SpanRow] = list(trace.held)
         previous, trace.emitted_span_count = trace.emitted_span_count, len(spans)
         return Emission(
             trace_id=trace_id,

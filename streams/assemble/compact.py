@@ -1,9 +1,10 @@
-"""Held spans in compact form: tuples that share repeated strings and resource maps.
+"""Held spans in compact form: span rows (streams.model.span.SpanRow) that share repeated
+strings and resource maps.
 
 A decoded span dict costs ~1.7 KiB held; most of it is the dict itself and strings that repeat
-across spans (trace id, service, operation, resource attributes). A tuple in fixed field order,
-with those parts interned or shared, halves that, and converting back costs well under 1 µs.
-Used as the TraceBuffer's span codec (it only needs encode/decode).
+across spans (trace id, service, operation, resource attributes). A row in fixed field order,
+with those parts interned or shared, halves that, and the analyses read it as it is: no dict per
+span at emission either. Used as the TraceBuffer's span codec.
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from streams.assemble.graph import GRAPH_ATTRIBUTES
 from streams.model.columns import SpanColumns, hex_strings
-from streams.model.span import SPAN_KINDS, STATUS_CODES, Span
+from streams.model.span import (
+    RESOURCE_ATTRIBUTES,
+    SPAN_FIELDS,
+    SPAN_KINDS,
+    STATUS_CODES,
+    Span,
+    SpanRow,
+    span_row,
+)
 
-FIELDS = tuple(Span.__annotations__)
-_RESOURCE = FIELDS.index("resource_attributes")
 _INTERNED = tuple(
-    FIELDS.index(name)
+    SPAN_FIELDS.index(name)
     for name in (
         "trace_id",
         "name",
@@ -29,9 +37,8 @@ _INTERNED = tuple(
         "source_format",
     )
 )
-_LISTS = (FIELDS.index("events"), FIELDS.index("links"))
 # encode_columns builds the tuple in this order.
-assert FIELDS == (
+assert SPAN_FIELDS == (
     "trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind",
     "start_time_unix_nano", "end_time_unix_nano", "status_code", "status_message",
     "service_name", "resource_attributes", "scope_name", "scope_version", "attributes",
@@ -41,43 +48,47 @@ _MAX_SHARED_RESOURCES = 10_000
 
 
 class CompactSpans:
-    """Encodes spans as compact tuples and back; equal resource maps are held once."""
+    """Encodes spans as compact rows; equal resource maps are held once.
 
-    def __init__(self) -> None:
+    Unless `whole`, rows built from columns keep only what the analyses read: of the span
+    attributes those the service-graph pairing reads (GRAPH_ATTRIBUTES), no events. That is
+    enough for a trace record without spans, and saves a dict per span; spans that leave the
+    stage whole (records with spans, spans tail sampling keeps) need `whole`."""
+
+    def __init__(self, whole: bool = True) -> None:
+        self.whole = whole
         self._resources: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def _shared_resource(self, resource: dict[str, Any]) -> dict[str, Any]:
+    def _shared(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        # Resource maps, and the few graph attributes of slim rows, repeat across many spans.
         try:
-            key = tuple(resource.items())
+            key = tuple(attributes.items())
             shared = self._resources.get(key)
         except TypeError:  # an unhashable (array) value: keep this one as it is
-            return resource
+            return attributes
         if shared is None:
             if len(self._resources) >= _MAX_SHARED_RESOURCES:
                 self._resources.clear()
-            self._resources[key] = shared = resource
+            self._resources[key] = shared = attributes
         return shared
 
-    def encode(self, record: Any) -> tuple[Any, ...]:
-        """The compact form of one span."""
-        values = list(record.values()) if tuple(record) == FIELDS else [record[f] for f in FIELDS]
+    def encode(self, record: Span) -> SpanRow:
+        """The compact row of one span dict."""
+        values = list(span_row(record))
         for i in _INTERNED:
             values[i] = sys.intern(values[i])
-        values[_RESOURCE] = self._shared_resource(values[_RESOURCE])
-        for i in _LISTS:
-            if not values[i]:
-                values[i] = None
+        values[RESOURCE_ATTRIBUTES] = self._shared(values[RESOURCE_ATTRIBUTES])
         return tuple(values)
 
-    def encode_columns(self, columns: SpanColumns) -> list[tuple[Any, ...]]:
+    def encode_columns(self, columns: SpanColumns) -> list[SpanRow]:
         """The compact form of every span of a batch, built from its columns (no span dict)."""
         n = len(columns)
         if not n:
             return []
         strings = [sys.intern(s) for s in columns.strings]
-        resource_maps = [self._shared_resource(m) for m in columns.resources.dicts(strings)]
+        resource_maps = [self._shared(m) for m in columns.resources.dicts(strings)]
         events: list[list[Any] | None] = [None] * n
-        for index, when, name, attrs in columns.events:
+        for index, when, name, attrs in columns.events if self.whole else ():
             bucket = events[index]
             if bucket is None:
                 bucket = events[index] = []
@@ -111,18 +122,17 @@ class CompactSpans:
                 [resource_maps[r] for r in columns.resource.tolist()],
                 text("scope_name"),
                 text("scope_version"),
-                columns.attributes.dicts(strings),
+                (
+                    columns.attributes.dicts(strings)
+                    if self.whole
+                    else [
+                        self._shared(m) if m else m
+                        for m in columns.attributes.dicts_of(strings, GRAPH_ATTRIBUTES)
+                    ]
+                ),
                 events,
                 links,
                 text("source_format"),
                 strict=True,
             )
         )
-
-    def decode(self, data: Any) -> Span:
-        """The span dict of a compact form (lists fresh, shared maps shared)."""
-        span: dict[str, Any] = dict(zip(FIELDS, data, strict=True))
-        for i in _LISTS:
-            name = FIELDS[i]
-            span[name] = list(span[name] or ())
-        return span  # type: ignore[return-value]

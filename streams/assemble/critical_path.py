@@ -21,12 +21,13 @@ Differences from Jaeger UI, on purpose:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
 from streams.assemble.skew import SkewAdjustment, adjust_clock_skew
 from streams.assemble.structure import TraceStructure, analyze_structure
-from streams.model.span import Span
+from streams.model.span import END, NAME, SERVICE_NAME, SPAN_ID, START, Span, SpanRow
 
 
 class CriticalPathSegment(TypedDict):
@@ -66,8 +67,8 @@ def compute_critical_path(
         return CriticalPath(segments=[], self_time=[])
     spans = structure.spans
     if adjustment is None:
-        raw_start = [s["start_time_unix_nano"] for s in spans]
-        raw_end = [max(s["end_time_unix_nano"], s["start_time_unix_nano"]) for s in spans]
+        raw_start = [s[START] for s in spans]
+        raw_end = [max(s[END], s[START]) for s in spans]
     else:
         raw_start, raw_end = adjustment.start_ns, adjustment.end_ns
 
@@ -127,7 +128,7 @@ def compute_critical_path(
     last = -1
     for node, seg_start, seg_end in reversed(backwards):
         span = spans[node]
-        key = (span["service_name"], span["name"])
+        key = (span[SERVICE_NAME], span[NAME])
         totals[key] = totals.get(key, 0) + seg_end - seg_start
         if node == last and segments[-1]["end_time_unix_nano"] == seg_start:
             # A zero-length child between two stretches of its parent: one segment, not two.
@@ -136,7 +137,7 @@ def compute_critical_path(
             continue
         segments.append(
             {
-                "span_id": span["span_id"],
+                "span_id": span[SPAN_ID],
                 "service": key[0],
                 "operation": key[1],
                 "start_time_unix_nano": seg_start,
@@ -152,7 +153,7 @@ def compute_critical_path(
     return CriticalPath(segments=segments, self_time=self_time)
 
 
-def critical_path(spans: list[Span]) -> CriticalPath:
+def critical_path(spans: Sequence[Span] | Sequence[SpanRow]) -> CriticalPath:
     """The critical path of a trace's spans after clock-skew adjustment."""
     structure = analyze_structure(spans)
     return compute_critical_path(structure, adjust_clock_skew(structure))

@@ -75,7 +75,22 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from streams.assemble.structure import TraceStructure, analyze_structure
-from streams.model.span import AttributeValue, Span
+from streams.model.span import (
+    ATTRIBUTES,
+    END,
+    KIND,
+    LINKS,
+    PARENT_SPAN_ID,
+    SERVICE_NAME,
+    SPAN_ID,
+    START,
+    STATUS_CODE,
+    TRACE_ID,
+    AttributeValue,
+    Span,
+    SpanRow,
+    span_rows,
+)
 
 USER_CLIENT = "user"
 """Client of a root callee span nobody is recorded calling."""
@@ -92,6 +107,14 @@ VIRTUAL_CLIENT_ATTRIBUTES = {
     "CONSUMER": ("peer.service", "messaging.system"),
 }
 """What names the uninstrumented caller of a callee span without a caller, by callee kind."""
+
+DATABASE_ATTRIBUTE = "db.system"
+"""A virtual server named by a span with it is a database."""
+GRAPH_ATTRIBUTES = frozenset(
+    {*VIRTUAL_SERVER_ATTRIBUTES, *(k for keys in VIRTUAL_CLIENT_ATTRIBUTES.values() for k in keys)}
+    | {DATABASE_ATTRIBUTE}
+)
+"""Every span attribute the pairing reads: all that held spans need to keep of theirs."""
 
 _CALLER_KINDS = frozenset({"CLIENT", "PRODUCER"})
 _CALLEE_KINDS = frozenset({"SERVER", "CONSUMER"})
@@ -118,8 +141,9 @@ class EdgeObservation(NamedTuple):
     """The span identifying the call: the callee span, or the caller of a virtual server."""
 
 
-def _duration_ns(span: Span) -> int:
-    return max(0, span["end_time_unix_nano"] - span["start_time_unix_nano"])
+def _duration_ns(span: SpanRow) -> int:
+    duration: int = span[END] - span[START]
+    return max(0, duration)
 
 
 def _first_text(attributes: dict[str, AttributeValue], keys: Sequence[str]) -> str:
@@ -131,7 +155,9 @@ def _first_text(attributes: dict[str, AttributeValue], keys: Sequence[str]) -> s
 
 
 def edges_from_trace(
-    spans: Sequence[Span], new_from: int = 0, structure: TraceStructure | None = None
+    spans: Sequence[Span] | Sequence[SpanRow],
+    new_from: int = 0,
+    structure: TraceStructure | None = None,
 ) -> list[EdgeObservation]:
     """The service-graph calls in one assembled trace version; only calls completed by spans at
     index >= new_from. In span order: by the span identifying the call, then by caller.
@@ -149,9 +175,9 @@ def edges_from_trace(
         position = list(range(count))
     else:
         first: dict[str, int] = {}
-        for k, span in enumerate(spans):
-            first.setdefault(span["span_id"], k)
-        position = [first[span["span_id"]] for span in unique]
+        for k, span in enumerate(span_rows(spans)):
+            first.setdefault(span[SPAN_ID], k)
+        position = [first[span[SPAN_ID]] for span in unique]
 
     # Top-down, for each span: its nearest remote-kind ancestor-or-self; for a local span, the
     # service of the nearest local ancestor of another service before that remote one; and the
@@ -163,34 +189,34 @@ def edges_from_trace(
         span = unique[i]
         p = parent[i]
         path_max[i] = position[i]
-        if span["kind"] in _REMOTE_KINDS:
+        if span[KIND] in _REMOTE_KINDS:
             remote_above[i] = i
         elif p >= 0:
             remote_above[i] = remote_above[p]
             path_max[i] = max(position[i], path_max[p])
-            if unique[p]["kind"] not in _REMOTE_KINDS:
-                above = unique[p]["service_name"]
-                other_service[i] = above if above != span["service_name"] else other_service[p]
+            if unique[p][KIND] not in _REMOTE_KINDS:
+                above = unique[p][SERVICE_NAME]
+                other_service[i] = above if above != span[SERVICE_NAME] else other_service[p]
 
-    index = {span["span_id"]: i for i, span in enumerate(unique)}
+    index = {span[SPAN_ID]: i for i, span in enumerate(unique)}
     answered: set[int] = set()
     found: dict[int, list[EdgeObservation]] = {}
 
     for i, callee in enumerate(unique):
-        kind = callee["kind"]
+        kind = callee[KIND]
         if kind not in _CALLEE_KINDS:
             continue
-        service = callee["service_name"]
+        service = callee[SERVICE_NAME]
         connection = CONNECTION_MESSAGING if kind == "CONSUMER" else CONNECTION_REQUEST
         # Caller span -> the highest position among the spans that paired them.
         callers: dict[int, int] = {}
         if kind == "CONSUMER":
-            for link in callee["links"]:
+            for link in callee[LINKS] or ():
                 c = index.get(link["span_id"], -1)
                 if (
                     c >= 0
-                    and link["trace_id"] == callee["trace_id"]
-                    and unique[c]["kind"] == "PRODUCER"
+                    and link["trace_id"] == callee[TRACE_ID]
+                    and unique[c][KIND] == "PRODUCER"
                 ):
                     callers[c] = max(position[i], position[c])
 
@@ -199,24 +225,24 @@ def edges_from_trace(
         p = parent[i]
         if p >= 0:
             other: str | None = None
-            if unique[p]["kind"] in _REMOTE_KINDS:
+            if unique[p][KIND] in _REMOTE_KINDS:
                 r = p
             else:
                 r = remote_above[p]
-                above = unique[p]["service_name"]
+                above = unique[p][SERVICE_NAME]
                 other = above if above != service else other_service[p]
             decided_at = max(decided_at, path_max[p])
             if r >= 0:
                 caller = unique[r]
-                pairs = caller["kind"] in _CALLER_KINDS and (
-                    other is None or other == caller["service_name"]
+                pairs = caller[KIND] in _CALLER_KINDS and (
+                    other is None or other == caller[SERVICE_NAME]
                 )
-                if pairs and kind == "CONSUMER" and caller["kind"] == "CLIENT":
-                    pairs = caller["service_name"] != service  # its own receive call
+                if pairs and kind == "CONSUMER" and caller[KIND] == "CLIENT":
+                    pairs = caller[SERVICE_NAME] != service  # its own receive call
                 if pairs:
                     callers[r] = min(callers.get(r, decided_at), decided_at)
                 else:
-                    caller_service = other if other is not None else caller["service_name"]
+                    caller_service = other if other is not None else caller[SERVICE_NAME]
             else:
                 caller_service = other
             if caller_service == service:
@@ -231,21 +257,21 @@ def edges_from_trace(
                 caller = unique[c]
                 observations.append(
                     EdgeObservation(
-                        caller["service_name"],
+                        caller[SERVICE_NAME],
                         service,
                         connection,
-                        caller["end_time_unix_nano"],
+                        caller[END],
                         _duration_ns(caller),
-                        caller["status_code"] == "ERROR" or callee["status_code"] == "ERROR",
-                        callee["trace_id"],
-                        callee["span_id"],
+                        caller[STATUS_CODE] == "ERROR" or callee[STATUS_CODE] == "ERROR",
+                        callee[TRACE_ID],
+                        callee[SPAN_ID],
                     )
                 )
         else:
             if caller_service is None:
                 connection = CONNECTION_VIRTUAL_NODE
-                caller_service = _first_text(callee["attributes"], VIRTUAL_CLIENT_ATTRIBUTES[kind])
-                if not caller_service and not callee["parent_span_id"]:
+                caller_service = _first_text(callee[ATTRIBUTES], VIRTUAL_CLIENT_ATTRIBUTES[kind])
+                if not caller_service and not callee[PARENT_SPAN_ID]:
                     caller_service = USER_CLIENT
             if caller_service and decided_at >= new_from:
                 observations.append(
@@ -253,11 +279,11 @@ def edges_from_trace(
                         caller_service,
                         service,
                         connection,
-                        callee["end_time_unix_nano"],
+                        callee[END],
                         _duration_ns(callee),
-                        callee["status_code"] == "ERROR",
-                        callee["trace_id"],
-                        callee["span_id"],
+                        callee[STATUS_CODE] == "ERROR",
+                        callee[TRACE_ID],
+                        callee[SPAN_ID],
                     )
                 )
         if observations:
@@ -268,21 +294,21 @@ def edges_from_trace(
         mine = found.get(i)
         if mine is not None:
             edges.extend(mine)
-        elif span["kind"] in _CALLER_KINDS and i not in answered and position[i] >= new_from:
-            attributes = span["attributes"]
+        elif span[KIND] in _CALLER_KINDS and i not in answered and position[i] >= new_from:
+            attributes = span[ATTRIBUTES]
             peer = _first_text(attributes, VIRTUAL_SERVER_ATTRIBUTES)
             if peer:
-                database = _first_text(attributes, ("db.system",))
+                database = _first_text(attributes, (DATABASE_ATTRIBUTE,))
                 edges.append(
                     EdgeObservation(
-                        span["service_name"],
+                        span[SERVICE_NAME],
                         peer,
                         CONNECTION_DATABASE if database else CONNECTION_VIRTUAL_NODE,
-                        span["end_time_unix_nano"],
+                        span[END],
                         _duration_ns(span),
-                        span["status_code"] == "ERROR",
-                        span["trace_id"],
-                        span["span_id"],
+                        span[STATUS_CODE] == "ERROR",
+                        span[TRACE_ID],
+                        span[SPAN_ID],
                     )
                 )
     return edges

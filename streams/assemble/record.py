@@ -18,7 +18,17 @@ from streams.assemble.skew import adjust_clock_skew
 from streams.assemble.structure import TraceStructure, analyze_structure
 from streams.errors import SchemaError
 from streams.model.codec import AvroCodec
-from streams.model.span import Span
+from streams.model.span import (
+    NAME,
+    SERVICE_NAME,
+    SPAN_ID,
+    STATUS_CODE,
+    TRACE_ID,
+    Span,
+    SpanRow,
+    span_from_row,
+    span_rows,
+)
 from streams.model.span_encoder import (
     SpanEncoder,
     avro_array,
@@ -80,7 +90,7 @@ class TraceRecord(TypedDict):
 
 
 def build_trace_record(
-    spans: list[Span],
+    spans: Sequence[Span] | Sequence[SpanRow],
     *,
     version: int,
     completion: str,
@@ -98,6 +108,7 @@ def build_trace_record(
     """
     if completion not in COMPLETIONS:
         raise ValueError(f"completion {completion!r} is not one of {', '.join(COMPLETIONS)}")
+    spans = span_rows(spans)
     structure = analyze_structure(spans)
     adjustment = adjust_clock_skew(structure)
     path = compute_critical_path(structure, adjustment)
@@ -109,17 +120,17 @@ def build_trace_record(
         start_ns = end_ns = 0
     root = unique[structure.root] if structure.root >= 0 else None
     return {
-        "trace_id": unique[0]["trace_id"] if unique else "",
+        "trace_id": unique[0][TRACE_ID] if unique else "",
         "version": version,
         "completion": completion,
         "start_time_unix_nano": start_ns,
         "end_time_unix_nano": end_ns,
         "duration_ns": end_ns - start_ns,
         "span_count": len(spans),
-        "error_count": sum(1 for s in spans if s["status_code"] == "ERROR"),
-        "root_service": root["service_name"] if root is not None else "",
-        "root_operation": root["name"] if root is not None else "",
-        "services": sorted({s["service_name"] for s in unique}),
+        "error_count": sum(1 for s in spans if s[STATUS_CODE] == "ERROR"),
+        "root_service": root[SERVICE_NAME] if root is not None else "",
+        "root_operation": root[NAME] if root is not None else "",
+        "services": sorted({s[SERVICE_NAME] for s in unique}),
         "depth": structure.depth,
         "clock_skew_adjusted": adjustment.adjusted,
         "adjusted_span_ids": adjustment.adjusted_span_ids,
@@ -127,8 +138,8 @@ def build_trace_record(
         "critical_path": path.segments,
         "critical_path_self_time": path.self_time,
         "dropped_span_count": dropped_span_count,
-        "spans": list(spans) if include_spans else [],
-        "span_ids": [] if include_spans else [s["span_id"] for s in spans],
+        "spans": [span_from_row(s) for s in spans] if include_spans else [],
+        "span_ids": [] if include_spans else [s[SPAN_ID] for s in spans],
         "emitted_at_unix_nano": emitted_at_unix_nano,
         # Tail sampling decides later, on the finished record; until then everything is kept.
         "sampled": True,
@@ -139,7 +150,9 @@ def build_trace_record(
 
 
 def service_graph_calls(
-    spans: list[Span], new_from: int = 0, structure: TraceStructure | None = None
+    spans: Sequence[Span] | Sequence[SpanRow],
+    new_from: int = 0,
+    structure: TraceStructure | None = None,
 ) -> list[ServiceGraphCall]:
     """The service-graph calls completed by spans[new_from:] (streams.assemble.graph), as a
     record carries them; `structure` is `analyze_structure(spans)` when the caller has it."""

@@ -22,7 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.assemble.structure import TraceStructure
-from streams.model.span import Span, SpanEvent
+from streams.model.span import (
+    END,
+    SERVICE_NAME,
+    SPAN_ID,
+    START,
+    Span,
+    SpanEvent,
+    span_from_row,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +66,13 @@ def adjust_clock_skew(structure: TraceStructure) -> SkewAdjustment:
     """Shift spans from other hosts into their parents' time bounds; inputs are not touched."""
     spans = structure.spans
     parent = structure.parent
-    start = [s["start_time_unix_nano"] for s in spans]
+    start = [s[START] for s in spans]
     # A span that ends before it starts is treated as instantaneous so that no rule sees a
     # negative duration.
-    end = [max(s["end_time_unix_nano"], s["start_time_unix_nano"]) for s in spans]
+    end = [max(s[END], s[START]) for s in spans]
     # Read in input order once: the top-down walk below jumps around, and touching each span's
-    # dict there costs a cache miss per span on large traces.
-    service = [s["service_name"] for s in spans]
+    # row there costs a cache miss per span on large traces.
+    service = [s[SERVICE_NAME] for s in spans]
     delta = [0] * len(spans)
     adjusted: list[str] = []
     for i in structure.order:
@@ -79,7 +87,7 @@ def adjust_clock_skew(structure: TraceStructure) -> SkewAdjustment:
             delta[i] = shift
             start[i] += shift
             end[i] += shift
-            adjusted.append(spans[i]["span_id"])
+            adjusted.append(spans[i][SPAN_ID])
     return SkewAdjustment(start_ns=start, end_ns=end, delta_ns=delta, adjusted_span_ids=adjusted)
 
 
@@ -98,8 +106,8 @@ def shifted_span(span: Span, delta_ns: int) -> Span:
 
 
 def adjusted_spans(structure: TraceStructure, adjustment: SkewAdjustment) -> list[Span]:
-    """The trace's unique spans with skew applied: shifted copies, unshifted spans as they are."""
+    """The trace's unique spans (dicts) with skew applied: shifted copies where shifted."""
     return [
-        shifted_span(span, d) if d else span
-        for span, d in zip(structure.spans, adjustment.delta_ns, strict=True)
+        shifted_span(span_from_row(row), d) if d else span_from_row(row)
+        for row, d in zip(structure.spans, adjustment.delta_ns, strict=True)
     ]

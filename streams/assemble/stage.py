@@ -16,13 +16,21 @@ from streams.assemble.record import TraceRecord, build_trace_record
 from streams.assemble.sampling import TailSampler
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.model.columns import SpanColumns
-from streams.model.span import Span
+from streams.model.span import (
+    PARENT_SPAN_ID,
+    SPAN_ID,
+    TRACE_ID,
+    Span,
+    span_from_row,
+    span_row,
+)
 
 
 @dataclass(frozen=True)
 class FinishedTrace:
-    """A trace record ready to publish, with the spans the sampler kept (empty if dropped),
-    the sources of its new spans and its emitted mark (to make durable once published)."""
+    """A trace record ready to publish, with the spans tail sampling kept for otel_traces
+    (empty when it dropped them or is off: the span sink stored them all), the sources of its
+    new spans and its emitted mark (to make durable once published)."""
 
     record: TraceRecord
     kept_spans: list[Span]
@@ -39,7 +47,9 @@ class AssemblyStage:
         self.config = assembly
         self.sampling = sampling
         self._now = now
-        self._compact = CompactSpans() if assembly.compact_spans else None
+        # Spans leave the stage whole only in records with spans and as tail-sampled spans.
+        whole = assembly.include_spans or sampling.enabled
+        self._compact = CompactSpans(whole) if assembly.compact_spans else None
         self.buffer = TraceBuffer(
             assembly,
             now,
@@ -66,12 +76,19 @@ class AssemblyStage:
         if self._compact is None:
             for span in columns.spans():
                 evicted.extend(
-                    add(span["trace_id"], span["span_id"], not span["parent_span_id"], span, source)
+                    add(
+                        span["trace_id"],
+                        span["span_id"],
+                        not span["parent_span_id"],
+                        span_row(span),
+                        source,
+                    )
                 )
             return
         for held in self._compact.encode_columns(columns):
-            # The compact tuple starts trace id, span id, parent span id.
-            evicted.extend(add(held[0], held[1], not held[2], held, source))
+            evicted.extend(
+                add(held[TRACE_ID], held[SPAN_ID], not held[PARENT_SPAN_ID], held, source)
+            )
 
     def finish_due(self, limit: int | None = None) -> list[FinishedTrace]:
         """The traces that are due (evicted, idle or aged; at most `limit`, evicted first), as
@@ -104,10 +121,10 @@ class AssemblyStage:
             emission.trace_id,
             emission.version,
             record["emitted_at_unix_nano"],
-            pack_span_ids(span["span_id"] for span in emission.spans),
+            pack_span_ids(span[SPAN_ID] for span in emission.spans),
         )
         if not self.sampling.enabled:
-            return FinishedTrace(record, emission.spans, emission.sources, mark)
+            return FinishedTrace(record, [], emission.sources, mark)
         decision = self._sampler.decide(
             record["trace_id"],
             record["duration_ns"],
@@ -121,7 +138,8 @@ class AssemblyStage:
             return FinishedTrace(record, [], emission.sources, mark)
         written = self._spans_written.get(emission.trace_id, 0)
         self._spans_written[emission.trace_id] = len(emission.spans)
-        return FinishedTrace(record, emission.spans[written:], emission.sources, mark)
+        kept = [span_from_row(row) for row in emission.spans[written:]]
+        return FinishedTrace(record, kept, emission.sources, mark)
 
     def _prune_spans_written(self) -> None:
         # Forget traces the buffer has forgotten too (past late retention), now and then.

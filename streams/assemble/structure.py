@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streams.model.span import Span
+from streams.model.span import (
+    END,
+    PARENT_SPAN_ID,
+    SPAN_ID,
+    START,
+    TRACE_ID,
+    Span,
+    SpanRow,
+    span_rows,
+)
 
 WARN_DUPLICATE_SPAN_ID = "duplicate-span-id"
 WARN_ORPHAN_SPAN = "orphan-span"
@@ -28,8 +37,8 @@ _MAX_IDS_PER_WARNING = 5
 class TraceStructure:
     """A trace as a forest over its unique spans; lists are indexed like `spans`."""
 
-    spans: list[Span]
-    """One span per span id (the first occurrence), in input order."""
+    spans: list[SpanRow]
+    """One span row per span id (the first occurrence), in input order."""
     parent: list[int]
     """Index of each span's parent, -1 for a top-level span (root, orphan, cycle breaker)."""
     children: dict[int, list[int]]
@@ -59,25 +68,26 @@ def _warning(code: str, what: str, ids: Sequence[str]) -> str:
     return f"{code}: {len(ids)} {what}: {shown}{more}"
 
 
-def _earliest(spans: list[Span], candidates: list[int]) -> list[int]:
+def _earliest(spans: list[SpanRow], candidates: list[int]) -> list[int]:
     """Candidates ordered earliest start first; the longer span, then the lower id, break ties."""
     return sorted(
         candidates,
         key=lambda i: (
-            spans[i]["start_time_unix_nano"],
-            spans[i]["start_time_unix_nano"] - spans[i]["end_time_unix_nano"],
-            spans[i]["span_id"],
+            spans[i][START],
+            spans[i][START] - spans[i][END],
+            spans[i][SPAN_ID],
         ),
     )
 
 
-def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
-    """Index a trace's spans into a forest and report what is wrong with its shape."""
-    unique: list[Span] = []
+def analyze_structure(spans: Sequence[Span] | Sequence[SpanRow]) -> TraceStructure:
+    """Index a trace's spans (dicts or rows) into a forest and report what is wrong with its
+    shape."""
+    unique: list[SpanRow] = []
     index: dict[str, int] = {}
     duplicates: list[str] = []
-    for span in spans:
-        span_id = span["span_id"]
+    for span in span_rows(spans):
+        span_id = span[SPAN_ID]
         if span_id in index:
             duplicates.append(span_id)
         else:
@@ -92,17 +102,17 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
     self_parents: list[str] = []
     top_level: list[int] = []
     for i, span in enumerate(unique):
-        parent_id = span["parent_span_id"]
+        parent_id = span[PARENT_SPAN_ID]
         if not parent_id:
             roots.append(i)
             top_level.append(i)
             continue
         p = index.get(parent_id, -1)
         if p == i:
-            self_parents.append(span["span_id"])
+            self_parents.append(span[SPAN_ID])
             top_level.append(i)
         elif p < 0:
-            orphans.append(span["span_id"])
+            orphans.append(span[SPAN_ID])
             top_level.append(i)
         else:
             parent[i] = p
@@ -153,12 +163,12 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
             children[parent[breaker]].remove(breaker)
             parent[breaker] = -1
             top_level.append(breaker)
-            cycles.append("->".join(unique[i]["span_id"] for i in loop))
+            cycles.append("->".join(unique[i][SPAN_ID] for i in loop))
             visit_from([breaker])
 
     top_level = _earliest(unique, top_level)
     warnings: list[str] = []
-    trace_ids = {span["trace_id"] for span in unique}
+    trace_ids = {span[TRACE_ID] for span in unique}
     if len(trace_ids) > 1:
         warnings.append(_warning(WARN_MIXED_TRACE_IDS, "trace ids", sorted(trace_ids)))
     if duplicates:
@@ -179,7 +189,7 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
             _warning(
                 WARN_MULTIPLE_ROOTS,
                 "root spans, earliest used",
-                [unique[i]["span_id"] for i in ordered_roots],
+                [unique[i][SPAN_ID] for i in ordered_roots],
             )
         )
     elif roots:
@@ -187,7 +197,7 @@ def analyze_structure(spans: Sequence[Span]) -> TraceStructure:
     elif unique:
         warnings.append(
             f"{WARN_NO_ROOT}: no span without a parent; analysed from the earliest "
-            f"top-level span {unique[top_level[0]]['span_id']}"
+            f"top-level span {unique[top_level[0]][SPAN_ID]}"
         )
     start = root if root >= 0 else (top_level[0] if top_level else -1)
     depth = max(level) + 1 if count else 0

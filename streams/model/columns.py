@@ -9,7 +9,7 @@ that still hold spans one by one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from operator import itemgetter
@@ -138,6 +138,32 @@ class AttributeColumns:
             dict(zip(keys[a:b], values[a:b], strict=True))
             for a, b in pairwise(bounds)
         ]
+
+    def dicts_of(
+        self, strings: Sequence[str], wanted: Collection[str]
+    ) -> list[dict[str, AttributeValue]]:
+        """Every map as a dict of its `wanted` keys only; the maps without any share one empty
+        dict, so the result is read-only. A few keys of many maps cost numpy passes, not a dict
+        per map."""
+        empty: dict[str, AttributeValue] = {}
+        out = [empty] * self.maps
+        wanted_ids = [i for i, text in enumerate(strings) if text in wanted]
+        if not wanted_ids or not len(self.keys):
+            return out
+        hits = np.flatnonzero(np.isin(self.keys, wanted_ids))
+        if not len(hits):
+            return out
+        owners = np.searchsorted(self.offsets, hits, side="right") - 1
+        chosen = AttributeColumns(
+            self.offsets[:1], self.keys[hits], self.types[hits], self.values[hits], self.extras
+        )
+        values = chosen.python_values(strings)
+        for owner, key, value in zip(owners.tolist(), chosen.keys.tolist(), values, strict=True):
+            found = out[owner]
+            if found is empty:
+                found = out[owner] = {}
+            found[strings[key]] = value
+        return out
 
 
 def _remapped(attributes: AttributeColumns, lookup: npt.NDArray[np.intp]) -> AttributeColumns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 SPAN_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
@@ -92,4 +93,46 @@ def make_span(
     # In the schema's field order, as fastavro decodes a span.
     span = {field: given.pop(field) for field in Span.__annotations__}
     span.update(given)
+    return span  # type: ignore[return-value]
+
+
+SPAN_FIELDS = tuple(Span.__annotations__)
+"""The span's fields in schema order: the order of a SpanRow."""
+
+SpanRow = tuple[Any, ...]
+"""A span as a tuple in SPAN_FIELDS order, events and links None when empty: the form trace
+assembly holds and analyses (no dict per span; `span_from_row` gives the dict back)."""
+
+(
+    TRACE_ID, SPAN_ID, PARENT_SPAN_ID, TRACE_STATE, NAME, KIND, START, END, STATUS_CODE,
+    STATUS_MESSAGE, SERVICE_NAME, RESOURCE_ATTRIBUTES, SCOPE_NAME, SCOPE_VERSION, ATTRIBUTES,
+    EVENTS, LINKS, SOURCE_FORMAT,
+) = range(len(SPAN_FIELDS))  # fmt: skip
+"""SpanRow positions, named as the Span fields they hold."""
+
+_ROW_LISTS = (EVENTS, LINKS)
+
+
+def span_row(span: Span) -> SpanRow:
+    """The row of a span dict (its event and link lists shared, None when empty)."""
+    fields = SPAN_FIELDS
+    values = list(span.values()) if tuple(span) == fields else [span[f] for f in fields]  # type: ignore[literal-required]
+    for i in _ROW_LISTS:
+        if not values[i]:
+            values[i] = None
+    return tuple(values)
+
+
+def span_rows(spans: Sequence[Span] | Sequence[SpanRow]) -> Sequence[SpanRow]:
+    """Spans as rows: rows as given, span dicts converted (analyses take either)."""
+    if not spans or type(spans[0]) is tuple:
+        return spans  # type: ignore[return-value]
+    return [span_row(s) for s in spans]  # type: ignore[arg-type]
+
+
+def span_from_row(row: SpanRow) -> Span:
+    """The span dict of a row (fresh event and link lists; shared attribute maps)."""
+    span: dict[str, Any] = dict(zip(SPAN_FIELDS, row, strict=True))
+    span["events"] = list(row[EVENTS] or ())
+    span["links"] = list(row[LINKS] or ())
     return span  # type: ignore[return-value]

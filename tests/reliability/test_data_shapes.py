@@ -22,7 +22,7 @@ from streams.assemble.skew import adjust_clock_skew
 from streams.assemble.structure import analyze_structure
 from streams.broker.topics import ensure_topics
 from streams.errors import TracepipeError
-from streams.model.span import Span
+from streams.model.span import SERVICE_NAME, Span
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
@@ -323,9 +323,9 @@ def children_outside_parents(traces: Iterable[list[Span]], services: set[str]) -
         start, end = adjustment.start_ns, adjustment.end_ns
         for i, span in enumerate(structure.spans):
             p = structure.parent[i]
-            if p < 0 or span["service_name"] not in services:
+            if p < 0 or span[SERVICE_NAME] not in services:
                 continue
-            if structure.spans[p]["service_name"] == span["service_name"]:
+            if structure.spans[p][SERVICE_NAME] == span[SERVICE_NAME]:
                 continue
             if not (start[p] <= start[i] and end[i] <= end[p]):
                 outside += 1

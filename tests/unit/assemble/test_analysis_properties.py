@@ -12,7 +12,7 @@ from streams.assemble.record import build_trace_record
 from streams.assemble.skew import adjust_clock_skew
 from streams.assemble.structure import analyze_structure
 from streams.model.codec import AvroCodec
-from streams.model.span import Span, make_span
+from streams.model.span import END, SPAN_ID, START, Span, make_span
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CODEC = AvroCodec("trace")
@@ -71,9 +71,9 @@ def check_laws(spans: list[Span]) -> None:
         assert not path.segments
         return
     start_span = structure.spans[structure.start]
-    lo = start_span["start_time_unix_nano"]
-    hi = max(start_span["end_time_unix_nano"], lo)
-    known = {s["span_id"] for s in structure.spans}
+    lo = start_span[START]
+    hi = max(start_span[END], lo)
+    known = {s[SPAN_ID] for s in structure.spans}
     cursor = lo
     for segment in path.segments:
         assert segment["span_id"] in known

@@ -20,7 +20,7 @@ from streams.assemble.structure import (
     warning_code,
 )
 from streams.model.codec import AvroCodec
-from streams.model.span import Span, make_span
+from streams.model.span import SPAN_ID, Span, make_span
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 BASE_NS = 1_700_000_000_000_000_000
@@ -110,7 +110,7 @@ def test_a_trace_that_is_only_a_loop() -> None:
     ]
     structure = analyze_structure(spans)
     assert [warning_code(w) for w in structure.warnings] == [WARN_PARENT_CYCLE, WARN_NO_ROOT]
-    assert structure.spans[structure.start]["span_id"] == sid(0)  # the loop's earliest span
+    assert structure.spans[structure.start][SPAN_ID] == sid(0)  # the loop's earliest span
     assert structure.depth == 5
 
 
@@ -153,7 +153,7 @@ def test_skew_copies_shifted_spans_and_leaves_inputs_alone() -> None:
     # Centred: (1000 - 400) / 2 = 300 after the parent's start.
     assert adjustment.delta_ns == [0, 1_300 - 100]
     out = adjusted_spans(structure, adjustment)
-    assert out[0] is root
+    assert out[0] == root
     assert out[1]["start_time_unix_nano"] == 1_300 and out[1]["end_time_unix_nano"] == 1_700
     assert out[1]["events"][0]["time_unix_nano"] == 1_350
     assert spans == before

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.assemble.buffer import Emission, TraceBuffer
+from streams.assemble.compact import CompactSpans
 from streams.config import AssemblyConfig
-from streams.model.codec import AvroCodec
-from streams.model.span import Span, make_span
+from streams.model.span import SPAN_ID, Span, make_span
 
 GOLDEN = Path(__file__).parents[2] / "testdata" / "assemble" / "buffer_scenarios.json"
 SCENARIOS: dict[str, Any] = json.loads(GOLDEN.read_text())["scenarios"]
@@ -46,7 +46,7 @@ def summary(e: Emission) -> dict[str, Any]:
         "trace_id": e.trace_id,
         "version": e.version,
         "completion": e.completion,
-        "span_ids": [s["span_id"] for s in e.spans],
+        "span_ids": [s[SPAN_ID] for s in e.spans],
         "dropped": e.dropped_span_count,
         "partial": e.partial,
     }
@@ -81,13 +81,13 @@ def test_golden_scenario(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_golden_scenario_with_avro_bytes_held(name: str) -> None:
+def test_golden_scenario_with_compact_rows_held(name: str) -> None:
     scenario = SCENARIOS[name]
     clock = Clock()
     buffer = TraceBuffer(
         AssemblyConfig(**scenario["config"]),
         clock,
-        AvroCodec("span"),
+        CompactSpans(),
         tombstone_retention_ms=scenario.get("tombstone_retention_ms"),
     )
     assert run_steps(buffer, clock, scenario["steps"]) == scenario["emissions"]
@@ -192,13 +192,13 @@ def test_every_span_is_emitted_once_per_version(
     for e in emissions:
         assert (e.trace_id, e.version) not in seen
         seen.add((e.trace_id, e.version))
-        ids = [s["span_id"] for s in e.spans]
+        ids = [s[SPAN_ID] for s in e.spans]
         assert len(ids) == len(set(ids)) <= cap
         previous = last.get(e.trace_id)
         if previous is not None and not e.partial:
             # A re-emission within retention holds everything the previous version held.
             assert e.version == previous.version + 1
-            assert ids[: len(previous.spans)] == [s["span_id"] for s in previous.spans]
+            assert ids[: len(previous.spans)] == [s[SPAN_ID] for s in previous.spans]
         last[e.trace_id] = e
     # Per trace, the spans of the last remembered lineage: held or counted as dropped.
     for trace_id, ids in added.items():
@@ -206,7 +206,7 @@ def test_every_span_is_emitted_once_per_version(
             assert trace_id not in last
             continue
         final = last[trace_id]
-        held = [s["span_id"] for s in final.spans]
+        held = [s[SPAN_ID] for s in final.spans]
         assert set(held) <= set(ids)
         if not final.partial:
             # Spans over the cap are not held, so their redeliveries cannot be told apart:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.assemble.compact import CompactSpans
-from streams.model.span import make_span
+from streams.assemble.graph import GRAPH_ATTRIBUTES
+from streams.assemble.record import build_trace_record
+from streams.generate.generator import TraceGenerator
+from streams.generate.topology import default_topology
+from streams.model.column_codec import columns_from_spans
+from streams.model.span import ATTRIBUTES, TRACE_ID, SpanRow, make_span, span_from_row
 
 attrs = st.dictionaries(
     st.text(max_size=5),
@@ -35,7 +42,7 @@ def test_round_trip(resource: dict[str, object], attributes: dict[str, object]) 
         events=[{"time_unix_nano": 1, "name": "e", "attributes": {}}],
     )
     codec = CompactSpans()
-    assert codec.decode(codec.encode(span)) == span
+    assert span_from_row(codec.encode(span)) == span
 
 
 def test_equal_resources_are_held_once_and_lists_are_fresh() -> None:
@@ -62,6 +69,28 @@ def test_equal_resources_are_held_once_and_lists_are_fresh() -> None:
             resource_attributes={"service.name": "svc", "host": "h1"},
         )
     )
-    first, second = codec.decode(a), codec.decode(b)
+    first, second = span_from_row(a), span_from_row(b)
     assert first["resource_attributes"] is second["resource_attributes"]
     assert first["events"] == [] and first["events"] is not second["events"]
+
+
+def test_rows_without_what_no_analysis_reads_give_the_same_trace_records() -> None:
+    generator = TraceGenerator(default_topology(), seed=3, id_seed=3)
+    traces = [generator.trace(1_700_000_000_000_000_000 + i * 1_000_000) for i in range(300)]
+    columns = columns_from_spans([s for t in traces for s in t])
+    whole, slim = CompactSpans(), CompactSpans(whole=False)
+    by_trace: dict[str, tuple[list[SpanRow], list[SpanRow]]] = {}
+    for a, b in zip(whole.encode_columns(columns), slim.encode_columns(columns), strict=True):
+        pair = by_trace.setdefault(a[TRACE_ID], ([], []))
+        pair[0].append(a)
+        pair[1].append(b)
+    kept = {k for rows in by_trace.values() for row in rows[1] for k in row[ATTRIBUTES]}
+    assert kept and kept <= GRAPH_ATTRIBUTES
+    calls = 0
+    for whole_rows, slim_rows in by_trace.values():
+        options: dict[str, Any] = {"version": 1, "completion": "complete", "include_spans": False}
+        expected = build_trace_record(whole_rows, emitted_at_unix_nano=1, **options)
+        got = build_trace_record(slim_rows, emitted_at_unix_nano=1, **options)
+        assert got == expected
+        calls += len(got["calls"])
+    assert calls > 300

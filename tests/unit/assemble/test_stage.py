@@ -45,14 +45,15 @@ def test_sampling_keeps_errors_and_late_versions_write_only_new_spans() -> None:
     assert [s["span_id"] for s in late.kept_spans] == ["4" * 16]
 
 
-def test_without_sampling_every_span_is_kept_and_marked() -> None:
+def test_without_sampling_no_span_is_written_again_and_every_one_is_marked() -> None:
     clock = [0]
     stage = AssemblyStage(AssemblyConfig(trace_idle_ms=100), SamplingConfig(), lambda: clock[0])
     stage.add([make_span(T_OK, "3" * 16, "GET /", "web", 0, 10 * MS)])
     clock[0] += 200 * MS
     (only,) = stage.finish_due()
     assert only.record["sampled"] and only.record["sampling_policy"] == "sampling_off"
-    assert len(only.kept_spans) == 1
+    # The span sink stored every span: nothing for the sweep to write to otel_traces.
+    assert only.kept_spans == []
     # Its emitted mark: trace id, version, emission time, the span ids packed.
     assert only.mark == (T_OK, 1, only.record["emitted_at_unix_nano"], bytes.fromhex("3" * 16))
 
@@ -130,7 +131,7 @@ def test_records_carry_span_ids_by_default_spans_on_request_and_each_versions_ne
     (first,) = stage.finish_due()
     assert first.record["spans"] == (spans if include_spans else [])
     assert first.record["span_ids"] == ([] if include_spans else [server, client])
-    assert first.kept_spans == spans  # what sampling stores does not depend on it
+    assert first.kept_spans == []  # sampling is off: the span sink stored them
     calls = first.record["calls"]
     assert [(c["client"], c["server"], c["span_id"]) for c in calls] == [("user", "web", server)]
     stage.add([late])

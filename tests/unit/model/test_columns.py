@@ -205,3 +205,14 @@ def test_a_chunk_carries_only_the_strings_and_resources_its_spans_use() -> None:
         assert part.spans() == spans[start:stop]
         assert len(part.strings) < len(columns.strings) // 2
         assert len(part.attributes.extras) == stop - start
+
+
+@pytest.mark.parametrize("spans", [odd_spans(), web_shop(200)], ids=["odd", "web-shop"])
+def test_attribute_maps_of_some_keys_are_the_whole_maps_filtered(spans: list[Span]) -> None:
+    columns = columns_from_spans(spans)
+    strings = list(columns.strings)
+    wanted = {"db.system", "peer.service", "s", "mixed", "b", "d", "absent"}
+    whole = columns.attributes.dicts(strings)
+    some = columns.attributes.dicts_of(strings, wanted)
+    assert some == [{k: v for k, v in m.items() if k in wanted} for m in whole]
+    assert any(some) and not all(some)
