@@ -32,8 +32,9 @@ import numpy.typing as npt
 
 from streams.config import IngestConfig
 from streams.errors import DecodeError
+from streams.model.attribute_columns import EXTRA, STRING
 from streams.model.column_codec import columns_from_spans
-from streams.model.columns import EXTRA, STRING, SpanColumns, concat_columns
+from streams.model.columns import SpanColumns, concat_columns
 from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span
 
 UNNAMED_SPAN = "<unnamed>"

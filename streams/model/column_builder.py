@@ -9,19 +9,16 @@ from typing import Any
 import numpy as np
 
 from streams.errors import SchemaError
-from streams.model.columns import (
+from streams.model.attribute_columns import (
     BOOLEAN,
     DOUBLE,
     EXTRA,
     LONG,
     NULL,
     STRING,
-    TEXT_COLUMNS,
     AttributeColumns,
-    EventRow,
-    LinkRow,
-    SpanColumns,
 )
+from streams.model.columns import TEXT_COLUMNS, EventRow, LinkRow, SpanColumns
 from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span, optional_fields
 
 _KIND = {kind: i for i, kind in enumerate(SPAN_KINDS)}

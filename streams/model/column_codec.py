@@ -15,16 +15,10 @@ from typing import Any
 import numpy as np
 
 from streams.errors import DecodeError
+from streams.model.attribute_columns import EXTRA, STRING, AttributeColumns
 from streams.model.codec import AvroCodec
 from streams.model.column_builder import SpanColumnsBuilder
-from streams.model.columns import (
-    EXTRA,
-    STRING,
-    TEXT_COLUMNS,
-    AttributeColumns,
-    SpanColumns,
-    compacted,
-)
+from streams.model.columns import TEXT_COLUMNS, SpanColumns, compacted
 from streams.model.span import Span
 
 SPAN_COLUMNS_SCHEMA = "span_columns"

@@ -6,7 +6,8 @@ import numpy as np
 import numpy.typing as npt
 from aiokafka.partitioner import murmur2
 
-from streams.model.columns import U8, hex_ids
+from streams.model.attribute_columns import U8
+from streams.model.columns import hex_ids
 
 _M = np.uint32(0x5BD1E995)
 _SEED = 0x9747B28C

@@ -10,16 +10,8 @@ import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
-from streams.model.columns import (
-    BOOLEAN,
-    DOUBLE,
-    LONG,
-    NULL,
-    STRING,
-    AttributeColumns,
-    SpanColumns,
-    hex_ids,
-)
+from streams.model.attribute_columns import BOOLEAN, DOUBLE, LONG, NULL, STRING, AttributeColumns
+from streams.model.columns import SpanColumns, hex_ids
 from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
 
