@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 from aiokafka.partitioner import murmur2
@@ -23,9 +25,24 @@ def trace_partition(trace_id: str, partitions: int) -> int:
 def trace_partitions(trace_ids: U8, partitions: int) -> npt.NDArray[np.intp]:
     """`trace_partition` of every raw trace id (n x 16 bytes) at once: the same murmur2 over
     the 32-byte hex keys, a column at a time (uint32 products wrap as the hash's do)."""
-    words = np.frombuffer(hex_ids(trace_ids), dtype="<u4").reshape(len(trace_ids), 8)
+    return _key_partitions(hex_ids(trace_ids), len(trace_ids), partitions)
+
+
+def hex_trace_partitions(trace_ids: Sequence[str], partitions: int) -> list[int]:
+    """`trace_partition` of many hex trace ids at once (a sweep's traces); ids that are not
+    32 ASCII characters each make it go one by one."""
+    joined = "".join(trace_ids)
+    if len(joined) != 32 * len(trace_ids) or not joined.isascii():
+        return [trace_partition(t, partitions) for t in trace_ids]
+    found: list[int] = _key_partitions(joined.encode(), len(trace_ids), partitions).tolist()
+    return found
+
+
+def _key_partitions(keys: bytes, count: int, partitions: int) -> npt.NDArray[np.intp]:
+    # murmur2 of `count` 32-byte keys, concatenated in `keys`.
+    words = np.frombuffer(keys, dtype="<u4").reshape(count, 8)
     with np.errstate(over="ignore"):
-        h = np.full(len(trace_ids), _SEED ^ 32, dtype=np.uint32)
+        h = np.full(count, _SEED ^ 32, dtype=np.uint32)
         for i in range(8):
             k = words[:, i] * _M
             k ^= k >> np.uint32(24)

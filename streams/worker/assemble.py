@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 
-from streams.assemble.buffer import NS_PER_MS, Mark
+from streams.assemble.buffer import NS_PER_MS
 from streams.assemble.marks import EmittedMarks, mark_partition
 from streams.assemble.record import (
     TraceRecord,
@@ -30,7 +31,7 @@ from streams.hold import SourceHold
 from streams.model.codec import SCHEMA_HEADER
 from streams.model.column_codec import columns_from_spans
 from streams.model.columns import SpanColumns
-from streams.model.partition import trace_partition
+from streams.model.partition import hex_trace_partitions
 from streams.sink.spans import OTEL_TRACES, otel_traces_table
 from streams.sink.traces import (
     CRITICAL_PATH,
@@ -201,26 +202,26 @@ class AssemblyState:
         # Cleared in place: every PendingMarks appends to this one list.
         due = list(self.due)
         self.due.clear()
-        by_generation: dict[int | None, list[FinishedTrace]] = {}
+        by_generation: dict[int | None, dict[int, list[FinishedTrace]]] = {}
         for pending in due:
-            by_generation.setdefault(pending.generation, []).extend(pending.finished)
-        for generation, finished in by_generation.items():
-            await self.mark_emitted(finished, generation)
+            by_partition = by_generation.setdefault(pending.generation, {})
+            by_partition.setdefault(pending.partition, []).extend(pending.finished)
+        for generation, by_partition in by_generation.items():
+            await self.mark_emitted(by_partition, generation)
 
-    async def mark_emitted(self, finished: Sequence[FinishedTrace], generation: int | None) -> None:
+    async def mark_emitted(
+        self, by_partition: Mapping[int, Sequence[FinishedTrace]], generation: int | None
+    ) -> None:
         """Make published traces' marks durable (and expire old ones), then release the spans
         messages nothing holds any more; nothing if a rebalance rebuilt the buffer meanwhile
-        (the new owner re-reads those messages and emits the same versions again)."""
+        (the new owner re-reads those messages and emits the same versions again). The traces
+        come by trace partition (`traces_by_partition`)."""
         if generation is None or generation != self.table.generation:
             return
-        by_partition: dict[int, list[Mark]] = {}
-        at_ns = 0
-        for item in finished:
-            mark = item.mark
-            by_partition.setdefault(trace_partition(mark[0], self.partitions), []).append(mark)
-            at_ns = max(at_ns, mark[2])
+        at_ns = max((i.mark[2] for items in by_partition.values() for i in items), default=0)
         sends: list[asyncio.Future[Any]] = []
-        for partition, marks in by_partition.items():
+        for partition, items in by_partition.items():
+            marks = [item.mark for item in items]
             for key, value in self.marks.records(partition, marks, at_ns):
                 sends.append(self.table.write(partition, key, value))
         for key in self.marks.expired(at_ns):
@@ -231,12 +232,25 @@ class AssemblyState:
         if generation != self.table.generation or not self.table.current():
             return
         partitions: set[int] = set()
-        for item in finished:
-            for source in item.sources:
-                source.traces -= 1
-                partitions.add(source.partition)
+        for items in by_partition.values():
+            for item in items:
+                for source in item.sources:
+                    source.traces -= 1
+                    partitions.add(source.partition)
         for partition in partitions:
             self._release(partition)
+
+
+def traces_by_partition(
+    finished: Sequence[FinishedTrace], partitions: int
+) -> dict[int, list[FinishedTrace]]:
+    """Finished traces by the partition of their trace ids (one murmur2 pass for them all),
+    each partition's in the order given."""
+    ids = [item.record["trace_id"] for item in finished]
+    by_partition: dict[int, list[FinishedTrace]] = {}
+    for partition, item in zip(hex_trace_partitions(ids, partitions), finished, strict=True):
+        by_partition.setdefault(partition, []).append(item)
+    return by_partition
 
 
 def register_assembly(
@@ -279,26 +293,31 @@ def register_assembly(
         # The emitted marks must not reach the changelog before the records reach the topic,
         # or a crash in between would lose the records: they are written once delivered.
         generation = state.generation
+        by_partition = traces_by_partition(finished, state.partitions)
         # One message per traces partition (a trace record batch), not one per trace:
         # Faust costs producer and consumer ~100 µs per message whatever its size.
-        by_partition: dict[int, list[bytes]] = {}
-        for item in finished:
-            record, value = encode_within(encoder, item.record, TRACE_RECORD_MAX_BYTES)
-            if record is not item.record:
-                counters.inc("tracepipe_trace_records_without_spans_total")
-                log.warning(
-                    "trace %s (%d spans) is over %d bytes with its spans: published "
-                    "with span ids only (the spans are in otel_traces)",
-                    record["trace_id"],
-                    record["span_count"],
-                    TRACE_RECORD_MAX_BYTES,
-                )
-            partition = trace_partition(record["trace_id"], state.partitions)
-            by_partition.setdefault(partition, []).append(value)
-            counters.inc("tracepipe_traces_emitted_total", completion=record["completion"])
+        bodies_by_partition: dict[int, list[bytes]] = {}
+        completions: Counter[str] = Counter()
+        for partition, items in by_partition.items():
+            bodies = bodies_by_partition[partition] = []
+            for item in items:
+                record, value = encode_within(encoder, item.record, TRACE_RECORD_MAX_BYTES)
+                if record is not item.record:
+                    counters.inc("tracepipe_trace_records_without_spans_total")
+                    log.warning(
+                        "trace %s (%d spans) is over %d bytes with its spans: published "
+                        "with span ids only (the spans are in otel_traces)",
+                        record["trace_id"],
+                        record["span_count"],
+                        TRACE_RECORD_MAX_BYTES,
+                    )
+                bodies.append(value)
+                completions[record["completion"]] += 1
+        for completion, count in completions.items():
+            counters.inc("tracepipe_traces_emitted_total", count, completion=completion)
         deliveries = [
             await traces_topic.send(value=batch, partition=partition, headers=batch_header)
-            for partition, bodies in by_partition.items()
+            for partition, bodies in bodies_by_partition.items()
             for batch in trace_batches(bodies)
         ]
         await asyncio.gather(*deliveries)
@@ -317,13 +336,9 @@ def register_assembly(
         # Only once the records, rows and sampled spans are out: a crash before the marks
         # re-emits the same versions from the re-read spans, never loses one.
         if on_published is None:
-            await state.mark_emitted(finished, generation)
+            await state.mark_emitted(by_partition, generation)
             return len(finished)
-        by_trace_partition: dict[int, list[FinishedTrace]] = {}
-        for item in finished:
-            partition = trace_partition(item.record["trace_id"], state.partitions)
-            by_trace_partition.setdefault(partition, []).append(item)
-        for partition, items in by_trace_partition.items():
+        for partition, items in by_partition.items():
             on_published(
                 partition, [i.record for i in items], state.pending(partition, items, generation)
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.model.partition import trace_partition, trace_partitions
+from streams.model.partition import hex_trace_partitions, trace_partition, trace_partitions
 
 
 def test_trace_partitions_agree_with_trace_partition() -> None:
@@ -20,3 +20,15 @@ def test_trace_partitions_agree_with_trace_partition() -> None:
 
 def test_no_trace_ids_no_partitions() -> None:
     assert trace_partitions(np.zeros((0, 16), dtype=np.uint8), 6).tolist() == []
+
+
+def test_hex_trace_partitions_agree_with_trace_partition_whatever_the_ids() -> None:
+    rng = np.random.default_rng(16)
+    ids = [bytes(row).hex() for row in rng.integers(0, 256, size=(2000, 16), dtype=np.uint8)]
+    for partitions in (1, 6, 64):
+        expected = [trace_partition(trace_id, partitions) for trace_id in ids]
+        assert hex_trace_partitions(ids, partitions) == expected
+    # Upper case hashes as written; ids of other lengths or characters go one by one.
+    odd = [ids[0].upper(), "abc", "é" * 32, ids[1]]
+    assert hex_trace_partitions(odd, 64) == [trace_partition(t, 64) for t in odd]
+    assert hex_trace_partitions([], 6) == []
