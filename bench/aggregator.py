@@ -15,7 +15,7 @@ import time
 
 from bench.record import record_result
 from streams.aggregate.merge import WindowMerger, final_record, partial_record, watermark_record
-from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_observations
+from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_batch
 from streams.aggregate.window import WindowAggregator
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
@@ -64,7 +64,7 @@ def main() -> None:
         now_ns = start_ns + (n + 1) * args.batch * step_ns
         t0 = time.process_time()
         for partition, batch in by_partition.items():
-            aggregator.add(partition, latency_observations(batch), now_ns)
+            aggregator.add(partition, latency_batch(batch), now_ns)
         phase_one_s += time.process_time() - t0
         if n % 10 == 9 or n == len(batches) - 1:  # the emit timer, every ~10 batches
             closed, marks = aggregator.close_due(range(PARTITIONS), now_ns)

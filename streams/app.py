@@ -11,7 +11,7 @@ from streams.aggregate.observations import (
     EDGE_DIMENSIONS,
     LATENCY_DIMENSIONS,
     edge_observations,
-    latency_observations,
+    latency_batch,
 )
 from streams.aggregate.stage import AggregationStage, Signal
 from streams.assemble.record import TraceRecord
@@ -143,7 +143,7 @@ def create_app(settings: Settings) -> Pipeline:
     def observe_spans(batch: SpansByPartition, messages: MessagesByPartition) -> None:
         for partition, partition_messages in messages.items():
             columns = batch.get(partition)
-            observations = latency_observations(columns) if columns is not None else []
+            observations = latency_batch(columns) if columns is not None else ()
             latency.observe(partition, observations, partition_messages)
 
     def observe_traces(partition: int, records: list[TraceRecord], pending: PendingMarks) -> None:

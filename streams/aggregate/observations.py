@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
-from streams.aggregate.window import Observation
+from streams.aggregate.window import Observation, ObservationBatch
 from streams.assemble.record import TraceRecord, service_graph_calls
 from streams.model.columns import SpanColumns, hex_strings
 from streams.model.span import SPAN_KINDS, STATUS_CODES
@@ -16,38 +17,58 @@ LATENCY_DIMENSIONS = ("service", "operation", "kind", "status_class")
 """The dimensions of a latency window, as named in schemas/avro/latency.avsc."""
 
 EDGE_DIMENSIONS = ("client", "server", "connection_type")
-
-_ERROR = STATUS_CODES.index("ERROR")
 """The dimensions of a service-graph edge window, as named in schemas/avro/edge.avsc."""
 
+_ERROR = STATUS_CODES.index("ERROR")
+# Odd 64-bit multipliers (splitmix64's and golden-ratio constants) that spread each part of a
+# span's identity over every bit before the parts are combined.
+_MIX = np.array(
+    [0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0xD6E8FEB86659FD93,
+     0xA0761D6478BD642F],
+    dtype=np.uint64,
+)  # fmt: skip
 
-def latency_observations(columns: SpanColumns) -> list[Observation]:
+
+def latency_batch(columns: SpanColumns) -> ObservationBatch:
     """One observation per span: its duration, keyed by service, operation, kind and status
-    class (`error` for ERROR, `ok` for OK and UNSET, as the spanmetrics connector splits)."""
-    if not len(columns):
-        return []
+    class (`error` for ERROR, `ok` for OK and UNSET, as the spanmetrics connector splits); its
+    identity from its trace and span ids and times, so a redelivered span counts once."""
     ends = columns.end_time_unix_nano
+    durations = ends - columns.start_time_unix_nano
     errors = columns.status_code == _ERROR
     # Each distinct key is built once (a batch holds a few hundred spans of a few dozen keys).
-    codes = np.stack(
-        [columns.text["service_name"], columns.text["name"], columns.kind, errors]
-    ).T.astype(np.int64)
-    distinct, inverse = np.unique(codes, axis=0, return_inverse=True)
-    strings = columns.strings
+    kinds, strings = len(SPAN_KINDS), max(len(columns.strings), 1)
+    code = (
+        columns.text["service_name"].astype(np.int64) * strings
+        + columns.text["name"]
+    ) * (2 * kinds) + columns.kind.astype(np.int64) * 2 + errors
+    distinct, inverse = np.unique(code, return_inverse=True)
     keys = [
-        (strings[service], strings[name], SPAN_KINDS[kind], "error" if error else "ok")
-        for service, name, kind, error in distinct.tolist()
-    ]
-    return list(
-        map(
-            Observation,
-            ends.tolist(),
-            (ends - columns.start_time_unix_nano).tolist(),
-            [keys[i] for i in inverse.reshape(-1).tolist()],
-            errors.tolist(),
-            hex_strings(columns.trace_id),
-            hex_strings(columns.span_id),
+        (
+            columns.strings[c // (2 * kinds) // strings],
+            columns.strings[c // (2 * kinds) % strings],
+            SPAN_KINDS[c % (2 * kinds) // 2],
+            "error" if c % 2 else "ok",
         )
+        for c in distinct.tolist()
+    ]
+    trace = np.ascontiguousarray(columns.trace_id).view("<u8")
+    span = np.ascontiguousarray(columns.span_id).view("<u8").reshape(-1)
+    with np.errstate(over="ignore"):
+        identity = (
+            trace[:, 0] * _MIX[0]
+            ^ trace[:, 1] * _MIX[1]
+            ^ span * _MIX[2]
+            ^ ends.astype(np.uint64) * _MIX[3]
+            ^ durations.astype(np.uint64) * _MIX[4]
+        )
+
+    def ids(rows: npt.NDArray[np.intp]) -> list[tuple[str, str]]:
+        trace_ids = hex_strings(columns.trace_id[rows])
+        return list(zip(trace_ids, hex_strings(columns.span_id[rows]), strict=True))
+
+    return ObservationBatch(
+        ends, durations, inverse.reshape(-1), keys, errors, identity.view(np.int64), ids
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.aggregate.merge import WindowMerger
-from streams.aggregate.window import Observation, WindowAggregator
+from streams.aggregate.window import Observation, ObservationBatch, WindowAggregator
 from streams.config import AggregationConfig
 from streams.hold import SourceHold
 from streams.model.codec import AvroCodec
@@ -152,7 +152,10 @@ class AggregationStage:
         }
 
     def observe(
-        self, partition: int, observations: Iterable[Observation], messages: Sequence[Any] = ()
+        self,
+        partition: int,
+        observations: ObservationBatch | Iterable[Observation],
+        messages: Sequence[Any] = (),
     ) -> None:
         """Fold one source partition's observations into its open windows; its messages are
         held (one more reference each) until those windows' partials are published."""

@@ -16,9 +16,11 @@ clock runs minutes ahead would otherwise carry its partitions' watermarks minute
 future and make every other service's spans there late; instead its own windows (keyed by its
 end times, as reported) stay open until wall clock passes them.
 
-Per span the work is a few dict operations and an append: durations are kept raw (8 bytes each)
-per window and key until the window closes, and only then folded into its sketch with one
-vectorized call; the slowest exemplars are picked per batch.
+A batch is folded as arrays (`ObservationBatch`; latency's straight from the span columns):
+windows, lateness and grouping by window and key are numpy passes, and per observation only its
+identity is checked against the window's (a redelivery counts once). Durations are kept raw
+(8 bytes each) per window and key until the window closes, and only then folded into its sketch
+with one vectorized call; the slowest exemplars are picked per batch, their ids made only then.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections import Counter
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -56,6 +58,54 @@ class Exemplar(NamedTuple):
     duration_ns: int
     trace_id: str
     span_id: str
+
+
+@dataclass(frozen=True)
+class ObservationBatch:
+    """A batch of observations as arrays, the form `WindowAggregator.add` folds: keys as
+    indexes into `keys`, exemplar ids only for the rows that become exemplars."""
+
+    end_ns: npt.NDArray[np.int64]
+    duration_ns: npt.NDArray[np.int64]
+    key_index: npt.NDArray[np.intp]
+    keys: Sequence[WindowKey]
+    error: npt.NDArray[np.bool_]
+    identity: npt.NDArray[np.int64]
+    """Equal for equal observations (a redelivered span): each counts once per window."""
+    ids: Callable[[npt.NDArray[np.intp]], list[tuple[str, str]]]
+    """(trace id, span id) of the given rows."""
+
+    @classmethod
+    def of(cls, observations: Iterable[Observation]) -> ObservationBatch:
+        """The batch of observations one by one (service-graph calls, tests)."""
+        items = list(observations)
+        index: dict[WindowKey, int] = {}
+        n = len(items)
+        return cls(
+            np.fromiter((o.end_time_unix_nano for o in items), np.int64, n),
+            np.fromiter((o.duration_ns for o in items), np.int64, n),
+            np.fromiter((index.setdefault(o.key, len(index)) for o in items), np.intp, n),
+            list(index),
+            np.fromiter((o.error for o in items), np.bool_, n),
+            np.fromiter((hash(o) for o in items), np.int64, n),
+            lambda rows: [(items[r].trace_id, items[r].span_id) for r in rows.tolist()],
+        )
+
+    def observations(self) -> list[Observation]:
+        """The batch one observation at a time (for checks that count them)."""
+        ids = self.ids(np.arange(len(self.end_ns), dtype=np.intp))
+        keys = [self.keys[k] for k in self.key_index.tolist()]
+        return [
+            Observation(end, duration, key, error, trace_id, span_id)
+            for end, duration, key, error, (trace_id, span_id) in zip(
+                self.end_ns.tolist(),
+                self.duration_ns.tolist(),
+                keys,
+                self.error.tolist(),
+                ids,
+                strict=True,
+            )
+        ]
 
 
 def window_start(time_unix_nano: int, window_ns: int) -> int:
@@ -124,26 +174,6 @@ def slowest(exemplars: Iterable[Exemplar], k: int) -> list[Exemplar]:
     return heapq.nlargest(k, exemplars)
 
 
-def _slowest_of_batch(slot: _Pending, k: int) -> list[Exemplar]:
-    observations = slot.observations
-    if k == 0:
-        return []
-    if len(observations) > k:
-        # argpartition picks the k largest without sorting the batch.
-        chosen = np.argpartition(np.asarray(slot.durations), -k)[-k:].tolist()
-        observations = [observations[i] for i in chosen]
-    return slowest((Exemplar(o.duration_ns, o.trace_id, o.span_id) for o in observations), k)
-
-
-@dataclass
-class _Pending:
-    """One batch's observations of one key in one window, waiting to be folded."""
-
-    durations: list[int] = field(default_factory=list)
-    observations: list[Observation] = field(default_factory=list)
-    errors: int = 0
-
-
 @dataclass
 class _OpenWindow:
     """An open window of one key: its durations, kept raw until the window closes."""
@@ -209,60 +239,98 @@ class WindowAggregator:
         """Late observations by the key's first dimension (the service), since the last take."""
         self._partitions: dict[int, _PartitionWindows] = {}
 
-    def add(self, partition: int, observations: Iterable[Observation], now_ns: int) -> Folded:
+    def add(
+        self,
+        partition: int,
+        observations: ObservationBatch | Iterable[Observation],
+        now_ns: int,
+    ) -> Folded:
         """Fold one batch of a partition's observations, each identical observation once per
         window."""
+        batch = (
+            observations
+            if isinstance(observations, ObservationBatch)
+            else ObservationBatch.of(observations)
+        )
         state = self._partitions.get(partition)
         if state is None:
             state = self._partitions[partition] = _PartitionWindows()
+        state.last_observed_ns = now_ns
         window_ns = self.window_ns
-        closed = state.closed_through_ns
-        pending: dict[tuple[int, WindowKey], _Pending] = {}
-        max_end = state.max_event_ns if state.max_event_ns is not None else -1
-        late = duplicates = 0
-        latest_start = -1
-        seen_by_window = state.seen
-        for obs in observations:
-            end = obs.end_time_unix_nano
-            start = end - end % window_ns
-            if start + window_ns <= closed:
-                late += 1
-                self.late[obs.key[0]] += 1
-                continue
-            seen = seen_by_window.get(start)
-            if seen is None:
-                seen = seen_by_window[start] = set()
-            identity = hash(obs)
-            if identity in seen:
-                duplicates += 1
-                continue
-            seen.add(identity)
-            if start > latest_start:
-                latest_start = start
-            if end > max_end:
-                max_end = end
-            slot = pending.get((start, obs.key))
-            if slot is None:
-                slot = pending[(start, obs.key)] = _Pending()
-            slot.durations.append(obs.duration_ns)
-            slot.observations.append(obs)
-            if obs.error:
-                slot.errors += 1
+        ends = batch.end_ns
+        starts = ends - ends % window_ns
+        is_open = starts + window_ns > state.closed_through_ns
+        open_rows = np.flatnonzero(is_open)
+        late = len(ends) - len(open_rows)
+        if late:
+            keys = batch.keys
+            self.late.update(keys[k][0] for k in batch.key_index[~is_open].tolist())
+        fresh, duplicates = self._unseen(state, open_rows, starts[open_rows], batch.identity)
+        if not fresh:
+            return Folded(late, duplicates, 0)
+        rows = np.array(fresh, dtype=np.intp)
+        starts = starts[rows]
+        max_end = int(ends[rows].max())
+        if state.max_event_ns is None or max_end > state.max_event_ns:
+            state.max_event_ns = max_end
+        # Group by (window, key), slowest first within each group.
+        window_starts, window_of = np.unique(starts, return_inverse=True)
+        group = window_of.reshape(-1) * len(batch.keys) + batch.key_index[rows]
+        durations = batch.duration_ns[rows]
+        order = np.lexsort((-durations, group))
+        group = group[order]
+        firsts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+        lasts = np.append(firsts[1:], len(order))
+        durations = durations[order]
+        errors = np.add.reduceat(batch.error[rows][order].astype(np.int64), firsts).tolist()
         k = self.exemplar_count
-        for (start, key), slot in pending.items():
+        bounds = list(zip(firsts.tolist(), lasts.tolist(), strict=True))
+        picked = np.concatenate([order[a : min(a + k, b)] for a, b in bounds]) if k else order[:0]
+        ids = iter(batch.ids(rows[picked]))
+        picked_durations = iter(batch.duration_ns[rows[picked]].tolist())
+        starts_list, keys = window_starts.tolist(), batch.keys
+        for g, first, last, error_count in zip(
+            group[firsts].tolist(), firsts.tolist(), lasts.tolist(), errors, strict=True
+        ):
+            start = starts_list[g // len(keys)]
+            key = keys[g % len(keys)]
             window = state.windows.get(start)
             if window is None:
                 window = state.windows[start] = {}
             held = window.get(key)
             if held is None:
                 held = window[key] = _OpenWindow()
-            held.durations.extend(slot.durations)
-            held.errors += slot.errors
-            held.exemplars = slowest(held.exemplars + _slowest_of_batch(slot, k), k)
-        if max_end >= 0:
-            state.max_event_ns = max_end
-        state.last_observed_ns = now_ns
-        return Folded(late, duplicates, latest_start + window_ns if latest_start >= 0 else 0)
+            held.durations.frombytes(durations[first:last].tobytes())
+            held.errors += error_count
+            if k:
+                count = min(k, last - first)
+                mine = [Exemplar(next(picked_durations), *next(ids)) for _ in range(count)]
+                held.exemplars = slowest(held.exemplars + mine, k)
+        return Folded(late, duplicates, int(window_starts[-1]) + window_ns)
+
+    @staticmethod
+    def _unseen(
+        state: _PartitionWindows,
+        rows: npt.NDArray[np.intp],
+        starts: npt.NDArray[np.int64],
+        identity: npt.NDArray[np.int64],
+    ) -> tuple[list[int], int]:
+        # The rows whose identity the window has not folded yet (and now has), and how many
+        # were duplicates. A batch spans a few windows: one set lookup per row.
+        fresh: list[int] = []
+        duplicates = 0
+        for start in np.unique(starts).tolist():
+            mine = rows[starts == start]
+            seen = state.seen.get(start)
+            if seen is None:
+                seen = state.seen[start] = set()
+            for row, key in zip(mine.tolist(), identity[mine].tolist(), strict=True):
+                if key in seen:
+                    duplicates += 1
+                else:
+                    seen.add(key)
+                    fresh.append(row)
+        return fresh, duplicates
 
     def watermark(self, partition: int, now_ns: int, caught_up: bool = True) -> int | None:
         """The partition's watermark now (None before it has any): its highest event time, but

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from streams.aggregate.observations import latency_observations
+from streams.aggregate.observations import latency_batch
 from streams.aggregate.window import window_start
 from streams.assemble.graph import edges_from_trace
 from streams.assemble.record import build_trace_record, record_span_ids
@@ -230,10 +230,10 @@ def trace_emissions(reader: Reader, trace_ids: Iterable[str]) -> tuple[int, int]
 
 def expected_windows(workload: Workload) -> dict[WindowKey, int]:
     """Spans per latency window, from the pipeline's own observation rule
-    (`latency_observations`: one per span, keyed by service, operation, kind, status class)."""
+    (`latency_batch`: one per span, keyed by service, operation, kind, status class)."""
     window_ns = WINDOW_MS * 1_000_000
     counts: Counter[WindowKey] = Counter()
-    for obs in latency_observations(columns_from_spans(workload.spans)):
+    for obs in latency_batch(columns_from_spans(workload.spans)).observations():
         service, operation, kind, status_class = obs.key
         start_ns = window_start(obs.end_time_unix_nano, window_ns)
         counts[service, operation, SPAN_KIND_VALUES.get(kind, kind), status_class, start_ns] += 1

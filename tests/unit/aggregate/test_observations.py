@@ -4,12 +4,14 @@ record written before trace.v3 (no calls, its spans) is paired on read."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import fastavro
+import numpy as np
 import pytest
 
-from streams.aggregate.observations import edge_observations
-from streams.aggregate.window import Observation
+from streams.aggregate.observations import edge_observations, latency_batch
+from streams.aggregate.window import Observation, ObservationBatch, WindowAggregator
 from streams.assemble.graph import edges_from_trace
 from streams.assemble.record import (
     TRACE_SCHEMA,
@@ -20,6 +22,7 @@ from streams.assemble.record import (
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec, load_schema, schema_fingerprint
+from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span
 from streams.paths import schemas_root
 
@@ -93,3 +96,58 @@ def test_a_record_from_a_writer_before_calls_is_paired_on_read() -> None:
         records.append(CODEC.decode(out.getvalue(), schema_fingerprint(released)))
     assert all(r["calls"] == [] for r in records)
     assert edge_observations(records) == [o for spans in traces for o in paired(spans)]
+
+
+def span_observations(spans: list[Span]) -> list[Observation]:
+    """The latency rule one span at a time: its duration by service, operation, kind, status."""
+    def status_class(span: Span) -> str:
+        return "error" if span["status_code"] == "ERROR" else "ok"
+
+    return [
+        Observation(
+            s["end_time_unix_nano"],
+            s["end_time_unix_nano"] - s["start_time_unix_nano"],
+            (s["service_name"], s["name"], s["kind"], status_class(s)),
+            s["status_code"] == "ERROR",
+            s["trace_id"],
+            s["span_id"],
+        )
+        for s in spans
+    ]
+
+
+def closed_windows(batches: list[ObservationBatch | list[Observation]]) -> list[tuple[Any, ...]]:
+    aggregator = WindowAggregator(1_000, 0, 1, 0.01, 3)
+    folded = [aggregator.add(0, batch, 0) for batch in batches]
+    closed, _ = aggregator.close_due([0], START_NS + 3_600 * 10**9)
+    assert aggregator.take_late() == {}
+    return [tuple(f) for f in folded] + [
+        (
+            w.window_start_unix_nano,
+            w.key,
+            w.stats.count,
+            w.stats.errors,
+            w.stats.sum_ns,
+            w.stats.min_ns,
+            w.stats.max_ns,
+            w.stats.sketch.to_record(),
+            w.stats.quantile(0.99),
+            [e.duration_ns for e in w.stats.exemplars],
+            len({(e.trace_id, e.span_id) for e in w.stats.exemplars}),
+        )
+        for w in closed
+    ]
+
+
+def test_span_columns_fold_as_their_spans_one_by_one_and_a_redelivery_counts_once() -> None:
+    spans = [s for trace in web_shop_traces(300) for s in trace]
+    spans[5]["status_code"] = "ERROR"
+    columns = columns_from_spans(spans)
+    batch = latency_batch(columns)
+    assert batch.observations() == span_observations(spans)
+    one_by_one = closed_windows([span_observations(spans), span_observations(spans[:50])])
+    got = closed_windows([batch, latency_batch(columns.select(np.arange(50)))])
+    assert got == one_by_one
+    # Folded: nothing late, every span of the second batch a duplicate.
+    assert got[0][:2] == (0, 0) and got[1][:2] == (0, 50)
+    assert sum(w[2] for w in got[2:]) == len(spans)

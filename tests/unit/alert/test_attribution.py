@@ -16,7 +16,7 @@ from streams.aggregate.merge import (
     partial_record,
     watermark_record,
 )
-from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_observations
+from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_batch
 from streams.aggregate.window import WindowAggregator
 from streams.alert.attribution import attribute, read_attribution
 from streams.alert.evaluate import AlertEvaluator, operation_windows
@@ -153,7 +153,7 @@ def shop_trace(rng: random.Random, index: int, slow_payment: bool) -> list[Span]
 def final_windows(spans: list[Span]) -> list[FinalWindow]:
     """The aggregation stage's two phases over one source partition."""
     aggregator = WindowAggregator(WINDOW_NS // MS_INT, 0, 1, 0.01, EXEMPLARS)
-    aggregator.add(0, latency_observations(columns_from_spans(spans)), 0)
+    aggregator.add(0, latency_batch(columns_from_spans(spans)), 0)
     closed, marks = aggregator.close_due([0], T0 + 3600 * S)
     merger = WindowMerger(1, EXEMPLARS)
     for window in closed:

@@ -34,7 +34,7 @@ from streams.aggregate.observations import (
     EDGE_DIMENSIONS,
     LATENCY_DIMENSIONS,
     edge_observations,
-    latency_observations,
+    latency_batch,
 )
 from streams.aggregate.sketch import LatencySketch
 from streams.aggregate.window import Observation, WindowAggregator
@@ -246,7 +246,7 @@ def shop(
         build_trace_record(t, version=1, completion="complete", emitted_at_unix_nano=emitted_at)
         for t in traces
     ]
-    latency = final_windows(latency_observations(columns_from_spans(spans)))
+    latency = final_windows(latency_batch(columns_from_spans(spans)).observations())
     edges = final_windows(edge_observations(records))
 
     evaluator = AlertEvaluator(default_rules(), lambda: clock)
