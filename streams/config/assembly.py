@@ -30,7 +30,7 @@ class AssemblyConfig:
     max_tombstones: int = setting(
         1_000_000, "forgotten traces' last versions remembered; past it the oldest go first"
     )
-    sweep_interval_ms: int = setting(1_000, "how often open traces are checked for emission")
+    sweep_interval_ms: int = setting(250, "how often open traces are checked for emission")
     compact_spans: bool = setting(
         True, "hold spans as compact rows: repeated strings interned, equal maps shared"
     )
