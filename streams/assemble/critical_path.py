@@ -58,6 +58,10 @@ class CriticalPath:
     """Largest self time first."""
 
 
+_LEAF: list[int] = []
+"""The kept children of a leaf (never written to)."""
+
+
 def compute_critical_path(
     structure: TraceStructure, adjustment: SkewAdjustment | None = None
 ) -> CriticalPath:
@@ -91,10 +95,11 @@ def compute_critical_path(
             mine.append(c)
             queue.append(c)
         if mine:
-            # Latest end first; among equal ends the longer child, then the one sent first
-            # (`mine` is in input order and both sorts are stable; no key tuples to allocate).
-            mine.sort(key=start.__getitem__)
-            mine.sort(key=end.__getitem__, reverse=True)
+            if len(mine) > 1:
+                # Latest end first; among equal ends the longer child, then the one sent first
+                # (`mine` is in input order and both sorts are stable; no key tuples).
+                mine.sort(key=start.__getitem__)
+                mine.sort(key=end.__getitem__, reverse=True)
             kept[node] = mine
 
     backwards: list[tuple[int, int, int]] = []  # (span, segment start, segment end), latest first
@@ -102,7 +107,7 @@ def compute_critical_path(
     stack: list[int] = []
     node, bound = root, end[root]
     while True:
-        mine = kept.get(node, [])
+        mine = kept.get(node, _LEAF)
         pos = cursor[node]
         # The walk's bound only moves backwards, so children skipped once never qualify again.
         while pos < len(mine) and end[mine[pos]] > bound:

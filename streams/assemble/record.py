@@ -34,6 +34,7 @@ from streams.model.span_encoder import (
     avro_array,
     avro_boolean,
     avro_id,
+    avro_id_array,
     avro_long,
     avro_string,
 )
@@ -156,17 +157,27 @@ def service_graph_calls(
 ) -> list[ServiceGraphCall]:
     """The service-graph calls completed by spans[new_from:] (streams.assemble.graph), as a
     record carries them; `structure` is `analyze_structure(spans)` when the caller has it."""
+    # Unpacked, not read by attribute: a NamedTuple's attributes are descriptors, ~7x slower.
     return [
         {
-            "client": call.client,
-            "server": call.server,
-            "connection_type": call.connection_type,
-            "end_time_unix_nano": call.end_time_unix_nano,
-            "duration_ns": call.duration_ns,
-            "error": call.error,
-            "span_id": call.span_id,
+            "client": client,
+            "server": server,
+            "connection_type": connection_type,
+            "end_time_unix_nano": end_time_unix_nano,
+            "duration_ns": duration_ns,
+            "error": error,
+            "span_id": span_id,
         }
-        for call in edges_from_trace(spans, new_from, structure)
+        for (
+            client,
+            server,
+            connection_type,
+            end_time_unix_nano,
+            duration_ns,
+            error,
+            _,
+            span_id,
+        ) in edges_from_trace(spans, new_from, structure)
     ]
 
 
@@ -248,7 +259,7 @@ class TraceRecordEncoder:
                 ),
                 long(r["dropped_span_count"]),
                 avro_array([span(s) for s in r["spans"]]),
-                avro_array([ident(s) for s in r["span_ids"]]),
+                avro_id_array(r["span_ids"]),
                 long(r["emitted_at_unix_nano"]),
                 boolean(r["sampled"]),
                 text(r["sampling_policy"]),

@@ -70,6 +70,8 @@ def _warning(code: str, what: str, ids: Sequence[str]) -> str:
 
 def _earliest(spans: list[SpanRow], candidates: list[int]) -> list[int]:
     """Candidates ordered earliest start first; the longer span, then the lower id, break ties."""
+    if len(candidates) < 2:
+        return list(candidates)
     return sorted(
         candidates,
         key=lambda i: (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import fastavro
 import pytest
 
 from streams.assemble.record import (
@@ -13,6 +16,7 @@ from streams.assemble.record import (
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
+from streams.model.span_encoder import avro_array, avro_id, avro_id_array
 
 CODEC = AvroCodec(TRACE_SCHEMA)
 START_NS = 1_700_000_000_000_000_000
@@ -95,3 +99,14 @@ def test_a_field_the_hand_path_does_not_take_goes_through_fastavro() -> None:
         CODEC.encode(broken)
     with pytest.raises((TypeError, ValueError)):
         encoder.encode(broken)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [[], ["0123456789abcdef"] * 3, ["a" * 63, "b" * 63], ["a" * 64], ["x", "yy"], ["é" * 16], [""]],
+    ids=["none", "span-ids", "widest-joined", "too-wide", "uneven", "not-ascii", "empty-id"],
+)
+def test_id_arrays_encode_as_arrays_of_avro_strings(ids: list[str]) -> None:
+    assert avro_id_array(ids) == avro_array([avro_id(i) for i in ids])
+    schema = fastavro.parse_schema({"type": "array", "items": "string"})
+    assert fastavro.schemaless_reader(io.BytesIO(avro_id_array(ids)), schema) == ids
