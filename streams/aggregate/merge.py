@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.aggregate.sketch import LatencySketch, SketchRecord
-from streams.aggregate.window import ClosedWindow, Exemplar, WindowKey, WindowStats
+from streams.aggregate.stats import Exemplar, WindowStats
+from streams.aggregate.window import ClosedWindow, WindowKey
 
 PARTIAL = "partial"
 WATERMARK = "watermark"

@@ -35,7 +35,7 @@ from typing import Any
 
 from streams.aggregate.merge import FinalWindow
 from streams.aggregate.sketch import LatencySketch
-from streams.aggregate.window import WindowStats
+from streams.aggregate.stats import WindowStats
 from streams.alert.events import CANCELLED, FIRING, PENDING, RESOLVED
 from streams.alert.rule_values import ERROR_RATE, QUANTILES, THROUGHPUT
 from streams.alert.rules import ANOMALY, Rule, RuleSet

@@ -15,7 +15,7 @@ import pytest
 from ddsketch import DDSketch, LogarithmicMapping
 
 from streams.aggregate.sketch import LatencySketch, SketchRecord
-from streams.aggregate.window import WindowStats, window_stats
+from streams.aggregate.stats import WindowStats, window_stats
 from streams.paths import schemas_root
 
 QUANTILES = (0.0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0)

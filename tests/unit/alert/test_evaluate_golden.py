@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from streams.aggregate.merge import FinalWindow
-from streams.aggregate.window import Exemplar, window_stats
+from streams.aggregate.stats import Exemplar, window_stats
 from streams.alert.evaluate import (
     AlertEvaluator,
     AlertState,

@@ -10,7 +10,7 @@ from streams.aggregate.merge import FinalWindow, final_record
 from streams.aggregate.observations import EDGE_DIMENSIONS, LATENCY_DIMENSIONS
 from streams.aggregate.records import EdgeWindowRecord, LatencyWindowRecord
 from streams.aggregate.sketch import LatencySketch
-from streams.aggregate.window import Exemplar, WindowStats, window_stats
+from streams.aggregate.stats import Exemplar, WindowStats, window_stats
 from streams.sink.windows import (
     EDGES,
     EDGES_COLUMNS,
