@@ -34,6 +34,7 @@ from bench.broker import bench_broker
 from bench.naive_worker import NAIVE_COMMAND, UNDECODABLE
 from bench.record import record_result
 from bench.steps import (
+    EMISSION_ALLOWANCE_S,
     SPANS_STORED,
     Sample,
     StepFigures,
@@ -41,6 +42,7 @@ from bench.steps import (
     apply_delays,
     counter_value,
     delays_by_step,
+    highest_on_time,
     highest_sustained,
     memory_per_held_trace,
     profile_summary,
@@ -328,9 +330,10 @@ def read_delays(settings: Settings, ladder: Ladder) -> None:
         apply_delays(figures, after_send, after_end)
 
 
-def subject_summary(ladder: Ladder) -> dict[str, Any]:
+def subject_summary(ladder: Ladder, promise_s: float) -> dict[str, Any]:
     """A subject's part of the result."""
     top = highest_sustained(ladder.steps)
+    on_time = highest_on_time(ladder.steps, promise_s)
     profiled = None
     if ladder.profiles:
         # The top sustained step's profile: what bounds the worker where it still keeps up.
@@ -347,6 +350,9 @@ def subject_summary(ladder: Ladder) -> dict[str, Any]:
         "highest_sustained_offered_spans_per_s": top.offered_spans_per_s if top else 0.0,
         "cpu_us_per_span_at_top": top.cpu_us_per_span if top else None,
         "delay_after_send_p99_s_at_top": top.delay_after_send_p99_s if top else None,
+        "emission_promise_s": promise_s,
+        "highest_on_time_spans_per_s": on_time.stored_spans_per_s if on_time else 0.0,
+        "cpu_us_per_span_on_time": on_time.cpu_us_per_span if on_time else None,
         "drained": ladder.drained,
         "worker_log": str(ladder.worker_log),
         "steps": [
@@ -369,6 +375,7 @@ def report_markdown(
                     ladder.subject,
                     ladder.steps,
                     summary["subjects"][ladder.subject]["rss_bytes_per_held_trace"],
+                    summary["subjects"][ladder.subject]["emission_promise_s"],
                 )
                 for ladder in ladders
             ]
@@ -381,7 +388,8 @@ def report_markdown(
         "worker's RSS over the traces its assembler holds (open, and emitted but retained for "
         "late spans) across the samples after the first step. CPU is the whole worker process "
         "(user + system): stages share one process and one event loop, so CPU is not split by "
-        "stage; the per-stage rates and the py-spy profile show where it goes."
+        "stage; the per-stage rates and the py-spy profile show where it goes. On time = the "
+        "highest sustained step whose emission delay p99 kept within trace_idle + 2 s."
     )
     parts.append("## Steps")
     parts.append(
@@ -502,7 +510,8 @@ def main() -> None:
         if args.baseline == "naive":
             ladders.append(run_ladder("naive", bootstrap, root, args.baseline_rates, args))
 
-    subjects = {ladder.subject: subject_summary(ladder) for ladder in ladders}
+    promise_s = args.trace_idle_ms / 1000 + EMISSION_ALLOWANCE_S
+    subjects = {ladder.subject: subject_summary(ladder, promise_s) for ladder in ladders}
     pipeline = subjects["pipeline"]
     summary: dict[str, Any] = {
         "command": "python -m bench.end_to_end " + " ".join(sys.argv[1:]),

@@ -393,11 +393,27 @@ def stage_rows(figures: StepFigures) -> list[dict[str, str]]:
     return rows
 
 
+EMISSION_ALLOWANCE_S = 2.0
+"""The emission promise beyond trace_idle: every trace out within trace_idle + 2 s (p99)."""
+
+
 def summary_row(
-    subject: str, steps: Sequence[StepFigures], rss_per_held_trace: float | None
+    subject: str,
+    steps: Sequence[StepFigures],
+    rss_per_held_trace: float | None,
+    promise_s: float | None = None,
 ) -> dict[str, str]:
-    """A subject's headline: its highest sustained step's figures and its memory per trace."""
+    """A subject's headline: its highest sustained step's figures, its memory per trace, and
+    with `promise_s` (trace_idle + EMISSION_ALLOWANCE_S) the highest step that also kept it."""
     top = highest_sustained(steps)
+    on_time = {}
+    if promise_s is not None:
+        kept = highest_on_time(steps, promise_s)
+        on_time = {
+            f"on time (p99 <= {promise_s:g} s) spans/s": (
+                "none" if kept is None else f"{kept.stored_spans_per_s:,.0f}"
+            )
+        }
     return {
         "subject": subject,
         "highest sustained spans/s": "none" if top is None else f"{top.stored_spans_per_s:,.0f}",
@@ -409,6 +425,7 @@ def summary_row(
         "RSS per held trace": "-"
         if rss_per_held_trace is None
         else f"{rss_per_held_trace / 1024:,.1f} KiB",
+        **on_time,
         "steps run": str(len(steps)),
     }
 
@@ -417,6 +434,19 @@ def highest_sustained(steps: Sequence[StepFigures]) -> StepFigures | None:
     """The sustained step with the highest stored rate, if any."""
     sustained = [s for s in steps if s.sustained]
     return max(sustained, key=lambda s: s.stored_spans_per_s) if sustained else None
+
+
+def highest_on_time(steps: Sequence[StepFigures], promise_s: float) -> StepFigures | None:
+    """The sustained step with the highest stored rate whose trace emission delay p99 (after
+    the spans were sent) kept within `promise_s`."""
+    kept = [
+        s
+        for s in steps
+        if s.sustained
+        and s.delay_after_send_p99_s is not None
+        and s.delay_after_send_p99_s <= promise_s
+    ]
+    return max(kept, key=lambda s: s.stored_spans_per_s) if kept else None
 
 
 def ratio(numerator: float, denominator: float) -> float | None:

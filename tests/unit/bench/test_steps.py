@@ -15,6 +15,7 @@ from bench.steps import (
     SustainRule,
     counter_value,
     delays_by_step,
+    highest_on_time,
     highest_sustained,
     memory_per_held_trace,
     percentile,
@@ -301,3 +302,18 @@ def test_summary_row_is_the_highest_sustained_step() -> None:
     none = summary_row("naive", [figures(100.0, 10.0, False)], None)
     assert none["highest sustained spans/s"] == "none" and none["delay p99 s"] == "-"
     assert highest_sustained([]) is None
+
+
+def test_on_time_is_the_highest_sustained_step_within_the_emission_promise() -> None:
+    steps = [figures(1000.0, 990.0, True), figures(2000.0, 1990.0, True)]
+    steps[0].delay_after_send_p99_s = 6.5
+    steps[1].delay_after_send_p99_s = 7.01
+    steps.append(figures(4000.0, 3990.0, False))
+    steps[2].delay_after_send_p99_s = 6.0  # on time, but not sustained
+    assert highest_on_time(steps, 7.0) is steps[0]
+    assert highest_on_time(steps, 7.5) is steps[1]
+    steps[0].delay_after_send_p99_s = None  # no trace of it emitted
+    assert highest_on_time(steps, 7.0) is None
+    row = summary_row("pipeline", steps, None, 7.0)
+    assert row["on time (p99 <= 7 s) spans/s"] == "none"
+    assert row["highest sustained spans/s"] == "1,990"
