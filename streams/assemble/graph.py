@@ -193,12 +193,13 @@ def edges_from_trace(
             remote_above[i] = i
         elif p >= 0:
             remote_above[i] = remote_above[p]
-            path_max[i] = max(position[i], path_max[p])
+            if path_max[p] > position[i]:
+                path_max[i] = path_max[p]
             if unique[p][KIND] not in _REMOTE_KINDS:
                 above = unique[p][SERVICE_NAME]
                 other_service[i] = above if above != span[SERVICE_NAME] else other_service[p]
 
-    index = {span[SPAN_ID]: i for i, span in enumerate(unique)}
+    index: dict[str, int] | None = None  # span id -> unique index, for links (rare)
     answered: set[int] = set()
     found: dict[int, list[EdgeObservation]] = {}
 
@@ -211,7 +212,11 @@ def edges_from_trace(
         # Caller span -> the highest position among the spans that paired them.
         callers: dict[int, int] = {}
         if kind == "CONSUMER":
-            for link in callee[LINKS] or ():
+            links = callee[LINKS] or ()
+            if links and index is None:
+                index = {span[SPAN_ID]: k for k, span in enumerate(unique)}
+            for link in links:
+                assert index is not None
                 c = index.get(link["span_id"], -1)
                 if (
                     c >= 0
@@ -250,7 +255,7 @@ def edges_from_trace(
 
         observations: list[EdgeObservation] = []
         if callers:
-            for c in sorted(callers, key=position.__getitem__):
+            for c in sorted(callers, key=position.__getitem__) if len(callers) > 1 else callers:
                 answered.add(c)
                 if callers[c] < new_from:
                     continue
