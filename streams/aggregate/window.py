@@ -217,7 +217,6 @@ class WindowAggregator:
         bounds = list(zip(firsts.tolist(), lasts.tolist(), strict=True))
         picked = np.concatenate([order[a : min(a + k, b)] for a, b in bounds]) if k else order[:0]
         ids = iter(batch.ids(rows[picked]))
-        picked_durations = iter(batch.duration_ns[rows[picked]].tolist())
         starts_list, keys = window_starts.tolist(), batch.keys
         for g, first, last, error_count in zip(
             group[firsts].tolist(), firsts.tolist(), lasts.tolist(), errors, strict=True
@@ -233,8 +232,9 @@ class WindowAggregator:
             held.durations.frombytes(durations[first:last].tobytes())
             held.errors += error_count
             if k:
-                count = min(k, last - first)
-                mine = [Exemplar(next(picked_durations), *next(ids)) for _ in range(count)]
+                # The group's first rows are its slowest, the ones `picked` took ids for.
+                slow = durations[first : min(first + k, last)].tolist()
+                mine = [Exemplar(duration, *next(ids)) for duration in slow]
                 held.exemplars = slowest(held.exemplars + mine, k)
         return Folded(late, duplicates, int(window_starts[-1]) + window_ns)
 
