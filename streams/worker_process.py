@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.command = [sys.executable, *command]
         self.process: subprocess.Popen[bytes] | None = None
+        _RUNNING.add(self)
 
     @property
     def pid(self) -> int:
@@ -83,6 +85,23 @@ class WorkerProcess:
                 )
             time.sleep(0.25)
 
+    def post_mortem(self, log_lines: int = 200) -> str:
+        """For a failed test: the worker's /api/stats and the tail of its log after it logged
+        where every task waits (SIGUSR1), so a stall or a missing agent shows in the report."""
+        if self.process is None or self.process.poll() is not None:
+            code = self.process.returncode if self.process is not None else None
+            return f"worker not running (exit code {code}); see {self.log_path}"
+        try:
+            stats = json.dumps(self.stats(), indent=1, sort_keys=True)
+        except Exception as err:  # the report must come out even when the worker is stuck
+            stats = f"/api/stats did not answer: {err}"
+        self.process.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        tail = self.log_path.read_text(errors="replace").splitlines()[-log_lines:]
+        return f"/api/stats:\n{stats}\n--- {self.log_path} (last {log_lines} lines):\n" + "\n".join(
+            tail
+        )
+
     def cpu_seconds(self) -> float:
         """User + system CPU time the worker has used so far (Linux /proc)."""
         return process_cpu_seconds(self.pid)
@@ -103,6 +122,14 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+_RUNNING: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
+
+
+def running_workers() -> list[WorkerProcess]:
+    """Every WorkerProcess of this interpreter whose child is still running."""
+    return [w for w in list(_RUNNING) if w.process is not None and w.process.poll() is None]
 
 
 def process_cpu_seconds(pid: int) -> float:
