@@ -13,7 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.errors import DecodeError
-from streams.ingest.otlp import DEFAULT_SERVICE_NAME, otlp_proto_columns, spans_from_otlp_proto
+from streams.ingest.otlp import (
+    DEFAULT_SERVICE_NAME,
+    carried_value,
+    otlp_proto_columns,
+    spans_from_otlp_proto,
+)
 from streams.ingest.otlp_json import _load_json, spans_from_otlp_json
 from streams.ingest.payload import PayloadSpans, payload_spans
 from streams.ingest.validate import check_record_size, validate_span
@@ -72,16 +77,12 @@ def _attr_value(value: Any, where: str) -> AttributeValue:
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise _shape(where, f"{value} is out of the int64 range")
         return value
-    if isinstance(value, list):
-        items = [
-            json.dumps(v, separators=(",", ":"), sort_keys=True)
-            if isinstance(v, list | dict) else _attr_value(v, f"{where}[{i}]")
-            for i, v in enumerate(value)
-        ]
-        return items
-    if isinstance(value, dict):
-        # Same rule as OTLP kvlists: maps are kept as JSON text.
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    if isinstance(value, list | dict):
+        # Same rule as OTLP: a map, or an array of arrays or maps, is kept as its otel_traces text.
+        carried = carried_value(value)
+        if isinstance(carried, list):
+            return [_attr_value(v, f"{where}[{i}]") for i, v in enumerate(carried)]
+        return carried
     raise _shape(where, f"unsupported attribute value {type(value).__name__}")
 
 

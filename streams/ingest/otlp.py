@@ -7,15 +7,13 @@ Protobuf goes straight from the message objects to span columns (raw ids, enum n
 resource's attributes converted once); OTLP/JSON, already Python objects, gives span dicts
 (`streams.ingest.otlp_json`).
 
-Map values (`kvlistValue`) cannot be carried by the Avro attribute union, so they become a
-JSON string (OpenTelemetry's rule for backends without maps), bytes inside as base64. Array
-elements that are themselves arrays or maps are JSON-encoded the same way.
+Map values (`kvlistValue`), and arrays holding arrays or maps, cannot be carried by the Avro
+attribute union, so they become the string the Collector's ClickHouse exporter stores for them
+(JSON text, `streams.model.attribute_text`): otel_traces gets the Collector's text either way.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -23,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from streams.errors import DecodeError
 from streams.ingest.payload import PayloadSpans
+from streams.model.attribute_text import attribute_text
 from streams.model.column_builder import SpanColumnsBuilder
 from streams.model.span import AttributeValue, Span
 
@@ -51,26 +50,15 @@ def status_name(value: int, reason: str) -> str:
     raise DecodeError(reason, f"status code {value} is not an OTLP StatusCode (0-2)")
 
 
-def _jsonable(value: AttributeValue | dict[str, Any]) -> Any:
-    """A value as it appears inside a JSON-encoded map: bytes become base64 text."""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def json_text(value: Any) -> str:
-    """`value` as compact, key-sorted JSON text, bytes as base64 (a map as an attribute)."""
-    return json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-def flat_array(items: list[Any]) -> list[Any]:
-    """An array attribute's items with nested arrays and maps as JSON text."""
-    # Avro array items are primitives only: nested arrays/maps are kept as JSON text.
-    return [json_text(v) if isinstance(v, list | dict) else v for v in items]
+def carried_value(value: Any) -> AttributeValue:
+    """A decoded AnyValue (maps as dicts) as the Avro attribute union carries it: a map, or an
+    array holding an array or a map, becomes its otel_traces text; anything else is kept."""
+    if isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(item, list | dict) for item in value)
+    ):
+        return attribute_text(value)
+    result: AttributeValue = value
+    return result
 
 
 # ---------------------------------------------------------------- protobuf
@@ -105,12 +93,7 @@ def _pb_attributes(key_values: Any) -> dict[str, AttributeValue]:
         if which == "string_value":
             out[kv.key] = value.string_value
             continue
-        converted = _pb_value(value)
-        if isinstance(converted, dict):
-            converted = json_text(converted)
-        elif isinstance(converted, list):
-            converted = flat_array(converted)
-        out[kv.key] = converted
+        out[kv.key] = carried_value(_pb_value(value))
     return out
 
 

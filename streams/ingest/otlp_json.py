@@ -18,8 +18,7 @@ from streams.ingest.otlp import (
     KIND_NAMES,
     STATUS_NAMES,
     UINT64_MAX,
-    flat_array,
-    json_text,
+    carried_value,
     kind_name,
     status_name,
 )
@@ -163,11 +162,7 @@ def _json_attributes(value: Any, where: str) -> dict[str, AttributeValue]:
     for i, kv in enumerate(_arr(value, where)):
         here = f"{where}[{i}]"
         kv = _obj(kv, here)
-        decoded = _json_value(kv.get("value"), here + ".value")
-        if isinstance(decoded, dict):
-            decoded = json_text(decoded)
-        elif isinstance(decoded, list):
-            decoded = flat_array(decoded)
+        decoded = carried_value(_json_value(kv.get("value"), here + ".value"))
         out[_text(kv.get("key"), here + ".key")] = decoded
     return out
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 import numpy as np
@@ -11,6 +9,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from streams.model.attribute_columns import BOOLEAN, DOUBLE, LONG, NULL, STRING, AttributeColumns
+from streams.model.attribute_text import attribute_text, double_text, integer_text
 from streams.model.columns import SpanColumns, hex_ids
 from streams.model.span import SPAN_KINDS, STATUS_CODES, AttributeValue, Span
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
@@ -48,27 +47,9 @@ OTEL_TRACES_COLUMNS = (
 )
 
 
-def attribute_string(value: AttributeValue) -> str:
-    """An attribute value as the Collector's exporter stores it in a Map(String, String)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, list):
-        return json.dumps(
-            [base64.b64encode(v).decode() if isinstance(v, bytes) else v for v in value],
-            separators=(",", ":"),
-        )
-    return str(value)
-
-
 def attribute_map(attributes: dict[str, AttributeValue]) -> dict[str, str]:
-    """Every attribute stringified, keys unchanged."""
-    return {k: attribute_string(v) for k, v in attributes.items()}
+    """Every attribute as the Collector's exporter writes it (`attribute_text`), keys unchanged."""
+    return {k: attribute_text(v) for k, v in attributes.items()}
 
 
 def span_row(span: Span) -> tuple[Any, ...]:
@@ -113,8 +94,9 @@ _TEXT_MAP = pa.map_(pa.string(), pa.string())
 
 
 def _value_text(attributes: AttributeColumns, strings: list[str]) -> tuple[Any, list[str]]:
-    """Each entry's value as attribute_string writes it: indexes into strings + the returned
-    extra texts (numbers, booleans, bytes and arrays stringified once per distinct value)."""
+    """Each entry's value as attribute_text writes it: indexes into strings + the returned
+    extra texts (numbers, booleans, bytes and arrays written once per distinct value, by the
+    functions attribute_text uses for their type)."""
     types = attributes.types
     values = attributes.values
     index = values.copy()
@@ -127,18 +109,20 @@ def _value_text(attributes: AttributeColumns, strings: list[str]) -> tuple[Any, 
         chosen = values[mask]
         if kind in (LONG, DOUBLE):
             distinct, inverse = np.unique(chosen, return_inverse=True)
-            numbers = distinct.tolist() if kind == LONG else distinct.view(np.float64).tolist()
             index[mask] = base + len(extra) + inverse.reshape(-1)
-            extra.extend(str(number) for number in numbers)
+            if kind == LONG:
+                extra.extend(map(integer_text, distinct.tolist()))
+            else:
+                extra.extend(map(double_text, distinct.view(np.float64).tolist()))
         elif kind == BOOLEAN:
             index[mask] = base + len(extra) + (chosen != 0)
-            extra.extend(("false", "true"))
+            extra.extend((attribute_text(False), attribute_text(True)))
         elif kind == NULL:
             index[mask] = base + len(extra)
-            extra.append("")
+            extra.append(attribute_text(None))
         else:
             index[mask] = base + len(extra) + np.arange(len(chosen))
-            extra.extend(attribute_string(attributes.extras[i]) for i in chosen.tolist())
+            extra.extend(attribute_text(attributes.extras[i]) for i in chosen.tolist())
     return index, extra
 
 
@@ -200,7 +184,7 @@ def _nested(rows: list[Any], n: int) -> tuple[Any, list[Any]]:
 def _plain_map(maps: list[dict[str, AttributeValue]]) -> Any:
     offsets = np.concatenate([[0], np.cumsum([len(m) for m in maps])]).astype(np.int32)
     keys = [k for m in maps for k in m]
-    values = [attribute_string(v) for m in maps for v in m.values()]
+    values = [attribute_text(v) for m in maps for v in m.values()]
     return pa.MapArray.from_arrays(
         pa.array(offsets), pa.array(keys, type=pa.string()), pa.array(values, type=pa.string())
     )

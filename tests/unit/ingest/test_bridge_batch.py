@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.columns import SpanColumns, concat_columns
 from streams.model.partition import trace_partition
 from streams.model.span import Span
-from streams.sink.spans import otel_traces_table
+from streams.sink.spans import OTEL_TRACES_COLUMNS, otel_traces_table, span_row
 from tests.unit.bench.test_otlp import web_shop_spans
 from tests.unit.ingest.test_golden import otlp_proto_bytes
+from tests.unit.model.test_attribute_text import GOLDEN
 from tests.unit.sink.test_decoder import FakeEvent, FakeMessage
+from tests.unit.sink.test_spans import python_rows
 
 LIMITS = IngestConfig()
 CODEC = SpanColumnsCodec()
@@ -129,7 +132,8 @@ ODD_VALUES: dict[str, Any] = {
     "bytes": b"\x00\xffab",
     "empty": None,
     "empty.text": "",
-    "array": ["a", 7, 0.5, True, b"\x00\x01", None, "[1]", '{"b":"AAE="}'],
+    # An array holding arrays or maps is kept as its otel_traces text, as maps are.
+    "array": '["a",7,0.5,true,"AAE=",null,[1],{"b":"AAE="}]',
     "array.empty": [],
     "kvlist": '{"a":["é"],"n":null,"z":-3}',
     "kvlist.empty": "{}",
@@ -174,6 +178,47 @@ def test_odd_attribute_types_convert_by_the_rules() -> None:
             "shop", "lib", "1",
         )  # fmt: skip
         assert second["attributes"] == {}
+
+
+def otlp_any_value(value: Any) -> dict[str, Any]:
+    """A Python attribute value as an OTLP/JSON AnyValue (a dict as a kvlist)."""
+    if value is None:
+        return {}
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        if math.isnan(value):
+            return {"doubleValue": "NaN"}
+        if math.isinf(value):
+            return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [otlp_any_value(v) for v in value]}}
+    pairs = [{"key": k, "value": otlp_any_value(v)} for k, v in value.items()]
+    return {"kvlistValue": {"values": pairs}}
+
+
+def test_otlp_attributes_reach_otel_traces_as_the_collector_writes_them() -> None:
+    """Every golden value (tests/unit/model/test_attribute_text.py), sent as OTLP protobuf and
+    OTLP/JSON, bridged and stored: otel_traces holds the Collector's text for it, from span
+    columns and from span_row alike."""
+    attributes = [{"key": case, "value": otlp_any_value(value)} for case, value, _ in GOLDEN]
+    expected = {case: text for case, _, text in GOLDEN}
+    data = otlp_json([raw_span("00f067aa0ba902b7", attributes=attributes)])
+    for payload, source_format in ((otlp_proto_bytes(data), "otlp_proto"), (data, "otlp_json")):
+        batch = bridged([payload])
+        assert batch.rejected == []
+        columns = republished(batch)
+        rows = python_rows(otel_traces_table(columns))
+        assert rows == [span_row(s) for s in columns.spans()]
+        (row,) = (dict(zip(OTEL_TRACES_COLUMNS, r, strict=True)) for r in rows)
+        assert row["SpanAttributes"] == {**expected, "tracepipe.source_format": source_format}
 
 
 IDS = [*(f"00f067aa0ba902{i:02x}" for i in range(8)), "00f067aa"]

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
+from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.span import make_span
 from streams.sink.spans import (
     OTEL_TRACES_COLUMNS,
     SOURCE_FORMAT_ATTRIBUTE,
-    attribute_string,
+    otel_traces_table,
     span_row,
 )
 from streams.warehouse import SPAN_KIND_VALUES, STATUS_CODE_VALUES
+from tests.unit.model.test_attribute_text import GOLDEN
 
 
 def row_dict(span: Any) -> dict[str, Any]:
@@ -66,23 +66,7 @@ def test_negative_duration_is_clamped() -> None:
     assert row_dict(make_span("a" * 32, "b" * 16, "x", "s", 10, 5))["Duration"] == 0
 
 
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        ("s", "s"),
-        (True, "true"),
-        (7, "7"),
-        (1.5, "1.5"),
-        (None, ""),
-        (b"\xff", "/w=="),
-        ([True, 2], "[true,2]"),
-    ],
-)
-def test_attribute_strings(value: Any, text: str) -> None:
-    assert attribute_string(value) == text
-
-
-def _table_rows(table: Any) -> list[tuple[Any, ...]]:
+def python_rows(table: Any) -> list[tuple[Any, ...]]:
     """An otel_traces Arrow table's rows in span_row's Python form (ns ints, dicts)."""
     import pyarrow as pa  # type: ignore[import-untyped]
 
@@ -104,8 +88,6 @@ def _table_rows(table: Any) -> list[tuple[Any, ...]]:
 
 
 def test_the_column_path_writes_exactly_the_rows_span_row_writes() -> None:
-    from streams.model.column_codec import columns_from_spans
-    from streams.sink.spans import otel_traces_table
     from tests.unit.model.test_columns import odd_spans, web_shop
 
     spans = odd_spans() + web_shop(100)
@@ -115,4 +97,40 @@ def test_the_column_path_writes_exactly_the_rows_span_row_writes() -> None:
     spans.append(make_span("f" * 32, "2" * 16, "op", "svc", 5, 9))  # no attributes, last
     table = otel_traces_table(columns_from_spans(spans))
     assert tuple(table.column_names) == OTEL_TRACES_COLUMNS
-    assert _table_rows(table) == [span_row(s) for s in spans]
+    assert python_rows(table) == [span_row(s) for s in spans]
+
+
+# What a span carries as such (maps and arrays of arrays arrive as their text: tests/unit/ingest).
+CARRIED = [
+    (case, value, text)
+    for case, value, text in GOLDEN
+    if not isinstance(value, dict)
+    and not (isinstance(value, list) and any(isinstance(v, list | dict) for v in value))
+]
+
+
+def test_columns_and_span_row_write_the_collectors_text_for_every_value() -> None:
+    """The golden attribute texts, from span columns as the worker decodes them and from
+    span_row, in span, resource, event and link attributes; each double twice in a batch (the
+    column path writes a distinct value once)."""
+    attributes = {case: value for case, value, _ in CARRIED}
+    expected = {case: text for case, _, text in CARRIED}
+    spans = [
+        make_span("a" * 32, f"{i:016x}", "op", "svc", 5, 9,
+                  resource_attributes={"service.name": "svc", **attributes},
+                  attributes=attributes,
+                  events=[{"time_unix_nano": 6, "name": "e", "attributes": attributes}],
+                  links=[{"trace_id": "d" * 32, "span_id": "e" * 16, "trace_state": "",
+                          "attributes": attributes}])
+        for i in range(1, 3)
+    ]  # fmt: skip
+    codec = SpanColumnsCodec()
+    columns = codec.decode(codec.encode(columns_from_spans(spans)), codec.fingerprint)
+    rows = python_rows(otel_traces_table(columns))
+    assert rows == [span_row(s) for s in columns.spans()]
+    for row in rows:
+        by_column = dict(zip(OTEL_TRACES_COLUMNS, row, strict=True))
+        assert by_column["SpanAttributes"] == {**expected, SOURCE_FORMAT_ATTRIBUTE: "tracepipe"}
+        assert by_column["ResourceAttributes"] == {"service.name": "svc", **expected}
+        assert by_column["Events.Attributes"] == [expected]
+        assert by_column["Links.Attributes"] == [expected]
