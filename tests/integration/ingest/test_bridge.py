@@ -25,9 +25,12 @@ from streams.ingest.bridge import payload_format
 from streams.model.codec import AvroCodec
 from streams.model.span import make_span
 from streams.query import count_spans, quote
+from streams.sink.spans import DEDUPLICATED_SPANS
 from streams.worker_process import WorkerProcess
 from tests.integration.isolated import running_worker
+from tests.unit.ingest.test_bridge_batch import otlp_any_value
 from tests.unit.ingest.test_golden import otlp_proto_bytes
+from tests.unit.model.test_attribute_text import GOLDEN
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +189,35 @@ def test_fuzzed_malformed_payloads_go_to_the_dlq(
     assert {letter[STAGE_HEADER] for letter in letters} <= {"span-sink", "bridge"}
     assert count_spans(reader, where) == len(valid)
     assert worker.process is not None and worker.process.poll() is None
+
+
+def test_otel_traces_holds_the_collectors_attribute_text(worker: WorkerProcess) -> None:
+    """Every golden attribute value (tests/unit/model/test_attribute_text.py), sent as an OTLP
+    request, reads back from otel_traces as the text the Collector's ClickHouse exporter writes
+    for it: a query written for Collector data gives the same answer here."""
+    trace_id = f"{time.time_ns():032x}"
+    now = time.time_ns()
+    request = {
+        "resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name",
+                                         "value": {"stringValue": "golden"}}]},
+            "scopeSpans": [{"spans": [{
+                "traceId": trace_id, "spanId": "00f067aa0ba902b7", "name": "texts", "kind": 2,
+                "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + 1_000),
+                "attributes": [{"key": case, "value": otlp_any_value(value)}
+                               for case, value, _ in GOLDEN],
+            }]}],
+        }]
+    }  # fmt: skip
+    producer = Producer({"bootstrap.servers": worker.settings.kafka.bootstrap})
+    producer.produce(topics_of(worker).otlp, otlp_proto_bytes(json.dumps(request).encode()))
+    assert producer.flush(30) == 0
+
+    reader = worker.reader()
+    where = f"TraceId = {quote(trace_id)}"
+    worker.wait_for(lambda: count_spans(reader, where) >= 1, 90, "the golden span stored")
+    (row,) = reader.query_dicts(f"SELECT SpanAttributes FROM {DEDUPLICATED_SPANS} WHERE {where}")
+    assert row["SpanAttributes"] == {
+        **{case: text for case, _, text in GOLDEN},
+        "tracepipe.source_format": "otlp_proto",
+    }
