@@ -1,8 +1,9 @@
 """Attribute values as text, exactly as the OpenTelemetry Collector writes them into otel_traces.
 
-The Collector's ClickHouse exporter stores every attribute as `Value.AsString()` of pdata
-(opentelemetry-collector-contrib exporter/clickhouseexporter/internal/util.go,
-`AttributesToMap`; pdata pcommon/value.go `AsString`, pdata v1.71.0 = Collector 0.165):
+The Collector's ClickHouse exporter stores every attribute as pdata's `Value.AsString()`
+(open-telemetry/opentelemetry-collector-contrib exporter/clickhouseexporter/internal/util.go,
+`AttributesToMap`; open-telemetry/opentelemetry-collector pdata/pcommon/value.go `AsString`,
+pdata v1.71.0 = Collector 0.165; bench/attribute_text.py compares this module with it):
 
 - a string is itself; an empty value is ""; a boolean is `true`/`false`; an int is decimal;
 - bytes are standard base64 (with padding);
