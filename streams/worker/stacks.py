@@ -9,6 +9,7 @@ frame, so a hang reads as "span-sink -> held -> durable -> gather" rather than "
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import threading
@@ -27,8 +28,7 @@ def _awaited_frames(awaitable: Any) -> Iterator[FrameType]:
     depth = 0
     while awaitable is not None and depth < _MAX_DEPTH:
         depth += 1
-        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
-        frame = frame or getattr(awaitable, "gi_frame", None)
+        frame = frame_of(awaitable)
         if frame is not None:
             yield frame
         awaitable = (
@@ -36,6 +36,39 @@ def _awaited_frames(awaitable: Any) -> Iterator[FrameType]:
             or getattr(awaitable, "ag_await", None)
             or getattr(awaitable, "gi_yieldfrom", None)
         )
+        if awaitable is not None and frame_of(awaitable) is None:
+            # A coroutine's __await__ wrapper (faust's actors) or an async generator's asend
+            # (`async for` over take_events) hides what it drives; the gc knows.
+            inner = [r for r in gc.get_referents(awaitable) if frame_of(r) is not None]
+            awaitable = inner[0] if inner else awaitable
+
+
+def frame_of(awaitable: Any) -> FrameType | None:
+    """The frame of a coroutine, async generator or generator (None: not one, or finished)."""
+    frame: FrameType | None = (
+        getattr(awaitable, "cr_frame", None)
+        or getattr(awaitable, "ag_frame", None)
+        or getattr(awaitable, "gi_frame", None)
+    )
+    return frame
+
+
+def producer_batches(producer: Any) -> str:
+    """The batches an aiokafka producer has not delivered yet, per topic partition, with the
+    partition's leader as its metadata has it: a flush (and so every commit) waits for them."""
+    accumulator = getattr(producer, "_message_accumulator", None)
+    client = getattr(producer, "client", None)
+    if accumulator is None:
+        return "producer not started"
+    lines = []
+    for tp, batches in sorted(getattr(accumulator, "_batches", {}).items(), key=str):
+        if not batches:
+            continue
+        leader = client.cluster.leader_for_partition(tp) if client is not None else "?"
+        lines.append(f"{tp}: {len(batches)} batches, leader {leader}")
+    pending = len(getattr(accumulator, "_pending_batches", ()))
+    lines.append(f"{pending} batches in flight")
+    return "\n".join(lines)
 
 
 def task_stacks(loop: asyncio.AbstractEventLoop) -> str:
@@ -73,3 +106,8 @@ def dump_task_stacks(loop: asyncio.AbstractEventLoop, out: TextIO | None = None)
         log.warning("task stacks (SIGUSR1):\n%s", text)
     else:
         out.write(text + "\n")
+
+
+def dump_producer_batches(producer: Any) -> None:
+    """Log `producer_batches` (at WARNING, beside the task stacks)."""
+    log.warning("producer batches (SIGUSR1):\n%s", producer_batches(producer))

@@ -13,7 +13,7 @@ from streams.config import Settings
 from streams.errors import ConfigError
 from streams.warehouse import parse_url
 from streams.warehouse.owner import claim_data_path
-from streams.worker.stacks import dump_task_stacks
+from streams.worker.stacks import dump_producer_batches, dump_task_stacks
 
 
 class Worker(faust.Worker):
@@ -22,6 +22,7 @@ class Worker(faust.Worker):
     def _on_sigusr1(self) -> None:
         # mode's handler prints only each task's outermost frame (mode's task wrapper).
         dump_task_stacks(self.loop)
+        dump_producer_batches(getattr(self.app.producer, "_producer", None))
 
 
 SHARED_PATH_ADVICE = (

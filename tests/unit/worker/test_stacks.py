@@ -60,3 +60,46 @@ def test_the_dump_follows_a_task_awaited_by_another_task() -> None:
     block = asyncio.run(scenario()).split("task actor", 1)[1].split("\ntask ", 1)[0]
     assert " wrapper" in block
     assert " _durable" in block
+
+
+class _Actor:
+    """Awaited through `coroutine.__await__()`, as faust's actors are: a wrapper with no frame."""
+
+    def __init__(self, never: asyncio.Event) -> None:
+        self.coro = _agent(never)
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self.coro.__await__()
+
+
+async def _batches(never: asyncio.Event):  # type: ignore[no-untyped-def]
+    await _durable(never)
+    yield 1
+
+
+def test_the_dump_follows_an_await_wrapper_and_an_async_for() -> None:
+    async def scenario() -> str:
+        never = asyncio.Event()
+
+        async def execute_actor() -> None:
+            await _Actor(never)
+
+        async def take_events() -> None:
+            async for _ in _batches(never):
+                pass
+
+        tasks = [
+            asyncio.create_task(execute_actor(), name="actor"),
+            asyncio.create_task(take_events(), name="stream"),
+        ]
+        await asyncio.sleep(0)
+        text = task_stacks(asyncio.get_running_loop())
+        for task in tasks:
+            task.cancel()
+        return text
+
+    text = asyncio.run(scenario())
+    actor = text.split("task actor", 1)[1].split("\ntask ", 1)[0]
+    assert " _agent" in actor and " _durable" in actor
+    stream = text.split("task stream", 1)[1].split("\ntask ", 1)[0]
+    assert " _batches" in stream and " _durable" in stream
