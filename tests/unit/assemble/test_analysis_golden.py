@@ -1,7 +1,8 @@
 """Golden traces: tests/testdata/assemble/analysis/*.json hold span sets and what they produce.
 
 A span is `[name, parent name, service, operation, start, end, {extra fields}?]`, times relative
-to BASE_NS; names stand for span ids. Expected critical-path segments are `[name, start, end]`.
+to BASE_NS; names stand for span ids. A link in the extra fields is `{"span": name, "attributes":
+{...}}`, to a span of the same trace. Expected critical-path segments are `[name, start, end]`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,17 @@ def build_spans(rows: list[list[Any]]) -> list[Span]:
     spans: list[Span] = []
     for row in rows:
         name, parent, service, operation, start, end = row[:6]
-        extra: dict[str, Any] = row[6] if len(row) > 6 else {}
+        extra: dict[str, Any] = dict(row[6]) if len(row) > 6 else {}
+        if "links" in extra:
+            extra["links"] = [
+                {
+                    "trace_id": TRACE_ID,
+                    "span_id": span_id(link["span"]),
+                    "trace_state": "",
+                    "attributes": link["attributes"],
+                }
+                for link in extra["links"]
+            ]
         spans.append(
             make_span(
                 TRACE_ID,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streams.model.span import make_span
 from streams.query.waterfall import render_waterfall, spans_from_rows
+from streams.query.web.trace import layout_waterfall
 from streams.sink.spans import OTEL_TRACES_COLUMNS, span_row
 
 T = "a" * 32
@@ -53,3 +54,34 @@ def test_rows_round_trip_to_spans() -> None:
     assert back["kind"] == "CLIENT" and back["status_code"] == "ERROR"
     assert back["end_time_unix_nano"] == 25
     assert render_waterfall([]) == "(no spans)"
+
+
+def test_async_children_read_back_from_otel_traces_are_off_the_critical_path() -> None:
+    """The CLI waterfall and the web page use the assembler's critical path on spans read back
+    from otel_traces (link attributes as stored text): a CONSUMER under a PRODUCER and a span
+    with a follows-from link to its parent are off it, as in Jaeger UI."""
+    root = make_span(T, "1" * 16, "POST /order", "web", 0, 100_000_000, kind="SERVER")
+    send = make_span(
+        T, "2" * 16, "orders publish", "web", 10_000_000, 60_000_000, kind="PRODUCER",
+        parent_span_id="1" * 16,
+    )  # fmt: skip
+    consume = make_span(
+        T, "3" * 16, "orders process", "fulfil", 20_000_000, 90_000_000, kind="CONSUMER",
+        parent_span_id="2" * 16,
+    )  # fmt: skip
+    follow = make_span(
+        T, "4" * 16, "send receipt", "web", 60_000_000, 99_000_000, parent_span_id="1" * 16,
+        links=[{"trace_id": T, "span_id": "1" * 16, "trace_state": "",
+                "attributes": {"opentracing.ref_type": "follows_from"}}],
+    )  # fmt: skip
+    stored = (root, send, consume, follow)
+    rows = [dict(zip(OTEL_TRACES_COLUMNS, span_row(s), strict=True)) for s in stored]
+    spans = spans_from_rows(rows)
+    out = render_waterfall(spans).splitlines()[2:]
+    marks = {line.split("|")[0].strip(): line.split("|")[2].rstrip() for line in out}
+    assert marks["web: POST /order"].endswith("*")
+    assert marks["web: orders publish"].endswith("*")
+    assert not marks["fulfil: orders process"].endswith("*")
+    assert not marks["web: send receipt"].endswith("*")
+    on_path = {row.span["span_id"]: row.critical_ns for row in layout_waterfall(spans).rows}
+    assert on_path == {"1" * 16: 50_000_000, "2" * 16: 50_000_000, "3" * 16: 0, "4" * 16: 0}
