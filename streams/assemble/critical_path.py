@@ -87,6 +87,15 @@ REF_TYPE_ATTRIBUTE = "opentracing.ref_type"
 """The link attribute that says how a span relates to the span it links to (semconv)."""
 
 
+def waits_for(parent: SpanRow, child: SpanRow) -> bool:
+    """Whether `parent` waits for its child `child` (a synchronous child): not a CONSUMER of a
+    PRODUCER, nor joined to it by a follows-from link. The one rule of what is asynchronous,
+    for the critical path and for error propagation (streams/assemble/error_origins.py)."""
+    if child[KIND] == "CONSUMER" and parent[KIND] == "PRODUCER":
+        return False
+    return not (child[LINKS] and follows_from_parent(child, parent))
+
+
 def follows_from_parent(span: SpanRow, parent: SpanRow) -> bool:
     """Whether `span` names `parent` as a follows-from parent: a link to it (same trace) whose
     ref type is not `child_of` (Jaeger's `refTypeFromLink`: no ref type means follows-from)."""
@@ -127,10 +136,8 @@ def compute_critical_path(
             cs, ce = raw_start[c], raw_end[c]
             if cs >= pe or ce <= ps:
                 continue
-            child_span = spans[c]
-            if (producer and child_span[KIND] == "CONSUMER") or (
-                child_span[LINKS] and follows_from_parent(child_span, parent)
-            ):
+            # waits_for is true unless the parent produces or the child links: ask only then.
+            if (producer or spans[c][LINKS]) and not waits_for(parent, spans[c]):
                 continue
             start[c] = cs if cs > ps else ps
             end[c] = ce if ce < pe else pe
