@@ -64,7 +64,7 @@ def trace_row(record: TraceRecord) -> tuple[Any, ...]:
         record["duration_ns"],
         record["span_count"],
         record["error_count"],
-        error_origin_pairs(record),
+        error_origin_pairs(record) if record["error_origins"] else [],
         record["root_service"],
         record["root_operation"],
         record["services"],
