@@ -41,6 +41,19 @@ def nothing_found(reader: Reader, service: str | None, what: str) -> int:
     return EXIT_NOTHING
 
 
+def asked_range(args: argparse.Namespace) -> tuple[int, int, str] | None:
+    """--since/--until as [since, until) unix ns and the "between ... and ..." that says it;
+    None, the problem said on stderr, when since is not before until."""
+    from streams.query.timestamps import format_time, resolve_range
+
+    try:
+        since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    return since_ns, until_ns, f"between {format_time(since_ns)} and {format_time(until_ns)}"
+
+
 def _window_hint(settings: Settings, signal: str) -> str:
     """When `signal`'s windows appear, with the values in force (the running worker's)."""
     from streams.query import settings_in_force
@@ -53,7 +66,6 @@ def _window_hint(settings: Settings, signal: str) -> str:
 def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
     """`query latency` and `query deps`: summaries of the stored windows of a range."""
     from streams.query import open_reader
-    from streams.query.timestamps import format_time, resolve_range
     from streams.query.windows import (
         dependency_rows,
         dependency_summary,
@@ -61,12 +73,10 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
         latency_summary,
     )
 
-    try:
-        since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    asked = asked_range(args)
+    if asked is None:
         return EXIT_USAGE
-    between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
+    since_ns, until_ns, between = asked
     with open_reader(settings) as reader:
         if args.what == "latency":
             latency = latency_summary(reader, args.service, args.operation, since_ns, until_ns)
@@ -99,14 +109,11 @@ def _query_errors(args: argparse.Namespace, settings: Settings) -> int:
     """`query errors`: where one service's errors originated over a time range."""
     from streams.query import open_reader
     from streams.query.errors import error_origin_summary, headline, origin_rows
-    from streams.query.timestamps import format_time, resolve_range
 
-    try:
-        since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    asked = asked_range(args)
+    if asked is None:
         return EXIT_USAGE
-    between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
+    since_ns, until_ns, between = asked
     with open_reader(settings) as reader:
         error_traces, origins = error_origin_summary(reader, args.service, since_ns, until_ns)
         if not origins:

@@ -30,8 +30,10 @@ def span_id(name: str) -> str:
     return name.encode().hex().rjust(16, "0") if name else ""
 
 
-def build_spans(rows: list[list[Any]]) -> list[Span]:
-    """Spans from the compact golden rows."""
+def build_spans(
+    rows: list[list[Any]], trace_id: str = TRACE_ID, base_ns: int = BASE_NS, unit_ns: int = 1
+) -> list[Span]:
+    """Spans from the compact golden rows (times in `unit_ns` after `base_ns`)."""
     spans: list[Span] = []
     for row in rows:
         name, parent, service, operation, start, end = row[:6]
@@ -39,7 +41,7 @@ def build_spans(rows: list[list[Any]]) -> list[Span]:
         if "links" in extra:
             extra["links"] = [
                 {
-                    "trace_id": TRACE_ID,
+                    "trace_id": trace_id,
                     "span_id": span_id(link["span"]),
                     "trace_state": "",
                     "attributes": link["attributes"],
@@ -48,12 +50,12 @@ def build_spans(rows: list[list[Any]]) -> list[Span]:
             ]
         spans.append(
             make_span(
-                TRACE_ID,
+                trace_id,
                 span_id(name),
                 operation,
                 service,
-                BASE_NS + start,
-                BASE_NS + end,
+                base_ns + start * unit_ns,
+                base_ns + end * unit_ns,
                 parent_span_id=span_id(parent),
                 **extra,
             )

@@ -10,11 +10,12 @@ import pytest
 from streams.assemble.record import build_trace_record
 from streams.broker.probe import free_port
 from streams.cli import main
-from streams.model.span import Span, make_span
+from streams.model.span import Span
 from streams.query import ReadOnlyReader
 from streams.query.errors import error_origin_summary
 from streams.sink.traces import ERROR_ORIGINS, ERROR_ORIGINS_COLUMNS, error_origin_rows
 from streams.warehouse import Warehouse
+from tests.unit.assemble.test_analysis_golden import build_spans
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -27,28 +28,25 @@ def checkout(trace_id: str, start_ns: int, *, inventory: bool = True, validate: 
     """A failed checkout: its reserve call fails in inventory (or, without inventory's spans,
     in its own CLIENT span), its validation may fail on its own, and a payments error is
     handled by checkout (a fallback), so it is not checkout's."""
-
-    def span(n: int, parent: int, service: str, name: str, start: int, end: int, **kw: str) -> Span:
-        return make_span(
-            trace_id, f"{n:016x}", name, service, start_ns + start * MS, start_ns + end * MS,
-            parent_span_id=f"{parent:016x}" if parent else "", **kw,
-        )  # fmt: skip
-
-    spans = [
-        span(1, 0, "checkout", "POST /checkout", 0, 100, kind="SERVER", status_code="ERROR"),
-        span(2, 1, "checkout", "reserve", 5, 30, kind="CLIENT", status_code="ERROR",
-             status_message="502"),
-        span(4, 1, "checkout", "charge", 40, 60, kind="CLIENT"),
-        span(5, 4, "payments", "Charge", 41, 59, kind="SERVER", status_code="ERROR",
-             status_message="card declined"),
+    error = {"status_code": "ERROR"}
+    rows = [
+        ["root", "", "checkout", "POST /checkout", 0, 100, {"kind": "SERVER", **error}],
+        ["reserve", "root", "checkout", "reserve", 5, 30,
+         {"kind": "CLIENT", **error, "status_message": "502"}],
     ]  # fmt: skip
+    if payments:
+        rows += [
+            ["charge", "root", "checkout", "charge", 40, 60, {"kind": "CLIENT"}],
+            ["pay", "charge", "payments", "Charge", 41, 59,
+             {"kind": "SERVER", **error, "status_message": "card declined"}],
+        ]  # fmt: skip
     if inventory:
-        spans.append(span(3, 2, "inventory", "Reserve", 6, 29, kind="SERVER",
-                          status_code="ERROR", status_message="out of stock"))  # fmt: skip
+        rows.append(["inv", "reserve", "inventory", "Reserve", 6, 29,
+                     {"kind": "SERVER", **error, "status_message": "out of stock"}])  # fmt: skip
     if validate:
-        spans.append(span(6, 1, "checkout", "validate", 60, 70, status_code="ERROR",
-                          status_message="bad address"))  # fmt: skip
-    return spans if payments else spans[:2] + spans[4:]
+        rows.append(["validate", "root", "checkout", "validate", 60, 70,
+                     {**error, "status_message": "bad address"}])  # fmt: skip
+    return build_spans(rows, trace_id, start_ns, MS)
 
 
 def store(warehouse: Warehouse, spans: list[Span], version: int = 1) -> None:

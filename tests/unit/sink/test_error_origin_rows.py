@@ -12,7 +12,7 @@ import pytest
 
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.config import ClickHouseConfig
-from streams.model.span import Span, make_span
+from streams.model.span import Span
 from streams.sink.traces import (
     ERROR_ORIGINS,
     ERROR_ORIGINS_COLUMNS,
@@ -23,6 +23,7 @@ from streams.sink.traces import (
 )
 from streams.warehouse import Warehouse, open_warehouse
 from streams.warehouse.migrate import default_root, migrate
+from tests.unit.assemble.test_analysis_golden import build_spans, span_id
 
 MS = 1_000_000
 T0 = (time.time_ns() // 1_000_000_000 - 3600) * 1_000_000_000  # inside the 7-day TTL
@@ -32,25 +33,24 @@ ERROR_ORIGINS_DDL = "0007_tracepipe_error_origins"
 def retried_checkout(trace_id: str) -> list[Span]:
     """Checkout whose two reserve attempts both fail in inventory (one origin operation, two
     origin spans) while payments fails on its own, the root failing with both."""
-
-    def span(n: int, parent: int, service: str, name: str, start: int, end: int, **kw: str) -> Span:
-        return make_span(
-            trace_id, f"{n:016x}", name, service, T0 + start * MS, T0 + end * MS,
-            parent_span_id=f"{parent:016x}" if parent else "", **kw,
-        )  # fmt: skip
-
-    return [
-        span(1, 0, "checkout", "POST /checkout", 0, 100, kind="SERVER", status_code="ERROR"),
-        span(2, 1, "checkout", "reserve", 5, 30, kind="CLIENT", status_code="ERROR"),
-        span(3, 2, "inventory", "Reserve", 6, 29, kind="SERVER", status_code="ERROR",
-             status_message="out of stock"),
-        span(4, 1, "checkout", "reserve", 35, 60, kind="CLIENT", status_code="ERROR"),
-        span(5, 4, "inventory", "Reserve", 36, 59, kind="SERVER", status_code="ERROR",
-             status_message="still out of stock"),
-        span(6, 1, "checkout", "charge", 60, 90, kind="CLIENT"),
-        span(7, 6, "payments", "Charge", 61, 89, kind="SERVER", status_code="ERROR",
-             status_message="card declined"),
-    ]  # fmt: skip
+    error = {"status_code": "ERROR"}
+    return build_spans(
+        [
+            ["root", "", "checkout", "POST /checkout", 0, 100, {"kind": "SERVER", **error}],
+            ["try1", "root", "checkout", "reserve", 5, 30, {"kind": "CLIENT", **error}],
+            ["inv1", "try1", "inventory", "Reserve", 6, 29,
+             {"kind": "SERVER", **error, "status_message": "out of stock"}],
+            ["try2", "root", "checkout", "reserve", 35, 60, {"kind": "CLIENT", **error}],
+            ["inv2", "try2", "inventory", "Reserve", 36, 59,
+             {"kind": "SERVER", **error, "status_message": "still out of stock"}],
+            ["pay", "root", "checkout", "charge", 60, 90, {"kind": "CLIENT"}],
+            ["charge", "pay", "payments", "Charge", 61, 89,
+             {"kind": "SERVER", **error, "status_message": "card declined"}],
+        ],
+        trace_id,
+        T0,
+        MS,
+    )  # fmt: skip
 
 
 def record_of(spans: list[Span], version: int = 1) -> TraceRecord:
@@ -61,7 +61,9 @@ def record_of(spans: list[Span], version: int = 1) -> TraceRecord:
 
 def test_rows_merge_a_trace_s_origins_per_service_and_operation() -> None:
     record = record_of(retried_checkout("a" * 32))
-    assert [o["span_id"] for o in record["error_origins"]] == [f"{n:016x}" for n in (3, 5, 7)]
+    assert [o["span_id"] for o in record["error_origins"]] == [
+        span_id(n) for n in ("inv1", "inv2", "charge")
+    ]
     row = dict(zip(TRACES_COLUMNS, trace_row(record), strict=True))
     assert row["ErrorOrigins"] == [("inventory", "Reserve"), ("payments", "Charge")]
     rows = [dict(zip(ERROR_ORIGINS_COLUMNS, r, strict=True)) for r in error_origin_rows(record)]
