@@ -178,7 +178,8 @@ def add_trace(sub: Subcommands) -> None:
         "trace",
         help="print one trace as a waterfall with its critical path",
         description="Print a stored trace: its assembled summary and its spans "
-        "as an indented waterfall, critical path marked with *, errors with !.",
+        "as an indented waterfall, critical path marked with *, errors with !, and where its "
+        "errors began (error origins and the services each propagated to).",
     )
     p.add_argument(
         "trace_id", help="32 hex characters, or 16 (a 64-bit id, as Jaeger and Zipkin show it)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.model.span import make_span
-from streams.query.waterfall import render_waterfall, spans_from_rows
+from streams.query.waterfall import render_error_origins, render_waterfall, spans_from_rows
 from streams.query.web.trace import layout_waterfall
 from streams.sink.spans import OTEL_TRACES_COLUMNS, span_row
 
@@ -85,3 +85,28 @@ def test_async_children_read_back_from_otel_traces_are_off_the_critical_path() -
     assert not marks["web: send receipt"].endswith("*")
     on_path = {row.span["span_id"]: row.critical_ns for row in layout_waterfall(spans).rows}
     assert on_path == {"1" * 16: 50_000_000, "2" * 16: 50_000_000, "3" * 16: 0, "4" * 16: 0}
+
+
+def test_error_origins_follow_the_waterfall() -> None:
+    root = make_span(
+        T, "1" * 16, "POST /checkout", "web", 0, 100, kind="SERVER", status_code="ERROR"
+    )
+    call = make_span(
+        T, "2" * 16, "reserve", "web", 10, 90, kind="CLIENT", status_code="ERROR",
+        parent_span_id="1" * 16,
+    )  # fmt: skip
+    server = make_span(
+        T, "3" * 16, "Reserve", "inventory", 11, 89, kind="SERVER", status_code="ERROR",
+        status_message="out of stock", parent_span_id="2" * 16,
+    )  # fmt: skip
+    handled = make_span(
+        T, "4" * 16, "List", "recs", 91, 99, status_code="ERROR", parent_span_id="5" * 16
+    )
+    fallback = make_span(T, "5" * 16, "recommend", "web", 90, 100, parent_span_id="1" * 16)
+    assert render_error_origins([root, call, server, handled, fallback]).splitlines() == [
+        "error origins (where an error began -> the services it propagated to):",
+        "  inventory: Reserve  out of stock  -> web (reached the root)",
+        "  recs: List  (not propagated: its parent did not error, or did not wait for it)",
+    ]
+    assert render_error_origins([root]).splitlines()[1] == "  web: POST /checkout  (the root span)"
+    assert render_error_origins([fallback]) == ""
