@@ -17,8 +17,9 @@ cpspan.ts `isBlockingSpan`), and a span whose reference to its parent is FOLLOWS
 a link to the parent span (same trace) whose `opentracing.ref_type` is not `child_of`, a link
 without it counting as follows-from: the rule by which Jaeger turns an OTLP span into its own
 references (jaegertracing/jaeger internal/storage/v2/elasticsearch/tracestore/to_dbmodel.go
-`linksToDbSpanRefs`, `refTypeFromLink`; the Collector's pkg/translator/jaeger writes such links
-when it reads a Jaeger FOLLOWS_FROM parent).
+`linksToDbSpanRefs`, `refTypeFromLink`; the other way, Jaeger's model takes a FOLLOWS_FROM
+reference as the parent when there is no CHILD_OF one, `Span.ParentSpanID`, and the Collector's
+pkg/translator/jaeger keeps that reference as a link typed follows_from).
 
 Differences from Jaeger UI, on purpose:
 - A child that ends exactly where the walk stands is picked (Jaeger needs it to end strictly
