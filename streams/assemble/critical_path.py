@@ -9,6 +9,18 @@ parent's own (self) time on the path. Before the walk, children are clipped to t
 bounds ("sanitize overflowing children") and children wholly outside them (async work that
 started after the parent ended) are dropped with their subtrees.
 
+Only synchronous children are on their parent's path, as in Jaeger UI, which walks CHILD_OF
+references only: a child that runs after its parent stopped waiting is dropped with its subtree
+before the walk. That is a CONSUMER whose parent is a PRODUCER (jaeger-ui CriticalPath/utils/
+cpspan.ts `isBlockingSpan`), and a span whose reference to its parent is FOLLOWS_FROM
+(jaeger-ui CriticalPath/utils/getChildOfSpans.ts). In OpenTelemetry data a follows-from parent is
+a link to the parent span (same trace) whose `opentracing.ref_type` is not `child_of`, a link
+without it counting as follows-from: the rule by which Jaeger turns an OTLP span into its own
+references (jaegertracing/jaeger internal/storage/v2/elasticsearch/tracestore/to_dbmodel.go
+`linksToDbSpanRefs`, `refTypeFromLink`; the other way, Jaeger's model takes a FOLLOWS_FROM
+reference as the parent when there is no CHILD_OF one, `Span.ParentSpanID`, and the Collector's
+pkg/translator/jaeger keeps that reference as a link typed follows_from).
+
 Differences from Jaeger UI, on purpose:
 - A child that ends exactly where the walk stands is picked (Jaeger needs it to end strictly
   before), so back-to-back sequential children all land on the path instead of the earlier ones
@@ -27,7 +39,18 @@ from typing import TypedDict
 
 from streams.assemble.skew import SkewAdjustment, adjust_clock_skew
 from streams.assemble.structure import TraceStructure, analyze_structure
-from streams.model.span import END, NAME, SERVICE_NAME, SPAN_ID, START, Span, SpanRow
+from streams.model.span import (
+    END,
+    KIND,
+    LINKS,
+    NAME,
+    SERVICE_NAME,
+    SPAN_ID,
+    START,
+    TRACE_ID,
+    Span,
+    SpanRow,
+)
 
 
 class CriticalPathSegment(TypedDict):
@@ -61,6 +84,28 @@ class CriticalPath:
 _LEAF: list[int] = []
 """The kept children of a leaf (never written to)."""
 
+REF_TYPE_ATTRIBUTE = "opentracing.ref_type"
+"""The link attribute that says how a span relates to the span it links to (semconv)."""
+
+
+def waits_for(parent: SpanRow, child: SpanRow) -> bool:
+    """Whether `parent` waits for its child `child` (a synchronous child): not a CONSUMER of a
+    PRODUCER, nor joined to it by a follows-from link. The one rule of what is asynchronous,
+    for the critical path and for error propagation (streams/assemble/error_origins.py)."""
+    if child[KIND] == "CONSUMER" and parent[KIND] == "PRODUCER":
+        return False
+    return not (child[LINKS] and follows_from_parent(child, parent))
+
+
+def follows_from_parent(span: SpanRow, parent: SpanRow) -> bool:
+    """Whether `span` names `parent` as a follows-from parent: a link to it (same trace) whose
+    ref type is not `child_of` (Jaeger's `refTypeFromLink`: no ref type means follows-from)."""
+    for link in span[LINKS] or ():
+        if link["span_id"] == parent[SPAN_ID] and link["trace_id"] == parent[TRACE_ID]:
+            ref_type: object = link["attributes"].get(REF_TYPE_ATTRIBUTE)
+            return ref_type != "child_of"
+    return False
+
 
 def compute_critical_path(
     structure: TraceStructure, adjustment: SkewAdjustment | None = None
@@ -77,7 +122,7 @@ def compute_critical_path(
         raw_start, raw_end = adjustment.start_ns, adjustment.end_ns
 
     # Clip every span of the start span's tree to its (clipped) parent, top-down; a child wholly
-    # outside its parent is dropped, and with it its subtree.
+    # outside its parent, or one its parent does not wait for, is dropped with its subtree.
     start = [0] * len(spans)
     end = [0] * len(spans)
     start[root], end[root] = raw_start[root], raw_end[root]
@@ -85,10 +130,15 @@ def compute_critical_path(
     queue = [root]
     for node in queue:
         ps, pe = start[node], end[node]
+        parent = spans[node]
+        producer = parent[KIND] == "PRODUCER"
         mine: list[int] = []
         for c in structure.children.get(node, ()):
             cs, ce = raw_start[c], raw_end[c]
             if cs >= pe or ce <= ps:
+                continue
+            # waits_for is true unless the parent produces or the child links: ask only then.
+            if (producer or spans[c][LINKS]) and not waits_for(parent, spans[c]):
                 continue
             start[c] = cs if cs > ps else ps
             end[c] = ce if ce < pe else pe

@@ -1,6 +1,6 @@
 """The assembled-trace record (schemas/avro/trace.avsc) built from a trace's spans: one
-structure analysis gives its shape, clock-skew adjustment, critical path and service-graph
-calls."""
+structure analysis gives its shape, clock-skew adjustment, critical path, service-graph calls
+and error origins."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from streams.assemble.critical_path import (
     CriticalPathSelfTime,
     compute_critical_path,
 )
+from streams.assemble.error_origins import ErrorOrigin, error_origins
 from streams.assemble.graph import edges_from_trace
 from streams.assemble.skew import adjust_clock_skew
 from streams.assemble.structure import TraceStructure, analyze_structure
@@ -88,6 +89,7 @@ class TraceRecord(TypedDict):
     sampling_policy: str
     previous_span_count: int
     calls: list[ServiceGraphCall]
+    error_origins: list[ErrorOrigin]
 
 
 def build_trace_record(
@@ -101,8 +103,8 @@ def build_trace_record(
     previous_span_count: int = 0,
 ) -> TraceRecord:
     """Analyse a trace's spans (structure, clock skew, critical path, the service-graph calls
-    completed by spans[previous_span_count:]) into its trace record; with `include_spans` it
-    carries the spans, else their ids.
+    completed by spans[previous_span_count:], error origins) into its trace record; with
+    `include_spans` it carries the spans, else their ids.
 
     Times in the record (bounds, critical path) are skew-adjusted; `spans` and `calls` keep them
     as reported.
@@ -120,6 +122,7 @@ def build_trace_record(
     else:
         start_ns = end_ns = 0
     root = unique[structure.root] if structure.root >= 0 else None
+    error_count = sum(1 for s in spans if s[STATUS_CODE] == "ERROR")
     return {
         "trace_id": unique[0][TRACE_ID] if unique else "",
         "version": version,
@@ -128,7 +131,7 @@ def build_trace_record(
         "end_time_unix_nano": end_ns,
         "duration_ns": end_ns - start_ns,
         "span_count": len(spans),
-        "error_count": sum(1 for s in spans if s[STATUS_CODE] == "ERROR"),
+        "error_count": error_count,
         "root_service": root[SERVICE_NAME] if root is not None else "",
         "root_operation": root[NAME] if root is not None else "",
         "services": sorted({s[SERVICE_NAME] for s in unique}),
@@ -147,6 +150,8 @@ def build_trace_record(
         "sampling_policy": "sampling_off",
         "previous_span_count": previous_span_count,
         "calls": service_graph_calls(spans, previous_span_count, structure),
+        # Most traces have no error: skip the analysis for them.
+        "error_origins": error_origins(structure) if error_count else [],
     }
 
 
@@ -191,7 +196,7 @@ _FIELD_ORDER = (
     "duration_ns", "span_count", "error_count", "root_service", "root_operation", "services",
     "depth", "clock_skew_adjusted", "adjusted_span_ids", "warnings", "critical_path",
     "critical_path_self_time", "dropped_span_count", "spans", "span_ids", "emitted_at_unix_nano",
-    "sampled", "sampling_policy", "previous_span_count", "calls",
+    "sampled", "sampling_policy", "previous_span_count", "calls", "error_origins",
 )  # fmt: skip
 
 
@@ -274,6 +279,17 @@ class TraceRecordEncoder:
                         + boolean(c["error"])
                         + ident(c["span_id"])
                         for c in r["calls"]
+                    ]
+                ),
+                avro_array(
+                    [
+                        ident(o["span_id"])
+                        + text(o["service"])
+                        + text(o["operation"])
+                        + text(o["status_message"])
+                        + avro_array([text(s) for s in o["propagated_to"]])
+                        + boolean(o["reached_root"])
+                        for o in r["error_origins"]
                     ]
                 ),
             )

@@ -41,6 +41,19 @@ def nothing_found(reader: Reader, service: str | None, what: str) -> int:
     return EXIT_NOTHING
 
 
+def asked_range(args: argparse.Namespace) -> tuple[int, int, str] | None:
+    """--since/--until as [since, until) unix ns and the "between ... and ..." that says it;
+    None, the problem said on stderr, when since is not before until."""
+    from streams.query.timestamps import format_time, resolve_range
+
+    try:
+        since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return None
+    return since_ns, until_ns, f"between {format_time(since_ns)} and {format_time(until_ns)}"
+
+
 def _window_hint(settings: Settings, signal: str) -> str:
     """When `signal`'s windows appear, with the values in force (the running worker's)."""
     from streams.query import settings_in_force
@@ -53,7 +66,6 @@ def _window_hint(settings: Settings, signal: str) -> str:
 def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
     """`query latency` and `query deps`: summaries of the stored windows of a range."""
     from streams.query import open_reader
-    from streams.query.timestamps import format_time, resolve_range
     from streams.query.windows import (
         dependency_rows,
         dependency_summary,
@@ -61,12 +73,10 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
         latency_summary,
     )
 
-    try:
-        since_ns, until_ns = resolve_range(args.since, args.until, time.time_ns(), "--")
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    asked = asked_range(args)
+    if asked is None:
         return EXIT_USAGE
-    between = f"between {format_time(since_ns)} and {format_time(until_ns)}"
+    since_ns, until_ns, between = asked
     with open_reader(settings) as reader:
         if args.what == "latency":
             latency = latency_summary(reader, args.service, args.operation, since_ns, until_ns)
@@ -95,6 +105,30 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FOUND
 
 
+def _query_errors(args: argparse.Namespace, settings: Settings) -> int:
+    """`query errors`: where one service's errors originated over a time range."""
+    from streams.query import open_reader
+    from streams.query.errors import error_origin_summary, headline, origin_rows
+
+    asked = asked_range(args)
+    if asked is None:
+        return EXIT_USAGE
+    since_ns, until_ns, between = asked
+    with open_reader(settings) as reader:
+        error_traces, origins = error_origin_summary(reader, args.service, since_ns, until_ns)
+        if not origins:
+            return nothing_found(
+                reader,
+                args.service,
+                f"no errors of service {args.service!r} in traces started {between}; error "
+                "origins are stored as traces are assembled (assembly.trace_idle_ms after "
+                "their last span)",
+            )
+    print(f"{headline(args.service, error_traces, origins)}; traces started {between}")
+    print(render_table(origin_rows(origins)))
+    return EXIT_FOUND
+
+
 def _print_rows(rows: list[dict[str, Any]]) -> int:
     """Print query rows as a table, times in ISO 8601 and durations in ms; the exit status."""
     print(render_table(readable_rows(rows)))
@@ -106,6 +140,8 @@ def _cmd_query(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.what in ("latency", "deps"):
         return _query_windows(args, settings)
+    if args.what == "errors":
+        return _query_errors(args, settings)
     trace_id = parse_trace_id(args.trace_id) if getattr(args, "trace_id", None) else None
     with open_reader(settings) as reader:
         if args.what == "sql":
@@ -142,7 +178,8 @@ def add_trace(sub: Subcommands) -> None:
         "trace",
         help="print one trace as a waterfall with its critical path",
         description="Print a stored trace: its assembled summary and its spans "
-        "as an indented waterfall, critical path marked with *, errors with !.",
+        "as an indented waterfall, critical path marked with *, errors with !, and where its "
+        "errors began (error origins and the services each propagated to).",
     )
     p.add_argument(
         "trace_id", help="32 hex characters, or 16 (a 64-bit id, as Jaeger and Zipkin show it)"
@@ -151,7 +188,7 @@ def add_trace(sub: Subcommands) -> None:
 
 
 def add_query(sub: Subcommands) -> None:
-    """`tracepipe query sql|count|spans|latency|deps`."""
+    """`tracepipe query sql|count|spans|latency|deps|errors`."""
     p = sub.add_parser(
         "query",
         help="read stored spans, latency and the service graph (through a running worker if any)",
@@ -196,4 +233,19 @@ def add_query(sub: Subcommands) -> None:
     )
     qd.add_argument("--since", default="1h", type=time_arg, help=f"from: {TIME_HELP} (default 1h)")
     qd.add_argument("--until", default="now", type=time_arg, help=f"to: {TIME_HELP} (default now)")
+    qe = q.add_parser(
+        "errors",
+        help="where one service's errors originated over a time range",
+        description="Read the error origins of assembled traces (tracepipe_error_origins) that "
+        "started in [--since, --until) and in which SERVICE erred: an error originated in it or "
+        "propagated to it. An origin is an error span none of whose synchronous children "
+        "errored; its error propagated up through its error ancestors. Per origin "
+        "service/operation: the traces (and their share of SERVICE's error traces; a trace "
+        "with two origins counts for both), origin spans, traces where the error reached the "
+        "root span, the services it propagated to, the latest message and trace (open it with "
+        "`tracepipe trace ID`). Exit 1 when there is none.",
+    )
+    qe.add_argument("--service", required=True, help="the service name (otel_traces ServiceName)")
+    qe.add_argument("--since", default="1h", type=time_arg, help=f"from: {TIME_HELP} (default 1h)")
+    qe.add_argument("--until", default="now", type=time_arg, help=f"to: {TIME_HELP} (default now)")
     p.set_defaults(func=_cmd_query)

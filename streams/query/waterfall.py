@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.assemble.critical_path import critical_path
+from streams.assemble.error_origins import error_origins
+from streams.assemble.structure import analyze_structure
 from streams.model.span import Span, SpanEvent, SpanLink, make_span
 from streams.query import Reader, quote
 from streams.sink.spans import DEDUPLICATED_SPANS, OTEL_TRACES_COLUMNS, SOURCE_FORMAT_ATTRIBUTE
@@ -140,6 +142,26 @@ def render_waterfall(spans: list[Span]) -> str:
     return "\n".join(lines)
 
 
+def render_error_origins(spans: list[Span]) -> str:
+    """Where the trace's errors began and whom they reached, one line per origin span; empty
+    when no span errored (streams/assemble/error_origins.py)."""
+    origins = error_origins(analyze_structure(spans))
+    if not origins:
+        return ""
+    lines = ["error origins (where an error began -> the services it propagated to):"]
+    for o in origins:
+        if o["propagated_to"]:
+            reach = f"-> {', '.join(o['propagated_to'])}"
+            reach += " (reached the root)" if o["reached_root"] else ""
+        elif o["reached_root"]:
+            reach = "(the root span)"
+        else:
+            reach = "(not propagated: its parent did not error, or did not wait for it)"
+        message = f"  {o['status_message']}" if o["status_message"] else ""
+        lines.append(f"  {o['service']}: {o['operation']}{message}  {reach}")
+    return "\n".join(lines)
+
+
 def trace_report(reader: Reader, trace_id: str) -> str | None:
     """A stored trace's summary line (if assembled) and waterfall; None if no span is stored."""
     spans = stored_spans(reader, trace_id)
@@ -155,4 +177,7 @@ def trace_report(reader: Reader, trace_id: str) -> str | None:
         )
         lines += [f"  warning: {warning}" for warning in s["Warnings"]]
     lines.append(render_waterfall(spans))
+    origins = render_error_origins(spans)
+    if origins:
+        lines.append(origins)
     return "\n".join(lines)

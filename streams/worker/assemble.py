@@ -36,9 +36,12 @@ from streams.sink.spans import OTEL_TRACES, otel_traces_table
 from streams.sink.traces import (
     CRITICAL_PATH,
     CRITICAL_PATH_COLUMNS,
+    ERROR_ORIGINS,
+    ERROR_ORIGINS_COLUMNS,
     TRACES,
     TRACES_COLUMNS,
     critical_path_rows,
+    error_origin_rows,
     trace_row,
 )
 from streams.sink.writer import WarehouseWriter
@@ -328,6 +331,11 @@ def register_assembly(
             CRITICAL_PATH,
             CRITICAL_PATH_COLUMNS,
             [row for r in records for row in critical_path_rows(r)],
+        )
+        await writer.write_rows(
+            ERROR_ORIGINS,
+            ERROR_ORIGINS_COLUMNS,
+            [row for r in records if r["error_origins"] for row in error_origin_rows(r)],
         )
         counters.inc("tracepipe_traces_stored_total", len(records))
         if stage.sampling.enabled:

@@ -1,7 +1,8 @@
 """Golden traces: tests/testdata/assemble/analysis/*.json hold span sets and what they produce.
 
 A span is `[name, parent name, service, operation, start, end, {extra fields}?]`, times relative
-to BASE_NS; names stand for span ids. Expected critical-path segments are `[name, start, end]`.
+to BASE_NS; names stand for span ids. A link in the extra fields is `{"span": name, "attributes":
+{...}}`, to a span of the same trace. Expected critical-path segments are `[name, start, end]`.
 """
 
 from __future__ import annotations
@@ -29,20 +30,32 @@ def span_id(name: str) -> str:
     return name.encode().hex().rjust(16, "0") if name else ""
 
 
-def build_spans(rows: list[list[Any]]) -> list[Span]:
-    """Spans from the compact golden rows."""
+def build_spans(
+    rows: list[list[Any]], trace_id: str = TRACE_ID, base_ns: int = BASE_NS, unit_ns: int = 1
+) -> list[Span]:
+    """Spans from the compact golden rows (times in `unit_ns` after `base_ns`)."""
     spans: list[Span] = []
     for row in rows:
         name, parent, service, operation, start, end = row[:6]
-        extra: dict[str, Any] = row[6] if len(row) > 6 else {}
+        extra: dict[str, Any] = dict(row[6]) if len(row) > 6 else {}
+        if "links" in extra:
+            extra["links"] = [
+                {
+                    "trace_id": trace_id,
+                    "span_id": span_id(link["span"]),
+                    "trace_state": "",
+                    "attributes": link["attributes"],
+                }
+                for link in extra["links"]
+            ]
         spans.append(
             make_span(
-                TRACE_ID,
+                trace_id,
                 span_id(name),
                 operation,
                 service,
-                BASE_NS + start,
-                BASE_NS + end,
+                base_ns + start * unit_ns,
+                base_ns + end * unit_ns,
                 parent_span_id=span_id(parent),
                 **extra,
             )

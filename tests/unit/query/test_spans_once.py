@@ -20,7 +20,7 @@ from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.span import Span
 from streams.query import count_spans, quote, recent_spans
-from streams.query.waterfall import stored_spans, trace_report
+from streams.query.waterfall import render_error_origins, stored_spans, trace_report
 from streams.query.web.search import TraceSearch, find_traces, operations_seen, resolve_search
 from streams.query.web.trace import trace_page
 from streams.sink.spans import (
@@ -101,10 +101,12 @@ def test_a_trace_reads_back_each_span_once(
         assert span_ids(stored_spans(migrated_warehouse, trace_id)) == span_ids(spans)
         report = trace_report(migrated_warehouse, trace_id)
         assert report is not None
-        # A summary line and its warnings, the waterfall's two header lines, one line per span.
+        # A summary line and its warnings, the waterfall's two header lines, one line per span,
+        # then the error origins' lines (if any span errored).
         lines = report.splitlines()
         warnings = sum(line.startswith("  warning:") for line in lines)
-        assert len(lines) == 1 + warnings + 2 + len(spans)
+        origins = len(render_error_origins(spans).splitlines())
+        assert len(lines) == 1 + warnings + 2 + len(spans) + origins
 
 
 def test_the_trace_page_draws_each_span_once(

@@ -104,7 +104,7 @@ def test_the_old_layout_migrates_with_every_span_once(old_layout: Warehouse) -> 
     before = old_layout.query_dicts(ONE_ROW_PER_SPAN)
     assert len(before) == 40
 
-    assert migrate(old_layout, ttl_days=7) == [SPAN_IDENTITY]
+    assert migrate(old_layout, ttl_days=7)[0] == SPAN_IDENTITY
 
     assert_migrated(old_layout, before)
     table = old_layout.query_dicts(
@@ -134,7 +134,7 @@ def test_a_migration_stopped_after_any_statement_completes_when_run_again(
     before = old_layout.query_dicts(ONE_ROW_PER_SPAN)
     for statement in STATEMENTS[:stop_after]:
         run_statement(old_layout, statement)
-    assert migrate(old_layout, ttl_days=7) == [SPAN_IDENTITY]
+    assert migrate(old_layout, ttl_days=7)[0] == SPAN_IDENTITY
     assert_migrated(old_layout, before)
 
 

@@ -1,0 +1,109 @@
+"""`tracepipe query errors`: where one service's errors originated, over a time range.
+
+A service's errors are the error origins (tracepipe_error_origins, the latest version of each
+trace started in the range) in that service or whose errors propagated to it; an error another
+service handled before it reached this one is not among them. Each origin service/operation is
+listed with the share of the service's error traces it appears in; a trace with two origins
+counts for both, so shares can add up to more than 100%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from streams.query import Reader, quote, time_range
+from streams.sink.traces import ERROR_ORIGINS
+
+
+@dataclass(frozen=True)
+class OriginShare:
+    """One service/operation where errors of the asked service originated."""
+
+    service: str
+    operation: str
+    traces: int
+    """The asked service's error traces with an origin here."""
+    share: float
+    """`traces` over all the asked service's error traces, 0..1."""
+    origin_spans: int
+    reached_root: int
+    """Traces in which an error from here reached the root span."""
+    propagated_to: tuple[str, ...]
+    """Every service errors from here propagated to, sorted."""
+    status_message: str
+    """The latest trace's first origin message."""
+    example_trace_id: str
+    """The latest such trace."""
+
+
+def error_origin_summary(
+    reader: Reader, service: str, since_ns: int, until_ns: int
+) -> tuple[int, list[OriginShare]]:
+    """How many traces started in [since, until) `service` erred in, and where those errors
+    originated, most traces first ((0, []) when none)."""
+    in_range = time_range("Start", since_ns, until_ns)
+    # A re-emitted trace may have other origins than its first version: its latest version only.
+    latest = (
+        f"(TraceId, Version) IN (SELECT TraceId, max(Version) FROM {ERROR_ORIGINS} "
+        f"WHERE {in_range} GROUP BY TraceId)"
+    )
+    wanted = quote(service)
+    # Origins whose errors `service` had: in it, or propagated to it. An error another service
+    # handled before it reached `service` is not one of its errors.
+    theirs = f"{in_range} AND {latest} AND (ServiceName = {wanted} OR has(PropagatedTo, {wanted}))"
+    rows = reader.query_dicts(
+        "SELECT ServiceName AS service, SpanName AS operation, uniqExact(TraceId) AS traces, "
+        "sum(OriginSpans) AS origin_spans, uniqExactIf(TraceId, ReachedRoot) AS reached_root, "
+        "arraySort(groupUniqArrayArray(PropagatedTo)) AS propagated_to, "
+        "argMax(StatusMessage, (Start, TraceId)) AS message, "
+        "argMax(TraceId, (Start, TraceId)) AS example "
+        f"FROM {ERROR_ORIGINS} FINAL WHERE {theirs} "
+        "GROUP BY service, operation ORDER BY traces DESC, service, operation"
+    )
+    if not rows:
+        return 0, []
+    (total,) = reader.query_dicts(
+        f"SELECT uniqExact(TraceId) AS traces FROM {ERROR_ORIGINS} FINAL WHERE {theirs}"
+    )
+    traces = int(total["traces"])
+    return traces, [
+        OriginShare(
+            service=str(r["service"]),
+            operation=str(r["operation"]),
+            traces=int(r["traces"]),
+            share=int(r["traces"]) / traces,
+            origin_spans=int(r["origin_spans"]),
+            reached_root=int(r["reached_root"]),
+            propagated_to=tuple(str(s) for s in r["propagated_to"]),
+            status_message=str(r["message"]),
+            example_trace_id=str(r["example"]),
+        )
+        for r in rows
+    ]
+
+
+def headline(service: str, error_traces: int, origins: Sequence[OriginShare]) -> str:
+    """The answer's first line: where most of `service`'s error traces originate."""
+    top = origins[0]
+    return (
+        f"{top.share * 100:.0f}% of {service}'s error traces ({top.traces} of "
+        f"{error_traces}) originate in {top.service}/{top.operation}"
+    )
+
+
+def origin_rows(origins: Sequence[OriginShare]) -> list[dict[str, str]]:
+    """The table `tracepipe query errors` prints: one row per origin service/operation."""
+    return [
+        {
+            "origin": f"{o.service}/{o.operation}",
+            "traces": str(o.traces),
+            "share%": f"{o.share * 100:.0f}",
+            "origin spans": str(o.origin_spans),
+            "reached root": str(o.reached_root),
+            "propagated to": ", ".join(o.propagated_to) or "-",
+            "message": o.status_message,
+            "example trace": o.example_trace_id,
+        }
+        for o in origins
+    ]
