@@ -331,7 +331,7 @@ class TraceBuffer:
         spans: list[SpanRow] = list(trace.held)
         previous, trace.emitted_span_count = trace.emitted_span_count, len(spans)
         if self._shapes is not None and completion == "complete" and trace.root is not None:
-            self._shapes.learn(trace.root, spans)
+            self._shapes.learn(trace.root, spans, whole)
         return Emission(
             trace_id=trace_id,
             version=trace.version,

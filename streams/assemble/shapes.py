@@ -34,6 +34,9 @@ RECENT_TRACES = 64
 MIN_TRACES = 8
 """Traces of a root operation seen before its usual span count is trusted."""
 
+WHOLE_SAMPLE = 8
+"""One in this many traces emitted whole is learned (every trace that went idle is)."""
+
 PAIRING_CLAMP = 8
 """Bound of a calling operation's pairing score: it flips after this many calls the other way."""
 
@@ -46,16 +49,22 @@ class TraceShapes:
         self._usual: dict[RootOperation, int] = {}
         # > 0: this operation's calls usually have their remote half as a child span.
         self._pairing: dict[tuple[str, str, str], int] = {}
+        self._whole_seen = 0
 
     def usual_span_count(self, root: RootOperation) -> int | None:
         """The span count traces of `root` usually have; None until MIN_TRACES were seen."""
         return self._usual.get(root)
 
-    def learn(self, root: RootOperation, rows: Sequence[SpanRow]) -> None:
-        """Take in an emitted trace whose root is held (`root` is its operation)."""
+    def learn(self, root: RootOperation, rows: Sequence[SpanRow], whole: bool = False) -> None:
+        """Take in an emitted trace whose root is held (`root` is its operation); of traces
+        emitted `whole` (which agree with what is learned) one in WHOLE_SAMPLE."""
         counts = self._counts.get(root)
         if counts is None:
             counts = self._counts[root] = deque(maxlen=RECENT_TRACES)
+        if whole:
+            self._whole_seen += 1
+            if self._whole_seen % WHOLE_SAMPLE:
+                return
         counts.append(len(rows))
         if len(counts) >= MIN_TRACES:
             # Most common; on a tie the smaller count, so a trace is not held for a rare one.
