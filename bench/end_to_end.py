@@ -49,6 +49,7 @@ from bench.steps import (
     ratio,
     stage_rows,
     step_figures,
+    step_of,
     step_row,
     summary_row,
 )
@@ -320,7 +321,8 @@ def read_delays(settings: Settings, ladder: Ladder) -> None:
         rows = reader.query_dicts(
             "SELECT toUnixTimestamp64Nano(argMin(Start, EmittedAt)) AS start_ns, "
             "toUnixTimestamp64Nano(argMin(End, EmittedAt)) AS end_ns, "
-            "toUnixTimestamp64Nano(min(EmittedAt)) AS emitted_ns "
+            "toUnixTimestamp64Nano(min(EmittedAt)) AS emitted_ns, "
+            "max(Version) AS versions "
             "FROM tracepipe_traces GROUP BY TraceId"
         )
     traces = [(int(r["start_ns"]), int(r["end_ns"]), int(r["emitted_ns"])) for r in rows]
@@ -328,6 +330,10 @@ def read_delays(settings: Settings, ladder: Ladder) -> None:
         ladder.steps, delays_by_step(traces, ladder.windows_ns), strict=True
     ):
         apply_delays(figures, after_send, after_end)
+    for row in rows:
+        step = step_of(int(row["start_ns"]), ladder.windows_ns)
+        if step is not None and int(row["versions"]) > 1:
+            ladder.steps[step].traces_reemitted += 1
 
 
 def subject_summary(ladder: Ladder, promise_s: float) -> dict[str, Any]:

@@ -167,6 +167,8 @@ class StepFigures:
     delay_after_end_p50_s: float | None = None
     delay_after_end_p99_s: float | None = None
     traces_measured: int = 0
+    traces_reemitted: int = 0
+    """Traces of the step stored in more than one version (a span came after an emission)."""
 
     @property
     def lag_growth_s(self) -> float:
@@ -271,12 +273,19 @@ def delays_by_step(
     """
     out: list[tuple[list[float], list[float]]] = [([], []) for _ in windows]
     for start_ns, end_ns, emitted_ns in traces:
-        for i, (lo, hi) in enumerate(windows):
-            if lo <= start_ns < hi:
-                out[i][0].append((emitted_ns - start_ns) / 1e9)
-                out[i][1].append((emitted_ns - end_ns) / 1e9)
-                break
+        i = step_of(start_ns, windows)
+        if i is not None:
+            out[i][0].append((emitted_ns - start_ns) / 1e9)
+            out[i][1].append((emitted_ns - end_ns) / 1e9)
     return out
+
+
+def step_of(start_ns: int, windows: Sequence[tuple[int, int]]) -> int | None:
+    """The index of the step window [start_ns, end_ns) a trace's start falls in, if any."""
+    for i, (lo, hi) in enumerate(windows):
+        if lo <= start_ns < hi:
+            return i
+    return None
 
 
 def apply_delays(figures: StepFigures, after_send_s: list[float], after_end_s: list[float]) -> None:
@@ -377,8 +386,13 @@ def step_row(subject: str, figures: StepFigures) -> dict[str, str]:
         "held traces": f"{figures.held_traces:,}",
         "delay p50 s": _seconds(figures.delay_after_send_p50_s),
         "delay p99 s": _seconds(figures.delay_after_send_p99_s),
+        "re-emitted": _share(figures.traces_reemitted, figures.traces_measured),
         "CH rows/s": f"{figures.clickhouse_rows_per_s:,.0f}",
     }
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.2%}" if whole else "-"
 
 
 def stage_rows(figures: StepFigures) -> list[dict[str, str]]:
@@ -421,6 +435,7 @@ def summary_row(
         "CPU µs/span": "-" if top is None else f"{top.cpu_us_per_span:,.1f}",
         "delay p50 s": _seconds(None if top is None else top.delay_after_send_p50_s),
         "delay p99 s": _seconds(None if top is None else top.delay_after_send_p99_s),
+        "re-emitted": "-" if top is None else _share(top.traces_reemitted, top.traces_measured),
         "CH rows/s": "-" if top is None else f"{top.clickhouse_rows_per_s:,.0f}",
         "RSS per held trace": "-"
         if rss_per_held_trace is None

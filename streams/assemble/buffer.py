@@ -29,6 +29,11 @@ the spans are dropped and a tombstone (trace id -> last version) is kept for
 `partial=True` (the earlier spans are gone: the record must not replace the stored complete
 one). Only after the tombstone expires does a span for that id start again at version 1.
 
+Whole before idle (`shapes`, streams.assemble.shapes): a trace that reaches its root
+operation's usual span count becomes a candidate; the next sweep emits it ("complete") if it is
+whole (every parent and every usually-reported server or consumer half held), without waiting
+for trace_idle_ms. Idle and max age stay the fallback; a span after that makes version + 1.
+
 Durable state: none here. The Faust edge (streams.worker.assemble) keeps the Kafka messages a
 trace's spans came from unacknowledged until the trace is emitted (`Emission.sources`), so the
 spans topic itself is the log of every open trace; what it makes durable is an emitted mark per
@@ -44,8 +49,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from streams.assemble.shapes import RootOperation, TraceShapes
 from streams.config import AssemblyConfig
-from streams.model.span import Span, SpanRow, span_row
+from streams.model.span import NAME, SERVICE_NAME, Span, SpanRow, span_row
 
 Completion = Literal["complete", "idle_no_root", "max_age", "evicted"]
 NS_PER_MS = 1_000_000
@@ -111,6 +117,8 @@ class Emission:
     previous_span_count: int = 0
     # The sources (SpanSource) of this version's new spans, each counted once.
     sources: tuple[Any, ...] = ()
+    # Emitted as soon as it was whole (streams.assemble.shapes), before going idle.
+    whole: bool = False
 
 
 @dataclass(slots=True)
@@ -124,6 +132,7 @@ class BufferStats:
     very_late_spans: int = 0
     traces_emitted: int = 0
     traces_evicted: int = 0
+    traces_whole: int = 0
 
 
 @dataclass(slots=True)
@@ -142,6 +151,7 @@ class _Trace:
     # Spans held at the last emission: the next version's new spans start here.
     emitted_span_count: int = 0
     sources: list[Any] = field(default_factory=list)
+    root: RootOperation | None = None
 
 
 class TraceBuffer:
@@ -154,8 +164,10 @@ class TraceBuffer:
         codec: SpanCodec | None = None,
         *,
         tombstone_retention_ms: int | None = None,
+        shapes: TraceShapes | None = None,
     ) -> None:
         self._config = config
+        self._shapes = shapes
         self._clock = now
         self._codec = codec
         self._idle_ns = config.trace_idle_ms * NS_PER_MS
@@ -173,6 +185,9 @@ class TraceBuffer:
         self._retained: OrderedDict[str, _Trace] = OrderedDict()
         # trace id -> (last version, forgotten at ns, packed span ids: only from restored marks)
         self._tombstones: OrderedDict[str, tuple[int, int, bytes]] = OrderedDict()
+        # Open traces that reached their root operation's usual span count since the last
+        # sweep: the sweep emits those that are whole.
+        self._candidates: dict[str, None] = {}
         self.stats = BufferStats()
 
     # -- time ---------------------------------------------------------------------------------
@@ -248,9 +263,14 @@ class TraceBuffer:
             trace.span_ids.add(span_id)
             if is_root:
                 trace.has_root = True
+                trace.root = (held[SERVICE_NAME], held[NAME])
             if source is not None and (not trace.sources or trace.sources[-1] is not source):
                 trace.sources.append(source)
                 source.traces += 1
+            if trace.root is not None and self._shapes is not None:
+                usual = self._shapes.usual_span_count(trace.root)
+                if usual is not None and len(trace.held) >= usual:
+                    self._candidates[trace_id] = None
         return out
 
     def _make_room(self) -> list[Emission]:
@@ -267,7 +287,7 @@ class TraceBuffer:
         """Emit every trace whose idle or max-age deadline has passed (the `limit` most overdue
         at most); expire old memories."""
         now = self._tick()
-        out: list[Emission] = []
+        out = self._emit_whole(limit)
         while self._open and (limit is None or len(out) < limit):
             by_idle = self._open[next(iter(self._idle))]
             by_age = next(iter(self._open.values()))
@@ -284,7 +304,23 @@ class TraceBuffer:
         self._expire(now)
         return out
 
-    def _emit(self, trace: _Trace, completion: Completion) -> Emission:
+    def _emit_whole(self, limit: int | None) -> list[Emission]:
+        out: list[Emission] = []
+        if not self._candidates or self._shapes is None:
+            return out
+        is_whole = self._shapes.is_whole
+        candidates = self._candidates
+        while candidates and (limit is None or len(out) < limit):
+            trace_id = next(iter(candidates))
+            del candidates[trace_id]
+            trace = self._open.get(trace_id)
+            # Not whole yet: the span that completes it makes it a candidate again.
+            if trace is not None and is_whole(trace.held, trace.span_ids):
+                out.append(self._emit(trace, "complete", whole=True))
+                self.stats.traces_whole += 1
+        return out
+
+    def _emit(self, trace: _Trace, completion: Completion, whole: bool = False) -> Emission:
         trace_id = trace.trace_id
         del self._open[trace_id]
         del self._idle[trace_id]
@@ -294,6 +330,8 @@ class TraceBuffer:
         self.stats.traces_emitted += 1
         spans: list[SpanRow] = list(trace.held)
         previous, trace.emitted_span_count = trace.emitted_span_count, len(spans)
+        if self._shapes is not None and completion == "complete" and trace.root is not None:
+            self._shapes.learn(trace.root, spans, whole)
         return Emission(
             trace_id=trace_id,
             version=trace.version,
@@ -305,6 +343,7 @@ class TraceBuffer:
             partial=trace.partial,
             previous_span_count=previous,
             sources=sources,
+            whole=whole,
         )
 
     def _expire(self, now: int) -> None:
@@ -371,6 +410,7 @@ class TraceBuffer:
         self._open.clear()
         self._idle.clear()
         self._retained.clear()
+        self._candidates.clear()
         ordered = sorted(latest.values(), key=lambda mark: mark[2])
         self._tombstones = OrderedDict((m[0], (m[1], m[2], m[3])) for m in ordered)
         if ordered:

@@ -14,6 +14,7 @@ from streams.assemble.buffer import Emission, Mark, TraceBuffer, pack_span_ids
 from streams.assemble.compact import CompactSpans
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.assemble.sampling import TailSampler
+from streams.assemble.shapes import TraceShapes
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.model.columns import SpanColumns
 from streams.model.span import (
@@ -36,6 +37,8 @@ class FinishedTrace:
     kept_spans: list[Span]
     sources: tuple[Any, ...]
     mark: Mark
+    whole: bool = False
+    """Emitted as soon as it was whole, before going idle (assembly.early_emission)."""
 
 
 class AssemblyStage:
@@ -55,6 +58,7 @@ class AssemblyStage:
             now,
             codec=self._compact,
             tombstone_retention_ms=assembly.tombstone_retention_ms,
+            shapes=TraceShapes() if assembly.early_emission else None,
         )
         self._sampler = TailSampler(sampling, now)
         self._evicted: list[Emission] = []
@@ -124,7 +128,7 @@ class AssemblyStage:
             pack_span_ids(span[SPAN_ID] for span in emission.spans),
         )
         if not self.sampling.enabled:
-            return FinishedTrace(record, [], emission.sources, mark)
+            return FinishedTrace(record, [], emission.sources, mark, emission.whole)
         decision = self._sampler.decide(
             record["trace_id"],
             record["duration_ns"],
@@ -135,11 +139,11 @@ class AssemblyStage:
         record["sampling_policy"] = decision.policy
         self._prune_spans_written()
         if not decision.keep:
-            return FinishedTrace(record, [], emission.sources, mark)
+            return FinishedTrace(record, [], emission.sources, mark, emission.whole)
         written = self._spans_written.get(emission.trace_id, 0)
         self._spans_written[emission.trace_id] = len(emission.spans)
         kept = [span_from_row(row) for row in emission.spans[written:]]
-        return FinishedTrace(record, kept, emission.sources, mark)
+        return FinishedTrace(record, kept, emission.sources, mark, emission.whole)
 
     def _prune_spans_written(self) -> None:
         # Forget traces the buffer has forgotten too (past late retention), now and then.

@@ -31,6 +31,12 @@ class AssemblyConfig:
         1_000_000, "forgotten traces' last versions remembered; past it the oldest go first"
     )
     sweep_interval_ms: int = setting(250, "how often open traces are checked for emission")
+    early_emission: bool = setting(
+        True,
+        "emit a trace at the first sweep after it is whole (root, every parent and usually "
+        "reported server half held, its root operation's usual span count), not trace_idle_ms "
+        "after its last span",
+    )
     compact_spans: bool = setting(
         True, "hold spans as compact rows: repeated strings interned, equal maps shared"
     )

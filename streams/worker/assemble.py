@@ -274,6 +274,10 @@ def register_assembly(
     counters.describe("tracepipe_traces_emitted_total", "Trace records published, by completion.")
     counters.describe("tracepipe_traces_stored_total", "Trace records stored in ClickHouse.")
     counters.describe(
+        "tracepipe_traces_emitted_whole_total",
+        "Trace records emitted as soon as the trace was whole, before assembly.trace_idle_ms.",
+    )
+    counters.describe(
         "tracepipe_trace_records_without_spans_total",
         "Trace records too large for Kafka with their spans (assembly.include_spans), "
         "published with span ids only.",
@@ -301,6 +305,7 @@ def register_assembly(
         # Faust costs producer and consumer ~100 µs per message whatever its size.
         bodies_by_partition: dict[int, list[bytes]] = {}
         completions: Counter[str] = Counter()
+        whole = 0
         for partition, items in by_partition.items():
             bodies = bodies_by_partition[partition] = []
             for item in items:
@@ -316,8 +321,11 @@ def register_assembly(
                     )
                 bodies.append(value)
                 completions[record["completion"]] += 1
+                whole += item.whole
         for completion, count in completions.items():
             counters.inc("tracepipe_traces_emitted_total", count, completion=completion)
+        if whole:
+            counters.inc("tracepipe_traces_emitted_whole_total", whole)
         deliveries = [
             await traces_topic.send(value=batch, partition=partition, headers=batch_header)
             for partition, bodies in bodies_by_partition.items()

@@ -264,6 +264,8 @@ def figures(offered: float, stored: float, sustained: bool) -> StepFigures:
         verdict="",
         delay_after_send_p50_s=6.012,
         delay_after_send_p99_s=7.5,
+        traces_measured=4000,
+        traces_reemitted=13,
     )
 
 
@@ -282,6 +284,7 @@ def test_step_and_stage_rows() -> None:
         "held traces": "56,789",
         "delay p50 s": "6.01",
         "delay p99 s": "7.50",
+        "re-emitted": "0.33%",
         "CH rows/s": "2,346",
     }
     assert step_row("naive", figures(100.0, 50.0, False))["sustained"] == "NO"

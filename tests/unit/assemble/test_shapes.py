@@ -1,0 +1,199 @@
+"""Whole before idle: learned trace shapes (TraceShapes) and the buffer's early emission, on a
+driven clock. A trace is emitted at the first sweep after it is whole, never before a parent or
+a usually-reported server half arrives, and idle stays the fallback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.assemble.buffer import TraceBuffer
+from streams.assemble.shapes import MIN_TRACES, PAIRING_CLAMP, TraceShapes
+from streams.config import AssemblyConfig
+from streams.model.span import Span, SpanRow, make_span, span_row
+
+MS = 1_000_000
+T0 = 1_700_000_000 * 1_000_000_000
+IDLE_MS = 5_000
+
+
+def shop_trace(n: int, *, with_server: bool = True, extra: int = 0) -> list[Span]:
+    """frontend GET / -> (CLIENT GET /cart -> cart SERVER GET /cart) and a redis call from the
+    frontend (never answered by an instrumented peer); `extra` more internal spans."""
+    trace = f"{n:032x}"
+    spans = [
+        make_span(trace, f"{n:08x}00000001", "GET /", "frontend", T0, T0 + 90, kind="SERVER"),
+        make_span(
+            trace, f"{n:08x}00000002", "GET /cart", "frontend", T0 + 1, T0 + 80,
+            kind="CLIENT", parent_span_id=f"{n:08x}00000001",
+        ),
+        make_span(
+            trace, f"{n:08x}00000003", "GET", "frontend", T0 + 81, T0 + 85, kind="CLIENT",
+            parent_span_id=f"{n:08x}00000001", attributes={"db.system": "redis"},
+        ),
+    ]  # fmt: skip
+    if with_server:
+        spans.append(
+            make_span(
+                trace, f"{n:08x}00000004", "GET /cart", "cart", T0 + 2, T0 + 79,
+                kind="SERVER", parent_span_id=f"{n:08x}00000002",
+            )
+        )  # fmt: skip
+    for i in range(extra):
+        spans.append(
+            make_span(
+                trace, f"{n:08x}{i + 5:08x}", "render", "frontend", T0 + 3, T0 + 4,
+                parent_span_id=f"{n:08x}00000001",
+            )
+        )  # fmt: skip
+    return spans
+
+
+def rows(spans: list[Span]) -> list[SpanRow]:
+    return [span_row(s) for s in spans]
+
+
+def learned(traces: list[list[Span]]) -> TraceShapes:
+    shapes = TraceShapes()
+    for spans in traces:
+        shapes.learn(("frontend", "GET /"), rows(spans))
+    return shapes
+
+
+def test_the_usual_span_count_is_the_most_common_once_enough_traces_were_seen() -> None:
+    shapes = learned([shop_trace(i) for i in range(MIN_TRACES - 1)])
+    assert shapes.usual_span_count(("frontend", "GET /")) is None
+    shapes.learn(("frontend", "GET /"), rows(shop_trace(99, extra=2)))
+    assert shapes.usual_span_count(("frontend", "GET /")) == 4
+    for i in range(MIN_TRACES):
+        shapes.learn(("frontend", "GET /"), rows(shop_trace(100 + i, extra=2)))
+    assert shapes.usual_span_count(("frontend", "GET /")) == 6
+    assert shapes.usual_span_count(("frontend", "GET /other")) is None
+
+
+def test_a_tie_picks_the_smaller_count() -> None:
+    shapes = learned([shop_trace(i, extra=i % 2) for i in range(MIN_TRACES)])
+    assert shapes.usual_span_count(("frontend", "GET /")) == 4
+
+
+def test_whole_needs_every_parent_and_each_usually_answered_call_s_server_half() -> None:
+    shapes = learned([shop_trace(i) for i in range(MIN_TRACES)])
+    whole = shop_trace(50)
+    assert shapes.is_whole(rows(whole), {s["span_id"] for s in whole})
+    # The cart's server half is missing: GET /cart calls have always had one.
+    no_server = shop_trace(51, with_server=False)
+    assert not shapes.is_whole(rows(no_server), {s["span_id"] for s in no_server})
+    # A parent missing (the root not yet arrived).
+    orphan = whole[1:]
+    assert not shapes.is_whole(rows(orphan), {s["span_id"] for s in orphan})
+    # The redis call never had a child (uninstrumented peer): it never holds a trace back.
+    assert shapes.is_whole(rows(whole), {s["span_id"] for s in whole})
+
+
+def test_an_unknown_call_does_not_hold_a_trace_back_and_pairing_flips_after_the_clamp() -> None:
+    shapes = TraceShapes()
+    no_server = shop_trace(1, with_server=False)
+    assert shapes.is_whole(rows(no_server), {s["span_id"] for s in no_server})
+    shapes.learn(("frontend", "GET /"), rows(shop_trace(2)))
+    assert not shapes.is_whole(rows(no_server), {s["span_id"] for s in no_server})
+    # The cart service loses its instrumentation: after enough calls without a server half
+    # (the clamp bounds how many), such traces are whole again.
+    for i in range(PAIRING_CLAMP):
+        shapes.learn(("frontend", "GET /"), rows(shop_trace(10 + i, with_server=False)))
+    assert shapes.is_whole(rows(no_server), {s["span_id"] for s in no_server})
+
+
+class Clock:
+    """A processing-time clock that only moves when told."""
+
+    def __init__(self) -> None:
+        self.ns = T0
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance(self, ms: int) -> None:
+        self.ns += ms * MS
+
+
+def early_buffer(clock: Clock, early: bool = True) -> TraceBuffer:
+    config = AssemblyConfig(trace_idle_ms=IDLE_MS)
+    return TraceBuffer(config, clock, shapes=TraceShapes() if early else None)
+
+
+def add(buffer: TraceBuffer, spans: list[Span]) -> None:
+    for s in spans:
+        buffer.add(s)
+
+
+def teach(buffer: TraceBuffer, clock: Clock, count: int = MIN_TRACES) -> None:
+    """Traces of the usual shape emitted by idle, so the buffer learns it."""
+    for i in range(count):
+        add(buffer, shop_trace(1000 + i))
+    clock.advance(IDLE_MS)
+    emitted = buffer.sweep()
+    assert [e.whole for e in emitted] == [False] * count
+
+
+def summary(buffer: TraceBuffer) -> list[tuple[str, int, str, bool, int]]:
+    return [
+        (e.trace_id, e.version, e.completion, e.whole, len(e.spans)) for e in buffer.sweep()
+    ]
+
+
+def test_a_whole_trace_goes_at_the_next_sweep_and_an_incomplete_one_waits_for_idle() -> None:
+    clock = Clock()
+    buffer = early_buffer(clock)
+    teach(buffer, clock)
+    whole, missing = shop_trace(1), shop_trace(2, with_server=False)
+    add(buffer, whole + missing)
+    clock.advance(10)
+    assert summary(buffer) == [(whole[0]["trace_id"], 1, "complete", True, 4)]
+    assert buffer.stats.traces_whole == 1
+    # The missing server half arrives: whole at the next sweep, still long before idle.
+    server = shop_trace(2)[3]
+    buffer.add(server)
+    clock.advance(10)
+    assert summary(buffer) == [(missing[0]["trace_id"], 1, "complete", True, 4)]
+
+
+def test_a_trace_short_of_its_usual_count_waits_for_idle() -> None:
+    clock = Clock()
+    buffer = early_buffer(clock)
+    teach(buffer, clock)
+    # Root and both calls, but only 3 of the usual 4 spans: the cart call may still come
+    # (here it never does: the cart service is down), so idle decides.
+    short = shop_trace(3, with_server=False)[:3]
+    add(buffer, short)
+    clock.advance(IDLE_MS - 1)
+    assert summary(buffer) == []
+    clock.advance(1)
+    assert summary(buffer) == [(short[0]["trace_id"], 1, "complete", False, 3)]
+
+
+def test_a_span_after_an_early_emission_makes_a_complete_later_version() -> None:
+    clock = Clock()
+    buffer = early_buffer(clock)
+    teach(buffer, clock)
+    spans = shop_trace(4, extra=1)
+    add(buffer, spans[:4])
+    clock.advance(10)
+    assert summary(buffer) == [(spans[0]["trace_id"], 1, "complete", True, 4)]
+    buffer.add(spans[4])
+    clock.advance(10)
+    # Version 2 holds every span; it is whole too, so it does not wait for idle either.
+    assert summary(buffer) == [(spans[0]["trace_id"], 2, "complete", True, 5)]
+
+
+def test_without_learned_shapes_or_with_early_emission_off_idle_decides() -> None:
+    for early, taught in ((True, False), (False, True)):
+        clock = Clock()
+        buffer = early_buffer(clock, early)
+        if taught:
+            teach(buffer, clock)
+        spans = shop_trace(5)
+        add(buffer, spans)
+        clock.advance(IDLE_MS - 1)
+        assert summary(buffer) == [], (early, taught)
+        clock.advance(1)
+        got: list[Any] = summary(buffer)
+        assert got == [(spans[0]["trace_id"], 1, "complete", False, 4)], (early, taught)
