@@ -40,6 +40,7 @@ from streams.worker.faust_app import (
     hold_streams_until_seeked,
     raw_topic,
     refetch_cleared_buffers,
+    track_written_topics,
 )
 from streams.worker.ingest import register_bridge
 from streams.worker.pipeline import Pipeline
@@ -194,6 +195,7 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         external_url=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
+    track_written_topics(app, topics.all())
     pipeline = Pipeline(app, settings, topics, counters, writer, state, (latency, edges))
     register_web(pipeline)
     register_health(pipeline)

@@ -4,7 +4,9 @@ partitions)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
 import faust
@@ -13,6 +15,8 @@ from mode import BaseSignalT
 
 from streams.config import Settings
 from streams.paths import resolve_path
+
+log = logging.getLogger("tracepipe.worker")
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -126,6 +130,34 @@ def hold_streams_until_seeked(app: faust.App) -> None:
         rewind_never_committed(consumer, sender.tables.changelog_topics)
 
     app.on_rebalance_complete.connect(stop_flow_for_seek)
+
+
+def track_written_topics(app: faust.App, topics: Iterable[str]) -> None:
+    """Keep every topic the worker writes (`topics` and its tables' changelogs) in its
+    producer's metadata from the start (see `track_topics`)."""
+    written = set(topics)
+
+    async def track() -> None:
+        producer = getattr(app.producer, "_producer", None)
+        if producer is None:  # Faust starts its producer before any app task
+            log.warning("producer not started: its topics' metadata is not tracked")
+            return
+        await track_topics(producer.client, written | set(app.tables.changelog_topics))
+
+    app.task(track)
+
+
+async def track_topics(client: Any, topics: Iterable[str]) -> None:
+    """Have an aiokafka client fetch the metadata of every topic in `topics` on each refresh.
+
+    aiokafka (0.14) fetches every topic's metadata until it tracks a topic of its own, which the
+    first send to a topic it has not seen does (one created after it bootstrapped: Faust creates
+    the changelog topics as the worker starts). From then on a refresh asks for the tracked
+    topics only and replaces what the client knew, so a topic known from the bootstrap drops
+    out: a batch queued for it waits for a leader no refresh brings back, and with it every
+    flush, so every commit, so the fetcher behind the commit (a fresh worker's latency merge
+    froze this way waiting on its first marks). Tracking all of them up front keeps them."""
+    await asyncio.gather(*(client.add_topic(topic) for topic in sorted(set(topics))))
 
 
 def rewind_never_committed(consumer: Any, changelogs: Set[str]) -> None:
