@@ -25,6 +25,11 @@ from tests.integration.isolated import read_topic, running_worker
 pytestmark = pytest.mark.integration
 MS = 1_000_000
 TRACES = 10
+QUICK_EMISSION = {
+    "TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS": "1000",
+    "TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS": "200",
+}
+"""Traces emitted a second after their last span, swept five times a second."""
 
 
 def trace(rng: random.Random, now_ns: int) -> list[Span]:
@@ -55,13 +60,7 @@ def test_trace_records_carry_calls_and_span_ids_or_spans(
     now_ns = time.time_ns()
     traces = {t[0]["trace_id"]: t for t in (trace(rng, now_ns) for _ in range(TRACES))}
     env = {"TRACEPIPE_ASSEMBLY_INCLUDE_SPANS": include_spans} if include_spans else {}
-    with running_worker(
-        kafka_bootstrap,
-        tmp_path,
-        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="1000",
-        TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS="200",
-        **env,
-    ) as worker:
+    with running_worker(kafka_bootstrap, tmp_path, **QUICK_EMISSION, **env) as worker:
         topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
         with SpanProducer(worker.settings.kafka.bootstrap, topics.spans) as producer:
             for spans in traces.values():
@@ -151,12 +150,7 @@ def test_zipkin_traces_carry_zipkin_dependency_links(kafka_bootstrap: str, tmp_p
     # Through the worker's Zipkin bridge: the pairing knows the spans' origin and links them as
     # Zipkin does (no "user" node, producer -> broker -> consumer, one call per shared RPC).
     data, links = zipkin_payloads(time.time_ns() // 1000)
-    with running_worker(
-        kafka_bootstrap,
-        tmp_path,
-        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="1000",
-        TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS="200",
-    ) as worker:
+    with running_worker(kafka_bootstrap, tmp_path, **QUICK_EMISSION) as worker:
         topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
         assert produce_payloads(data, worker.settings, raw=True, progress=None).payloads == 6
         records = read_topic(
