@@ -397,7 +397,9 @@ def edges_from_trace(
                     EdgeObservation(
                         span[SERVICE_NAME],
                         peer,
-                        _virtual_server_connection(attributes),
+                        CONNECTION_DATABASE
+                        if _first_text(attributes, DATABASE_ATTRIBUTES)
+                        else CONNECTION_VIRTUAL_NODE,
                         span[END],
                         _duration_ns(span),
                         span[STATUS_CODE] == "ERROR",
