@@ -23,9 +23,9 @@ from streams.errors import DecodeError
 from streams.ingest.payload import PayloadSpans
 from streams.model.attribute_text import attribute_text
 from streams.model.column_builder import SpanColumnsBuilder
-from streams.model.span import AttributeValue, Span
+from streams.model.span import UNKNOWN_SERVICE, AttributeValue, Span
 
-DEFAULT_SERVICE_NAME = "unknown_service"
+DEFAULT_SERVICE_NAME = UNKNOWN_SERVICE
 
 # OTLP enum numbers -> canonical names (index = enum value).
 KIND_NAMES = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")

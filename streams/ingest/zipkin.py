@@ -5,7 +5,10 @@ ids are hex (a 16-hex trace id is left-padded to 32), times are microseconds (->
 `localEndpoint.serviceName` is the service, `remoteEndpoint` becomes `peer.service`,
 `network.peer.address` and `network.peer.port`, tags become string attributes, annotations
 become events, and the tags `otel.status_code` / `otel.status_description` / `error` become
-the status (and are not kept as attributes).
+the status (and are not kept as attributes). A kind-less span stays kind-less (INTERNAL): the
+service graph reads Zipkin's model from what is kept (streams.assemble.graph), so where a
+`peer.service` tag hides the remote endpoint's service name (or names a peer the span has no
+remote endpoint for), that name is kept in `zipkin.remote_service_name` ("" for none).
 
 Shared spans: with B3's default "join" mode a server records its side under the client's
 span id and marks it `shared`. Two spans with one id cannot coexist in one trace (storage
@@ -25,13 +28,20 @@ from typing import Any
 from streams.errors import DecodeError
 from streams.ingest.otlp import DEFAULT_SERVICE_NAME
 from streams.ingest.otlp_json import _load_json
-from streams.model.span import AttributeValue, Span, SpanEvent
+from streams.model.span import (
+    ZIPKIN_FORMAT,
+    ZIPKIN_REMOTE_SERVICE,
+    ZIPKIN_SHARED,
+    AttributeValue,
+    Span,
+    SpanEvent,
+)
 
 _SHAPE = "zipkin-json-shape"
 _KINDS = {"SERVER": "SERVER", "CLIENT": "CLIENT", "PRODUCER": "PRODUCER", "CONSUMER": "CONSUMER"}
 _MICROS_MAX = (2**63 - 1) // 1000
 
-SHARED_ATTRIBUTE = "zipkin.shared"
+SHARED_ATTRIBUTE = ZIPKIN_SHARED
 DEBUG_ATTRIBUTE = "zipkin.debug"
 ORIGINAL_SPAN_ID_ATTRIBUTE = "zipkin.original_span_id"
 
@@ -156,8 +166,12 @@ def _convert(raw: Any, where: str) -> Span:
         status_message = str(error or description or "")
 
     remote_service = _text(remote.get("serviceName"), where + ".remoteEndpoint.serviceName")
-    if remote_service:
-        attributes.setdefault("peer.service", remote_service)
+    peer_tag = attributes.get("peer.service")
+    if peer_tag is None:
+        if remote_service:
+            attributes["peer.service"] = remote_service
+    elif peer_tag != remote_service:
+        attributes[ZIPKIN_REMOTE_SERVICE] = remote_service
     _address_attributes(remote, "peer", where + ".remoteEndpoint", attributes)
     _address_attributes(local, "local", where + ".localEndpoint", attributes)
     if raw.get("debug") is True:
@@ -207,7 +221,7 @@ def _convert(raw: Any, where: str) -> Span:
         "attributes": attributes,
         "events": events,
         "links": [],
-        "source_format": "zipkin_json",
+        "source_format": ZIPKIN_FORMAT,
     }
 
 

@@ -10,6 +10,17 @@ STATUS_CODES = ("UNSET", "OK", "ERROR")
 
 AttributeValue = None | bool | int | float | str | bytes | list[Any]
 
+UNKNOWN_SERVICE = "unknown_service"
+"""The service name of a span that names none (OpenTelemetry's default)."""
+
+ZIPKIN_FORMAT = "zipkin_json"
+"""`source_format` of spans that came through the Zipkin bridge (streams.ingest.zipkin)."""
+ZIPKIN_SHARED = "zipkin.shared"
+"""Attribute of a Zipkin span reported `shared`: a server half under its client's span id."""
+ZIPKIN_REMOTE_SERVICE = "zipkin.remote_service_name"
+"""Attribute holding a Zipkin span's remoteEndpoint.serviceName ("" for none) where
+`peer.service` does not: only when a `peer.service` tag overrode it (streams.ingest.zipkin)."""
+
 
 class SpanEvent(TypedDict):
     """A timestamped event inside a span."""

@@ -1,11 +1,12 @@
 """Golden service graphs: tests/testdata/assemble/graph/*.json hold a trace and its edges.
 
-A case is {"description", "new_from", "spans", "edges"}. A span is a compact dict: `id` and
-`parent` are short names standing for span ids (up to 8 characters), times are relative to
-BASE_NS, and `kind` (default INTERNAL), `name` (default the id), `status`, `attributes`,
-`links` (names in this trace, or {"trace_id", "span_id"} for another) and `trace_id` are
-optional. An edge is an EdgeObservation with its end time relative to BASE_NS, its span id as a
-name and its trace id left out (it is always TRACE_ID).
+A case is {"description", "new_from", "spans", "edges"}, and optionally "source_format" (every
+span's, default "tracepipe"). A span is a compact dict: `id` and `parent` are short names
+standing for span ids (up to 8 characters), times are relative to BASE_NS, and `kind` (default
+INTERNAL), `name` (default the id), `status`, `attributes`, `links` (names in this trace, or
+{"trace_id", "span_id"} for another), `trace_id` and `source_format` are optional. An edge is
+an EdgeObservation with its end time relative to BASE_NS, its span id as a name and its trace
+id left out (it is always TRACE_ID).
 
 Regenerate the expected edges after a deliberate change with
 `TRACEPIPE_UPDATE_GOLDEN=1 pytest tests/unit/assemble/test_graph_golden.py`, then review the
@@ -24,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.assemble.graph import EdgeObservation, edges_from_trace
+from streams.assemble.graph import GRAPH_ATTRIBUTES, EdgeObservation, edges_from_trace
 from streams.assemble.record import build_trace_record
 from streams.model.span import SPAN_KINDS, Span, SpanLink, make_span
 
@@ -40,7 +41,7 @@ def span_id(name: str) -> str:
     return name.encode().hex().rjust(16, "0") if name else ""
 
 
-def build_span(row: dict[str, Any]) -> Span:
+def build_span(row: dict[str, Any], source_format: str = "tracepipe") -> Span:
     """A span from a compact golden row."""
     links: list[SpanLink] = []
     for link in row.get("links", []):
@@ -65,7 +66,14 @@ def build_span(row: dict[str, Any]) -> Span:
         status_code=row.get("status", "UNSET"),
         attributes=row.get("attributes", {}),
         links=links,
+        source_format=row.get("source_format", source_format),
     )
+
+
+def case_spans(golden: dict[str, Any]) -> list[Span]:
+    """The spans of a golden case."""
+    source_format = golden.get("source_format", "tracepipe")
+    return [build_span(row, source_format) for row in golden["spans"]]
 
 
 def edge_row(edge: EdgeObservation, names: dict[str, str]) -> dict[str, Any]:
@@ -80,8 +88,9 @@ def edge_row(edge: EdgeObservation, names: dict[str, str]) -> dict[str, Any]:
 def dump_case(case: dict[str, Any]) -> str:
     """A case as JSON with one span or edge per line, the way the golden files are written."""
     lines = ["{"]
-    for key in ("description", "new_from"):
-        lines.append(f"  {json.dumps(key)}: {json.dumps(case[key])},")
+    for key in ("description", "source_format", "new_from"):
+        if key in case:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(case[key])},")
     for key in ("spans", "edges"):
         rows = [f"    {json.dumps(row)}" for row in case[key]]
         body = ",\n".join(rows)
@@ -98,7 +107,7 @@ def test_there_are_golden_cases() -> None:
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
 def test_golden_graph(case: Path) -> None:
     golden = json.loads(case.read_text())
-    spans = [build_span(row) for row in golden["spans"]]
+    spans = case_spans(golden)
     names = {span_id(row["id"]): row["id"] for row in golden["spans"]}
     edges = edges_from_trace(spans, golden["new_from"])
     got = [edge_row(edge, names) for edge in edges]
@@ -112,7 +121,7 @@ def test_golden_graph(case: Path) -> None:
 def test_the_trace_record_carries_the_golden_calls(case: Path) -> None:
     # The record pairs at emission, on the analysis it builds anyway: the same calls.
     golden = json.loads(case.read_text())
-    spans = [build_span(row) for row in golden["spans"]]
+    spans = case_spans(golden)
     names = {span_id(row["id"]): row["id"] for row in golden["spans"]}
     record = build_trace_record(
         spans,
@@ -130,18 +139,24 @@ def test_the_trace_record_carries_the_golden_calls(case: Path) -> None:
 
 # Properties over random traces, garbage included: no crash, and the laws every graph keeps.
 
-_SERVICES = ["api", "db", "cache"]
+_SERVICES = ["api", "db", "cache", "unknown_service"]
 
 
 def sid(i: int) -> str:
     return f"{i + 1:016x}"
 
 
+_ORIGINS = ["tracepipe", "zipkin_json"]
+_TEXT_ATTRIBUTES = sorted(GRAPH_ATTRIBUTES - {"zipkin.shared"})
+
+
 @st.composite
-def traces(draw: st.DrawFn, garbage: bool = True) -> list[Span]:
-    """A random trace of kinds, services, peer attributes and links; with `garbage`, also
-    missing, self, later and cyclic parents and duplicate span ids, else parents come first."""
+def traces(draw: st.DrawFn, garbage: bool = True, mixed: bool = True) -> list[Span]:
+    """A random trace of kinds, services, peer attributes, links and origins (OpenTelemetry
+    rules, Zipkin's, or, with `mixed`, both in one trace); with `garbage`, also missing, self,
+    later and cyclic parents and duplicate span ids, else parents come first."""
     count = draw(st.integers(min_value=0, max_value=30))
+    origin = draw(st.sampled_from([*_ORIGINS, "mixed"] if mixed else _ORIGINS))
     spans: list[Span] = []
     for i in range(count):
         highest = count + 2 if garbage else i  # sid(i) itself is missing when not garbage
@@ -150,15 +165,15 @@ def traces(draw: st.DrawFn, garbage: bool = True) -> list[Span]:
             parent = sid(count + 5)  # an orphan
         span_index = draw(st.integers(0, count)) if garbage and draw(st.booleans()) else i
         start = draw(st.integers(min_value=0, max_value=1_000))
-        attributes = draw(
+        attributes: dict[str, Any] = draw(
             st.dictionaries(
-                st.sampled_from(
-                    ["peer.service", "db.system", "messaging.system", "server.address"]
-                ),
-                st.sampled_from(["", "pg", "kafka", "ext"]),
+                st.sampled_from(_TEXT_ATTRIBUTES),
+                st.sampled_from(["", "pg", "kafka", "ext", "api"]),
                 max_size=2,
             )
         )
+        if draw(st.booleans()):
+            attributes["zipkin.shared"] = True
         links: list[SpanLink] = [
             {"trace_id": TRACE_ID, "span_id": sid(j), "trace_state": "", "attributes": {}}
             for j in draw(st.lists(st.integers(0, count + 1), max_size=2))
@@ -176,6 +191,7 @@ def traces(draw: st.DrawFn, garbage: bool = True) -> list[Span]:
                 status_code=draw(st.sampled_from(["UNSET", "OK", "ERROR"])),
                 attributes=attributes,
                 links=links,
+                source_format=draw(st.sampled_from(_ORIGINS)) if origin == "mixed" else origin,
             )
         )
     return spans
@@ -199,7 +215,7 @@ def test_graph_laws(spans: list[Span], new_from: int) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(traces(garbage=False), st.data())
+@given(traces(garbage=False, mixed=False), st.data())
 def test_a_version_does_not_repeat_what_earlier_versions_counted(
     spans: list[Span], data: st.DataObject
 ) -> None:
