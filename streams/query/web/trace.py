@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.assemble.critical_path import CriticalPathSelfTime, compute_critical_path
+from streams.assemble.error_origins import ErrorOrigin, error_origins
 from streams.assemble.skew import adjust_clock_skew, adjusted_spans
 from streams.assemble.structure import analyze_structure
 from streams.config import Settings
@@ -73,6 +74,8 @@ class Waterfall:
     """Critical-path self time per (service, operation), largest first."""
     warnings: tuple[str, ...]
     """Structure warnings (orphans, several roots, duplicate ids, cycles)."""
+    origins: tuple[ErrorOrigin, ...] = ()
+    """Where the trace's errors began (streams/assemble/error_origins.py), earliest first."""
 
 
 def layout_waterfall(spans: Sequence[Span]) -> Waterfall:
@@ -83,6 +86,7 @@ def layout_waterfall(spans: Sequence[Span]) -> Waterfall:
     path = compute_critical_path(structure, adjustment)
     if not shown:
         return Waterfall((), 0, 0, False, (), tuple(structure.warnings))
+    origins = tuple(error_origins(structure))
     start = min(s["start_time_unix_nano"] for s in shown)
     end = max(s["end_time_unix_nano"] for s in shown)
     total = max(end - start, 1)
@@ -114,6 +118,7 @@ def layout_waterfall(spans: Sequence[Span]) -> Waterfall:
         adjustment.adjusted,
         tuple(path.self_time),
         tuple(structure.warnings),
+        origins,
     )
 
 
@@ -198,6 +203,7 @@ def waterfall_html(waterfall: Waterfall, colours: Mapping[str, str], open_span: 
         f'<div class="wf-ticks">{ticks}</div><div>Duration</div></div>'
     )
     rows = []
+    origin_ids = {o["span_id"] for o in waterfall.origins}
     for row in waterfall.rows:
         span = row.span
         classes = ["span"]
@@ -205,12 +211,16 @@ def waterfall_html(waterfall: Waterfall, colours: Mapping[str, str], open_span: 
             classes.append("critical")
         if span["status_code"] == "ERROR":
             classes.append("error")
+        if span["span_id"] in origin_ids:
+            classes.append("error-origin")
         colour = colours[span["service_name"]]
         segments = "".join(
             f'<i class="cp-segment" style="left:{left:.4f}%;width:{width:.4f}%"></i>'
             for left, width in row.critical
         )
         badge = ' <span class="err-badge">error</span>' if span["status_code"] == "ERROR" else ""
+        if span["span_id"] in origin_ids:
+            badge = ' <span class="err-badge">error origin</span>'
         duration = span["end_time_unix_nano"] - span["start_time_unix_nano"]
         opened = " open" if span["span_id"] == open_span else ""
         rows.append(
@@ -242,6 +252,25 @@ def _self_time_table(waterfall: Waterfall, colours: Mapping[str, str]) -> str:
         for t in waterfall.self_time[:TOP_SELF_TIMES]
     ]
     return table(("Service: operation", "Self time ms", "% of trace"), rows, numeric=(1, 2))
+
+
+def _origins_table(waterfall: Waterfall, colours: Mapping[str, str]) -> str:
+    """Where the trace's errors began, and the services each propagated to (each row links to
+    its span)."""
+    rows = [
+        (
+            service_chip(o["service"], colours[o["service"]])
+            + f'<a href="#span-{text(o["span_id"])}">{text(o["operation"])}</a>',
+            text(
+                " -> ".join(o["propagated_to"])
+                or ("(it is the root)" if o["reached_root"] else "(handled by its caller)")
+            ),
+            "yes" if o["reached_root"] else "no",
+            text(o["status_message"]),
+        )
+        for o in waterfall.origins
+    ]
+    return table(("Origin: operation", "Propagated to", "Reached the root", "Status message"), rows)
 
 
 def _summary_card(trace_id: str, waterfall: Waterfall, summary: dict[str, Any] | None) -> str:
@@ -323,5 +352,7 @@ def trace_page(reader: Reader, trace_id: str, open_span: str, settings: Settings
         + "<h2>Critical path by service and operation</h2>"
         + _self_time_table(waterfall, colours)
     )
+    if waterfall.origins:
+        body += "<h2>Error origins</h2>" + _origins_table(waterfall, colours)
     title = f"Trace {wanted[:8]}"
     return Page(200, document(title, "search", body))

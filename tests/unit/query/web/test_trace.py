@@ -13,7 +13,7 @@ from streams.model.span import Span, make_span
 from streams.query.web.trace import layout_waterfall, trace_page
 from streams.warehouse import Warehouse
 from tests.unit.query.web.conftest import StoreTrace
-from tests.unit.query.web.dom import select
+from tests.unit.query.web.dom import Element, parse, select
 
 T = "ab" * 16
 MS = 1_000_000
@@ -205,3 +205,49 @@ def test_a_sampled_out_trace_says_sampling_dropped_its_spans(
     (problem,) = select(page.html, "div", "problem")
     assert "tail sampling did not keep its spans (policy probability)" in problem.text
     assert "sampling.probability" in problem.text
+
+
+def origin_rows(elements: list[Element]) -> list[Element]:
+    """Rows of the page's tables (not of the span details) that name the charge's failure."""
+    return [
+        r
+        for r in elements
+        if r.tag == "tr"
+        and "card declined" in r.text
+        and not any(a.tag == "details" for a in r.ancestors)
+    ]
+
+
+def test_the_page_shows_where_errors_began_and_how_far_they_went(
+    web_tables: Warehouse, store_trace: StoreTrace
+) -> None:
+    # As stored: payment's charge failed and web handled it (the root is OK).
+    store_trace(checkout_trace())
+    page = trace_page(web_tables, T, "", SETTINGS)
+    rows = select(page.html, "details", "span")
+    assert [r.attrs["data-span-id"] for r in rows if "error-origin" in r.classes] == [CHARGE]
+    assert [h.text for h in select(page.html, "h2")][-1] == "Error origins"
+    (origin,) = origin_rows(parse(page.html))
+    assert "charge" in origin.text and "(handled by its caller)" in origin.text
+    (link,) = [a for a in select(page.html, "a") if a.attrs.get("href") == f"#span-{CHARGE}"]
+    assert link.text == "charge"
+
+    # The same failure, now reaching the root: it propagated to web.
+    other = "cd" * 16
+    spans = checkout_trace(other)
+    spans[0] = {**spans[0], "status_code": "ERROR"}
+    store_trace(spans)
+    page = trace_page(web_tables, other, "", SETTINGS)
+    elements = parse(page.html)
+    (origin,) = origin_rows(elements)
+    cells = [c.text for c in elements if c.tag == "td" and c.ancestors[-1:] == [origin]]
+    assert cells[1:3] == ["web", "yes"]
+
+    # No error, no section.
+    fine = "ef" * 16
+    spans = checkout_trace(fine)
+    spans[2] = {**spans[2], "status_code": "UNSET", "status_message": ""}
+    store_trace(spans)
+    page = trace_page(web_tables, fine, "", SETTINGS)
+    assert "Error origins" not in [h.text for h in select(page.html, "h2")]
+    assert not [r for r in select(page.html, "details", "span") if "error-origin" in r.classes]
