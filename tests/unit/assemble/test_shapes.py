@@ -197,3 +197,19 @@ def test_without_learned_shapes_or_with_early_emission_off_idle_decides() -> Non
         clock.advance(1)
         got: list[Any] = summary(buffer)
         assert got == [(spans[0]["trace_id"], 1, "complete", False, 4)], (early, taught)
+
+
+def test_the_usual_count_follows_a_change_of_shape_once_the_old_traces_slid_out() -> None:
+    from streams.assemble.shapes import RECENT_TRACES
+
+    shapes = learned([shop_trace(i) for i in range(RECENT_TRACES)])
+    assert shapes.usual_span_count(("frontend", "GET /")) == 4
+    # A deploy adds two spans: the new count wins once it is the more common in the window.
+    for i in range(RECENT_TRACES // 2):
+        shapes.learn(("frontend", "GET /"), rows(shop_trace(500 + i, extra=2)))
+    assert shapes.usual_span_count(("frontend", "GET /")) == 4  # a tie: the smaller
+    shapes.learn(("frontend", "GET /"), rows(shop_trace(999, extra=2)))
+    assert shapes.usual_span_count(("frontend", "GET /")) == 6
+    for i in range(RECENT_TRACES):
+        shapes.learn(("frontend", "GET /"), rows(shop_trace(1000 + i, extra=2)))
+    assert shapes.usual_span_count(("frontend", "GET /")) == 6
