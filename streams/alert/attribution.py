@@ -1,4 +1,5 @@
-"""Where to look: which service/operation's critical-path self time grew most in an incident.
+"""Where to look: which service/operation's critical-path self time grew most in an incident,
+and, for an error-rate alert, where its service's errors originated.
 
 The caller reads, from ClickHouse's critical paths, the mean self time per trace of every
 (service, operation) in the breaching window and in the baseline windows before the incident;
@@ -12,6 +13,7 @@ from typing import Any
 
 from streams.query import Reader
 from streams.query.critical_path import self_time_per_trace
+from streams.query.errors import error_origin_summary
 from streams.query.windows import slow_trace_ids
 
 TOP = 5
@@ -73,3 +75,27 @@ def read_attribution(
     current = self_time_per_trace(reader, event["exemplar_trace_ids"])
     baseline = self_time_per_trace(reader, baseline_ids)
     return attribute(current, baseline)
+
+
+def read_error_origins(
+    reader: Reader, event: dict[str, Any], limit: int = TOP
+) -> list[dict[str, Any]]:
+    """An error-rate event's origins (alert.avsc ErrorOriginShare records): where the error
+    traces of its service that started in the breaching window originated, most traces first
+    (streams.query.errors; by service, as `tracepipe query errors` counts them). Empty for
+    other signals."""
+    if event["signal"] != "error_rate":
+        return []
+    _, origins = error_origin_summary(
+        reader, event["service"], event["window_start_unix_nano"], event["window_end_unix_nano"]
+    )
+    return [
+        {
+            "service": o.service,
+            "operation": o.operation,
+            "traces": o.traces,
+            "share": o.share,
+            "propagated_to": list(o.propagated_to),
+        }
+        for o in origins[:limit]
+    ]

@@ -183,7 +183,7 @@ class AlertEvaluator:
 
     def evaluate(self, window: OperationWindow) -> list[dict[str, Any]]:
         """Evaluate every matching rule on one window; the alert.avsc records of the transitions
-        it caused (attribution left empty for the caller to fill)."""
+        it caused (attribution and error origins left empty for the caller to fill)."""
         events: list[dict[str, Any]] = []
         for rule in self._rules_for(window.service, window.operation):
             if window.count < rule.min_count:
@@ -265,6 +265,7 @@ class AlertEvaluator:
             "exemplar_trace_ids": [] if ended else list(window.exemplar_trace_ids),
             "attribution": [],
             "emitted_at_unix_nano": self.now(),
+            "error_origins": [],
         }
         if ended:
             state.state = INACTIVE

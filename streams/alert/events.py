@@ -83,6 +83,47 @@ class Attribution:
 
 
 @dataclass(frozen=True)
+class ErrorOriginShare:
+    """Where some of an error-rate alert's service's errors originated (alert.avsc
+    `ErrorOriginShare`, from tracepipe_error_origins)."""
+
+    service: str
+    operation: str
+    traces: int
+    share: float
+    """`traces` over all the service's error traces in the breaching window (0..1)."""
+    propagated_to: tuple[str, ...] = ()
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ErrorOriginShare:
+        """The share of one Avro `ErrorOriginShare` record."""
+        return cls(
+            service=str(record["service"]),
+            operation=str(record["operation"]),
+            traces=int(record["traces"]),
+            share=float(record["share"]),
+            propagated_to=tuple(str(s) for s in record.get("propagated_to") or ()),
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The Avro `ErrorOriginShare` record."""
+        return {
+            "service": self.service,
+            "operation": self.operation,
+            "traces": self.traces,
+            "share": self.share,
+            "propagated_to": list(self.propagated_to),
+        }
+
+    def describe(self, of_service: str) -> str:
+        """`82% of checkout's error traces originate in inventory/Reserve`."""
+        return (
+            f"{self.share * 100:.0f}% of {of_service}'s error traces originate in "
+            f"{self.service}/{self.operation}"
+        )
+
+
+@dataclass(frozen=True)
 class AlertEvent:
     """One alert lifecycle transition, as published on tracepipe.alerts (key: fingerprint)."""
 
@@ -108,6 +149,7 @@ class AlertEvent:
     exemplar_trace_ids: tuple[str, ...] = ()
     attribution: tuple[Attribution, ...] = ()
     emitted_at_unix_nano: int = 0
+    error_origins: tuple[ErrorOriginShare, ...] = ()
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AlertEvent:
@@ -134,6 +176,9 @@ class AlertEvent:
             exemplar_trace_ids=tuple(str(t) for t in record.get("exemplar_trace_ids") or ()),
             attribution=tuple(Attribution.from_record(a) for a in record.get("attribution") or ()),
             emitted_at_unix_nano=int(record.get("emitted_at_unix_nano", 0)),
+            error_origins=tuple(
+                ErrorOriginShare.from_record(o) for o in record.get("error_origins") or ()
+            ),
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -160,6 +205,7 @@ class AlertEvent:
             "exemplar_trace_ids": list(self.exemplar_trace_ids),
             "attribution": [a.to_record() for a in self.attribution],
             "emitted_at_unix_nano": self.emitted_at_unix_nano,
+            "error_origins": [o.to_record() for o in self.error_origins],
         }
 
     @property
@@ -176,6 +222,11 @@ class AlertEvent:
     def top_attribution(self) -> Attribution | None:
         """The largest critical-path increase, if the event carries an attribution."""
         return self.attribution[0] if self.attribution else None
+
+    @property
+    def top_error_origin(self) -> str:
+        """Where most of the service's error traces originated ('' without error origins)."""
+        return self.error_origins[0].describe(self.service) if self.error_origins else ""
 
     def summary_line(self) -> str:
         """One line: time, STATE, severity, rule, service/operation, the value against the
@@ -194,6 +245,8 @@ class AlertEvent:
             parts.append(f"trace {self.slowest_trace_id}")
         if self.top_attribution is not None:
             parts.append(self.top_attribution.describe())
+        if self.top_error_origin:
+            parts.append(self.top_error_origin)
         return "  ".join(parts)
 
     def comparison(self) -> str:

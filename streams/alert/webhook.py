@@ -69,7 +69,8 @@ def alert_labels(event: AlertEvent) -> dict[str, str]:
 
 def alert_annotations(event: AlertEvent) -> dict[str, str]:
     """summary and description (value against threshold in human units, the window, the slowest
-    traces and the largest critical-path increase), plus the traces and attribution alone."""
+    traces, the largest critical-path increase, where most errors originated), plus the traces,
+    attribution and error origin alone."""
     what = f"{event.service}: {event.operation}"
     comparison = event.comparison()
     lines = [
@@ -81,11 +82,14 @@ def alert_annotations(event: AlertEvent) -> dict[str, str]:
     top = event.top_attribution
     if top is not None:
         lines.append(f"Largest critical-path increase: {top.describe()}.")
+    if event.top_error_origin:
+        lines.append(f"Error origin: {event.top_error_origin}.")
     return {
         "summary": f"{event.rule} {event.state} for {what}: {comparison}",
         "description": "\n".join(lines),
         "exemplar_trace_ids": ",".join(event.exemplar_trace_ids),
         "attribution": top.describe() if top is not None else "",
+        "error_origin": event.top_error_origin,
     }
 
 

@@ -81,6 +81,7 @@ def _alerts_list(args: argparse.Namespace, settings: Settings) -> int:
                 "value": event.comparison(),
                 "slowest trace": event.slowest_trace_id,
                 "top attribution": top.describe() if top is not None else "",
+                "error origin": event.top_error_origin,
             }
         )
     print(f"{len(table)} {what} {between}")

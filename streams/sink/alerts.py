@@ -33,6 +33,11 @@ ALERTS_COLUMNS = (
     "AttributionIncreaseNs",
     "AttributionShare",
     "EmittedAt",
+    "ErrorOriginServices",
+    "ErrorOriginOperations",
+    "ErrorOriginTraces",
+    "ErrorOriginShare",
+    "ErrorOriginPropagatedTo",
 )
 
 
@@ -43,6 +48,7 @@ def alert_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
     the row's TTL counts from a real time rather than from 1970.
     """
     attribution = record.get("attribution") or []
+    origins = record.get("error_origins") or []
     return (
         record["fingerprint"],
         record.get("sequence", 0),
@@ -70,6 +76,11 @@ def alert_row(record: Mapping[str, Any]) -> tuple[Any, ...]:
         [a["increase_ns"] for a in attribution],
         [a["share"] for a in attribution],
         record.get("emitted_at_unix_nano") or record["window_end_unix_nano"],
+        [o["service"] for o in origins],
+        [o["operation"] for o in origins],
+        [o["traces"] for o in origins],
+        [o["share"] for o in origins],
+        [list(o["propagated_to"]) for o in origins],
     )
 
 
@@ -117,4 +128,21 @@ def alert_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "exemplar_trace_ids": list(row["ExemplarTraceIds"]),
         "attribution": attribution,
         "emitted_at_unix_nano": int(row["EmittedAt"]),
+        "error_origins": [
+            {
+                "service": service,
+                "operation": operation,
+                "traces": int(traces),
+                "share": float(share),
+                "propagated_to": list(propagated_to),
+            }
+            for service, operation, traces, share, propagated_to in zip(
+                row["ErrorOriginServices"],
+                row["ErrorOriginOperations"],
+                row["ErrorOriginTraces"],
+                row["ErrorOriginShare"],
+                row["ErrorOriginPropagatedTo"],
+                strict=True,
+            )
+        ],
     }

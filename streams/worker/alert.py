@@ -20,7 +20,7 @@ from typing import Any
 import faust
 
 from streams.aggregate.merge import FinalWindow
-from streams.alert.attribution import read_attribution
+from streams.alert.attribution import read_attribution, read_error_origins
 from streams.alert.evaluate import AlertEvaluator, operation_windows
 from streams.alert.rules import RuleFile, RuleSet, default_rules
 from streams.config import AggregationConfig, AlertConfig
@@ -112,6 +112,7 @@ class AlertStage:
                 for event in self.evaluator.evaluate(window):
                     if event["state"] == "firing":
                         event["attribution"] = await self._attribution(event)
+                        event["error_origins"] = await self._error_origins(event)
                     deliveries.append(
                         await self.alerts_topic.send(
                             key=event["fingerprint"].encode(),
@@ -148,3 +149,17 @@ class AlertStage:
             log.warning("no attribution for alert %s: %s", event["rule"], err)
             return []
         return attribution
+
+    async def _error_origins(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """`read_error_origins` on the writer thread; empty when it fails or for a signal other
+        than error_rate."""
+        if event["signal"] != "error_rate":
+            return []
+        try:
+            origins: list[dict[str, Any]] = await self.writer.run_on_writer(
+                lambda w: read_error_origins(w, event)
+            )
+        except Exception as err:  # an alert without its origins beats no alert
+            log.warning("no error origins for alert %s: %s", event["rule"], err)
+            return []
+        return origins

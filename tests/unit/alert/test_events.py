@@ -14,6 +14,7 @@ from streams.alert.events import (
     RESOLVED,
     AlertEvent,
     Attribution,
+    ErrorOriginShare,
     format_signal_value,
 )
 from streams.model.codec import AvroCodec
@@ -123,3 +124,39 @@ def test_comparison_and_attribution_text() -> None:
     assert top.describe() == "payment: charge +120 ms (80% of the increase)"
     assert alert_event().slowest_trace_id == f"{0xA:032x}"
     assert alert_event(exemplar_trace_ids=(), attribution=()).top_attribution is None
+
+
+def error_rate_event() -> AlertEvent:
+    """A firing error-rate alert on checkout whose errors mostly originate in inventory."""
+    return alert_event(
+        fingerprint="e2202e2202e2202e",
+        rule="checkout-errors",
+        rule_type="threshold",
+        service="checkout",
+        operation="POST /checkout",
+        signal="error_rate",
+        value=0.3,
+        threshold=0.1,
+        baseline=0.0,
+        attribution=(),
+        error_origins=(
+            ErrorOriginShare("inventory", "Reserve", 41, 0.82, ("checkout", "frontend")),
+            ErrorOriginShare("payment", "charge", 9, 0.18, ("checkout",)),
+        ),
+    )
+
+
+def test_an_error_rate_event_carries_where_its_errors_originated() -> None:
+    event = error_rate_event()
+    record = event.to_record()
+    codec = AvroCodec("alert")
+    assert codec.decode(codec.encode(record)) == record
+    assert AlertEvent.from_record(record) == event
+    assert event.top_error_origin == (
+        "82% of checkout's error traces originate in inventory/Reserve"
+    )
+    assert event.summary_line().endswith(event.top_error_origin)
+    # Records written before error origins existed read back without them.
+    old = {k: v for k, v in record.items() if k != "error_origins"}
+    assert AlertEvent.from_record(old).error_origins == ()
+    assert alert_event().top_error_origin == ""

@@ -266,3 +266,14 @@ def test_connection_errors_and_timeouts_are_retried() -> None:
 def test_backoff_doubles_up_to_the_maximum() -> None:
     hook = forwarder([], webhook_initial_backoff_ms=500, webhook_max_backoff_ms=3_000)
     assert [hook.backoff_s(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+def test_an_error_rate_alert_says_where_its_errors_originated() -> None:
+    from streams.alert.webhook import alert_annotations
+    from tests.unit.alert.test_events import alert_event, error_rate_event
+
+    annotations = alert_annotations(error_rate_event())
+    origin = "82% of checkout's error traces originate in inventory/Reserve"
+    assert annotations["error_origin"] == origin
+    assert f"Error origin: {origin}." in annotations["description"].splitlines()
+    assert alert_annotations(alert_event())["error_origin"] == ""

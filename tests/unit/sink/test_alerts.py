@@ -78,7 +78,7 @@ def test_cli_alerts_list_prints_the_transitions(
     assert title.startswith("3 alert transitions of service 'payment' between ")
     assert header.split() == [
         "time", "state", "severity", "rule", "service/operation", "value", "slowest", "trace",
-        "top", "attribution",
+        "top", "attribution", "error", "origin",
     ]  # fmt: skip
     assert [r.split()[2:6] for r in rows] == [
         ["PENDING", "critical", "latency-anomaly", "payment/charge"],
@@ -87,7 +87,7 @@ def test_cli_alerts_list_prints_the_transitions(
     ]
     assert "p99 612 ms > 150 ms (baseline 48.2 ms)" in rows[1]
     assert f"{0xA:032x}" in rows[1]
-    assert rows[1].endswith("payment: charge +120 ms (80% of the increase)")
+    assert rows[1].rstrip().endswith("payment: charge +120 ms (80% of the increase)")
 
     assert main(["alerts", "list", "--since", "2h", "--state", "resolved"]) == 0
     title, _header, _rule, *rows = capsys.readouterr().out.splitlines()
@@ -147,3 +147,14 @@ def test_cli_alerts_tail_prints_one_line_per_event_and_ctrl_c_exits_0(
         "payment: charge +120 ms (80% of the increase)",
     ]
     assert resolved.endswith(f"p99 90.1 ms, not > 150 ms (baseline 48.2 ms)  trace {0xA:032x}")
+
+
+def test_an_error_rate_event_is_stored_with_its_origins(alert_table: Warehouse) -> None:
+    from tests.unit.alert.test_events import error_rate_event
+
+    event = error_rate_event()
+    row = dict(zip(ALERTS_COLUMNS, alert_row(event.to_record()), strict=True))
+    assert row["ErrorOriginServices"] == ["inventory", "payment"]
+    assert row["ErrorOriginPropagatedTo"] == [["checkout", "frontend"], ["checkout"]]
+    store(alert_table, event)
+    assert stored(alert_table) == [event]

