@@ -411,6 +411,7 @@ def graph_svg(edges: Sequence[EdgeSummary], red: Mapping[str, LatencySummary] | 
         [boxes[name] for name in layering.layer],
     )
     parts: list[str] = []
+    labelled: list[str] = []
     for i, (e, route, label, box) in enumerate(
         zip(edges, routes, labels, label_boxes, strict=True)
     ):
@@ -431,16 +432,23 @@ def graph_svg(edges: Sequence[EdgeSummary], red: Mapping[str, LatencySummary] | 
                 f'<line class="leader" x1="{home[0]:.1f}" y1="{home[1]:.1f}" x2="{cx:.1f}" '
                 f'y2="{end:.1f}"/>'
             )
+        data = f'data-client="{text(e.client)}" data-server="{text(e.server)}"'
+        bad = " errors" if errors else ""
         parts.append(
-            f'<g class="edge{" errors" if errors else ""}" data-client="{text(e.client)}" '
-            f'data-server="{text(e.server)}"><title>{text(tooltip)}</title>'
+            f'<g class="edge{bad}" {data}><title>{text(tooltip)}</title>'
             f'<path d="{path_data(route)}" stroke-width="{stroke:.2f}" '
-            f'marker-end="url(#{marker})"/>{leader}<a href="#{edge_anchor(i)}">'
+            f'marker-end="url(#{marker})"/></g>'
+        )
+        # Labels go over every line (drawn after them all), so no line hides one or its link.
+        labelled.append(
+            f'<g class="edge-label{bad}" {data}><title>{text(tooltip)}</title>{leader}'
+            f'<a href="#{edge_anchor(i)}">'
             f'<rect class="label" x="{box.x:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" '
             f'height="{box.height:.1f}" rx="3"/>'
             f'<text x="{cx:.1f}" y="{cy + 4:.1f}" text-anchor="middle">{text(label)}</text>'
             "</a></g>"
         )
+    parts += labelled
     for name in layering.layer:
         box = boxes[name]
         peer = name not in clients and all(

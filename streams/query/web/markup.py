@@ -150,10 +150,10 @@ details.error > summary .span-bar { outline: 2px solid #c62828; outline-offset: 
 .graph .node text { font-size: 13px; fill: #1f2933; }
 .graph .edge path { fill: none; stroke: #9aa5b1; }
 .graph .edge.errors path { stroke: #c62828; }
-.graph .edge text { font-size: 11px; fill: #52606d; paint-order: stroke; stroke: #fff;
-                    stroke-width: 3px; }
-.graph .edge rect.label { fill: #fff; fill-opacity: .9; stroke: #e4e7eb; }
-.graph .edge .leader { stroke: #9aa5b1; stroke-width: 1; stroke-dasharray: 2 2; }
+.graph .edge-label text { font-size: 11px; fill: #52606d; }
+.graph .edge-label.errors text { fill: #c62828; }
+.graph .edge-label rect.label { fill: #fff; fill-opacity: .9; stroke: #e4e7eb; }
+.graph .edge-label .leader { stroke: #9aa5b1; stroke-width: 1; stroke-dasharray: 2 2; }
 .graph .node text.red { font-size: 11px; fill: #52606d; }
 .graph .node text.red.bad { fill: #c62828; font-weight: 600; }
 tr:target td { background: #fff7d6; }

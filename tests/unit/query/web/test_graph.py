@@ -120,12 +120,18 @@ def test_svg_nodes_edges_peers_errors_and_escaping() -> None:
     drawn = {
         (g.get("data-client"), g.get("data-server")): g
         for g in root.iter(f"{SVG}g")
-        if g.get("data-client")
+        if "edge" in g.get("class", "").split()
     }
     assert set(drawn) == {(e.client, e.server) for e in edges}
     assert drawn["web", "payment"].get("class") == "edge errors"
     assert drawn["web", "cart"].get("class") == "edge"
-    label = drawn["web", "payment"].find(f"{SVG}a/{SVG}text")
+    labels = {
+        (g.get("data-client"), g.get("data-server")): g.find(f"{SVG}a/{SVG}text")
+        for g in root.iter(f"{SVG}g")
+        if "edge-label" in g.get("class", "").split()
+    }
+    assert set(labels) == set(drawn)
+    label = labels["web", "payment"]
     assert label is not None and label.text == "10.0/s · 5.00% err"
     # Services link to their traces; the uninstrumented database does not.
     links = [a.get("href") for a in root.iter(f"{SVG}a")]
@@ -145,7 +151,8 @@ def test_the_page_draws_stored_edges_and_lists_them(web_tables: Warehouse) -> No
         "cart",
         "postgresql",
     }
-    assert [g.attrs["data-server"] for g in select(page.html, "g", "errors")] == ["cart"]
+    # web -> cart has errors: its line and its label are red.
+    assert [g.attrs["data-server"] for g in select(page.html, "g", "errors")] == ["cart"] * 2
     rows = [tr.text for tr in select(page.html, "tr")][1:]
     assert rows[0].startswith("cartpostgresqldatabase5") and rows[1].startswith("webcartrequest10")
     # 10 calls in the one 10 s window stored: 1/s, not 10 calls over the page's default range.
@@ -257,7 +264,7 @@ def test_an_edge_links_to_its_row_of_the_edges_table(web_tables: Warehouse) -> N
     )
     page = graph_page(web_tables, {}, time.time_ns(), SETTINGS)
     elements = parse(page.html)
-    for g in [e for e in elements if e.tag == "g" and "edge" in e.classes]:
+    for g in [e for e in elements if e.tag == "g" and "edge-label" in e.classes]:
         (a,) = [a for a in elements if a.tag == "a" and g in a.ancestors]
         (row,) = [
             tr for tr in elements if tr.tag == "tr" and f"#{tr.attrs.get('id')}" == a.attrs["href"]
