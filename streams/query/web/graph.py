@@ -330,6 +330,34 @@ def path_data(segments: Sequence[Cubic]) -> str:
     return d
 
 
+class _Occupied:
+    """Boxes already drawn, bucketed by the grid cells they touch, so a candidate is checked
+    against its neighbours only (a graph of hundreds of edges stays fast)."""
+
+    CELL = 64.0
+
+    def __init__(self, boxes: Iterable[Box]) -> None:
+        self._cells: dict[tuple[int, int], list[Box]] = {}
+        for box in boxes:
+            self.add(box)
+
+    def _keys(self, box: Box) -> list[tuple[int, int]]:
+        xs = range(int(box.x // self.CELL), int((box.x + box.width) // self.CELL) + 1)
+        ys = range(int(box.y // self.CELL), int((box.y + box.height) // self.CELL) + 1)
+        return [(i, j) for i in xs for j in ys]
+
+    def add(self, box: Box) -> None:
+        """Mark `box` as taken."""
+        for key in self._keys(box):
+            self._cells.setdefault(key, []).append(box)
+
+    def hits(self, box: Box) -> bool:
+        """Whether `box` overlaps a taken box."""
+        return any(
+            box.overlaps(other) for key in self._keys(box) for other in self._cells.get(key, ())
+        )
+
+
 def label_width(label: str) -> float:
     """The width of an edge label's box."""
     return SMALL_CHAR_WIDTH * len(label) + 2 * LABEL_PADDING
@@ -342,11 +370,11 @@ def place_labels(
     before it: the first free place along the line (its first segment's middle, then outwards,
     then the other segments), else the nearest free place straight above or below the first
     segment's middle (always found: below every box there is room)."""
-    taken = list(obstacles)
+    taken = _Occupied(obstacles)
     placed: list[Box] = []
 
     def free(box: Box) -> bool:
-        return box.y >= 2 and not any(box.overlaps(other) for other in taken)
+        return box.y >= 2 and not taken.hits(box)
 
     def centred(point: Point, width: float) -> Box:
         # Never left of the drawing: the x a label would get there is moved right.
@@ -366,7 +394,7 @@ def place_labels(
                         box = moved
                         break
                 step += 1
-        taken.append(box)
+        taken.add(box)
         placed.append(box)
     return placed
 
