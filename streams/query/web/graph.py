@@ -479,10 +479,14 @@ def graph_svg(edges: Sequence[EdgeSummary], red: Mapping[str, LatencySummary] | 
     parts += labelled
     for name in layering.layer:
         box = boxes[name]
-        peer = name not in clients and all(
-            e.connection_type in PEER_CONNECTIONS for e in edges if e.server == name
-        )
         summary = served.get(name)
+        # A service that reports calls it serves is instrumented, even when its only caller is
+        # a virtual node (the "user" before a root span).
+        peer = (
+            summary is None
+            and name not in clients
+            and all(e.connection_type in PEER_CONNECTIONS for e in edges if e.server == name)
+        )
         centre = f'x="{box.x + box.width / 2 + 3:.1f}" text-anchor="middle"'
         title = name
         if summary is None:

@@ -107,6 +107,8 @@ def test_graph_nodes_show_red_labels_do_not_overlap_and_clicks_open_rows_and_tra
                 rate, errors, p99 = (services[name][i] for i in (2, 3, 6))
                 assert [t.text for t in red] == [f"{rate}/s · {errors}% · p99 {p99} ms"]
                 checked += 1
+                # It reports what it serves, so it is instrumented: it links to its traces.
+                assert node.find_elements(By.CSS_SELECTOR, "a")
             else:  # a peer nobody instruments serves nothing it reports
                 assert red == []
         assert checked >= 5
@@ -156,12 +158,9 @@ def save_graph_screenshot(browser: webdriver.Chrome, base: str, path: Path) -> N
     width = int(
         browser.execute_script("return document.querySelector('.graph svg').width.baseVal.value")
     )
+    # As wide as the drawing unscaled, as tall as the page (the edges table included).
     browser.set_window_size(max(1000, width + 80), 1000)
-    height = int(
-        browser.execute_script(
-            "return document.querySelector('.graph svg').getBoundingClientRect().bottom"
-        )
-    )
-    browser.set_window_size(max(1000, width + 80), height + 40)
+    height = int(browser.execute_script("return document.documentElement.scrollHeight"))
+    browser.set_window_size(max(1000, width + 80), height)
     path.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(path))

@@ -289,3 +289,28 @@ def test_the_note_says_both_coverages_when_they_differ(web_tables: Warehouse) ->
     assert "; service rates over 20s of data, " in coverage.text
     (red,) = [t for t in parse(page.html) if "red" in t.classes]
     assert red.text.startswith("2.00/s · ")  # 40 calls over 20 s, not over the hour asked
+
+
+def test_a_service_reporting_what_it_serves_is_no_peer_even_behind_a_virtual_caller(
+    web_tables: Warehouse,
+) -> None:
+    # storefront's only caller is the virtual "user" before its root span, and it calls nobody
+    # through a client span; its latency windows say it is instrumented.
+    store(
+        web_tables,
+        latency([MS] * 10, key=("storefront", "GET /basket", "SERVER", "ok")),
+        edge([MS] * 10, "user", "storefront", "virtual_node"),
+        edge([MS] * 10, "user", "frontend", "virtual_node"),
+    )
+    page = graph_page(web_tables, {}, time.time_ns(), SETTINGS)
+    elements = parse(page.html)
+    nodes = {e.attrs["data-service"]: e for e in elements if e.tag == "g" and "node" in e.classes}
+    assert {n: "peer" in g.classes for n, g in nodes.items()} == {
+        "user": False,
+        "storefront": False,
+        "frontend": True,
+    }
+    links = [
+        a.attrs["href"] for a in elements if a.tag == "a" and nodes["storefront"] in a.ancestors
+    ]
+    assert links == ["/ui/?service=storefront"]
