@@ -52,8 +52,11 @@ def record_result(name: str, result: dict[str, Any], markdown: str | None = None
     if markdown is not None:
         heading = f"# {name} at {commit} ({payload['recorded_at']}, {os.cpu_count()} CPUs)"
         path.with_suffix(".md").write_text(f"{heading}\n\n{markdown.strip()}\n")
-    print(
-        f"{name}: {result['cpu_us_per_span']:.1f} CPU µs/span, "
-        f"{result['spans_per_s']:,.0f} spans/s  (commit {commit}, saved {path.name})"
-    )
+    if "cpu_us_per_span" in result and "spans_per_s" in result:
+        print(
+            f"{name}: {result['cpu_us_per_span']:.1f} CPU µs/span, "
+            f"{result['spans_per_s']:,.0f} spans/s  (commit {commit}, saved {path.name})"
+        )
+    else:  # a benchmark of something else than throughput (e.g. bench.web_pages)
+        print(f"{name}: commit {commit}, saved {path.name}")
     return path

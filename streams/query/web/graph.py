@@ -14,15 +14,24 @@ The drawing is a layered (Sugiyama-style) layout, kept simple:
   (barycentres), sweeping down, up and down again, which untangles most crossings.
 
 An edge's width grows with its call rate, it is red when its error rate reaches
-`ERROR_RATE_WARN`, and its label gives both; its tooltip (``<title>``) has the latencies. Calls
-against the layering (cycles, within one layer) are arcs below the boxes; a service calling
-itself gets a loop. A node only ever called as a database or an uninstrumented peer has a
-dashed border.
+`ERROR_RATE_WARN`, and its label gives both; its tooltip (``<title>``) has the latencies and a
+click on it opens its row of the edges table. Calls against the layering (cycles, within one
+layer) are arcs below the boxes; a service calling itself gets a loop. A node only ever called
+as a database or an uninstrumented peer has a dashed border.
+
+Each service's box carries its RED numbers: the rate, error % and p99 of the calls it serves,
+from the final latency windows, as the services page has them (`service_summary`). A click on
+a box opens the search page for the service's traces.
+
+Edge labels never overlap each other or a box (`place_labels`): each goes to the first free
+place along its own line, else to the nearest free place straight above or below its line's
+middle, joined to it by a dotted leader; the gaps between layers are as wide as the widest
+label, so a label fits between two boxes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -33,21 +42,41 @@ from streams.query.timestamps import format_time
 from streams.query.web import Page
 from streams.query.web.markup import (
     ERROR_RATE_WARN,
+    link,
     ranged_page,
     service_colours,
     table,
     text,
     ui_url,
 )
-from streams.query.windows import EdgeSummary, arrival_lag, dependency_summary
+from streams.query.windows import (
+    EdgeSummary,
+    LatencySummary,
+    arrival_lag,
+    dependency_summary,
+    service_summary,
+)
 
-NODE_HEIGHT = 36
+NODE_HEIGHT = 44
+"""A box's height: the service's name over its RED line."""
 BEND_HEIGHT = 8
 LAYER_GAP = 110
 ROW_GAP = 26
 MARGIN = 24
 CHAR_WIDTH = 7.6
 """Approximate width of one character of the node labels (13 px sans-serif)."""
+SMALL_CHAR_WIDTH = 7.0
+"""Width allowed for one character of the 11 px texts (edge labels, RED lines): at least a
+digit's advance in the sans-serif fonts browsers pick (DejaVu Sans: 0.64 em), so a label's box
+holds its text; the browser test measures the rendered boxes."""
+LABEL_HEIGHT = 15.0
+"""Height of an edge label's box (11 px text and its padding)."""
+LABEL_PADDING = 4.0
+"""Room left and right of an edge label's text inside its box."""
+LABEL_STEPS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.1, 0.9)
+"""Where along a line (as the curve's parameter) a label is tried, middle first."""
+LEADER_MIN = 10.0
+"""A label farther than this from its line's middle gets a dotted leader to it."""
 SWEEPS = 2
 """Up-and-down barycentre passes after the first downward one."""
 PEER_CONNECTIONS = frozenset({"database", "virtual_node"})
@@ -180,7 +209,8 @@ def layer_services(pairs: Sequence[tuple[str, str]]) -> Layering:
 
 @dataclass(frozen=True)
 class Box:
-    """Where a slot is drawn: top-left corner and size (a bend spans its column's width)."""
+    """Where a slot or label is drawn: top-left corner and size (a bend spans its column's
+    width)."""
 
     x: float
     y: float
@@ -192,14 +222,34 @@ class Box:
         """The vertical centre."""
         return self.y + self.height / 2
 
+    def overlaps(self, other: Box) -> bool:
+        """Whether the two boxes share any area (touching edges do not)."""
+        return (
+            self.x < other.x + other.width
+            and other.x < self.x + self.width
+            and self.y < other.y + other.height
+            and other.y < self.y + self.height
+        )
 
-def place_slots(layering: Layering) -> dict[Slot, Box]:
-    """Boxes for every slot: layers left to right, each layer centred on the tallest."""
-    widths: dict[Slot, float] = {}
+
+def node_width(name: str, red: str = "") -> float:
+    """A service box's width: room for its name and its RED line."""
+    return max(96.0, CHAR_WIDTH * len(name) + 32, SMALL_CHAR_WIDTH * len(red) + 20)
+
+
+def place_slots(
+    layering: Layering, widths: Mapping[str, float] | None = None, gap: float = LAYER_GAP
+) -> dict[Slot, Box]:
+    """Boxes for every slot: layers left to right `gap` apart, each layer centred on the
+    tallest; a service is `widths[name]` wide (else as wide as its name needs)."""
+    width: dict[Slot, float] = {}
     for column in layering.columns:
         for slot in column:
-            widths[slot] = 0.0 if isinstance(slot, Bend) else max(96.0, CHAR_WIDTH * len(slot) + 32)
-    column_width = [max([widths[s] for s in column] + [40.0]) for column in layering.columns]
+            if isinstance(slot, Bend):
+                width[slot] = 0.0
+            else:
+                width[slot] = (widths or {}).get(slot) or node_width(slot)
+    column_width = [max([width[s] for s in column] + [40.0]) for column in layering.columns]
 
     def height(slot: Slot) -> float:
         return BEND_HEIGHT if isinstance(slot, Bend) else NODE_HEIGHT
@@ -217,64 +267,183 @@ def place_slots(layering: Layering) -> dict[Slot, Box]:
                 boxes[slot] = Box(x, y, column_width[i], BEND_HEIGHT)
             else:
                 boxes[slot] = Box(
-                    x + (column_width[i] - widths[slot]) / 2, y, widths[slot], NODE_HEIGHT
+                    x + (column_width[i] - width[slot]) / 2, y, width[slot], NODE_HEIGHT
                 )
             y += height(slot) + ROW_GAP
-        x += column_width[i] + LAYER_GAP
+        x += column_width[i] + gap
     return boxes
 
 
-def _curve(x0: float, y0: float, x3: float, y3: float) -> str:
-    """A cubic from the current point to (x3, y3), level at both ends."""
+Point = tuple[float, float]
+Cubic = tuple[Point, Point, Point, Point]
+"""A cubic Bézier segment: start, two control points, end."""
+
+
+def point_on(cubic: Cubic, t: float) -> Point:
+    """The point of `cubic` at parameter `t` (0: its start, 1: its end)."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = cubic
+    a, b, c, d = (1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t**2, t**3
+    return (a * x0 + b * x1 + c * x2 + d * x3, a * y0 + b * y1 + c * y2 + d * y3)
+
+
+def _level(x0: float, y0: float, x3: float, y3: float) -> Cubic:
+    """A cubic from (x0, y0) to (x3, y3), level at both ends."""
     mid = (x0 + x3) / 2
-    return f" C {mid:.1f} {y0:.1f}, {mid:.1f} {y3:.1f}, {x3:.1f} {y3:.1f}"
+    return ((x0, y0), (mid, y0), (mid, y3), (x3, y3))
+
+
+def _straight(x0: float, y0: float, x3: float, y3: float) -> Cubic:
+    """A straight line as a cubic (so labels can be tried along it like along a curve)."""
+    return ((x0, y0), (x0, y0), (x3, y3), (x3, y3))
 
 
 def edge_path(
     client: str, server: str, layering: Layering, boxes: Mapping[Slot, Box]
-) -> tuple[str, float, float]:
-    """The SVG path of the calls from `client` to `server`, and where their label goes."""
+) -> tuple[Cubic, ...]:
+    """The line of the calls from `client` to `server`, segment by segment; the first segment
+    is where its label goes first."""
     a, b = boxes[client], boxes[server]
     if client == server:
         x, y, top = a.x + a.width - 40, a.y, a.y - 34
-        loop = (
-            f"M {x:.1f} {y:.1f} C {x:.1f} {top:.1f}, {x + 28:.1f} {top:.1f}, {x + 28:.1f} {y:.1f}"
-        )
-        return loop, x + 14, y - 30
+        return (((x, y), (x, top), (x + 28, top), (x + 28, y)),)
     if layering.layer[server] <= layering.layer[client]:
         # Against the layering: an arc below both boxes.
         x0, y0, x3, y3 = a.x + a.width / 2, a.y + a.height, b.x + b.width / 2, b.y + b.height
         dip = max(y0, y3) + 40
-        path = f"M {x0:.1f} {y0:.1f} C {x0:.1f} {dip:.1f}, {x3:.1f} {dip:.1f}, {x3:.1f} {y3:.1f}"
-        return path, (x0 + x3) / 2, (y0 + 6 * dip + y3) / 8 + 14
+        return (((x0, y0), (x0, dip), (x3, dip), (x3, y3)),)
     x, y = a.x + a.width, a.middle
-    path = f"M {x:.1f} {y:.1f}"
-    label: tuple[float, float] | None = None
+    segments: list[Cubic] = []
     for bend in layering.bends.get((client, server), ()):
         box = boxes[bend]
-        path += _curve(x, y, box.x, box.middle) + f" L {box.x + box.width:.1f} {box.middle:.1f}"
-        label = label or ((x + box.x) / 2, (y + box.middle) / 2)
+        segments.append(_level(x, y, box.x, box.middle))
+        segments.append(_straight(box.x, box.middle, box.x + box.width, box.middle))
         x, y = box.x + box.width, box.middle
-    path += _curve(x, y, b.x, b.middle)
-    label = label or ((x + b.x) / 2, (y + b.middle) / 2)
-    return path, label[0], label[1] - 4
+    segments.append(_level(x, y, b.x, b.middle))
+    return tuple(segments)
 
 
-def graph_svg(edges: Sequence[EdgeSummary]) -> str:
-    """The service graph as one ``<svg>``: boxes linking to each service's traces, edges
-    labelled with rate and error rate, a tooltip (``<title>``) with the latencies."""
+def path_data(segments: Sequence[Cubic]) -> str:
+    """The SVG ``d`` attribute drawing `segments` (each starts where the one before ends)."""
+    d = f"M {segments[0][0][0]:.1f} {segments[0][0][1]:.1f}"
+    for _, (x1, y1), (x2, y2), (x3, y3) in segments:
+        d += f" C {x1:.1f} {y1:.1f}, {x2:.1f} {y2:.1f}, {x3:.1f} {y3:.1f}"
+    return d
+
+
+class _Occupied:
+    """Boxes already drawn, bucketed by the grid cells they touch, so a candidate is checked
+    against its neighbours only (a graph of hundreds of edges stays fast)."""
+
+    CELL = 64.0
+
+    def __init__(self, boxes: Iterable[Box]) -> None:
+        self._cells: dict[tuple[int, int], list[Box]] = {}
+        for box in boxes:
+            self.add(box)
+
+    def _keys(self, box: Box) -> list[tuple[int, int]]:
+        xs = range(int(box.x // self.CELL), int((box.x + box.width) // self.CELL) + 1)
+        ys = range(int(box.y // self.CELL), int((box.y + box.height) // self.CELL) + 1)
+        return [(i, j) for i in xs for j in ys]
+
+    def add(self, box: Box) -> None:
+        """Mark `box` as taken."""
+        for key in self._keys(box):
+            self._cells.setdefault(key, []).append(box)
+
+    def hits(self, box: Box) -> bool:
+        """Whether `box` overlaps a taken box."""
+        return any(
+            box.overlaps(other) for key in self._keys(box) for other in self._cells.get(key, ())
+        )
+
+
+def label_width(label: str) -> float:
+    """The width of an edge label's box."""
+    return SMALL_CHAR_WIDTH * len(label) + 2 * LABEL_PADDING
+
+
+def place_labels(
+    lines: Sequence[tuple[Sequence[Cubic], float]], obstacles: Iterable[Box]
+) -> list[Box]:
+    """A box for each (line, label width) in order, overlapping no obstacle and no box placed
+    before it: the first free place along the line (its first segment's middle, then outwards,
+    then the other segments), else the nearest free place straight above or below the first
+    segment's middle (always found: below every box there is room)."""
+    taken = _Occupied(obstacles)
+    placed: list[Box] = []
+
+    def free(box: Box) -> bool:
+        return box.y >= 2 and not taken.hits(box)
+
+    def centred(point: Point, width: float) -> Box:
+        # Never left of the drawing: the x a label would get there is moved right.
+        left = max(2.0, point[0] - width / 2)
+        return Box(left, point[1] - LABEL_HEIGHT / 2, width, LABEL_HEIGHT)
+
+    for segments, width in lines:
+        tries = (centred(point_on(s, t), width) for s in segments for t in LABEL_STEPS)
+        box = next((b for b in tries if free(b)), None)
+        if box is None:
+            home = centred(point_on(segments[0], 0.5), width)
+            step = 1
+            while box is None:
+                for dy in (step * (LABEL_HEIGHT + 1), -step * (LABEL_HEIGHT + 1)):
+                    moved = Box(home.x, home.y + dy, width, LABEL_HEIGHT)
+                    if free(moved):
+                        box = moved
+                        break
+                step += 1
+        taken.add(box)
+        placed.append(box)
+    return placed
+
+
+def red_line(s: LatencySummary) -> str:
+    """A service's RED numbers on its box: rate, error % and p99 of the calls it serves."""
+    return (
+        f"{format_quantity(s.throughput_per_s)}/s · {format_quantity(s.error_rate * 100)}% · "
+        f"p99 {format_ms(s.p99_ns)} ms"
+    )
+
+
+def edge_label(e: EdgeSummary) -> str:
+    """An edge's label: its call rate, and its error rate when it has errors."""
+    label = f"{format_quantity(e.throughput_per_s)}/s"
+    if e.errors:
+        label += f" · {format_quantity(e.error_rate * 100)}% err"
+    return label
+
+
+def edge_anchor(index: int) -> str:
+    """The id of the edges table's row of the `index`-th edge (what a click on an edge opens)."""
+    return f"edge-{index}"
+
+
+def graph_svg(edges: Sequence[EdgeSummary], red: Mapping[str, LatencySummary] | None = None) -> str:
+    """The service graph as one ``<svg>``: boxes with each service's RED numbers (from `red`)
+    linking to its traces, edges labelled with rate and error rate linking to their row of the
+    edges table, a tooltip (``<title>``) on both."""
+    served = red or {}
     layering = layer_services([(e.client, e.server) for e in edges])
-    boxes = place_slots(layering)
+    lines = {name: red_line(served[name]) if name in served else "" for name in layering.layer}
+    labels = [edge_label(e) for e in edges]
+    gap = max([LAYER_GAP, *(label_width(label) + 16 for label in labels)])
+    boxes = place_slots(layering, {n: node_width(n, line) for n, line in lines.items()}, gap)
     colours = service_colours(layering.layer)
     clients = {e.client for e in edges}
     busiest = max((e.throughput_per_s for e in edges), default=0.0) or 1.0
+    routes = [edge_path(e.client, e.server, layering, boxes) for e in edges]
+    label_boxes = place_labels(
+        [(route, label_width(label)) for route, label in zip(routes, labels, strict=True)],
+        [boxes[name] for name in layering.layer],
+    )
     parts: list[str] = []
-    for e in edges:
-        path, lx, ly = edge_path(e.client, e.server, layering, boxes)
+    labelled: list[str] = []
+    for i, (e, route, label, box) in enumerate(
+        zip(edges, routes, labels, label_boxes, strict=True)
+    ):
         errors = e.error_rate >= ERROR_RATE_WARN
-        label = f"{format_quantity(e.throughput_per_s)}/s"
-        if e.errors:
-            label += f" · {format_quantity(e.error_rate * 100)}% err"
         kind = f" ({e.connection_type})" if e.connection_type else ""
         tooltip = (
             f"{e.client} → {e.server}{kind}: {e.calls} calls, {e.errors} errors, "
@@ -282,33 +451,72 @@ def graph_svg(edges: Sequence[EdgeSummary]) -> str:
         )
         stroke = 1.2 + 3.8 * e.throughput_per_s / busiest
         marker = "arrow-bad" if errors else "arrow"
+        home = point_on(route[0], 0.5)
+        cx, cy = box.x + box.width / 2, box.middle
+        leader = ""
+        if abs(cx - home[0]) + abs(cy - home[1]) > LEADER_MIN:
+            end = box.y if home[1] < box.y else box.y + box.height
+            leader = (
+                f'<line class="leader" x1="{home[0]:.1f}" y1="{home[1]:.1f}" x2="{cx:.1f}" '
+                f'y2="{end:.1f}"/>'
+            )
+        data = f'data-client="{text(e.client)}" data-server="{text(e.server)}"'
+        bad = " errors" if errors else ""
         parts.append(
-            f'<g class="edge{" errors" if errors else ""}" data-client="{text(e.client)}" '
-            f'data-server="{text(e.server)}"><title>{text(tooltip)}</title>'
-            f'<path d="{path}" stroke-width="{stroke:.2f}" marker-end="url(#{marker})"/>'
-            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="middle">{text(label)}</text></g>'
+            f'<g class="edge{bad}" {data}><title>{text(tooltip)}</title>'
+            f'<path d="{path_data(route)}" stroke-width="{stroke:.2f}" '
+            f'marker-end="url(#{marker})"/></g>'
         )
+        # Labels go over every line (drawn after them all), so no line hides one or its link.
+        labelled.append(
+            f'<g class="edge-label{bad}" {data}><title>{text(tooltip)}</title>{leader}'
+            f'<a href="#{edge_anchor(i)}">'
+            f'<rect class="label" x="{box.x:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" '
+            f'height="{box.height:.1f}" rx="3"/>'
+            f'<text x="{cx:.1f}" y="{cy + 4:.1f}" text-anchor="middle">{text(label)}</text>'
+            "</a></g>"
+        )
+    parts += labelled
     for name in layering.layer:
         box = boxes[name]
-        peer = name not in clients and all(
-            e.connection_type in PEER_CONNECTIONS for e in edges if e.server == name
+        summary = served.get(name)
+        # A service that reports calls it serves is instrumented, even when its only caller is
+        # a virtual node (the "user" before a root span).
+        peer = (
+            summary is None
+            and name not in clients
+            and all(e.connection_type in PEER_CONNECTIONS for e in edges if e.server == name)
         )
+        centre = f'x="{box.x + box.width / 2 + 3:.1f}" text-anchor="middle"'
+        title = name
+        if summary is None:
+            words = f'<text {centre} y="{box.middle + 4.5:.1f}">{text(name)}</text>'
+        else:
+            title += (
+                f": serves {summary.calls} calls, {format_quantity(summary.throughput_per_s)}/s, "
+                f"{format_quantity(summary.error_rate * 100)}% errors, p50 "
+                f"{format_ms(summary.p50_ns)} ms, p99 {format_ms(summary.p99_ns)} ms"
+            )
+            bad = " bad" if summary.error_rate >= ERROR_RATE_WARN else ""
+            words = (
+                f'<text {centre} y="{box.y + 18:.1f}">{text(name)}</text>'
+                f'<text class="red{bad}" {centre} y="{box.y + 35:.1f}">{text(lines[name])}</text>'
+            )
         shape = (
             f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" '
             f'height="{box.height}" rx="6"/>'
             f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="6" height="{box.height}" rx="2" '
-            f'style="fill:{colours[name]};stroke:none"/>'
-            f'<text x="{box.x + box.width / 2 + 3:.1f}" y="{box.middle + 4.5:.1f}" '
-            f'text-anchor="middle">{text(name)}</text>'
+            f'style="fill:{colours[name]};stroke:none"/>{words}'
         )
         if not peer:
             shape = f'<a href="{text(ui_url("", {"service": name}))}">{shape}</a>'
         parts.append(
             f'<g class="node{" peer" if peer else ""}" data-service="{text(name)}">'
-            f"<title>{text(name)}</title>{shape}</g>"
+            f"<title>{text(title)}</title>{shape}</g>"
         )
-    width = max((b.x + b.width for b in boxes.values()), default=0.0) + MARGIN
-    height = max((b.y + b.height for b in boxes.values()), default=0.0) + MARGIN + 50
+    drawn = [*boxes.values(), *label_boxes]
+    width = max((b.x + b.width for b in drawn), default=0.0) + MARGIN
+    height = max((b.y + b.height for b in drawn), default=0.0) + MARGIN + 50
     markers = "".join(
         f'<marker id="{mid}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         f'markerHeight="7" markerUnits="userSpaceOnUse" orient="auto">'
@@ -323,11 +531,12 @@ def graph_svg(edges: Sequence[EdgeSummary]) -> str:
 
 
 def edges_table(edges: Sequence[EdgeSummary]) -> str:
-    """One row per edge: client, server, type, calls, rate, error %, p50, p99."""
+    """One row per edge (the target of a click on it in the drawing): client, server (each
+    linking to a search of its traces), type, calls, rate, error %, p50, p99."""
     rows = [
         (
-            text(e.client),
-            text(e.server),
+            link(ui_url("", {"service": e.client}), text(e.client)),
+            link(ui_url("", {"service": e.server}), text(e.server)),
             text(e.connection_type or "request"),
             text(e.calls),
             text(format_quantity(e.throughput_per_s)),
@@ -343,6 +552,7 @@ def edges_table(edges: Sequence[EdgeSummary]) -> str:
         rows,
         numeric=range(3, 8),
         cells=bad,
+        row_ids=[edge_anchor(i) for i in range(len(edges))],
     )
 
 
@@ -358,12 +568,24 @@ def graph_page(reader: Reader, params: Mapping[str, str], now_ns: int, settings:
                 f"{text(arrival_lag(settings, 'edges'))}: widen the range, or check that a "
                 "worker is assembling traces.</p>"
             )
+        served = service_summary(reader, since_ns, until_ns)
+        edge_rates = edges[0].coverage.describe()
+        if served and served[0].coverage != edges[0].coverage:
+            coverage = (
+                f"edge {edge_rates}; service {served[0].coverage.describe()} "
+                "(their final latency windows)"
+            )
+        else:
+            coverage = edge_rates
         return (
             f'<p class="note">Calls {text(between)}, from the final edge windows; '
-            f'<span id="coverage">{text(edges[0].coverage.describe())}</span>. Line width '
-            "grows with the call rate, red lines have errors. Hover an edge for its "
-            "latencies; click a service for its traces.</p>"
-            f'<div class="graph">{graph_svg(edges)}</div><h2>Edges</h2>{edges_table(edges)}'
+            f'<span id="coverage">{text(coverage)}</span>. Each service shows the rate, error % '
+            "and p99 of the calls it serves (SERVER and CONSUMER spans, as on the services "
+            "page). Line width grows with the call rate, red lines have errors. Hover a "
+            "service or an edge for more; click a service for its traces, an edge for its "
+            "row below.</p>"
+            f'<div class="graph">{graph_svg(edges, {s.service: s for s in served})}</div>'
+            f"<h2>Edges</h2>{edges_table(edges)}"
         )
 
     return ranged_page("Service graph", "graph", params, now_ns, content)

@@ -150,8 +150,13 @@ details.error > summary .span-bar { outline: 2px solid #c62828; outline-offset: 
 .graph .node text { font-size: 13px; fill: #1f2933; }
 .graph .edge path { fill: none; stroke: #9aa5b1; }
 .graph .edge.errors path { stroke: #c62828; }
-.graph .edge text { font-size: 11px; fill: #52606d; paint-order: stroke; stroke: #fff;
-                    stroke-width: 3px; }
+.graph .edge-label text { font-size: 11px; fill: #52606d; }
+.graph .edge-label.errors text { fill: #c62828; }
+.graph .edge-label rect.label { fill: #fff; fill-opacity: .9; stroke: #e4e7eb; }
+.graph .edge-label .leader { stroke: #9aa5b1; stroke-width: 1; stroke-dasharray: 2 2; }
+.graph .node text.red { font-size: 11px; fill: #52606d; }
+.graph .node text.red.bad { fill: #c62828; font-weight: 600; }
+tr:target td { background: #fff7d6; }
 """
 
 
@@ -221,9 +226,11 @@ def table(
     numeric: Collection[int] = (),
     wrap: Collection[int] = (),
     cells: Mapping[tuple[int, int], str] | None = None,
+    row_ids: Sequence[str] = (),
 ) -> str:
     """A data table: `headers` are text, cells are markup; `numeric` columns align right,
-    `wrap` columns may break lines; `cells` adds a class to single cells (``bad``: worrying)."""
+    `wrap` columns may break lines; `cells` adds a class to single cells (``bad``: worrying);
+    `row_ids` gives the rows ids (link targets, highlighted when targeted)."""
     extra = cells or {}
 
     def cls(row: int, col: int) -> str:
@@ -233,8 +240,10 @@ def table(
         return f' class="{" ".join(names)}"' if names else ""
 
     head = "".join(f"<th{cls(-1, i)}>{text(h)}</th>" for i, h in enumerate(headers))
+    ids = [f' id="{text(i)}"' for i in row_ids]
     body = "".join(
-        "<tr>" + "".join(f"<td{cls(r, c)}>{cell}</td>" for c, cell in enumerate(row)) + "</tr>"
+        f"<tr{ids[r] if r < len(ids) else ''}>"
+        + "".join(f"<td{cls(r, c)}>{cell}</td>" for c, cell in enumerate(row)) + "</tr>"
         for r, row in enumerate(rows)
     )
     return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
