@@ -8,6 +8,9 @@ The stretches of each span that are on the critical path are drawn over its bar 
 ``cp-segment``) and the span's row is marked (class ``critical``); an error span has class
 ``error``. Clicking a row opens its details (``<details>``, no script): attributes, resource,
 events, links and status. ``?span=<span id>`` opens one span's details when the page loads.
+A small inline script (`TRACE_SCRIPT`) collapses and expands subtrees and finds spans; a large
+trace opens collapsed (`initially_collapsed`). Above the waterfall: download as OTLP JSON
+(download.py) and compare with another trace (compare.py).
 """
 
 from __future__ import annotations
