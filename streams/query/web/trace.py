@@ -81,19 +81,28 @@ TRACE_SCRIPT = """
   var rows = Array.prototype.slice.call(document.querySelectorAll(".waterfall details.span"));
   var depth = rows.map(function (r) { return +r.getAttribute("data-depth"); });
   function isParent(i) { return i + 1 < rows.length && depth[i + 1] > depth[i]; }
-  // A row shows when none of its ancestors is collapsed (rows are in tree order).
+  // Rows of find's matches and their ancestors: shown through collapsed subtrees, which stay
+  // collapsed for when the find is cleared.
+  var pinned = [];
+  // A row shows when none of its ancestors is collapsed, or it is pinned (rows are in tree
+  // order, so a row's ancestors are the nearest rows before it of each smaller depth).
   function layout() {
     var hideBelow = Infinity;
     for (var i = 0; i < rows.length; i++) {
-      if (depth[i] > hideBelow) { rows[i].hidden = true; continue; }
+      if (depth[i] > hideBelow) { rows[i].hidden = !pinned[i]; continue; }
       hideBelow = Infinity;
       rows[i].hidden = false;
       if (rows[i].classList.contains("collapsed")) { hideBelow = depth[i]; }
     }
   }
-  function reveal(i) {
+  function pin(i) {
+    pinned[i] = true;
     for (var j = i - 1, d = depth[i]; j >= 0 && d > 0; j--) {
-      if (depth[j] < d) { rows[j].classList.remove("collapsed"); d = depth[j]; }
+      if (depth[j] < d) {
+        if (pinned[j]) { return; }
+        pinned[j] = true;
+        d = depth[j];
+      }
     }
   }
   function setAll(collapse) {
@@ -125,11 +134,12 @@ TRACE_SCRIPT = """
     if (!haystack) { haystack = rows.map(function (r, i) { return text(i); }); }
     var q = find.value.trim().toLowerCase();
     matches = [];
+    pinned = [];
     current = -1;
     rows.forEach(function (r, i) {
       var hit = q !== "" && haystack[i].indexOf(q) >= 0;
       r.classList.toggle("match", hit);
-      if (hit) { matches.push(r); reveal(i); }
+      if (hit) { matches.push(r); pin(i); }
     });
     layout();
     count.textContent = q === "" ? "" : matches.length + " of " + rows.length + " spans match";

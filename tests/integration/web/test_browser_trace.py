@@ -3,8 +3,9 @@ collapse a subtree and collapse/expand all, find within the trace, download the 
 JSON and produce the file back (the same spans stored), compare with another trace; and a
 5,000-span trace opening collapsed, with its load and find times printed.
 
-With TRACEPIPE_TRACE_SCREENSHOTS=<dir> the test also saves the compare page as
-<dir>/trace-compare.png (the README's picture).
+With TRACEPIPE_TRACE_SCREENSHOTS=<dir> the test also saves the trace page with a subtree
+collapsed and a find's match highlighted as <dir>/trace-find.png, and the compare page as
+<dir>/trace-compare.png (the README's pictures).
 """
 
 from __future__ import annotations
@@ -170,11 +171,13 @@ def test_collapse_find_download_and_compare(web_worker: WorkerProcess, tmp_path:
         charge.find_element(By.CSS_SELECTOR, "button.twisty").click()
         wait.until(lambda _: visible_rows(browser) == [ROOT, QUOTE, CHARGE])
 
-        # Find by an attribute value, then by a service: the collapsed match comes into sight.
+        # Find by an attribute value, then by a service: a match in a collapsed subtree shows
+        # (the subtree stays collapsed for when the find is cleared).
         find = browser.find_element(By.ID, "find")
         find.send_keys("VISA")
         found = browser.find_element(By.ID, "find-count")
         wait.until(lambda _: found.text == "1 of 4 spans match")
+        assert visible_rows(browser) == [ROOT, QUOTE, CHARGE]
         matches = browser.find_elements(By.CSS_SELECTOR, "details.span.match")
         assert [m.get_attribute("data-span-id") for m in matches] == [CHARGE]
         assert (
@@ -183,6 +186,9 @@ def test_collapse_find_download_and_compare(web_worker: WorkerProcess, tmp_path:
             .value_of_css_property("background-color")
             == "rgba(255, 244, 194, 1)"
         )
+        shots = os.environ.get(SCREENSHOTS_ENV, "").strip()
+        if shots:
+            save_screenshot(browser, Path(shots) / "trace-find.png")
         find.clear()
         find.send_keys("ledger")
         wait.until(lambda _: found.text == "1 of 4 spans match")
@@ -191,6 +197,8 @@ def test_collapse_find_download_and_compare(web_worker: WorkerProcess, tmp_path:
         find.send_keys("nothing-like-this")
         wait.until(lambda _: found.text == "0 of 4 spans match")
         assert not browser.find_elements(By.CSS_SELECTOR, "details.span.match")
+        assert visible_rows(browser) == [ROOT, QUOTE, CHARGE]
+        assert "collapsed" in (charge.get_attribute("class") or "")
 
         # Download, then send the file as `tracepipe produce` does: the same spans stored.
         before = stored_rows(worker, A)
@@ -231,15 +239,21 @@ def test_collapse_find_download_and_compare(web_worker: WorkerProcess, tmp_path:
             "ledgerappend": "slower",
             "pricingquote": "removed",
         }
-        shots = os.environ.get(SCREENSHOTS_ENV, "").strip()
         if shots:
-            browser.set_window_size(1000, 1000)
-            height = int(browser.execute_script("return document.documentElement.scrollHeight"))
-            browser.set_window_size(1000, height)
-            assert browser.save_screenshot(str(Path(shots) / "trace-compare.png"))
-            browser.set_window_size(1400, 1000)
+            save_screenshot(browser, Path(shots) / "trace-compare.png")
 
         check_big_trace(browser, wait, base)
+
+
+def save_screenshot(browser: webdriver.Chrome, path: Path) -> None:
+    """The whole page, 1000 px wide (as a README shows an image unscaled)."""
+    browser.set_window_size(1000, 1000)
+    height, chrome = browser.execute_script(
+        "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
+    )
+    browser.set_window_size(1000, int(height) + int(chrome))
+    assert browser.save_screenshot(str(path))
+    browser.set_window_size(1400, 1000)
 
 
 def check_big_trace(
@@ -264,6 +278,7 @@ def check_big_trace(
     assert found.text == "11 of 5000 spans match"  # call 7 and its 10 callees, all collapsed
     matches = browser.find_elements(By.CSS_SELECTOR, "details.span.match")
     assert len(matches) == 11 and all(m.is_displayed() for m in matches)
+    assert len(visible_rows(browser)) == 21 + 10  # the path to each match, no other leaf
     expand = browser.execute_script(
         "var t = performance.now(); document.getElementById('expand-all').click();"
         "return performance.now() - t;"
