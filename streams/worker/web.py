@@ -14,6 +14,8 @@ from faust.web import Request, Response, View
 from streams.errors import QueryRefusedError, TracepipeError
 from streams.query import Reader, ReadOnlyReader, timing_settings
 from streams.query.web import Page
+from streams.query.web.compare import compare_page
+from streams.query.web.download import Download, trace_download
 from streams.query.web.graph import graph_page
 from streams.query.web.markup import message_page
 from streams.query.web.search import search_page
@@ -155,6 +157,27 @@ def _register_ui(pipeline: Pipeline) -> None:
         span = request.query.get("span", "")
         return await serve(view, lambda w: trace_page(w, trace_id, span, settings))
 
+    @app.page("/ui/trace/{trace_id}/otlp.json", name="ui-trace-download")
+    async def download(view: View, request: Request, trace_id: str) -> Response:
+        try:
+            got: Download | Page = await writer.run_on_writer(
+                lambda w: trace_download(ReadOnlyReader(w), trace_id)
+            )
+        except TracepipeError as err:
+            log.warning("web view query failed: %s", err)
+            got = message_page(500, "The query failed", str(err))
+        if isinstance(got, Page):
+            return view.html(got.html, status=got.status)
+        disposition = f'attachment; filename="{got.filename}"'
+        return view.bytes(
+            got.body, content_type=got.content_type, headers={"Content-Disposition": disposition}
+        )
+
+    @app.page("/ui/compare", name="ui-compare")
+    async def compare(view: View, request: Request) -> Response:
+        params = dict(request.query)
+        return await serve(view, lambda w: compare_page(w, params))
+
     @app.page("/ui/services", name="ui-services")
     async def services(view: View, request: Request) -> Response:
         params = dict(request.query)
@@ -165,7 +188,7 @@ def _register_ui(pipeline: Pipeline) -> None:
         params = dict(request.query)
         return await serve(view, lambda w: graph_page(w, params, time.time_ns(), settings))
 
-    del search, trace, services, graph
+    del search, trace, download, compare, services, graph
 
 
 def register_health(pipeline: Pipeline) -> None:

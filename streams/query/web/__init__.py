@@ -6,11 +6,14 @@ running each page on its writer thread, where the warehouse lives. Modules:
 
 - `markup`: escaping, links, service colours, tables, the page shell and its CSS
 - `search`: ``/ui/`` — find assembled traces by service, operation, duration, errors, time
-- `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details
+- `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details,
+  collapsible subtrees and find (its one inline script)
+- `download`: ``/ui/trace/<id>/otlp.json`` — the trace's stored spans as OTLP/JSON
+- `compare`: ``/ui/compare?a=<id>&b=<id>`` — two traces' spans grouped as Jaeger's comparison
 - `services`: ``/ui/services`` — RED per service and operation from the final latency windows
 - `graph`: ``/ui/graph`` — the service graph from the final edge windows, as SVG and a table
 
-No JavaScript: a span's details open with HTML's own ``<details>`` element.
+A span's details open with HTML's own ``<details>`` element; only the trace page has a script.
 """
 
 from __future__ import annotations

@@ -8,10 +8,14 @@ The stretches of each span that are on the critical path are drawn over its bar 
 ``cp-segment``) and the span's row is marked (class ``critical``); an error span has class
 ``error``. Clicking a row opens its details (``<details>``, no script): attributes, resource,
 events, links and status. ``?span=<span id>`` opens one span's details when the page loads.
+A small inline script (`TRACE_SCRIPT`) collapses and expands subtrees and finds spans; a large
+trace opens collapsed (`initially_collapsed`). Above the waterfall: download as OTLP JSON
+(download.py) and compare with another trace (compare.py).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +49,110 @@ TICKS = 4
 """Intervals of the time axis above the waterfall (lines at every quarter)."""
 TOP_SELF_TIMES = 10
 """Service/operation rows of the critical-path breakdown."""
+
+
+VISIBLE_ROWS = 200
+"""A larger trace opens with its subtrees collapsed below the deepest level that keeps at most
+this many rows showing (a 5,000-span trace stays quick to scroll and find in)."""
+
+TRACE_CSS = """
+.trace-tools { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center;
+               margin: 8px 0; }
+.trace-tools button, .trace-tools .button { font: inherit; font-size: 13px; padding: 3px 10px;
+    border: 1px solid #cbd2d9; border-radius: 4px; background: #fff; color: #1f2933;
+    cursor: pointer; text-decoration: none; }
+.trace-tools input { font: inherit; padding: 3px 8px; border: 1px solid #cbd2d9;
+                     border-radius: 4px; }
+.trace-tools input[type=search] { width: 240px; }
+.trace-tools input[name=b] { width: 280px; font-family: ui-monospace, Menlo, monospace;
+                             font-size: 12px; }
+.trace-tools form { display: flex; gap: 6px; align-items: center; margin: 0; }
+button.twisty { border: 0; background: none; padding: 0; width: 14px; cursor: pointer;
+                color: #52606d; font-size: 11px; flex: none; }
+button.twisty::before { content: "\\25BE"; }
+details.collapsed button.twisty::before { content: "\\25B8"; }
+i.twisty { width: 14px; flex: none; }
+details.span.match > summary { background: #fff4c2; }
+details.span.match > summary .span-label .name { text-decoration: underline #d9a400 2px; }
+"""
+
+TRACE_SCRIPT = """
+(function () {
+  var rows = Array.prototype.slice.call(document.querySelectorAll(".waterfall details.span"));
+  var depth = rows.map(function (r) { return +r.getAttribute("data-depth"); });
+  function isParent(i) { return i + 1 < rows.length && depth[i + 1] > depth[i]; }
+  // Rows of find's matches and their ancestors: shown through collapsed subtrees, which stay
+  // collapsed for when the find is cleared.
+  var pinned = [];
+  // A row shows when none of its ancestors is collapsed, or it is pinned (rows are in tree
+  // order, so a row's ancestors are the nearest rows before it of each smaller depth).
+  function layout() {
+    var hideBelow = Infinity;
+    for (var i = 0; i < rows.length; i++) {
+      if (depth[i] > hideBelow) { rows[i].hidden = !pinned[i]; continue; }
+      hideBelow = Infinity;
+      rows[i].hidden = false;
+      if (rows[i].classList.contains("collapsed")) { hideBelow = depth[i]; }
+    }
+  }
+  function pin(i) {
+    pinned[i] = true;
+    for (var j = i - 1, d = depth[i]; j >= 0 && d > 0; j--) {
+      if (depth[j] < d) {
+        if (pinned[j]) { return; }
+        pinned[j] = true;
+        d = depth[j];
+      }
+    }
+  }
+  function setAll(collapse) {
+    rows.forEach(function (r, i) {
+      if (isParent(i)) { r.classList.toggle("collapsed", collapse); }
+    });
+    layout();
+  }
+  document.querySelector(".waterfall").addEventListener("click", function (e) {
+    var button = e.target.closest("button.twisty");
+    if (!button) { return; }
+    e.preventDefault();
+    button.closest("details.span").classList.toggle("collapsed");
+    layout();
+  });
+  document.getElementById("collapse-all").addEventListener("click", function () { setAll(true); });
+  document.getElementById("expand-all").addEventListener("click", function () { setAll(false); });
+  var find = document.getElementById("find"), count = document.getElementById("find-count");
+  var haystack = null, matches = [], current = -1;
+  function text(i) {
+    var parts = [rows[i].querySelector(".service").textContent,
+                 rows[i].querySelector(".name").textContent];
+    rows[i].querySelectorAll("[data-find] td").forEach(function (td) {
+      parts.push(td.textContent);
+    });
+    return parts.join("\\n").toLowerCase();
+  }
+  find.addEventListener("input", function () {
+    if (!haystack) { haystack = rows.map(function (r, i) { return text(i); }); }
+    var q = find.value.trim().toLowerCase();
+    matches = [];
+    pinned = [];
+    current = -1;
+    rows.forEach(function (r, i) {
+      var hit = q !== "" && haystack[i].indexOf(q) >= 0;
+      r.classList.toggle("match", hit);
+      if (hit) { matches.push(r); pin(i); }
+    });
+    layout();
+    count.textContent = q === "" ? "" : matches.length + " of " + rows.length + " spans match";
+    if (matches.length) { matches[0].scrollIntoView({block: "nearest"}); }
+  });
+  find.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter" || !matches.length) { return; }
+    e.preventDefault();
+    current = (current + 1) % matches.length;
+    matches[current].scrollIntoView({block: "center"});
+  });
+})();
+"""
 
 
 @dataclass(frozen=True)
@@ -137,8 +245,11 @@ def _attributes(values: Mapping[str, AttributeValue]) -> str:
     return _key_values(sorted(values.items()))
 
 
-def _section(title: str, body_html: str) -> str:
-    return f"<div><h3>{text(title)}</h3>{body_html}</div>" if body_html else ""
+def _section(title: str, body_html: str, findable: bool = False) -> str:
+    """A titled part of a span's details; `findable` ones are searched by the find box."""
+    if not body_html:
+        return ""
+    return f"<div{' data-find' if findable else ''}><h3>{text(title)}</h3>{body_html}</div>"
 
 
 def span_detail(row: WaterfallRow, trace_start_ns: int) -> str:
@@ -182,12 +293,51 @@ def span_detail(row: WaterfallRow, trace_start_ns: int) -> str:
     )
     return (
         f'<div class="span-detail">{_section("Span", about)}'
-        + _section("Attributes", _attributes(span["attributes"]))
+        + _section("Attributes", _attributes(span["attributes"]), findable=True)
         + _section("Events", f"<table>{events}</table>" if events else "")
         + _section("Links", f"<table>{links}</table>" if links else "")
-        + _section("Resource", _attributes(span["resource_attributes"]))
+        + _section("Resource", _attributes(span["resource_attributes"]), findable=True)
         + "</div>"
     )
+
+
+def initially_collapsed(
+    rows: Sequence[WaterfallRow], open_span: str = "", visible: int = VISIBLE_ROWS
+) -> tuple[set[int], set[int], set[int]]:
+    """Indexes of the rows with children, of those collapsed when the page opens, and of the
+    rows hidden under them.
+
+    Up to `visible` rows, nothing is collapsed. Beyond, the rows with children at the deepest
+    level L that keeps at most `visible` rows at depths <= L start collapsed (the roots always
+    show); the ancestors of `open_span` stay expanded so the span it opens is in sight.
+    """
+    depths = [row.depth for row in rows]
+    parents = {i for i in range(len(rows) - 1) if depths[i + 1] > depths[i]}
+    if len(rows) <= visible:
+        return parents, set(), set()
+    per_depth = Counter(depths)
+    level, shown = 0, 0
+    for depth in sorted(per_depth):
+        shown += per_depth[depth]
+        if shown > visible:
+            break
+        level = depth
+    collapsed = {i for i in parents if depths[i] == level}
+    opened = [i for i, row in enumerate(rows) if row.span["span_id"] == open_span]
+    if opened:
+        reach = depths[opened[0]]
+        for i in range(opened[0] - 1, -1, -1):
+            if depths[i] < reach:
+                collapsed.discard(i)
+                reach = depths[i]
+    hidden: set[int] = set()
+    hide_below = -1
+    for i, depth in enumerate(depths):
+        if hide_below >= 0 and depth > hide_below:
+            hidden.add(i)
+            continue
+        hide_below = depth if i in collapsed else -1
+    return parents, collapsed, hidden
 
 
 def waterfall_html(waterfall: Waterfall, colours: Mapping[str, str], open_span: str = "") -> str:
@@ -204,7 +354,8 @@ def waterfall_html(waterfall: Waterfall, colours: Mapping[str, str], open_span: 
     )
     rows = []
     origin_ids = {o["span_id"] for o in waterfall.origins}
-    for row in waterfall.rows:
+    parents, collapsed, hidden = initially_collapsed(waterfall.rows, open_span)
+    for index, row in enumerate(waterfall.rows):
         span = row.span
         classes = ["span"]
         if row.critical:
@@ -223,12 +374,22 @@ def waterfall_html(waterfall: Waterfall, colours: Mapping[str, str], open_span: 
             badge = ' <span class="err-badge">error origin</span>'
         duration = span["end_time_unix_nano"] - span["start_time_unix_nano"]
         opened = " open" if span["span_id"] == open_span else ""
+        if index in collapsed:
+            classes.append("collapsed")
+        if index in hidden:
+            opened += " hidden"
+        twisty = (
+            '<button type="button" class="twisty" title="collapse or expand this subtree">'
+            "</button>"
+            if index in parents
+            else '<i class="twisty"></i>'
+        )
         rows.append(
             f'<details class="{" ".join(classes)}" id="span-{text(span["span_id"])}" '
-            f'data-span-id="{text(span["span_id"])}"{opened}>'
+            f'data-span-id="{text(span["span_id"])}" data-depth="{row.depth}"{opened}>'
             '<summary class="span-row">'
             f'<span class="span-label" style="padding-left:{10 + 16 * row.depth}px">'
-            f"{swatch(colour)}"
+            f"{twisty}{swatch(colour)}"
             f'<span class="service">{text(span["service_name"])}</span>'
             f'<span class="name">{text(span["name"])}</span>{badge}</span>'
             f'<span class="span-timeline"><i class="span-bar" style="left:{row.left_pct:.4f}%;'
@@ -271,6 +432,39 @@ def _origins_table(waterfall: Waterfall, colours: Mapping[str, str]) -> str:
         for o in waterfall.origins
     ]
     return table(("Origin: operation", "Propagated to", "Reached the root", "Status message"), rows)
+
+
+def _tools(trace_id: str, waterfall: Waterfall, open_span: str) -> str:
+    """Above the waterfall: collapse/expand all, find, download as OTLP JSON, compare with
+    another trace; and how many rows a large trace opens with."""
+    _, collapsed, hidden = initially_collapsed(waterfall.rows, open_span)
+    note = ""
+    if collapsed:
+        note = (
+            f'<p class="note collapse-note">{len(waterfall.rows) - len(hidden):,} of '
+            f"{len(waterfall.rows):,} spans shown: {len(collapsed):,} subtrees start collapsed "
+            "(expand all, the arrows, or find show the rest).</p>"
+        )
+    return (
+        '<div class="trace-tools">'
+        '<button type="button" id="collapse-all">Collapse all</button>'
+        '<button type="button" id="expand-all">Expand all</button>'
+        '<label>Find <input type="search" id="find" autocomplete="off" '
+        'placeholder="service, operation, attribute"></label>'
+        '<span id="find-count" class="note" role="status"></span>'
+        f'<a class="button download" href="{text(download_url(trace_id))}" '
+        f'download="trace-{text(trace_id)}.json">Download OTLP JSON</a>'
+        f'<form class="compare" method="get" action="{text(ui_url("compare"))}">'
+        f'<input type="hidden" name="a" value="{text(trace_id)}">'
+        '<input type="text" name="b" placeholder="another trace id" aria-label="trace to '
+        'compare with"><button type="submit">Compare</button></form>'
+        "</div>" + note
+    )
+
+
+def download_url(trace_id: str) -> str:
+    """Where the trace's spans download as OTLP JSON."""
+    return f"{trace_url(trace_id)}/otlp.json"
 
 
 def _summary_card(trace_id: str, waterfall: Waterfall, summary: dict[str, Any] | None) -> str:
@@ -344,15 +538,19 @@ def trace_page(reader: Reader, trace_id: str, open_span: str, settings: Settings
     )
     colours = service_colours(row.span["service_name"] for row in waterfall.rows)
     chips = "".join(service_chip(s, c, ui_url("", {"service": s})) for s, c in colours.items())
+    opened = open_span.strip().lower()
     body = (
-        _summary_card(wanted, waterfall, summary)
+        f"<style>{TRACE_CSS}</style>"
+        + _summary_card(wanted, waterfall, summary)
         + f"<div>{chips}</div>"
         + legend
-        + waterfall_html(waterfall, colours, open_span.strip().lower())
+        + _tools(wanted, waterfall, opened)
+        + waterfall_html(waterfall, colours, opened)
         + "<h2>Critical path by service and operation</h2>"
         + _self_time_table(waterfall, colours)
     )
     if waterfall.origins:
         body += "<h2>Error origins</h2>" + _origins_table(waterfall, colours)
+    body += f"<script>{TRACE_SCRIPT}</script>"
     title = f"Trace {wanted[:8]}"
     return Page(200, document(title, "search", body))
