@@ -5,12 +5,15 @@ a `Page`; nothing here imports Faust. The worker serves them under ``/ui/`` (str
 running each page on its writer thread, where the warehouse lives. Modules:
 
 - `markup`: escaping, links, service colours, tables, the page shell and its CSS
-- `search`: ``/ui/`` — find assembled traces by service, operation, duration, errors, time
+- `search`: ``/ui/`` — find assembled traces by service, operation, tags, duration, errors,
+  time; a scatter plot of the results
 - `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details
 - `services`: ``/ui/services`` — RED per service and operation from the final latency windows
 - `graph`: ``/ui/graph`` — the service graph from the final edge windows, as SVG and a table
 
-No JavaScript: a span's details open with HTML's own ``<details>`` element.
+Almost no JavaScript: a span's details open with HTML's own ``<details>`` element; the search
+page's operation dropdown follows its service dropdown by a few inline lines (no library, no
+network), and without them submitting the form does the same.
 """
 
 from __future__ import annotations
