@@ -79,7 +79,8 @@ form.query input.wide { width: 280px; }
 form.query select { font: inherit; padding: 4px 6px; border: 1px solid #cbd2d9;
                     border-radius: 4px; width: 190px; background: #fff; }
 .svc .count { color: #616e7c; font-variant-numeric: tabular-nums; }
-.scatter svg { width: 100%; height: auto; display: block; }
+.scatter svg.plot { width: 100%; height: auto; display: block; }
+.scatter .legend svg { vertical-align: middle; }
 .scatter .axis { stroke: #9aa5b1; }
 .scatter .grid { stroke: #eef1f4; }
 .scatter .tick { font-size: 11px; fill: #616e7c; }

@@ -403,7 +403,7 @@ def scatter_plot(hits: Sequence[TraceHit]) -> str:
             f'data-trace-id="{text(hit.trace_id)}"><title>{text(hover)}</title>{shape}</a>'
         )
     return (
-        f'<div class="scatter card"><svg viewBox="0 0 {PLOT_WIDTH} {PLOT_HEIGHT}" '
+        f'<div class="scatter card"><svg class="plot" viewBox="0 0 {PLOT_WIDTH} {PLOT_HEIGHT}" '
         'role="img" aria-label="Duration of each trace found against its start time">'
         + "".join(axes)
         + "".join(points)
