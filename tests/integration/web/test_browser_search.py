@@ -35,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 SCREENSHOT_ENV = "TRACEPIPE_WEB_SEARCH_SCREENSHOT"
 SCREENSHOT_WIDTH = 1200
+SCREENSHOT_HEIGHT = 1100
 MS = 1_000_000
 ACME, GLOBEX = "ac" * 16, "61" * 16
 WEBSHOP_TRACES = 40
@@ -159,7 +160,7 @@ def test_choose_a_service_filter_by_tag_and_open_a_trace_from_the_plot(
         (result,) = browser.find_elements(By.CSS_SELECTOR, "a.trace-link")
         assert (result.get_attribute("href") or "").endswith(f"/ui/trace/{ACME}")
         row = browser.find_element(By.CSS_SELECTOR, "table.data tbody tr")
-        chips = [c.text for c in row.find_elements(By.CSS_SELECTOR, ".svc")]
+        chips = [" ".join(c.text.split()) for c in row.find_elements(By.CSS_SELECTOR, ".svc")]
         assert chips == ["stock 2", "till 1", "vouchers 1"]
 
         # Its point on the scatter plot: drawn where the plot is, naming the trace on hover;
@@ -167,7 +168,7 @@ def test_choose_a_service_filter_by_tag_and_open_a_trace_from_the_plot(
         (point,) = browser.find_elements(By.CSS_SELECTOR, ".scatter a.point")
         assert point.get_attribute("data-trace-id") == ACME
         title = point.find_element(By.TAG_NAME, "title").get_attribute("textContent") or ""
-        assert title.startswith("till: POST /order\n30 ms, 4 spans, 3 services")
+        assert title.startswith("till: POST /order\n30.0 ms, 4 spans, 3 services")
         dot = point.find_element(By.TAG_NAME, "circle")
         assert dot.is_displayed() and dot.rect["width"] > 4
         dot.click()
@@ -183,10 +184,10 @@ def test_choose_a_service_filter_by_tag_and_open_a_trace_from_the_plot(
         assert failed and failed[0].value_of_css_property("fill") == "rgb(198, 40, 40)"
         screenshot = os.environ.get(SCREENSHOT_ENV, "").strip()
         if screenshot:
-            browser.get(f"{base}/ui/?service=frontend&since=15m&limit=12")
-            browser.set_window_size(SCREENSHOT_WIDTH, 1000)
-            height = int(browser.execute_script("return document.documentElement.scrollHeight"))
-            browser.set_window_size(SCREENSHOT_WIDTH, height)
+            # Every web-shop trace on the plot; the picture shows the form, the plot and the
+            # first results.
+            browser.get(f"{base}/ui/?service=frontend&since=15m&limit=100")
+            browser.set_window_size(SCREENSHOT_WIDTH, SCREENSHOT_HEIGHT)
             path = Path(screenshot)
             path.parent.mkdir(parents=True, exist_ok=True)
             assert browser.save_screenshot(str(path))
