@@ -35,7 +35,10 @@ SEARCHES: dict[str, dict[str, str]] = {
     "service": {"service": "checkout"},
     "service + operation": {"service": "payment", "operation": "Charge"},
     "tag (span attribute)": {"tags": "rpc.method=Charge"},
-    "service + tag (resource attribute)": {"service": "frontend", "tags": "deployment.environment=webshop"},
+    "service + tag (resource attribute)": {
+        "service": "frontend",
+        "tags": "deployment.environment=webshop",
+    },
     "errors only": {"errors": "1"},
     "min duration, 500 results": {"min_duration": "20ms", "limit": "500"},
 }

@@ -241,12 +241,11 @@ def spans_per_service(reader: Reader, hits: Sequence[TraceHit]) -> dict[str, dic
 
 def operations_seen(reader: Reader, since_ns: int, until_ns: int) -> list[tuple[str, str]]:
     """(service, operation) pairs of the spans stored in the range, for the form's dropdowns."""
-    # No FINAL: a span stored twice has the same service and name, and DISTINCT folds it.
     rows = query_table(
         reader,
         OTEL_TRACES,
         "SELECT DISTINCT ServiceName AS service, SpanName AS operation "
-        f"FROM {OTEL_TRACES} WHERE {time_range('Timestamp', since_ns, until_ns)} "
+        f"FROM {DEDUPLICATED_SPANS} WHERE {time_range('Timestamp', since_ns, until_ns)} "
         f"ORDER BY service, operation LIMIT {SUGGESTIONS_LIMIT}",
     )
     return [(str(r["service"]), str(r["operation"])) for r in rows]
