@@ -5,7 +5,8 @@ a `Page`; nothing here imports Faust. The worker serves them under ``/ui/`` (str
 running each page on its writer thread, where the warehouse lives. Modules:
 
 - `markup`: escaping, links, service colours, tables, the page shell and its CSS
-- `search`: ``/ui/`` — find assembled traces by service, operation, duration, errors, time
+- `search`: ``/ui/`` — find assembled traces by service, operation, tags, duration, errors,
+  time; a scatter plot of the results
 - `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details,
   collapsible subtrees and find (its one inline script)
 - `download`: ``/ui/trace/<id>/otlp.json`` — the trace's stored spans as OTLP/JSON
@@ -13,7 +14,9 @@ running each page on its writer thread, where the warehouse lives. Modules:
 - `services`: ``/ui/services`` — RED per service and operation from the final latency windows
 - `graph`: ``/ui/graph`` — the service graph from the final edge windows, as SVG and a table
 
-A span's details open with HTML's own ``<details>`` element; only the trace page has a script.
+A span's details open with HTML's own ``<details>`` element; the only scripts are a few inline
+lines: the trace page's collapse and find, and the search page's operation dropdown that follows
+its service dropdown (no library, no network; without them submitting the form does the same).
 """
 
 from __future__ import annotations

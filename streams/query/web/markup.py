@@ -75,6 +75,20 @@ form.query label.check { flex-direction: row; align-items: center; gap: 6px; fon
 form.query input[type=text] { font: inherit; padding: 5px 8px; border: 1px solid #cbd2d9;
                               border-radius: 4px; width: 170px; }
 form.query input.short { width: 90px; }
+form.query input.wide { width: 280px; }
+form.query select { font: inherit; padding: 4px 6px; border: 1px solid #cbd2d9;
+                    border-radius: 4px; width: 190px; background: #fff; }
+.svc .count { color: #616e7c; font-variant-numeric: tabular-nums; }
+.scatter svg.plot { width: 100%; height: auto; display: block; }
+.scatter .legend svg { vertical-align: middle; }
+.scatter .axis { stroke: #9aa5b1; }
+.scatter .grid { stroke: #eef1f4; }
+.scatter .tick { font-size: 11px; fill: #616e7c; }
+.scatter .point circle, .legend circle.ok { fill: #2f6fb0; fill-opacity: .55; stroke: #2f6fb0; }
+.scatter .point.error path, .legend path.bad { fill: #c62828; fill-opacity: .7;
+                                               stroke: #8a1c1c; }
+.scatter .point:hover circle, .scatter .point:hover path { fill-opacity: 1; stroke: #111827;
+                                                          stroke-width: 2; }
 form.query button { font: inherit; padding: 6px 16px; border: 0; border-radius: 4px;
                     background: #2f6fb0; color: #fff; cursor: pointer; }
 table.data { border-collapse: collapse; width: 100%; background: #fff; }
@@ -207,10 +221,12 @@ def swatch(colour: str) -> str:
     return f'<i class="swatch" style="background:{text(colour)}"></i>'
 
 
-def service_chip(service: str, colour: str, href: str = "") -> str:
-    """A service name after its colour swatch, linked when `href` is given."""
+def service_chip(service: str, colour: str, href: str = "", count: int | None = None) -> str:
+    """A service name after its colour swatch, linked when `href` is given, then `count` (how
+    many spans of it) when given."""
     name = link(href, text(service)) if href else text(service)
-    return f'<span class="svc">{swatch(colour)}{name}</span>'
+    number = f' <span class="count">{text(count)}</span>' if count is not None else ""
+    return f'<span class="svc">{swatch(colour)}{name}{number}</span>'
 
 
 def clock(time_unix_nano: int) -> str:
@@ -256,16 +272,31 @@ def text_field(
     placeholder: str = "",
     short: bool = False,
     suggestions: str = "",
+    wide: bool = False,
 ) -> str:
     """A labelled text input of a query form; `suggestions` names a ``<datalist>``."""
     attrs = [f'type="text" name="{text(name)}" value="{text(value)}"']
     if placeholder:
         attrs.append(f'placeholder="{text(placeholder)}"')
-    if short:
-        attrs.append('class="short"')
+    if short or wide:
+        attrs.append(f'class="{"short" if short else "wide"}"')
     if suggestions:
         attrs.append(f'list="{text(suggestions)}"')
     return f"<label>{text(label)}<input {' '.join(attrs)}></label>"
+
+
+def select_field(
+    name: str, label: str, value: str, options: Iterable[str], empty_label: str = ""
+) -> str:
+    """A labelled dropdown of a query form, `value` selected; `empty_label` names a first
+    option with the empty value (no filter)."""
+    choices = [("", empty_label)] if empty_label else []
+    choices += [(o, o) for o in options]
+    html_options = "".join(
+        f'<option value="{text(v)}"{" selected" if v == value else ""}>{text(shown)}</option>'
+        for v, shown in choices
+    )
+    return f'<label>{text(label)}<select name="{text(name)}">{html_options}</select></label>'
 
 
 def datalist(list_id: str, options: Iterable[str]) -> str:

@@ -132,6 +132,13 @@ def test_search_suggests_and_finds_once(
         if any(s["service_name"] == "inventory" and s["name"] == "SELECT stock" for s in spans)
     }
     assert charged and sorted(h.trace_id for h in hits) == sorted(charged)
+    # Span counts per service count each span once.
+    for hit in hits:
+        spans = traces[hit.trace_id]
+        assert hit.spans_per_service == {
+            service: sum(1 for s in spans if s["service_name"] == service)
+            for service in {s["service_name"] for s in spans}
+        }
     seen = operations_seen(migrated_warehouse, T0 - S, now_ns)
     assert len(seen) == len(set(seen))
     assert set(seen) == {(s["service_name"], s["name"]) for t in traces.values() for s in t}
