@@ -271,17 +271,14 @@ def text_field(
     value: str,
     placeholder: str = "",
     short: bool = False,
-    suggestions: str = "",
     wide: bool = False,
 ) -> str:
-    """A labelled text input of a query form; `suggestions` names a ``<datalist>``."""
+    """A labelled text input of a query form."""
     attrs = [f'type="text" name="{text(name)}" value="{text(value)}"']
     if placeholder:
         attrs.append(f'placeholder="{text(placeholder)}"')
     if short or wide:
         attrs.append(f'class="{"short" if short else "wide"}"')
-    if suggestions:
-        attrs.append(f'list="{text(suggestions)}"')
     return f"<label>{text(label)}<input {' '.join(attrs)}></label>"
 
 
@@ -297,15 +294,6 @@ def select_field(
         for v, shown in choices
     )
     return f'<label>{text(label)}<select name="{text(name)}">{html_options}</select></label>'
-
-
-def datalist(list_id: str, options: Iterable[str]) -> str:
-    """Suggestions for a text field (the browser filters them as the user types)."""
-    return (
-        f'<datalist id="{text(list_id)}">'
-        + "".join(f'<option value="{text(o)}"></option>' for o in options)
-        + "</datalist>"
-    )
 
 
 def range_fields(since: str, until: str) -> str:
