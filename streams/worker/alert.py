@@ -139,27 +139,27 @@ class AlertStage:
     async def _attribution(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """`read_attribution` on the writer thread; empty when it fails."""
         baseline_windows = self.config.attribution_baseline_windows
-        try:
-            attribution: list[dict[str, Any]] = await self.writer.run_on_writer(
-                lambda w: read_attribution(
-                    w, event, self.window_ns, baseline_windows, self.exemplar_count
-                )
-            )
-        except Exception as err:  # an alert without attribution beats no alert
-            log.warning("no attribution for alert %s: %s", event["rule"], err)
-            return []
-        return attribution
+        return await self._read(
+            "attribution",
+            event,
+            lambda w: read_attribution(
+                w, event, self.window_ns, baseline_windows, self.exemplar_count
+            ),
+        )
 
     async def _error_origins(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """`read_error_origins` on the writer thread; empty when it fails or for a signal other
-        than error_rate."""
-        if event["signal"] != "error_rate":
-            return []
+        """`read_error_origins` on the writer thread (empty for a signal other than
+        error_rate); empty when it fails."""
+        return await self._read("error origins", event, lambda w: read_error_origins(w, event))
+
+    async def _read(
+        self, what: str, event: dict[str, Any], reading: Callable[[Any], list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """`reading` of an event's context on the writer thread; empty (and a warning) when it
+        fails: an alert without it beats no alert."""
         try:
-            origins: list[dict[str, Any]] = await self.writer.run_on_writer(
-                lambda w: read_error_origins(w, event)
-            )
-        except Exception as err:  # an alert without its origins beats no alert
-            log.warning("no error origins for alert %s: %s", event["rule"], err)
+            found: list[dict[str, Any]] = await self.writer.run_on_writer(reading)
+        except Exception as err:
+            log.warning("no %s for alert %s: %s", what, event["rule"], err)
             return []
-        return origins
+        return found
