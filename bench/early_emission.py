@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from bench.record import record_result
+from bench.steps import percentile
 from streams.assemble.stage import AssemblyStage
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.generate.generator import TraceGenerator
@@ -43,12 +44,6 @@ def arrivals(traces: int, rate: float, max_delay_s: float, seed: int) -> list[tu
         out += [(start_s + delays[s["service_name"]], s) for s in spans]
     out.sort(key=lambda item: item[0])
     return out
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The value below which `share` of `values` lie (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
 
 
 def run(
@@ -92,8 +87,8 @@ def run(
         "traces_measured": measured,
         "emitted_whole_share": whole / measured if measured else 0.0,
         "reemitted_share": again / len(counted) if counted else 0.0,
-        "delay_after_last_span_p50_s": percentile(delays, 0.5),
-        "delay_after_last_span_p99_s": percentile(delays, 0.99),
+        "delay_after_last_span_p50_s": percentile(delays, 0.5) if delays else 0.0,
+        "delay_after_last_span_p99_s": percentile(delays, 0.99) if delays else 0.0,
         "cpu_us_per_span": cpu / len(events) * 1e6,
         "spans_per_s": len(events) / cpu if cpu else 0.0,
     }
