@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,6 @@ from streams.model.span import Span, make_span
 from streams.query import quote, worker_url
 from streams.sdk import SpanProducer
 from streams.worker_process import WorkerProcess
-from tests.integration.isolated import running_worker
 from tests.integration.web.browser import chromium
 
 pytestmark = pytest.mark.integration
@@ -75,18 +73,6 @@ def order_trace(trace_id: str, tenant: str, start_ns: int, duration_ms: int) -> 
     ]
 
 
-@pytest.fixture
-def search_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    """A worker that assembles a trace 1 s after its last span."""
-    with running_worker(
-        kafka_bootstrap,
-        tmp_path,
-        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="1000",
-        TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS="200",
-    ) as proc:
-        yield proc
-
-
 def produce(worker: WorkerProcess) -> list[str]:
     """Send the two order traces and web-shop traces (seeded); return every trace id."""
     start = time.time_ns() - 5_000 * MS
@@ -111,9 +97,9 @@ def operation_options(browser: webdriver.Chrome) -> list[str]:
 
 
 def test_choose_a_service_filter_by_tag_and_open_a_trace_from_the_plot(
-    search_worker: WorkerProcess, tmp_path: Path
+    quick_worker: WorkerProcess, tmp_path: Path
 ) -> None:
-    worker = search_worker
+    worker = quick_worker
     trace_ids = produce(worker)
     expected = ", ".join(quote(t) for t in trace_ids)
     worker.wait_for(

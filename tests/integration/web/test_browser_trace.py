@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from streams.query import quote, worker_url
 from streams.sdk import SpanProducer
 from streams.sink.spans import OTEL_TRACES_COLUMNS, SOURCE_FORMAT_ATTRIBUTE
 from streams.worker_process import WorkerProcess
-from tests.integration.isolated import running_worker
 from tests.integration.web.browser import chromium
 from tests.unit.query.web.test_trace_tools import BIG, big_trace
 
@@ -95,18 +93,6 @@ def basket(trace_id: str, start_ns: int, later: bool = False) -> list[Span]:
     return spans
 
 
-@pytest.fixture
-def web_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[WorkerProcess]:
-    """A worker that assembles a trace 1 s after its last span."""
-    with running_worker(
-        kafka_bootstrap,
-        tmp_path,
-        TRACEPIPE_ASSEMBLY_TRACE_IDLE_MS="1000",
-        TRACEPIPE_ASSEMBLY_SWEEP_INTERVAL_MS="200",
-    ) as proc:
-        yield proc
-
-
 def count(worker: WorkerProcess, sql: str) -> int:
     return int(worker.reader().query_dicts(sql)[0]["n"])
 
@@ -129,8 +115,8 @@ def visible_rows(browser: webdriver.Chrome) -> list[str]:
     ]
 
 
-def test_collapse_find_download_and_compare(web_worker: WorkerProcess, tmp_path: Path) -> None:
-    worker = web_worker
+def test_collapse_find_download_and_compare(quick_worker: WorkerProcess, tmp_path: Path) -> None:
+    worker = quick_worker
     start = time.time_ns() - 2_000 * MS
     topic = TopicNames.from_prefix(worker.settings.kafka.topic_prefix).spans
     with SpanProducer(worker.settings.kafka.bootstrap, topic) as producer:
