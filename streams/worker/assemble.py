@@ -306,10 +306,13 @@ def register_assembly(
         bodies_by_partition: dict[int, list[bytes]] = {}
         completions: Counter[str] = Counter()
         whole = 0
+        # The whole slice in one call: its long fields are encoded together (encode_many).
+        published = encode_within(encoder, [i.record for i in finished], TRACE_RECORD_MAX_BYTES)
+        encoded = {id(item): p for item, p in zip(finished, published, strict=True)}
         for partition, items in by_partition.items():
             bodies = bodies_by_partition[partition] = []
             for item in items:
-                record, value = encode_within(encoder, item.record, TRACE_RECORD_MAX_BYTES)
+                record, value = encoded[id(item)]
                 if record is not item.record:
                     counters.inc("tracepipe_trace_records_without_spans_total")
                     log.warning(
