@@ -810,7 +810,12 @@ def find_text(reader: Reader, trace_id: str) -> Download | Page:
         return message_page(400, "Not a trace id", f"{err}.", "search")
     spans = stored_spans(reader, wanted, FIND_COLUMNS)
     if not spans:
-        return not_found(wanted, None, Settings())
+        return message_page(
+            404,
+            "Trace not found",
+            f"No spans are stored for trace {wanted}: nothing to find in. Reload the trace page.",
+            "search",
+        )
     resources: dict[str, int] = {}
     texts = {
         s["span_id"]: [
