@@ -1,7 +1,8 @@
 """The web view's trace page on a large trace: server time and HTML size of ``/ui/trace/<id>``
 for a 5,000-span trace (the 5,000-span trace of tests/unit/query/web/test_trace_tools.py, four
-levels deep), in a chDB store filled to `--store-spans` spans with more such traces; also the
-OTLP JSON download and the comparison of two such traces. Times are medians of `--repeat`
+levels deep), in a chDB store filled to `--store-spans` spans with more such traces; also what
+the page's script fetches (one leaf's details when it opens, find's texts when find is first
+used), the OTLP JSON download and the comparison of two such traces. Times are medians of `--repeat`
 builds on the calling thread (as the worker builds a page on its writer thread), from the
 query to the finished HTML; the browser's side is printed by
 tests/integration/web/test_browser_trace.py. Not part of CI.
@@ -20,10 +21,11 @@ from typing import Any
 
 from bench.record import record_result
 from streams.config import ClickHouseConfig, Settings
+from streams.query.waterfall import stored_spans
 from streams.query.web import Page
 from streams.query.web.compare import compare_page
 from streams.query.web.download import Download, trace_download
-from streams.query.web.trace import trace_page
+from streams.query.web.trace import find_text, span_details, trace_page
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.warehouse import open_warehouse
 from streams.warehouse.migrate import migrate
@@ -65,18 +67,26 @@ def main() -> None:
     page_ms, page_cpu_ms, page = _median_ms(
         lambda: trace_page(warehouse, BIG, "", settings), args.repeat
     )
+    leaf = stored_spans(warehouse, BIG)[-1]["span_id"]
+    details_ms, _, details = _median_ms(lambda: span_details(warehouse, BIG, leaf), args.repeat)
+    find_ms, _, texts = _median_ms(lambda: find_text(warehouse, BIG), args.repeat)
     download_ms, _, download = _median_ms(lambda: trace_download(warehouse, BIG), args.repeat)
     compare_ms, _, compared = _median_ms(
         lambda: compare_page(warehouse, {"a": BIG, "b": OTHER}), args.repeat
     )
     assert isinstance(page, Page) and page.status == 200
     assert isinstance(download, Download) and isinstance(compared, Page)
+    assert isinstance(details, Page) and details.status == 200 and isinstance(texts, Download)
     result = {
         "trace_spans": args.spans,
         "store_spans": stored,
         "trace_page_ms": round(page_ms, 1),
         "trace_page_cpu_ms": round(page_cpu_ms, 1),
         "trace_page_html_bytes": len(page.html.encode()),
+        "span_details_ms": round(details_ms, 1),
+        "span_details_bytes": len(details.html.encode()),
+        "find_text_ms": round(find_ms, 1),
+        "find_text_bytes": len(texts.body),
         "download_ms": round(download_ms, 1),
         "download_bytes": len(download.body),
         "compare_ms": round(compare_ms, 1),

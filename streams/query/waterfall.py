@@ -70,11 +70,19 @@ def spans_from_rows(rows: Sequence[dict[str, Any]]) -> list[Span]:
     return spans
 
 
-def stored_spans(reader: Reader, trace_id: str) -> list[Span]:
-    """Every stored span of a trace once, every otel_traces column read back; [] when none."""
-    columns = ", ".join(OTEL_TRACES_COLUMNS)
+def stored_spans(
+    reader: Reader,
+    trace_id: str,
+    columns: Sequence[str] = OTEL_TRACES_COLUMNS,
+    span_id: str = "",
+) -> list[Span]:
+    """Every stored span of a trace once (only `span_id`'s when given), the otel_traces
+    `columns` read back (the others keep their defaults); [] when none."""
+    where = f"TraceId = {quote(trace_id.lower())}"
+    if span_id:
+        where += f" AND SpanId = {quote(span_id.lower())}"
     rows = reader.query_dicts(
-        f"SELECT {columns} FROM {DEDUPLICATED_SPANS} WHERE TraceId = {quote(trace_id.lower())}"
+        f"SELECT {', '.join(columns)} FROM {DEDUPLICATED_SPANS} WHERE {where}"
     )
     return spans_from_rows(rows)
 

@@ -20,7 +20,7 @@ from streams.query.web.graph import graph_page
 from streams.query.web.markup import message_page
 from streams.query.web.search import search_page
 from streams.query.web.services import services_page
-from streams.query.web.trace import trace_page
+from streams.query.web.trace import find_text, span_details, trace_page
 from streams.worker.health import (
     LIVENESS_PATH,
     READINESS_PATH,
@@ -157,21 +157,34 @@ def _register_ui(pipeline: Pipeline) -> None:
         span = request.query.get("span", "")
         return await serve(view, lambda w: trace_page(w, trace_id, span, settings))
 
-    @app.page("/ui/trace/{trace_id}/otlp.json", name="ui-trace-download")
-    async def download(view: View, request: Request, trace_id: str) -> Response:
+    async def send(
+        view: View, build: Callable[[Reader], Download | Page], attachment: bool
+    ) -> Response:
+        """A file (saved under its name when `attachment`), or the page that says why not."""
         try:
-            got: Download | Page = await writer.run_on_writer(
-                lambda w: trace_download(ReadOnlyReader(w), trace_id)
-            )
+            got: Download | Page = await writer.run_on_writer(lambda w: build(ReadOnlyReader(w)))
         except TracepipeError as err:
             log.warning("web view query failed: %s", err)
             got = message_page(500, "The query failed", str(err))
         if isinstance(got, Page):
             return view.html(got.html, status=got.status)
-        disposition = f'attachment; filename="{got.filename}"'
+        headers = {"Content-Disposition": f'attachment; filename="{got.filename}"'}
         return view.bytes(
-            got.body, content_type=got.content_type, headers={"Content-Disposition": disposition}
+            got.body, content_type=got.content_type, headers=headers if attachment else None
         )
+
+    @app.page("/ui/trace/{trace_id}/otlp.json", name="ui-trace-download")
+    async def download(view: View, request: Request, trace_id: str) -> Response:
+        return await send(view, lambda w: trace_download(w, trace_id), attachment=True)
+
+    # What the trace page's script fetches: a span's details when it opens, find's texts.
+    @app.page("/ui/trace/{trace_id}/span/{span_id}", name="ui-trace-span")
+    async def span(view: View, request: Request, trace_id: str, span_id: str) -> Response:
+        return await serve(view, lambda w: span_details(w, trace_id, span_id))
+
+    @app.page("/ui/trace/{trace_id}/find.json", name="ui-trace-find")
+    async def find(view: View, request: Request, trace_id: str) -> Response:
+        return await send(view, lambda w: find_text(w, trace_id), attachment=False)
 
     @app.page("/ui/compare", name="ui-compare")
     async def compare(view: View, request: Request) -> Response:
@@ -188,7 +201,7 @@ def _register_ui(pipeline: Pipeline) -> None:
         params = dict(request.query)
         return await serve(view, lambda w: graph_page(w, params, time.time_ns(), settings))
 
-    del search, trace, download, compare, services, graph
+    del search, trace, download, span, find, compare, services, graph
 
 
 def register_health(pipeline: Pipeline) -> None:

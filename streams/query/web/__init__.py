@@ -8,15 +8,18 @@ running each page on its writer thread, where the warehouse lives. Modules:
 - `search`: ``/ui/`` — find assembled traces by service, operation, tags, duration, errors,
   time; a scatter plot of the results
 - `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details,
-  collapsible subtrees and find (its one inline script)
+  collapsible subtrees and find (its inline script draws the rows from the page's JSON);
+  ``/ui/trace/<id>/span/<span id>`` one span's details and ``/ui/trace/<id>/find.json`` what
+  find searches, both fetched by that script
 - `download`: ``/ui/trace/<id>/otlp.json`` — the trace's stored spans as OTLP/JSON
 - `compare`: ``/ui/compare?a=<id>&b=<id>`` — two traces' spans grouped as Jaeger's comparison
 - `services`: ``/ui/services`` — RED per service and operation from the final latency windows
 - `graph`: ``/ui/graph`` — the service graph from the final edge windows, as SVG and a table
 
 A span's details open with HTML's own ``<details>`` element; the only scripts are a few inline
-lines: the trace page's collapse and find, and the search page's operation dropdown that follows
-its service dropdown (no library, no network; without them submitting the form does the same).
+lines: the trace page's rows, details, collapse and find (it fetches from the worker that served
+the page, nothing else), and the search page's operation dropdown that follows its service
+dropdown (no library; without it submitting the form does the same).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Page:
-    """An HTTP answer of the web view: status code and a complete HTML document."""
+    """An HTTP answer of the web view: status code and a complete HTML document (or the
+    fragment a page's script asks for, e.g. a span's details)."""
 
     status: int
     html: str

@@ -1,20 +1,26 @@
 """``/ui/trace/<id>``: a stored trace as a waterfall, its critical path highlighted.
 
-The page reads the trace's spans back from ``otel_traces`` (every column) and its latest
-assembled version from ``tracepipe_traces``, then lays the spans out the way the assembler
-analysed them: clock skew adjusted (Jaeger's adjuster, so a server span sits inside its client
-call), and the critical path computed on those adjusted times (streams/assemble/critical_path.py).
-The stretches of each span that are on the critical path are drawn over its bar (class
-``cp-segment``) and the span's row is marked (class ``critical``); an error span has class
-``error``. Clicking a row opens its details (``<details>``, no script): attributes, resource,
-events, links and status. ``?span=<span id>`` opens one span's details when the page loads.
-A small inline script (`TRACE_SCRIPT`) collapses and expands subtrees and finds spans; a large
-trace opens collapsed (`initially_collapsed`). Above the waterfall: download as OTLP JSON
-(download.py) and compare with another trace (compare.py).
+The page reads the trace's spans back from ``otel_traces`` (the columns the layout needs,
+`LAYOUT_COLUMNS`) and its latest assembled version from ``tracepipe_traces``, then lays the spans
+out the way the assembler analysed them: clock skew adjusted (Jaeger's adjuster, so a server span
+sits inside its client call), and the critical path computed on those adjusted times
+(streams/assemble/critical_path.py). The page carries the rows as compact JSON
+(`waterfall_data`); its inline script (`TRACE_SCRIPT`) draws a row when it first shows, as
+Jaeger's UI draws from the trace's JSON: the stretches of each span on the critical path over its
+bar (class ``cp-segment``), the row marked ``critical``, an error span ``error``. A large trace
+opens collapsed (`initially_collapsed`), so a 5,000-span trace draws a few dozen rows. Clicking a
+row opens its details (a ``<details>`` element): attributes, resource, events, links and status,
+fetched when it first opens from ``/ui/trace/<id>/span/<span id>`` (`span_details`).
+``?span=<span id>`` opens one span's details when the page loads. The script also collapses and
+expands subtrees and finds spans by service, operation, attribute and resource text (those from
+``/ui/trace/<id>/find.json``, `find_text`, read when the find box is first used). Above the
+waterfall: download as OTLP JSON (download.py) and compare with another trace (compare.py).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +37,7 @@ from streams.query import Reader, parse_trace_id
 from streams.query.table import format_ms, format_quantity
 from streams.query.waterfall import stored_spans, trace_summary, tree_order
 from streams.query.web import Page
+from streams.query.web.download import Download
 from streams.query.web.markup import (
     clock,
     document,
@@ -38,12 +45,13 @@ from streams.query.web.markup import (
     message_page,
     service_chip,
     service_colours,
-    swatch,
     table,
     text,
     trace_url,
     ui_url,
 )
+from streams.query.web.search import embedded_json
+from streams.sink.spans import OTEL_TRACES_COLUMNS
 
 TICKS = 4
 """Intervals of the time axis above the waterfall (lines at every quarter)."""
@@ -54,6 +62,39 @@ TOP_SELF_TIMES = 10
 VISIBLE_ROWS = 200
 """A larger trace opens with its subtrees collapsed below the deepest level that keeps at most
 this many rows showing (a 5,000-span trace stays quick to scroll and find in)."""
+
+ROW_FIELDS = (
+    "span_id",
+    "depth",
+    "service",
+    "name",
+    "left_pct",
+    "width_pct",
+    "duration_ms",
+    "classes",
+    "critical",
+    "children",
+)
+"""A row of `waterfall_data`, in order: `service` and `name` index its services and names,
+`critical` is the flattened (left %, width %) stretches, `children` 0 for a leaf, 1 for a parent,
+2 for a parent collapsed when the page opens; `classes` of the row, besides ``span``."""
+
+DETAIL_COLUMNS = (
+    "ResourceAttributes",
+    "SpanAttributes",
+    "ScopeName",
+    "ScopeVersion",
+    "TraceState",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+)
+"""otel_traces columns only a span's details show: the page reads the others
+(`LAYOUT_COLUMNS`, links included for the critical path's follows-from rule)."""
+LAYOUT_COLUMNS = tuple(c for c in OTEL_TRACES_COLUMNS if c not in DETAIL_COLUMNS)
+FIND_COLUMNS = (*LAYOUT_COLUMNS, "SpanAttributes", "ResourceAttributes")
+"""What find searches besides service and operation: attribute and resource keys and values."""
+SPAN_ID = re.compile(r"[0-9a-f]{16}").fullmatch
 
 TRACE_CSS = """
 .trace-tools { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center;
@@ -74,83 +115,242 @@ details.collapsed button.twisty::before { content: "\\25B8"; }
 i.twisty { width: 14px; flex: none; }
 details.span.match > summary { background: #fff4c2; }
 details.span.match > summary .span-label .name { text-decoration: underline #d9a400 2px; }
+.span-detail:empty { display: none; }
+details.span.loading > summary { cursor: progress; }
 """
 
 TRACE_SCRIPT = """
 (function () {
-  var rows = Array.prototype.slice.call(document.querySelectorAll(".waterfall details.span"));
-  var depth = rows.map(function (r) { return +r.getAttribute("data-depth"); });
-  function isParent(i) { return i + 1 < rows.length && depth[i + 1] > depth[i]; }
+  var data = JSON.parse(document.getElementById("trace-data").textContent);
+  var waterfall = document.querySelector(".waterfall");
+  var head = waterfall.querySelector(".wf-head");
+  // A row (trace.ROW_FIELDS): span id, depth, service, operation, bar left %, bar width %,
+  // duration, classes, critical-path stretches [left %, width %, ...], 0 leaf / 1 parent /
+  // 2 parent collapsed when the page opens.
+  var rows = data.rows, n = rows.length;
+  var depth = rows.map(function (r) { return r[1]; });
+  var collapsed = rows.map(function (r) { return r[9] === 2; });
+  var at = {};
+  rows.forEach(function (r, i) { at[r[0]] = i; });
+  // Each row's element, made the first time the row shows: a 5,000-span trace that opens
+  // collapsed makes a few dozen.
+  var els = [];
   // Rows of find's matches and their ancestors: shown through collapsed subtrees, which stay
   // collapsed for when the find is cleared.
-  var pinned = [];
+  var pinned = [], matched = [];
+  function isParent(i) { return rows[i][9] > 0; }
+  function add(parent, tag, cls) {
+    var e = document.createElement(tag);
+    e.className = cls;
+    parent.appendChild(e);
+    return e;
+  }
+  function make(i) {
+    var r = rows[i], service = data.services[r[2]];
+    var d = document.createElement("details");
+    d.className = "span" + (r[7] ? " " + r[7] : "");
+    d.classList.toggle("collapsed", collapsed[i]);
+    d.classList.toggle("match", !!matched[i]);
+    d.id = "span-" + r[0];
+    d.setAttribute("data-span-id", r[0]);
+    d.setAttribute("data-depth", r[1]);
+    d.tpRow = i;
+    var summary = add(d, "summary", "span-row");
+    var label = add(summary, "span", "span-label");
+    label.style.paddingLeft = (10 + 16 * r[1]) + "px";
+    if (isParent(i)) {
+      var twisty = add(label, "button", "twisty");
+      twisty.type = "button";
+      twisty.title = "collapse or expand this subtree";
+    } else {
+      add(label, "i", "twisty");
+    }
+    add(label, "i", "swatch").style.background = service[1];
+    add(label, "span", "service").textContent = service[0];
+    add(label, "span", "name").textContent = data.names[r[3]];
+    if (d.classList.contains("error")) {
+      label.appendChild(document.createTextNode(" "));
+      add(label, "span", "err-badge").textContent =
+        d.classList.contains("error-origin") ? "error origin" : "error";
+    }
+    var timeline = add(summary, "span", "span-timeline");
+    var bar = add(timeline, "i", "span-bar");
+    bar.style.left = r[4] + "%";
+    bar.style.width = r[5] + "%";
+    bar.style.background = service[1];
+    for (var k = 0; k < r[8].length; k += 2) {
+      var stretch = add(timeline, "i", "cp-segment");
+      stretch.style.left = r[8][k] + "%";
+      stretch.style.width = r[8][k + 1] + "%";
+    }
+    add(summary, "span", "span-duration").textContent = r[6] + " ms";
+    add(d, "div", "span-detail");
+    return d;
+  }
   // A row shows when none of its ancestors is collapsed, or it is pinned (rows are in tree
   // order, so a row's ancestors are the nearest rows before it of each smaller depth).
   function layout() {
-    var hideBelow = Infinity;
-    for (var i = 0; i < rows.length; i++) {
-      if (depth[i] > hideBelow) { rows[i].hidden = !pinned[i]; continue; }
-      hideBelow = Infinity;
-      rows[i].hidden = false;
-      if (rows[i].classList.contains("collapsed")) { hideBelow = depth[i]; }
+    var hideBelow = Infinity, cursor = head;
+    for (var i = 0; i < n; i++) {
+      var show = true;
+      if (depth[i] > hideBelow) {
+        show = !!pinned[i];
+      } else {
+        hideBelow = collapsed[i] ? depth[i] : Infinity;
+      }
+      if (show && !els[i]) {
+        els[i] = make(i);
+        cursor.after(els[i]);
+      }
+      if (els[i]) {
+        els[i].hidden = !show;
+        cursor = els[i];
+      }
     }
   }
-  function pin(i) {
-    pinned[i] = true;
+  function ancestors(i, each) {
     for (var j = i - 1, d = depth[i]; j >= 0 && d > 0; j--) {
       if (depth[j] < d) {
-        if (pinned[j]) { return; }
-        pinned[j] = true;
+        if (each(j) === false) { return; }
         d = depth[j];
       }
     }
   }
-  function setAll(collapse) {
-    rows.forEach(function (r, i) {
-      if (isParent(i)) { r.classList.toggle("collapsed", collapse); }
+  function setCollapsed(i, collapse) {
+    collapsed[i] = collapse;
+    if (els[i]) { els[i].classList.toggle("collapsed", collapse); }
+  }
+  function pin(i) {
+    pinned[i] = true;
+    ancestors(i, function (j) {
+      if (pinned[j]) { return false; }
+      pinned[j] = true;
     });
+  }
+  // Expands a span's ancestors and scrolls to it (an error origin's link, ?span=, #span-).
+  function reveal(i) {
+    ancestors(i, function (j) { setCollapsed(j, false); });
+    layout();
+    els[i].scrollIntoView({block: "center"});
+  }
+  function setAll(collapse) {
+    for (var i = 0; i < n; i++) {
+      if (isParent(i)) { setCollapsed(i, collapse); }
+    }
     layout();
   }
-  document.querySelector(".waterfall").addEventListener("click", function (e) {
+  // A span's details come from the worker when the span first opens (trace.span_details).
+  function load(d) {
+    if (d.tpLoaded || d.tpLoading) { return; }
+    d.tpLoading = true;
+    d.classList.add("loading");
+    var box = d.querySelector(".span-detail");
+    fetch(data.span_url + encodeURIComponent(d.getAttribute("data-span-id")))
+      .then(function (res) {
+        return res.text().then(function (body) {
+          if (res.ok) {
+            box.innerHTML = body;
+            d.tpLoaded = true;
+            return;
+          }
+          var problem = new DOMParser().parseFromString(body, "text/html")
+            .querySelector(".problem");
+          throw new Error(problem ? problem.textContent : "HTTP " + res.status);
+        });
+      })
+      .catch(function (err) {
+        box.textContent = "The span's details did not load: " + err.message +
+          " (close and open the span to try again).";
+      })
+      .then(function () {
+        d.tpLoading = false;
+        d.classList.remove("loading");
+      });
+  }
+  waterfall.addEventListener("toggle", function (e) {
+    if (e.target.matches("details.span") && e.target.open) { load(e.target); }
+  }, true);
+  waterfall.addEventListener("click", function (e) {
     var button = e.target.closest("button.twisty");
     if (!button) { return; }
     e.preventDefault();
-    button.closest("details.span").classList.toggle("collapsed");
+    var i = button.closest("details.span").tpRow;
+    setCollapsed(i, !collapsed[i]);
     layout();
+  });
+  document.addEventListener("click", function (e) {
+    var a = e.target.closest("a[href^='#span-']");
+    var i = a ? at[a.getAttribute("href").slice(6)] : undefined;
+    if (i !== undefined) { reveal(i); }
   });
   document.getElementById("collapse-all").addEventListener("click", function () { setAll(true); });
   document.getElementById("expand-all").addEventListener("click", function () { setAll(false); });
+
+  // Find: a span's service, operation, attribute and resource keys and values. The attributes
+  // and resources come from the worker (trace.find_text) the first time the find box is used.
   var find = document.getElementById("find"), count = document.getElementById("find-count");
-  var haystack = null, matches = [], current = -1;
+  var texts = null, failed = "", asked = false, haystack = null, matches = [], current = -1;
+  function fetchTexts() {
+    if (asked) { return; }
+    asked = true;
+    fetch(data.find_url)
+      .then(function (res) {
+        if (!res.ok) { throw new Error("HTTP " + res.status); }
+        return res.json();
+      })
+      .then(function (got) { texts = got; }, function (err) { failed = err.message; })
+      .then(function () { haystack = null; run(); });
+  }
   function text(i) {
-    var parts = [rows[i].querySelector(".service").textContent,
-                 rows[i].querySelector(".name").textContent];
-    rows[i].querySelectorAll("[data-find] td").forEach(function (td) {
-      parts.push(td.textContent);
-    });
+    var r = rows[i], parts = [data.services[r[2]][0], data.names[r[3]]];
+    var own = texts && texts.spans[r[0]];
+    if (own) { parts.push(own[0], texts.resources[own[1]]); }
     return parts.join("\\n").toLowerCase();
   }
-  find.addEventListener("input", function () {
-    if (!haystack) { haystack = rows.map(function (r, i) { return text(i); }); }
+  function run() {
     var q = find.value.trim().toLowerCase();
+    if (q !== "" && !texts && !failed) {
+      fetchTexts();
+      count.textContent = "reading the spans' attributes…";
+      return;
+    }
+    if (!haystack && q !== "") { haystack = rows.map(function (r, i) { return text(i); }); }
     matches = [];
     pinned = [];
+    matched = [];
     current = -1;
-    rows.forEach(function (r, i) {
-      var hit = q !== "" && haystack[i].indexOf(q) >= 0;
-      r.classList.toggle("match", hit);
-      if (hit) { matches.push(r); pin(i); }
-    });
+    for (var i = 0; i < n; i++) {
+      if (q !== "" && haystack[i].indexOf(q) >= 0) {
+        matched[i] = true;
+        matches.push(i);
+        pin(i);
+      }
+    }
     layout();
-    count.textContent = q === "" ? "" : matches.length + " of " + rows.length + " spans match";
-    if (matches.length) { matches[0].scrollIntoView({block: "nearest"}); }
-  });
+    els.forEach(function (el, i) { el.classList.toggle("match", !!matched[i]); });
+    count.textContent = q === "" ? "" : matches.length + " of " + n + " spans match" +
+      (failed ? " (services and operations only: the attributes did not load, " + failed + ")"
+              : "");
+    if (matches.length) { els[matches[0]].scrollIntoView({block: "nearest"}); }
+  }
+  find.addEventListener("focus", fetchTexts);
+  find.addEventListener("input", run);
   find.addEventListener("keydown", function (e) {
     if (e.key !== "Enter" || !matches.length) { return; }
     e.preventDefault();
     current = (current + 1) % matches.length;
-    matches[current].scrollIntoView({block: "center"});
+    els[matches[current]].scrollIntoView({block: "center"});
   });
+
+  layout();
+  var wanted = at[data.open];
+  if (wanted === undefined && location.hash.indexOf("#span-") === 0) {
+    wanted = at[location.hash.slice(6)];
+  }
+  if (wanted !== undefined) {
+    reveal(wanted);
+    if (data.open) { els[wanted].open = true; }
+  }
 })();
 """
 
@@ -245,15 +445,16 @@ def _attributes(values: Mapping[str, AttributeValue]) -> str:
     return _key_values(sorted(values.items()))
 
 
-def _section(title: str, body_html: str, findable: bool = False) -> str:
-    """A titled part of a span's details; `findable` ones are searched by the find box."""
+def _section(title: str, body_html: str) -> str:
+    """A titled part of a span's details."""
     if not body_html:
         return ""
-    return f"<div{' data-find' if findable else ''}><h3>{text(title)}</h3>{body_html}</div>"
+    return f"<div><h3>{text(title)}</h3>{body_html}</div>"
 
 
 def span_detail(row: WaterfallRow, trace_start_ns: int) -> str:
-    """The details of one span: what it is, its status, attributes, resource, events, links."""
+    """The details of one span: what it is, its status, attributes, resource, events, links
+    (the sections of its row's ``.span-detail``)."""
     span = row.span
     duration = span["end_time_unix_nano"] - span["start_time_unix_nano"]
     status = span["status_code"] + (f": {span['status_message']}" if span["status_message"] else "")
@@ -292,12 +493,11 @@ def span_detail(row: WaterfallRow, trace_start_ns: int) -> str:
         for lk in span["links"]
     )
     return (
-        f'<div class="span-detail">{_section("Span", about)}'
-        + _section("Attributes", _attributes(span["attributes"]), findable=True)
+        _section("Span", about)
+        + _section("Attributes", _attributes(span["attributes"]))
         + _section("Events", f"<table>{events}</table>" if events else "")
         + _section("Links", f"<table>{links}</table>" if links else "")
-        + _section("Resource", _attributes(span["resource_attributes"]), findable=True)
-        + "</div>"
+        + _section("Resource", _attributes(span["resource_attributes"]))
     )
 
 
@@ -340,9 +540,56 @@ def initially_collapsed(
     return parents, collapsed, hidden
 
 
-def waterfall_html(waterfall: Waterfall, colours: Mapping[str, str], open_span: str = "") -> str:
-    """The waterfall: a time axis, then one expandable row per span (`open_span`'s open),
-    each service in its colour from `colours`."""
+def waterfall_data(
+    trace_id: str, waterfall: Waterfall, colours: Mapping[str, str], open_span: str = ""
+) -> dict[str, Any]:
+    """What the page's script draws the waterfall from: one compact row per span (ROW_FIELDS),
+    services and operation names once each, the span to open, and where the script fetches a
+    span's details and the texts find searches."""
+    origin_ids = {o["span_id"] for o in waterfall.origins}
+    parents, collapsed, _ = initially_collapsed(waterfall.rows, open_span)
+    services = list(colours)
+    service_index = {s: i for i, s in enumerate(services)}
+    names: dict[str, int] = {}
+    rows: list[list[Any]] = []
+    for index, row in enumerate(waterfall.rows):
+        span = row.span
+        classes = []
+        if row.critical:
+            classes.append("critical")
+        if span["status_code"] == "ERROR":
+            classes.append("error")
+        if span["span_id"] in origin_ids:
+            classes.append("error-origin")
+        rows.append(
+            [
+                span["span_id"],
+                row.depth,
+                service_index[span["service_name"]],
+                names.setdefault(span["name"], len(names)),
+                round(row.left_pct, 4),
+                round(row.width_pct, 4),
+                format_ms(span["end_time_unix_nano"] - span["start_time_unix_nano"]),
+                " ".join(classes),
+                [round(x, 4) for stretch in row.critical for x in stretch],
+                2 if index in collapsed else 1 if index in parents else 0,
+            ]
+        )
+    return {
+        "services": [[s, colours[s]] for s in services],
+        "names": list(names),
+        "rows": rows,
+        "open": open_span,
+        "span_url": f"{trace_url(trace_id)}/span/",
+        "find_url": f"{trace_url(trace_id)}/find.json",
+    }
+
+
+def waterfall_html(
+    trace_id: str, waterfall: Waterfall, colours: Mapping[str, str], open_span: str = ""
+) -> str:
+    """The waterfall: a time axis, and its rows as data (`waterfall_data`) for the page's script
+    to draw, each span's row expandable (`open_span`'s open), each service in its colour."""
     ticks = "".join(
         f'<span style="left:{i * 100 / TICKS:g}%">'
         f"{text(format_ms(waterfall.duration_ns * i / TICKS))} ms</span>"
@@ -352,53 +599,14 @@ def waterfall_html(waterfall: Waterfall, colours: Mapping[str, str], open_span: 
         '<div class="wf-head"><div>Service: operation</div>'
         f'<div class="wf-ticks">{ticks}</div><div>Duration</div></div>'
     )
-    rows = []
-    origin_ids = {o["span_id"] for o in waterfall.origins}
-    parents, collapsed, hidden = initially_collapsed(waterfall.rows, open_span)
-    for index, row in enumerate(waterfall.rows):
-        span = row.span
-        classes = ["span"]
-        if row.critical:
-            classes.append("critical")
-        if span["status_code"] == "ERROR":
-            classes.append("error")
-        if span["span_id"] in origin_ids:
-            classes.append("error-origin")
-        colour = colours[span["service_name"]]
-        segments = "".join(
-            f'<i class="cp-segment" style="left:{left:.4f}%;width:{width:.4f}%"></i>'
-            for left, width in row.critical
-        )
-        badge = ' <span class="err-badge">error</span>' if span["status_code"] == "ERROR" else ""
-        if span["span_id"] in origin_ids:
-            badge = ' <span class="err-badge">error origin</span>'
-        duration = span["end_time_unix_nano"] - span["start_time_unix_nano"]
-        opened = " open" if span["span_id"] == open_span else ""
-        if index in collapsed:
-            classes.append("collapsed")
-        if index in hidden:
-            opened += " hidden"
-        twisty = (
-            '<button type="button" class="twisty" title="collapse or expand this subtree">'
-            "</button>"
-            if index in parents
-            else '<i class="twisty"></i>'
-        )
-        rows.append(
-            f'<details class="{" ".join(classes)}" id="span-{text(span["span_id"])}" '
-            f'data-span-id="{text(span["span_id"])}" data-depth="{row.depth}"{opened}>'
-            '<summary class="span-row">'
-            f'<span class="span-label" style="padding-left:{10 + 16 * row.depth}px">'
-            f"{twisty}{swatch(colour)}"
-            f'<span class="service">{text(span["service_name"])}</span>'
-            f'<span class="name">{text(span["name"])}</span>{badge}</span>'
-            f'<span class="span-timeline"><i class="span-bar" style="left:{row.left_pct:.4f}%;'
-            f'width:{row.width_pct:.4f}%;background:{colour}"></i>{segments}</span>'
-            f'<span class="span-duration">{text(format_ms(duration))} ms</span>'
-            "</summary>"
-            f"{span_detail(row, waterfall.start_ns)}</details>"
-        )
-    return f'<div class="waterfall">{head}{"".join(rows)}</div>'
+    fallback = (
+        '<noscript><p class="note">The page\'s script draws the spans: without it, download the '
+        f"trace as OTLP JSON or run <code>tracepipe trace {text(trace_id)}</code>.</p></noscript>"
+    )
+    return (
+        f'<div class="waterfall">{head}{fallback}</div>'
+        + embedded_json("trace-data", waterfall_data(trace_id, waterfall, colours, open_span))
+    )
 
 
 def _self_time_table(waterfall: Waterfall, colours: Mapping[str, str]) -> str:
@@ -525,7 +733,7 @@ def trace_page(reader: Reader, trace_id: str, open_span: str, settings: Settings
         wanted = parse_trace_id(trace_id)
     except InputError as err:
         return message_page(400, "Not a trace id", f"{err}.", "search")
-    spans = stored_spans(reader, wanted)
+    spans = stored_spans(reader, wanted, LAYOUT_COLUMNS)
     summary = trace_summary(reader, wanted)
     if not spans:
         return not_found(wanted, summary, settings)
@@ -545,7 +753,7 @@ def trace_page(reader: Reader, trace_id: str, open_span: str, settings: Settings
         + f"<div>{chips}</div>"
         + legend
         + _tools(wanted, waterfall, opened)
-        + waterfall_html(waterfall, colours, opened)
+        + waterfall_html(wanted, waterfall, colours, opened)
         + "<h2>Critical path by service and operation</h2>"
         + _self_time_table(waterfall, colours)
     )
@@ -554,3 +762,67 @@ def trace_page(reader: Reader, trace_id: str, open_span: str, settings: Settings
     body += f"<script>{TRACE_SCRIPT}</script>"
     title = f"Trace {wanted[:8]}"
     return Page(200, document(title, "search", body))
+
+
+def span_details(reader: Reader, trace_id: str, span_id: str) -> Page:
+    """One span's details (`span_detail`), the HTML the trace page's script puts in its row,
+    laid out as on the page (skew-adjusted times, critical path); a page that says what is
+    wrong when the ids are malformed (400) or the span is not stored (404)."""
+    try:
+        wanted = parse_trace_id(trace_id)
+    except InputError as err:
+        return message_page(400, "Not a trace id", f"{err}.", "search")
+    span = span_id.strip().lower()
+    if not SPAN_ID(span):
+        return message_page(
+            400, "Not a span id", f"{span_id!r} is not a span id: give 16 hex digits.", "search"
+        )
+    full = stored_spans(reader, wanted, span_id=span)
+    if not full:
+        return message_page(
+            404,
+            "Span not found",
+            f"Trace {wanted} has no span {span} stored: reload the trace page "
+            "(the span's id was mistyped, or its trace expired).",
+            "search",
+        )
+    # Every other span only as the layout needs it: this span's times depend on the whole trace.
+    spans = [
+        full[0] if s["span_id"] == span else s for s in stored_spans(reader, wanted, LAYOUT_COLUMNS)
+    ]
+    waterfall = layout_waterfall(spans)
+    row = next(r for r in waterfall.rows if r.span["span_id"] == span)
+    return Page(200, span_detail(row, waterfall.start_ns))
+
+
+def _find_text(values: Mapping[str, AttributeValue]) -> str:
+    """Keys and values as the details show them, one a line, sorted by key."""
+    return "\n".join(k + "\n" + str(v) for k, v in sorted(values.items()))
+
+
+def find_text(reader: Reader, trace_id: str) -> Download | Page:
+    """What the trace page's find searches besides services and operations, as JSON: each
+    span's attributes and the index of its resource's text (resources are shared by many
+    spans); a page that says why there is none (bad id, nothing stored)."""
+    try:
+        wanted = parse_trace_id(trace_id)
+    except InputError as err:
+        return message_page(400, "Not a trace id", f"{err}.", "search")
+    spans = stored_spans(reader, wanted, FIND_COLUMNS)
+    if not spans:
+        return message_page(
+            404,
+            "Trace not found",
+            f"No spans are stored for trace {wanted}: nothing to find in. Reload the trace page.",
+            "search",
+        )
+    resources: dict[str, int] = {}
+    texts = {
+        s["span_id"]: [
+            _find_text(s["attributes"]),
+            resources.setdefault(_find_text(s["resource_attributes"]), len(resources)),
+        ]
+        for s in spans
+    }
+    body = json.dumps({"resources": list(resources), "spans": texts}, ensure_ascii=False)
+    return Download(body.encode(), "application/json", f"trace-{wanted}-find.json")

@@ -29,6 +29,7 @@ from streams.sdk import SpanProducer
 from streams.sink.spans import OTEL_TRACES_COLUMNS, SOURCE_FORMAT_ATTRIBUTE
 from streams.worker_process import WorkerProcess
 from tests.integration.web.browser import chromium
+from tests.integration.web.test_browser_big_trace import timed_find
 from tests.unit.query.web.test_trace_tools import BIG, big_trace
 
 pytestmark = pytest.mark.integration
@@ -255,13 +256,9 @@ def check_big_trace(
         " n.domContentLoadedEventEnd - n.requestStart, n.loadEventEnd - n.requestStart,"
         " n.transferSize];"
     )
-    spent = browser.execute_script(
-        "var f = document.getElementById('find'), t = performance.now();"
-        "f.value = 'svc-7'; f.dispatchEvent(new Event('input'));"
-        "return performance.now() - t;"
-    )
-    found = browser.find_element(By.ID, "find-count")
-    assert found.text == "11 of 5000 spans match"  # call 7 and its 10 callees, all collapsed
+    # The first find fetches the spans' attribute texts, then searches.
+    found_text, spent = timed_find(browser, "svc-7")
+    assert found_text == "11 of 5000 spans match"  # call 7 and its 10 callees, all collapsed
     matches = browser.find_elements(By.CSS_SELECTOR, "details.span.match")
     assert len(matches) == 11 and all(m.is_displayed() for m in matches)
     assert len(visible_rows(browser)) == 21 + 10  # the path to each match, no other leaf

@@ -4,13 +4,21 @@ that say why there is no trace."""
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import pytest
 
 from streams.config import Settings
 from streams.model.span import Span, make_span
-from streams.query.web.trace import TRACE_SCRIPT, layout_waterfall, trace_page
+from streams.query.web.trace import (
+    ROW_FIELDS,
+    TRACE_SCRIPT,
+    layout_waterfall,
+    span_details,
+    trace_page,
+)
 from streams.warehouse import Warehouse
 from tests.unit.query.web.conftest import StoreTrace
 from tests.unit.query.web.dom import Element, parse, select
@@ -58,6 +66,28 @@ def checkout_trace(trace_id: str = T) -> list[Span]:
     ]
 
 
+def page_data(html: str) -> dict[str, Any]:
+    """The waterfall's data the page's script draws from (trace.waterfall_data)."""
+    (script,) = [e for e in parse(html) if e.attrs.get("id") == "trace-data"]
+    assert script.tag == "script" and script.attrs["type"] == "application/json"
+    data: dict[str, Any] = json.loads(script.text)
+    return data
+
+
+def page_rows(html: str) -> list[dict[str, Any]]:
+    """The waterfall's rows by ROW_FIELDS' names, service and name resolved, classes a set."""
+    data = page_data(html)
+    return [
+        {
+            **dict(zip(ROW_FIELDS, row, strict=True)),
+            "service": data["services"][row[2]][0],
+            "name": data["names"][row[3]],
+            "classes": set(row[7].split()),
+        }
+        for row in data["rows"]
+    ]
+
+
 def test_layout_is_tree_ordered_with_bars_and_critical_stretches_in_percent() -> None:
     spans = checkout_trace()
     waterfall = layout_waterfall([spans[3], spans[2], spans[0], spans[1]])
@@ -98,18 +128,25 @@ def test_the_page_marks_exactly_the_critical_spans_and_errors(
     store_trace(checkout_trace())
     page = trace_page(web_tables, T, "", SETTINGS)
     assert page.status == 200
-    rows = select(page.html, "details", "span")
-    assert [r.attrs["data-span-id"] for r in rows] == [ROOT, CACHE, CHARGE, DB]
-    assert {r.attrs["data-span-id"] for r in rows if "critical" in r.classes} == {
-        ROOT,
-        CHARGE,
-        DB,
-    }
-    assert [r.attrs["data-span-id"] for r in rows if "error" in r.classes] == [CHARGE]
-    segments = select(page.html, "i", "cp-segment")
-    assert len(segments) == 5  # root twice, charge twice, db once
-    assert all(s.ancestors[-1].classes == {"span-timeline"} for s in segments)
-    assert not any("open" in r.attrs for r in rows)
+    rows = page_rows(page.html)
+    assert [r["span_id"] for r in rows] == [ROOT, CACHE, CHARGE, DB]
+    assert [(r["depth"], r["service"], r["name"]) for r in rows] == [
+        (0, "web", "GET /"),
+        (1, "redis", "cache"),
+        (1, "payment", "charge"),
+        (2, "payment", "SELECT"),
+    ]
+    assert {r["span_id"] for r in rows if "critical" in r["classes"]} == {ROOT, CHARGE, DB}
+    assert [r["span_id"] for r in rows if "error" in r["classes"]] == [CHARGE]
+    # Bars and stretches as laid out: root twice, charge twice, db once.
+    assert [(r["left_pct"], r["width_pct"], r["critical"]) for r in rows] == [
+        (0, 100, [0, 2, 90, 10]),
+        (1, 4, []),
+        (2, 88, [2, 8, 80, 10]),
+        (10, 70, [10, 70]),
+    ]
+    assert [r["duration_ms"] for r in rows] == ["100", "4.00", "88.0", "70.0"]
+    assert page_data(page.html)["open"] == ""
     (heading,) = select(page.html, "h1")
     assert heading.text.startswith("web: GET /")
 
@@ -119,9 +156,14 @@ def test_span_details_show_status_attributes_events_links_and_resource(
 ) -> None:
     store_trace(checkout_trace())
     page = trace_page(web_tables, T.upper(), CHARGE, SETTINGS)
-    rows = {r.attrs["data-span-id"]: r for r in select(page.html, "details", "span")}
-    assert "open" in rows[CHARGE].attrs and "open" not in rows[DB].attrs
-    detail = rows[CHARGE].text
+    data = page_data(page.html)
+    assert data["open"] == CHARGE  # the script opens it, and so fetches its details
+    assert data["span_url"] == f"/ui/trace/{T}/span/"
+    # The details are not in the page: they come when the span opens.
+    assert "payment.amount" not in page.html and "Declined" not in page.html
+    details = span_details(web_tables, T.upper(), CHARGE)
+    assert details.status == 200
+    detail = "".join(e.text for e in parse(details.html) if not e.ancestors)
     for shown in (
         "ERROR: card declined",
         "payment.amount",
@@ -137,7 +179,7 @@ def test_span_details_show_status_attributes_events_links_and_resource(
         "CLIENT",
     ):
         assert shown in detail, shown
-    links = [a.attrs["href"] for a in select(page.html, "a") if a.ancestors[-1].tag == "td"]
+    links = [a.attrs["href"] for a in select(details.html, "a") if a.ancestors[-1].tag == "td"]
     assert f"/ui/trace/{'cd' * 16}" in links
 
 
@@ -162,11 +204,19 @@ def test_hostile_names_and_values_are_escaped(
     store_trace(spans)
     page = trace_page(web_tables, T, "", SETTINGS)
     assert page.status == 200
-    # The one script is the page's own (collapse, find), its text fixed, none from the data.
-    assert page.html.count("<script") == 1 and "<img" not in page.html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.html
-    (script,) = [e for e in select(page.html) if e.tag in ("script", "img")]
-    assert script.tag == "script" and script.text == TRACE_SCRIPT
+    # Two scripts: the page's own (its text fixed) and the rows' data, which no value closes.
+    assert page.html.count("<script") == 2 and "<img" not in page.html
+    assert page.html.count("</script") == 2
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.html  # the heading
+    scripts = [e for e in select(page.html) if e.tag in ("script", "img")]
+    assert [s.attrs.get("id") for s in scripts] == ["trace-data", None]
+    assert scripts[1].text == TRACE_SCRIPT
+    (row,) = page_rows(page.html)
+    assert (row["service"], row["name"]) == ('"><img src=x onerror=alert(1)>', evil)
+    details = span_details(web_tables, T, ROOT)
+    assert "<script" not in details.html and "<img" not in details.html
+    # operation, status message, attribute key and value, event name, its key and value
+    assert details.html.count("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;") == 7
 
 
 def test_a_trace_not_assembled_yet_shows_the_spans_stored_so_far(
@@ -176,7 +226,7 @@ def test_a_trace_not_assembled_yet_shows_the_spans_stored_so_far(
     page = trace_page(web_tables, T, "", SETTINGS)
     assert page.status == 200
     assert "not assembled yet" in page.html
-    assert len(select(page.html, "details", "span")) == 2
+    assert len(page_rows(page.html)) == 2
 
 
 @pytest.mark.parametrize(
@@ -226,8 +276,8 @@ def test_the_page_shows_where_errors_began_and_how_far_they_went(
     # As stored: payment's charge failed and web handled it (the root is OK).
     store_trace(checkout_trace())
     page = trace_page(web_tables, T, "", SETTINGS)
-    rows = select(page.html, "details", "span")
-    assert [r.attrs["data-span-id"] for r in rows if "error-origin" in r.classes] == [CHARGE]
+    rows = page_rows(page.html)
+    assert [r["span_id"] for r in rows if "error-origin" in r["classes"]] == [CHARGE]
     assert [h.text for h in select(page.html, "h2")][-1] == "Error origins"
     (origin,) = origin_rows(parse(page.html))
     assert "charge" in origin.text and "(handled by its caller)" in origin.text
@@ -252,4 +302,4 @@ def test_the_page_shows_where_errors_began_and_how_far_they_went(
     store_trace(spans)
     page = trace_page(web_tables, fine, "", SETTINGS)
     assert "Error origins" not in [h.text for h in select(page.html, "h2")]
-    assert not [r for r in select(page.html, "details", "span") if "error-origin" in r.classes]
+    assert not [r for r in page_rows(page.html) if "error-origin" in r["classes"]]

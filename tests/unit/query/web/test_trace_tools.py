@@ -5,7 +5,6 @@ and the comparison of two traces (Jaeger TraceDiff's groups, with time)."""
 from __future__ import annotations
 
 import json
-import re
 
 from streams.ingest import detect_format, spans_from_payload
 from streams.model.span import Span, make_span
@@ -15,6 +14,7 @@ from streams.query.web.compare import GroupDiff, by_operation, compare_page, com
 from streams.query.web.download import Download, otlp_request, trace_download
 from streams.query.web.trace import (
     VISIBLE_ROWS,
+    find_text,
     initially_collapsed,
     layout_waterfall,
     trace_page,
@@ -23,7 +23,18 @@ from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.warehouse import Warehouse
 from tests.unit.query.web.conftest import StoreTrace
 from tests.unit.query.web.dom import Element, parse, select
-from tests.unit.query.web.test_trace import CACHE, CHARGE, DB, MS, ROOT, SETTINGS, T0, T
+from tests.unit.query.web.test_trace import (
+    CACHE,
+    CHARGE,
+    DB,
+    MS,
+    ROOT,
+    SETTINGS,
+    T0,
+    T,
+    page_data,
+    page_rows,
+)
 from tests.unit.query.web.test_trace import checkout_trace as checkout
 
 BIG = "be" * 16
@@ -93,17 +104,16 @@ def test_rows_with_children_get_a_toggle_and_the_page_its_tools(
 ) -> None:
     store_trace(checkout())
     page = trace_page(web_tables, T, "", SETTINGS)
-    rows = {r.attrs["data-span-id"]: r for r in select(page.html, "details", "span")}
-    assert {k: r.attrs["data-depth"] for k, r in rows.items()} == {
-        ROOT: "0",
-        CACHE: "1",
-        CHARGE: "1",
-        DB: "2",
-    }
-    toggles = [b.ancestors[-3].attrs["data-span-id"] for b in select(page.html, "button", "twisty")]
-    assert toggles == [ROOT, CHARGE]  # the rows with children
-    # A small trace opens whole: nothing collapsed, nothing hidden.
-    assert not [r for r in rows.values() if "collapsed" in r.classes or "hidden" in r.attrs]
+    rows = page_rows(page.html)
+    assert [(r["span_id"], r["depth"]) for r in rows] == [
+        (ROOT, 0),
+        (CACHE, 1),
+        (CHARGE, 1),
+        (DB, 2),
+    ]
+    # The rows with children get a toggle; a small trace opens whole: nothing collapsed.
+    assert [r["span_id"] for r in rows if r["children"]] == [ROOT, CHARGE]
+    assert {r["children"] for r in rows} == {0, 1}
     assert not select(page.html, "p", "collapse-note")
     ids = {e.attrs.get("id") for e in select(page.html)}
     assert {"collapse-all", "expand-all", "find", "find-count"} <= ids
@@ -124,15 +134,32 @@ def test_rows_with_children_get_a_toggle_and_the_page_its_tools(
 def test_find_searches_attributes_and_resource_not_the_rest_of_the_details(
     web_tables: Warehouse, store_trace: StoreTrace
 ) -> None:
-    store_trace(checkout())
-    page = trace_page(web_tables, T, "", SETTINGS)
-    elements = parse(page.html)
-    (charge,) = [r for r in of(elements, "details", "span") if r.attrs["data-span-id"] == CHARGE]
-    findable = [e for e in of(elements, "div") if "data-find" in e.attrs and charge in e.ancestors]
-    titles = [h.text for h in of(elements, "h3") if set(h.ancestors) & set(findable)]
-    assert titles == ["Attributes", "Resource"]
-    assert "card.brand" in findable[0].text and "visa" in findable[0].text
-    assert "service.name" in findable[1].text
+    spans = checkout()
+    spans[1]["resource_attributes"] = {"service.name": "redis", "host.name": "cache-1"}
+    store_trace(spans)
+    assert page_data(trace_page(web_tables, T, "", SETTINGS).html)["find_url"] == (
+        f"/ui/trace/{T}/find.json"
+    )
+    got = find_text(web_tables, T.upper())
+    assert isinstance(got, Download) and got.content_type == "application/json"
+    texts = json.loads(got.body)
+    charge, resource = texts["spans"][CHARGE]
+    assert charge == "card.brand\nvisa\npayment.amount\n42"
+    assert texts["resources"][resource] == "service.name\npayment"
+    # One text per distinct resource: web's, redis' own, payment's (the charge and its query).
+    assert sorted(texts["resources"]) == [
+        "host.name\ncache-1\nservice.name\nredis",
+        "service.name\npayment",
+        "service.name\nweb",
+    ]
+    assert texts["spans"][DB] == ["", resource]
+    # Neither the status message, nor events, links or the source format.
+    for left_out in ("card declined", "exception", "Declined", "cd" * 16, "tracepipe."):
+        assert left_out not in got.body.decode()
+    missing = find_text(web_tables, "ef" * 16)
+    assert isinstance(missing, Page) and missing.status == 404
+    bad = find_text(web_tables, "nope")
+    assert isinstance(bad, Page) and bad.status == 400
 
 
 def test_a_5000_span_trace_opens_collapsed_below_the_level_that_keeps_it_short(
@@ -157,14 +184,14 @@ def test_a_5000_span_trace_opens_collapsed_below_the_level_that_keeps_it_short(
 
     store_trace(big_trace())
     page = trace_page(web_tables, BIG, "", SETTINGS)
-    # The opening tags of the rows (the test's HTML reader is slow on a 6 MB page).
-    tags = re.findall(r'<details class="([^"]*)"[^>]*data-depth="(\d+)"([^>]*)>', page.html)
-    assert len(tags) == 5_000
-    shown = [(cls.split(), int(depth)) for cls, depth, rest in tags if "hidden" not in rest]
-    assert [depth for _, depth in shown] == [0] + [1] * CALLS
-    assert all("collapsed" in cls for cls, _ in shown[1:])
-    (note,) = re.findall(r'<p class="note collapse-note">([^<]*)</p>', page.html)
-    assert note.startswith("21 of 5,000 spans shown: 20 subtrees start collapsed")
+    # Light: the rows as compact data, no span's details (they come when a span opens).
+    assert len(page.html.encode()) < 1_000_000
+    assert "db.row" not in page.html
+    shown = page_rows(page.html)
+    assert len(shown) == 5_000
+    assert [r["depth"] for r in shown if r["children"] == 2] == [1] * CALLS
+    (note,) = select(page.html, "p", "collapse-note")
+    assert note.text.startswith("21 of 5,000 spans shown: 20 subtrees start collapsed")
 
 
 def test_the_download_is_an_otlp_json_request_of_the_stored_spans() -> None:
