@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.assemble.buffer import Emission, Mark, TraceBuffer, pack_span_ids
 from streams.assemble.compact import CompactSpans
@@ -39,6 +39,14 @@ class FinishedTrace:
     mark: Mark
     whole: bool = False
     """Emitted as soon as it was whole, before going idle (assembly.early_emission)."""
+
+
+class EmittedMark(NamedTuple):
+    """What making a published trace's emission durable needs (its mark, the sources of its new
+    spans), held without its record while its service-graph calls wait in edge windows."""
+
+    mark: Mark
+    sources: tuple[Any, ...]
 
 
 class AssemblyStage:

@@ -27,7 +27,7 @@ from streams.assemble.record import (
     encode_within,
     trace_batches,
 )
-from streams.assemble.stage import AssemblyStage, FinishedTrace
+from streams.assemble.stage import AssemblyStage, EmittedMark, FinishedTrace
 from streams.hold import SourceHold
 from streams.model.codec import SCHEMA_HEADER
 from streams.model.column_codec import columns_from_spans
@@ -136,7 +136,8 @@ class PendingMarks:
     partition: int
     offset: int
     """The last spans offset read in the partition (the edge stage's read-through)."""
-    finished: list[FinishedTrace]
+    emitted: list[EmittedMark]
+    """Their marks and sources only: a record held for the windows' seconds costs ~20 objects."""
     generation: int | None
     due: list[PendingMarks]
 
@@ -249,22 +250,25 @@ class AssemblyState:
         """The marks of a sweep's published traces of one partition, for the edge stage to
         hold until their calls' windows are published."""
         offset = self.last_offsets.get(partition, -1)
-        return PendingMarks(partition, offset, finished, generation, self.due)
+        emitted = [EmittedMark(item.mark, item.sources) for item in finished]
+        return PendingMarks(partition, offset, emitted, generation, self.due)
 
     async def write_due(self) -> None:
         """Write the marks the edge stage has released (see PendingMarks)."""
         # Cleared in place: every PendingMarks appends to this one list.
         due = list(self.due)
         self.due.clear()
-        by_generation: dict[int | None, dict[int, list[FinishedTrace]]] = {}
+        by_generation: dict[int | None, dict[int, list[EmittedMark]]] = {}
         for pending in due:
             by_partition = by_generation.setdefault(pending.generation, {})
-            by_partition.setdefault(pending.partition, []).extend(pending.finished)
+            by_partition.setdefault(pending.partition, []).extend(pending.emitted)
         for generation, by_partition in by_generation.items():
             await self.mark_emitted(by_partition, generation)
 
     async def mark_emitted(
-        self, by_partition: Mapping[int, Sequence[FinishedTrace]], generation: int | None
+        self,
+        by_partition: Mapping[int, Sequence[FinishedTrace | EmittedMark]],
+        generation: int | None,
     ) -> None:
         """Make published traces' marks durable (and expire old ones), then release the spans
         messages nothing holds any more; nothing if a rebalance rebuilt the buffer meanwhile
