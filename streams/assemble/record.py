@@ -289,6 +289,15 @@ class TraceRecordEncoder:
                         + text(o["status_message"])
                         + avro_array([text(s) for s in o["propagated_to"]])
                         + boolean(o["reached_root"])
+                        + long(o["end_time_unix_nano"])
+                        + avro_array(
+                            [
+                                text(h["service"])
+                                + text(h["operation"])
+                                + long(h["end_time_unix_nano"])
+                                for h in o["propagated_through"]
+                            ]
+                        )
                         for o in r["error_origins"]
                     ]
                 ),

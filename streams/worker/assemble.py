@@ -76,25 +76,30 @@ def _fed_traces_emitted(batch: HeldBatch) -> bool:
 
 @dataclass(eq=False)
 class PendingMarks:
-    """One sweep's published traces of one partition whose service-graph calls wait in edge
-    windows: the edge stage holds it as it holds a source message (`incref`, `ack`, `offset`),
-    and its `ack` makes their marks due. A mark written before its edge windows are published
-    would lose their calls in a crash: the re-read spans would be duplicates, the traces not
-    emitted again."""
+    """One sweep's published traces of one partition whose service-graph calls and error
+    origins wait in windows: each window stage fed by them (edges, origins) holds it as it holds
+    a source message (`incref`, `ack`, `offset`), and the last `ack` makes their marks due. A
+    mark written before those windows are published would lose their observations in a crash:
+    the re-read spans would be duplicates, the traces not emitted again."""
 
     partition: int
     offset: int
-    """The last spans offset read in the partition (the edge stage's read-through)."""
+    """The last spans offset read in the partition (the window stages' read-through)."""
     finished: list[FinishedTrace]
     generation: int | None
     due: list[PendingMarks]
+    holders: int = 0
 
     def incref(self) -> None:
-        """Nothing to count: the edge stage is its one holder."""
+        """One more window stage holds it."""
+        self.holders += 1
 
     def ack(self, consumer: Any) -> None:
-        """Its edge windows are published: the next sweep writes the marks."""
-        self.due.append(self)
+        """One holder's windows are published; once every holder's are, the next sweep writes
+        the marks."""
+        self.holders -= 1
+        if self.holders <= 0:
+            self.due.append(self)
 
 
 class AssemblyState:
