@@ -144,6 +144,8 @@ def main() -> None:
     gc.unfreeze()
     emission = emission_figures(finished)
     name = "assembler" if config.compact_spans else "assembler_dict_spans"
+    if args.incident:
+        name += "_incidents"
     record_result(
         name + ("_with_spans" if config.include_spans else ""),
         {
