@@ -170,3 +170,56 @@ def windowed_origins(
         )
         for r in origins
     ]
+
+
+@dataclass(frozen=True)
+class OperationErrors:
+    """One operation of a service where errors were seen, over the error-origin windows."""
+
+    operation: str
+    error_traces: int
+    """Its error traces, counted once per window."""
+    top_origin: str
+    """service/operation where most of them originated."""
+    top_traces: int
+
+
+def operation_origins(
+    reader: Reader, service: str, since_ns: int, until_ns: int
+) -> list[OperationErrors]:
+    """Each operation of `service` with errors in the final origin windows starting in
+    [since, until), and where most of them originated; most error traces first."""
+    rows = reader.query_dicts(
+        "SELECT SpanName AS operation, OriginService AS origin, OriginOperation AS origin_op, "
+        f"sum(Traces) AS traces FROM {ERROR_ORIGIN_WINDOWS} FINAL "
+        f"WHERE {time_range('WindowStart', since_ns, until_ns)} "
+        f"AND ServiceName = {quote(service)} GROUP BY operation, origin, origin_op"
+    )
+    totals: dict[str, int] = {}
+    origins: dict[str, list[tuple[int, str]]] = {}
+    for r in rows:
+        operation, traces = str(r["operation"]), int(r["traces"])
+        if r["origin"]:
+            origin = f"{r['origin']}/{r['origin_op']}"
+            origins.setdefault(operation, []).append((traces, origin))
+        else:
+            totals[operation] = traces
+    found = []
+    for operation, total in totals.items():
+        # Most traces first; ties in name order, for a stable answer.
+        traces, origin = min(origins.get(operation, [(0, "-")]), key=lambda t: (-t[0], t[1]))
+        found.append(OperationErrors(operation, total, origin, traces))
+    return sorted(found, key=lambda o: (-o.error_traces, o.operation))
+
+
+def operation_rows(operations: Sequence[OperationErrors]) -> list[dict[str, str]]:
+    """The per-operation table `tracepipe query errors` prints after the origins."""
+    return [
+        {
+            "operation": o.operation,
+            "error traces": str(o.error_traces),
+            "top origin": o.top_origin,
+            "share%": f"{o.top_traces / o.error_traces * 100:.0f}" if o.error_traces else "-",
+        }
+        for o in operations
+    ]

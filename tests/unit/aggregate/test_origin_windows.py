@@ -72,23 +72,20 @@ def test_golden_seen_at(case: Path) -> None:
         assert all(o.error and o.trace_id == built["trace_id"] for o in observations)
 
 
-def flush() -> Observation:
-    """An observation far ahead: its partition closes every window before it."""
-    return Observation(NOW, 0, ("flush", "", "", ""), True, "f" * 32, "")
-
-
-def windows(
-    by_source: dict[int, list[list[TraceRecord]]], merge_partitions: int = 2
-) -> dict[tuple[int, str, str, str, str], int]:
-    """Fold each source partition's record batches, close, ship partials through Avro, merge
-    on `merge_partitions`, and store: tracepipe_error_origin_windows rows as
-    {(window start, service, operation, origin service, origin operation): Traces}."""
+def window_rows(
+    by_source: dict[int, list[list[TraceRecord]]], merge_partitions: int = 2, now_ns: int = NOW
+) -> list[tuple[Any, ...]]:
+    """Fold each source partition's record batches, close (`now_ns` past every event time),
+    ship partials through Avro, merge on `merge_partitions`: the final windows' rows of
+    tracepipe_error_origin_windows, as the window sink stores them."""
     aggregator = WindowAggregator(WINDOW_MS, 0, 3_600_000, 0.01, 3)
+    # An observation far ahead closes every window before it.
+    flush = Observation(now_ns, 0, ("flush", "", "", ""), True, "f" * 32, "")
     for source, batches in by_source.items():
         for batch in batches:
-            aggregator.add(source, origin_observations(batch), NOW)
-        aggregator.add(source, [flush()], NOW)
-    closed, marks = aggregator.close_due(by_source, NOW)
+            aggregator.add(source, origin_observations(batch), now_ns)
+        aggregator.add(source, [flush], now_ns)
+    closed, marks = aggregator.close_due(by_source, now_ns)
     merger = WindowMerger(len(by_source), 3)
     for window in closed:
         partial = PARTIALS.decode(PARTIALS.encode(partial_record(window)))
@@ -96,12 +93,23 @@ def windows(
     for source, through in marks.items():
         for target in range(merge_partitions):
             merger.add(target, PARTIALS.decode(PARTIALS.encode(watermark_record(source, through))))
+    return [
+        origin_window_row(
+            WINDOWS.decode(WINDOWS.encode(final_record(final, ORIGIN_DIMENSIONS, now_ns)))
+        )
+        for final in merger.take_final()
+        if final.key[0] != "flush"
+    ]
+
+
+def windows(
+    by_source: dict[int, list[list[TraceRecord]]],
+) -> dict[tuple[int, str, str, str, str], int]:
+    """`window_rows` as {(window start, service, operation, origin service, origin operation):
+    Traces}."""
     rows: dict[tuple[int, str, str, str, str], int] = {}
-    for final in merger.take_final():
-        if final.key[0] == "flush":
-            continue
-        stored = WINDOWS.decode(WINDOWS.encode(final_record(final, ORIGIN_DIMENSIONS, NOW)))
-        row = dict(zip(ERROR_ORIGIN_WINDOWS_COLUMNS, origin_window_row(stored), strict=True))
+    for values in window_rows(by_source):
+        row = dict(zip(ERROR_ORIGIN_WINDOWS_COLUMNS, values, strict=True))
         key = (
             row["WindowStart"],
             row["ServiceName"],
