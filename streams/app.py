@@ -111,7 +111,17 @@ def create_app(settings: Settings) -> Pipeline:
     edges_topic = raw_topic(app, topics.edges)
     origin_partials_topic = raw_topic(app, topics.origin_partials)
     origins_topic = raw_topic(app, topics.origins)
-    latency = AggregationStage(
+    def aggregation(signal: Signal) -> AggregationStage:
+        return AggregationStage(
+            signal,
+            settings.aggregation,
+            settings.kafka.partitions,
+            counters,
+            time.time_ns,
+            partial(current_generation, app),
+        )
+
+    latency = aggregation(
         Signal(
             name="latency",
             dimensions=LATENCY_DIMENSIONS,
@@ -120,14 +130,9 @@ def create_app(settings: Settings) -> Pipeline:
             table=LATENCY,
             columns=LATENCY_COLUMNS,
             row=latency_row,
-        ),
-        settings.aggregation,
-        settings.kafka.partitions,
-        counters,
-        time.time_ns,
-        partial(current_generation, app),
+        )
     )
-    edges = AggregationStage(
+    edges = aggregation(
         Signal(
             name="edges",
             dimensions=EDGE_DIMENSIONS,
@@ -137,14 +142,9 @@ def create_app(settings: Settings) -> Pipeline:
             table=EDGES,
             columns=EDGES_COLUMNS,
             row=edge_row,
-        ),
-        settings.aggregation,
-        settings.kafka.partitions,
-        counters,
-        time.time_ns,
-        partial(current_generation, app),
+        )
     )
-    origins = AggregationStage(
+    origins = aggregation(
         Signal(
             name="origins",
             dimensions=ORIGIN_DIMENSIONS,
@@ -154,12 +154,7 @@ def create_app(settings: Settings) -> Pipeline:
             table=ERROR_ORIGIN_WINDOWS,
             columns=ERROR_ORIGIN_WINDOWS_COLUMNS,
             row=origin_window_row,
-        ),
-        settings.aggregation,
-        settings.kafka.partitions,
-        counters,
-        time.time_ns,
-        partial(current_generation, app),
+        )
     )
 
     def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:
