@@ -1,6 +1,6 @@
 """The assembly stage's Faust wiring: a timer that finishes due traces, publishes their records
 on tracepipe.traces (output only: nothing in the worker reads it back), stores their rows and
-hands their service-graph calls to the edge windows.
+hands their service-graph calls and error origins to the edge and origin windows.
 
 Spans reach the stage through the span agent (streams.worker.sink), which decodes each span once
 for every consumer of tracepipe.spans.
@@ -130,7 +130,8 @@ class AssemblyState:
         config = stage.config
         self.marks = EmittedMarks(
             # Twice the longest a spans message can stay held: until its traces are emitted
-            # (trace_max_age_ms) and their marks written (`marks_wait_ms`: the edge windows).
+            # (trace_max_age_ms) and their marks written (`marks_wait_ms`: the edge and origin
+            # windows).
             span_ids_horizon_ns=2 * (config.trace_max_age_ms + marks_wait_ms) * NS_PER_MS,
             retention_ns=config.tombstone_retention_ms * NS_PER_MS,
             max_marks=config.max_tombstones,
@@ -271,8 +272,8 @@ def register_assembly(
     on_published: Callable[[int, list[TraceRecord], PendingMarks], None] | None = None,
 ) -> None:
     """Attach the sweep timer: finish due traces, publish their records, store their rows, and
-    hand each partition's records to `on_published` (the edge windows) with their pending
-    marks; without it the marks are written at once."""
+    hand each partition's records to `on_published` (the edge and origin windows) with their
+    pending marks; without it the marks are written at once."""
     codec = TraceRecordsCodec()
     encoder = TraceRecordEncoder(codec.single)
     batch_header = [(SCHEMA_HEADER, codec.batch.fingerprint.encode())]
