@@ -33,7 +33,7 @@ from streams.model.codec import AvroCodec
 from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
 from streams.model.span import Span
 from streams.sink.traces import critical_path_rows, trace_row
-from streams.worker.assemble import TRACE_RECORD_MAX_BYTES
+from streams.worker.assemble import SWEEP_SLICE_TRACES, TRACE_RECORD_MAX_BYTES
 
 BATCH_TRACES = 50
 """Traces per span column batch (~400 spans, as SpanProducer batches the web shop's)."""
@@ -46,7 +46,14 @@ def emission_figures(finished: list[FinishedTrace]) -> dict[str, float]:
     encoder = TraceRecordEncoder(codec)
     records = [item.record for item in finished]
     cpu0 = time.process_time()
-    published = [encode_within(encoder, r, TRACE_RECORD_MAX_BYTES) for r in records]
+    # In sweep slices, as the worker encodes them.
+    published = [
+        item
+        for i in range(0, len(records), SWEEP_SLICE_TRACES)
+        for item in encode_within(
+            encoder, records[i : i + SWEEP_SLICE_TRACES], TRACE_RECORD_MAX_BYTES
+        )
+    ]
     cpu1 = time.process_time()
     decoded = [codec.decode(value, codec.fingerprint) for _, value in published]
     cpu2 = time.process_time()

@@ -38,7 +38,12 @@ from streams.warehouse import Warehouse, open_warehouse
 from streams.warehouse.migrate import migrate
 from streams.worker.alert import AlertStage
 from streams.worker.alert_delivery import register_alert_delivery
-from streams.worker.assemble import AssemblyState, PendingMarks, register_assembly
+from streams.worker.assemble import (
+    AssemblyState,
+    PendingMarks,
+    SweepBacklog,
+    register_assembly,
+)
 from streams.worker.batch import MessagesByPartition, current_generation
 from streams.worker.faust_app import (
     faust_app,
@@ -170,6 +175,7 @@ def create_app(settings: Settings) -> Pipeline:
         edges.observe(partition, edge_observations(records), [pending])
         origins.observe(partition, origin_observations(records), [pending])
 
+    backlog = SweepBacklog(counters)
     register_span_sink(
         app,
         spans_topic,
@@ -180,9 +186,17 @@ def create_app(settings: Settings) -> Pipeline:
         counters,
         on_spans=(assemble, observe_spans),
         store_spans=not settings.sampling.enabled,
+        admit=backlog.wait,
     )
     register_assembly(
-        app, assembly, traces_topic, writer, counters, state, on_published=observe_traces
+        app,
+        assembly,
+        traces_topic,
+        writer,
+        counters,
+        state,
+        on_published=observe_traces,
+        backlog=backlog,
     )
     alerts_topic = raw_topic(app, topics.alerts)
     alerting = AlertStage(

@@ -1,13 +1,15 @@
 """The Span record's Avro body, encoded by hand (the single-span messages and the spans inside
 trace records), the Avro primitives it is made of (`avro_long`, `avro_string`, `avro_id`,
-`avro_boolean`; the trace record's encoder uses them too), and an Avro array of
-already-encoded bodies."""
+`avro_boolean`; the trace record's encoder uses them too; `avro_longs` for many longs at once),
+and an Avro array of already-encoded bodies."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from streams.errors import SchemaError
 from streams.model.codec import AvroCodec
@@ -255,6 +257,36 @@ def avro_id_array(ids: Sequence[str]) -> bytes:
         return avro_array([_id(i) for i in ids])
     prefix = chr(width << 1)  # the zigzag varint of a length under 64 is one byte
     return _long(len(ids)) + (prefix + prefix.join(ids)).encode() + b"\x00"
+
+
+VECTOR_LONGS_MIN = 64
+"""Fewer longs than this are encoded one by one: numpy's fixed cost per call is ~10 µs."""
+
+
+def avro_longs(values: Sequence[int]) -> list[bytes]:
+    """`avro_long` of each value, computed as arrays: ~0.1 µs per nanosecond timestamp instead
+    of ~0.45. TypeError for a value that is not an int within a long (as `avro_long` raises)."""
+    if len(values) < VECTOR_LONGS_MIN:
+        return [_long(v) for v in values]
+    longs = np.array(values)
+    if longs.dtype != np.int64:
+        # Floats, strings, ints past a long: numpy would coerce them, fastavro refuses them.
+        raise TypeError(f"not all Avro longs: {longs.dtype}")
+    zigzag = ((longs << 1) ^ (longs >> 63)).view(np.uint64)
+    groups = np.zeros((len(longs), 10), dtype=np.uint8)
+    rest = zigzag.copy()
+    for i in range(10):
+        low = (rest & 0x7F).astype(np.uint8)
+        rest >>= np.uint64(7)
+        more = rest != 0
+        groups[:, i] = low | (more.astype(np.uint8) << 7)
+        if not more.any():
+            break
+    # A varint's last byte is non-zero unless the long is 0: `S10` strips only the padding.
+    encoded: list[bytes] = groups.view("S10").ravel().tolist()
+    for i in np.flatnonzero(zigzag == 0).tolist():
+        encoded[i] = b"\x00"
+    return encoded
 
 
 def avro_array(bodies: Sequence[bytes]) -> bytes:

@@ -9,6 +9,7 @@ for every consumer of tracepipe.spans.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -56,9 +57,59 @@ log = logging.getLogger("tracepipe.assemble")
 
 SWEEP_SLICE_TRACES = 1000
 """Most traces a sweep finishes before it lets the event loop run (~0.15 s of work)."""
+SWEEP_BEHIND_MAX_WAIT_S = 1.0
+"""Longest the span agent waits for a sweep that is behind before it takes one batch anyway."""
 TRACE_RECORD_MAX_BYTES = 1_000_000
 """Largest trace record published with its spans: under the producer's request size (Faust's
 `producer_max_request_size`, 1 MiB) and the broker's `message.max.bytes` (1 MiB + 12 B)."""
+
+
+class SweepBacklog:
+    """Whether the assembly sweep is behind: more traces due than one slice. The span agent
+    waits for it to catch up before it takes more spans, so a worker short of CPU lags on the
+    spans topic (visible, bounded by flow control) instead of holding whole and idle traces
+    open for seconds while the span agent and the sweep take turns."""
+
+    def __init__(self, counters: Counters, max_wait_s: float = SWEEP_BEHIND_MAX_WAIT_S) -> None:
+        self._caught_up = asyncio.Event()
+        self._caught_up.set()
+        self._counters = counters
+        self._max_wait_s = max_wait_s
+        counters.describe(
+            "tracepipe_span_intake_waits_total",
+            "Span batches the span agent held back while the assembly sweep was behind.",
+        )
+        counters.describe(
+            "tracepipe_span_intake_wait_ms_total",
+            "Milliseconds the span agent waited for the assembly sweep to catch up.",
+        )
+
+    @property
+    def behind(self) -> bool:
+        """Whether the sweep has more traces due than it finished in its last slice."""
+        return not self._caught_up.is_set()
+
+    def mark_behind(self) -> None:
+        """The sweep finished a full slice and goes on."""
+        self._caught_up.clear()
+
+    def mark_caught_up(self) -> None:
+        """The sweep finished every trace that was due (or stopped)."""
+        self._caught_up.set()
+
+    async def wait(self) -> None:
+        """Return once the sweep has caught up, or after `max_wait_s` at most (the span agent
+        then takes one batch, so it is never stuck behind a sweep that does not end)."""
+        if self._caught_up.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._caught_up.wait(), self._max_wait_s)
+        self._counters.inc("tracepipe_span_intake_waits_total")
+        self._counters.inc(
+            "tracepipe_span_intake_wait_ms_total", round((loop.time() - started) * 1000)
+        )
 
 
 @dataclass(eq=False, slots=True)
@@ -270,10 +321,12 @@ def register_assembly(
     counters: Counters,
     state: AssemblyState,
     on_published: Callable[[int, list[TraceRecord], PendingMarks], None] | None = None,
+    backlog: SweepBacklog | None = None,
 ) -> None:
     """Attach the sweep timer: finish due traces, publish their records, store their rows, and
     hand each partition's records to `on_published` (the edge and origin windows) with their
-    pending marks; without it the marks are written at once."""
+    pending marks; without it the marks are written at once. `backlog` says when the sweep is
+    behind."""
     codec = TraceRecordsCodec()
     encoder = TraceRecordEncoder(codec.single)
     batch_header = [(SCHEMA_HEADER, codec.batch.fingerprint.encode())]
@@ -293,8 +346,14 @@ def register_assembly(
         # A worker behind (a backlog, a restart) can find tens of thousands of traces due at
         # once: publish them a slice at a time and let the event loop serve the span agent,
         # the web server and the heartbeats in between.
-        while await sweep_slice() == SWEEP_SLICE_TRACES:
-            await asyncio.sleep(0)
+        try:
+            while await sweep_slice() == SWEEP_SLICE_TRACES:
+                if backlog is not None:
+                    backlog.mark_behind()
+                await asyncio.sleep(0)
+        finally:
+            if backlog is not None:
+                backlog.mark_caught_up()
 
     async def sweep_slice() -> int:
         if not state.ready():
@@ -312,10 +371,13 @@ def register_assembly(
         bodies_by_partition: dict[int, list[bytes]] = {}
         completions: Counter[str] = Counter()
         whole = 0
+        # The whole slice in one call: its long fields are encoded together (encode_many).
+        published = encode_within(encoder, [i.record for i in finished], TRACE_RECORD_MAX_BYTES)
+        encoded = {id(item): p for item, p in zip(finished, published, strict=True)}
         for partition, items in by_partition.items():
             bodies = bodies_by_partition[partition] = []
             for item in items:
-                record, value = encode_within(encoder, item.record, TRACE_RECORD_MAX_BYTES)
+                record, value = encoded[id(item)]
                 if record is not item.record:
                     counters.inc("tracepipe_trace_records_without_spans_total")
                     log.warning(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -33,11 +33,13 @@ def register_span_sink(
     counters: Counters,
     on_spans: Sequence[Callable[[SpansByPartition, MessagesByPartition], None]] = (),
     store_spans: bool = True,
+    admit: Callable[[], Awaitable[None]] | None = None,
 ) -> faust.types.AgentT[Any]:
     """Attach the span agent to `app`: every valid span goes to each of `on_spans` (trace
     assembly, latency windows; with the batch's messages, for a stage that holds them) and,
     unless tail sampling stores spans at trace emission instead, to otel_traces. A batch is
-    acknowledged once stored and released by every stage that holds its messages."""
+    acknowledged once stored and released by every stage that holds its messages. `admit` is
+    awaited before each batch is taken in (the assembly sweep's backlog)."""
     decoder = SpanDecoder(limits)
     counters.describe("tracepipe_dlq_records_total", "Records sent to the dead-letter topic.")
     counters.describe("tracepipe_spans_consumed_total", "Spans read from tracepipe.spans.")
@@ -51,6 +53,8 @@ def register_span_sink(
         async for events in stream.take_events(  # type: ignore[attr-defined]
             config.batch_max_messages, within=config.batch_max_wait_ms / 1000
         ):
+            if admit is not None:
+                await admit()
             events = current_events(app, events)
             with held(app, events):
                 by_partition, rejected, read = decoder.split(events)
