@@ -6,9 +6,12 @@ record with critical path + the emitted mark the worker makes durable), drives t
 trace is emitted, and reports CPU µs per span and bytes of state per held span (tracemalloc).
 Then, per finished trace, what the worker does with its record after the sweep: encode it for
 tracepipe.traces (as the sweep does), decode it (as a consumer of the topic does), its
-tracepipe_traces and tracepipe_critical_path rows, and its edge observations.
+tracepipe_traces and tracepipe_critical_path rows, its edge observations and its error-origin
+observations. `--incident` makes some operations fail (`tracepipe generate`'s form), so that
+traces have error origins (the web shop alone fails about one call in 500).
 
     python -m bench.assembler --traces 10000 [--include-spans | --no-include-spans]
+        [--incident inventory:errors=20%]
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import time
 import tracemalloc
 
 from bench.record import record_result
-from streams.aggregate.observations import edge_observations
+from streams.aggregate.observations import edge_observations, origin_observations
 from streams.assemble.record import TRACE_SCHEMA, TraceRecordEncoder, encode_within
 from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.generate.generator import TraceGenerator
+from streams.generate.incident import parse_incident
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
 from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
@@ -59,6 +63,8 @@ def emission_figures(finished: list[FinishedTrace]) -> dict[str, float]:
     cpu3 = time.process_time()
     edge_observations(decoded)
     cpu4 = time.process_time()
+    origin_observations(records)
+    cpu5 = time.process_time()
     per_trace = 1e6 / len(records)
     return {
         "record_bytes_per_trace": sum(len(v) for _, v in published) / len(records),
@@ -66,6 +72,8 @@ def emission_figures(finished: list[FinishedTrace]) -> dict[str, float]:
         "decode_us_per_trace": (cpu2 - cpu1) * per_trace,
         "rows_us_per_trace": (cpu3 - cpu2) * per_trace,
         "edges_us_per_trace": (cpu4 - cpu3) * per_trace,
+        "origins_us_per_trace": (cpu5 - cpu4) * per_trace,
+        "error_traces": sum(1 for r in records if r["error_origins"]),
     }
 
 
@@ -86,9 +94,17 @@ def main() -> None:
         default=AssemblyConfig().include_spans,
         help="trace records carry full spans (assembly.include_spans; default: its default)",
     )
+    parser.add_argument(
+        "--incident",
+        action="append",
+        default=[],
+        help="an operation failing (e.g. inventory:errors=20%%), repeatable",
+    )
     args = parser.parse_args()
 
-    generator = TraceGenerator(default_topology(), seed=1)
+    generator = TraceGenerator(
+        default_topology(), seed=1, incidents=[parse_incident(i) for i in args.incident]
+    )
     now_ns = time.time_ns()
     traces = [generator.trace(now_ns + i) for i in range(args.traces)]
     spans: list[Span] = [s for t in traces for s in t]
@@ -135,6 +151,8 @@ def main() -> None:
     gc.unfreeze()
     emission = emission_figures(finished)
     name = "assembler" if config.compact_spans else "assembler_dict_spans"
+    if args.incident:
+        name += "_incidents"
     record_result(
         name + ("_with_spans" if config.include_spans else ""),
         {
@@ -144,17 +162,18 @@ def main() -> None:
             "spans_per_s": len(spans) / wall_s,
             "bytes_per_held_span": held_bytes / len(spans),
             "include_spans": config.include_spans,
+            "incidents": args.incident,
             **emission,
             "note": "in process: TraceBuffer + record + critical path + table changes; no Kafka, "
             "no Faust (its per-message cost: bench.faust_dispatch). Per trace after the sweep: "
             "record encode (as published), decode (as a consumer of the topic reads it), trace and "
-            "critical-path rows, edge observations",
+            "critical-path rows, edge observations, error-origin observations",
         },
     )
     print(f"state: {held_bytes / len(spans):,.0f} bytes per held span")
     steps = ", ".join(
         f"{step} {emission[f'{step}_us_per_trace']:.1f} µs"
-        for step in ("encode", "decode", "rows", "edges")
+        for step in ("encode", "decode", "rows", "edges", "origins")
     )
     print(
         f"per trace ({len(spans) / len(finished):.1f} spans): record "

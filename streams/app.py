@@ -10,8 +10,10 @@ from functools import partial
 from streams.aggregate.observations import (
     EDGE_DIMENSIONS,
     LATENCY_DIMENSIONS,
+    ORIGIN_DIMENSIONS,
     edge_observations,
     latency_batch,
+    origin_observations,
 )
 from streams.aggregate.stage import AggregationStage, Signal
 from streams.assemble.record import TraceRecord
@@ -22,10 +24,13 @@ from streams.sink.decoder import SpansByPartition
 from streams.sink.windows import (
     EDGES,
     EDGES_COLUMNS,
+    ERROR_ORIGIN_WINDOWS,
+    ERROR_ORIGIN_WINDOWS_COLUMNS,
     LATENCY,
     LATENCY_COLUMNS,
     edge_row,
     latency_row,
+    origin_window_row,
 )
 from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
@@ -101,7 +106,7 @@ def create_app(settings: Settings) -> Pipeline:
         assembly,
         settings.kafka.partitions,
         topics.spans,
-        # A mark waits for the edge windows of its trace's calls: window, lateness, idle rule.
+        # A mark waits for the edge and origin windows of its trace: window, lateness, idle rule.
         marks_wait_ms=windows.window_ms + windows.allowed_lateness_ms + windows.partition_idle_ms,
     )
     traces_topic = raw_topic(app, topics.traces)
@@ -109,7 +114,19 @@ def create_app(settings: Settings) -> Pipeline:
     latency_topic = raw_topic(app, topics.latency)
     edge_partials_topic = raw_topic(app, topics.edge_partials)
     edges_topic = raw_topic(app, topics.edges)
-    latency = AggregationStage(
+    origin_partials_topic = raw_topic(app, topics.origin_partials)
+    origins_topic = raw_topic(app, topics.origins)
+    def aggregation(signal: Signal) -> AggregationStage:
+        return AggregationStage(
+            signal,
+            settings.aggregation,
+            settings.kafka.partitions,
+            counters,
+            time.time_ns,
+            partial(current_generation, app),
+        )
+
+    latency = aggregation(
         Signal(
             name="latency",
             dimensions=LATENCY_DIMENSIONS,
@@ -118,14 +135,9 @@ def create_app(settings: Settings) -> Pipeline:
             table=LATENCY,
             columns=LATENCY_COLUMNS,
             row=latency_row,
-        ),
-        settings.aggregation,
-        settings.kafka.partitions,
-        counters,
-        time.time_ns,
-        partial(current_generation, app),
+        )
     )
-    edges = AggregationStage(
+    edges = aggregation(
         Signal(
             name="edges",
             dimensions=EDGE_DIMENSIONS,
@@ -135,12 +147,19 @@ def create_app(settings: Settings) -> Pipeline:
             table=EDGES,
             columns=EDGES_COLUMNS,
             row=edge_row,
-        ),
-        settings.aggregation,
-        settings.kafka.partitions,
-        counters,
-        time.time_ns,
-        partial(current_generation, app),
+        )
+    )
+    origins = aggregation(
+        Signal(
+            name="origins",
+            dimensions=ORIGIN_DIMENSIONS,
+            # Fed in process at emission, as the edges are.
+            source_topic=topics.spans,
+            output_schema="origin",
+            table=ERROR_ORIGIN_WINDOWS,
+            columns=ERROR_ORIGIN_WINDOWS_COLUMNS,
+            row=origin_window_row,
+        )
     )
 
     def assemble(batch: SpansByPartition, messages: MessagesByPartition) -> None:
@@ -154,6 +173,7 @@ def create_app(settings: Settings) -> Pipeline:
 
     def observe_traces(partition: int, records: list[TraceRecord], pending: PendingMarks) -> None:
         edges.observe(partition, edge_observations(records), [pending])
+        origins.observe(partition, origin_observations(records), [pending])
 
     backlog = SweepBacklog(counters)
     register_span_sink(
@@ -200,6 +220,7 @@ def create_app(settings: Settings) -> Pipeline:
         on_final=(alerting.on_final_windows,),
     )
     register_aggregation(app, edges, edge_partials_topic, edges_topic, writer, counters)
+    register_aggregation(app, origins, origin_partials_topic, origins_topic, writer, counters)
     register_alert_delivery(
         app,
         alerts_topic,
@@ -210,7 +231,7 @@ def create_app(settings: Settings) -> Pipeline:
         external_url=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
     track_written_topics(app, topics.all())
-    pipeline = Pipeline(app, settings, topics, counters, writer, state, (latency, edges))
+    pipeline = Pipeline(app, settings, topics, counters, writer, state, (latency, edges, origins))
     register_web(pipeline)
     register_health(pipeline)
     return pipeline

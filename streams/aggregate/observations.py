@@ -1,5 +1,5 @@
-"""What the two aggregated signals observe: every span (latency) and every service-graph call
-(edges) of an assembled trace, as window observations."""
+"""What the aggregated signals observe: every span (latency), every service-graph call (edges)
+and where every error seen in an assembled trace originated (origins), as window observations."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ LATENCY_DIMENSIONS = ("service", "operation", "kind", "status_class")
 
 EDGE_DIMENSIONS = ("client", "server", "connection_type")
 """The dimensions of a service-graph edge window, as named in schemas/avro/edge.avsc."""
+
+ORIGIN_DIMENSIONS = ("service", "operation", "origin_service", "origin_operation")
+"""The dimensions of an error-origin window, as named in schemas/avro/origin.avsc: where errors
+were seen, and where they originated."""
+
+ALL_ORIGINS = ("", "")
+"""The origin of the row counting every error trace of a service/operation, whatever the origin
+(a trace with two origins counts once there, in each origin's row too)."""
 
 _ERROR = STATUS_CODES.index("ERROR")
 # Odd 64-bit multipliers (splitmix64's and golden-ratio constants) that spread each part of a
@@ -95,4 +103,38 @@ def edge_observations(records: Iterable[TraceRecord]) -> list[Observation]:
                     call["span_id"],
                 )
             )
+    return observations
+
+
+def origin_observations(records: Iterable[TraceRecord]) -> list[Observation]:
+    """Per trace version, one observation for each (service/operation where an error was seen,
+    origin service/operation) and one for each such service/operation with ALL_ORIGINS: the
+    origin span itself and every error ancestor its error propagated through are where it was
+    seen. Its time is the latest end of the trace's error spans at that service/operation (as
+    reported, so the windows are the latency windows of those spans), the same for all its rows
+    so that one window holds a trace's total and origins; a version re-emitted with the same
+    origins is the same observation (folded once per window)."""
+    observations = []
+    for record in records:
+        origins = record["error_origins"]
+        if not origins:
+            continue
+        seen_at: dict[tuple[str, str], int] = {}
+        sources: dict[tuple[str, str], dict[tuple[str, str], None]] = {}
+        for origin in origins:
+            source = (origin["service"], origin["operation"])
+            hops = [(origin["service"], origin["operation"], origin["end_time_unix_nano"])]
+            hops.extend(
+                (h["service"], h["operation"], h["end_time_unix_nano"])
+                for h in origin["propagated_through"]
+            )
+            for service, operation, end in hops:
+                where = (service, operation)
+                if end > seen_at.get(where, -1):
+                    seen_at[where] = end
+                sources.setdefault(where, {})[source] = None
+        trace_id = record["trace_id"]
+        for where, end in seen_at.items():
+            for source in (ALL_ORIGINS, *sources[where]):
+                observations.append(Observation(end, 0, (*where, *source), True, trace_id, ""))
     return observations

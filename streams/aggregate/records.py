@@ -1,7 +1,8 @@
 """The aggregation stage's output records, as fastavro decodes them: a final latency window
-(schemas/avro/latency.avsc) and a final service-graph edge window (schemas/avro/edge.avsc).
+(schemas/avro/latency.avsc), a final service-graph edge window (schemas/avro/edge.avsc) and a
+final error-origin window (schemas/avro/origin.avsc).
 
-Both carry the same statistics; only their dimensions differ."""
+All carry the same statistics; only their dimensions differ."""
 
 from __future__ import annotations
 
@@ -54,3 +55,14 @@ class EdgeWindowRecord(WindowStatsRecord):
     client: str
     server: str
     connection_type: str
+
+
+class OriginWindowRecord(WindowStatsRecord):
+    """One final error-origin window: `count` traces erred at `service`/`operation` with an
+    error that originated at `origin_service`/`origin_operation` (both "" in the row counting
+    every error trace there). Its durations are all 0: it counts traces."""
+
+    service: str
+    operation: str
+    origin_service: str
+    origin_operation: str

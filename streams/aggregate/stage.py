@@ -1,5 +1,5 @@
-"""One aggregated signal's stage (latency or edges): its aggregator and merger, the records
-held until the windows they fed are published, and the generation each side works in.
+"""One aggregated signal's stage (latency, edges or error origins): its aggregator and merger,
+the records held until the windows they fed are published, and the generation each side works in.
 
 The Faust edge (streams.worker.windows) feeds it observations, ticks its emit and hands it the
 partials it merges; nothing here touches Faust.

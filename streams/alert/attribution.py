@@ -1,5 +1,5 @@
 """Where to look: which service/operation's critical-path self time grew most in an incident,
-and, for an error-rate alert, where its service's errors originated.
+and, for an error-rate alert, where its operation's errors originated.
 
 The caller reads, from ClickHouse's critical paths, the mean self time per trace of every
 (service, operation) in the breaching window and in the baseline windows before the incident;
@@ -8,12 +8,17 @@ The caller reads, from ClickHouse's critical paths, the mean self time per trace
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streams.query import Reader
 from streams.query.critical_path import self_time_per_trace
-from streams.query.errors import error_origin_summary
+from streams.query.errors import (
+    OriginShare,
+    WindowedOrigin,
+    error_origin_summary,
+    windowed_origins,
+)
 from streams.query.windows import slow_trace_ids
 
 TOP = 5
@@ -80,15 +85,32 @@ def read_attribution(
 def read_error_origins(
     reader: Reader, event: dict[str, Any], limit: int = TOP
 ) -> list[dict[str, Any]]:
-    """An error-rate event's origins (alert.avsc ErrorOriginShare records): where the error
-    traces of its service that started in the breaching window originated, most traces first
-    (streams.query.errors; by service, as `tracepipe query errors` counts them). Empty for
-    other signals."""
+    """An error-rate event's origins (alert.avsc ErrorOriginShare records), most traces first;
+    empty for other signals.
+
+    From the error-origin windows of its operation over the incident (from its first breaching
+    window through this one): those already final. An origin window is final a trace-emission
+    delay after its latency window, so when the incident's first window is the breaching one
+    (a rule `for: 1`) none may be yet: then from the stored per-trace origins of its service's
+    error traces that started in the breaching window (streams.query.errors, as `tracepipe
+    query errors` counts them)."""
     if event["signal"] != "error_rate":
         return []
-    _, origins = error_origin_summary(
-        reader, event["service"], event["window_start_unix_nano"], event["window_end_unix_nano"]
+    _, windowed = windowed_origins(
+        reader,
+        event["service"],
+        event["operation"],
+        event["starts_at_unix_nano"] or event["window_start_unix_nano"],
+        event["window_end_unix_nano"],
     )
+    origins: Sequence[WindowedOrigin | OriginShare] = windowed
+    if not windowed:
+        _, origins = error_origin_summary(
+            reader,
+            event["service"],
+            event["window_start_unix_nano"],
+            event["window_end_unix_nano"],
+        )
     return [
         {
             "service": o.service,

@@ -84,14 +84,15 @@ class Attribution:
 
 @dataclass(frozen=True)
 class ErrorOriginShare:
-    """Where some of an error-rate alert's service's errors originated (alert.avsc
-    `ErrorOriginShare`, from tracepipe_error_origins)."""
+    """Where some of an error-rate alert's errors originated (alert.avsc `ErrorOriginShare`,
+    streams.alert.attribution.read_error_origins: its operation's error-origin windows, else its
+    service's per-trace origins)."""
 
     service: str
     operation: str
     traces: int
     share: float
-    """`traces` over all the service's error traces in the breaching window (0..1)."""
+    """`traces` over all the error traces it was read over (0..1)."""
     propagated_to: tuple[str, ...] = ()
 
     @classmethod

@@ -20,11 +20,30 @@ critical path's rule, which follows Jaeger UI.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypedDict
 
 from streams.assemble.critical_path import waits_for
 from streams.assemble.structure import TraceStructure
-from streams.model.span import NAME, SERVICE_NAME, SPAN_ID, START, STATUS_CODE, STATUS_MESSAGE
+from streams.model.span import (
+    END,
+    NAME,
+    SERVICE_NAME,
+    SPAN_ID,
+    START,
+    STATUS_CODE,
+    STATUS_MESSAGE,
+    SpanRow,
+)
+
+
+class ErrorHop(TypedDict):
+    """One error ancestor an origin's error propagated through, as trace.avsc's ErrorHop."""
+
+    service: str
+    operation: str
+    end_time_unix_nano: int
+    """As reported (not skew-adjusted): the time its latency window is keyed by."""
 
 
 class ErrorOrigin(TypedDict):
@@ -38,6 +57,11 @@ class ErrorOrigin(TypedDict):
     """Services of the error ancestors the error propagated through, nearest first, each once."""
     reached_root: bool
     """The error propagated up to the trace's root span (always False without a root)."""
+    end_time_unix_nano: int
+    """The origin span's end, as reported."""
+    propagated_through: list[ErrorHop]
+    """The error ancestors it propagated through, nearest first, one per span: where its error
+    was seen (the error-origin windows count it at each, streams/aggregate/observations.py)."""
 
 
 def error_origins(structure: TraceStructure) -> list[ErrorOrigin]:
@@ -84,6 +108,25 @@ def error_origins(structure: TraceStructure) -> list[ErrorOrigin]:
             "status_message": spans[i][STATUS_MESSAGE],
             "propagated_to": list(above[i]),
             "reached_root": root >= 0 and top[i] == root,
+            "end_time_unix_nano": spans[i][END],
+            "propagated_through": _hops(spans, up, i),
         }
         for i in origins
     ]
+
+
+def _hops(spans: Sequence[SpanRow], up: dict[int, int], origin: int) -> list[ErrorHop]:
+    # Walked per origin, not built top-down as the chains are: one list per error span would
+    # be quadratic in a long error chain; this is the size of the output.
+    hops: list[ErrorHop] = []
+    p = up[origin]
+    while p >= 0:
+        span = spans[p]
+        hop: ErrorHop = {
+            "service": span[SERVICE_NAME],
+            "operation": span[NAME],
+            "end_time_unix_nano": span[END],
+        }
+        hops.append(hop)
+        p = up[p]
+    return hops

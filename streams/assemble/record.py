@@ -312,6 +312,13 @@ class TraceRecordEncoder:
                         + text(o["status_message"])
                         + avro_array([text(s) for s in o["propagated_to"]])
                         + boolean(o["reached_root"])
+                        + long()
+                        + avro_array(
+                            [
+                                text(h["service"]) + text(h["operation"]) + long()
+                                for h in o["propagated_through"]
+                            ]
+                        )
                         for o in r["error_origins"]
                     ]
                 ),
@@ -341,6 +348,9 @@ def _long_fields(records: Sequence[TraceRecord]) -> list[int]:
         add((r["dropped_span_count"], r["emitted_at_unix_nano"], r["previous_span_count"]))
         for call in r["calls"]:
             add((call["end_time_unix_nano"], call["duration_ns"]))
+        for origin in r["error_origins"]:
+            add((origin["end_time_unix_nano"],))
+            add([h["end_time_unix_nano"] for h in origin["propagated_through"]])
     return out
 
 

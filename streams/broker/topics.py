@@ -25,8 +25,10 @@ class TopicNames:
     traces: str
     latency_partials: str
     edge_partials: str
+    origin_partials: str
     latency: str
     edges: str
+    origins: str
     alerts: str
     dlq: str
 

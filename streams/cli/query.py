@@ -108,7 +108,13 @@ def _query_windows(args: argparse.Namespace, settings: Settings) -> int:
 def _query_errors(args: argparse.Namespace, settings: Settings) -> int:
     """`query errors`: where one service's errors originated over a time range."""
     from streams.query import open_reader
-    from streams.query.errors import error_origin_summary, headline, origin_rows
+    from streams.query.errors import (
+        error_origin_summary,
+        headline,
+        operation_origins,
+        operation_rows,
+        origin_rows,
+    )
 
     asked = asked_range(args)
     if asked is None:
@@ -124,8 +130,12 @@ def _query_errors(args: argparse.Namespace, settings: Settings) -> int:
                 "origins are stored as traces are assembled (assembly.trace_idle_ms after "
                 "their last span)",
             )
+        operations = operation_origins(reader, args.service, since_ns, until_ns)
     print(f"{headline(args.service, error_traces, origins)}; traces started {between}")
     print(render_table(origin_rows(origins)))
+    if operations:
+        print(f"\n{args.service}'s operations, from the error-origin windows {between}:")
+        print(render_table(operation_rows(operations)))
     return EXIT_FOUND
 
 
@@ -243,7 +253,9 @@ def add_query(sub: Subcommands) -> None:
         "service/operation: the traces (and their share of SERVICE's error traces; a trace "
         "with two origins counts for both), origin spans, traces where the error reached the "
         "root span, the services it propagated to, the latest message and trace (open it with "
-        "`tracepipe trace ID`). Exit 1 when there is none.",
+        "`tracepipe trace ID`). Then, from the error-origin windows (tracepipe_error_origin_"
+        "windows) that started in the range, each of SERVICE's operations where errors were "
+        "seen: its error traces and the origin of most of them. Exit 1 when there is none.",
     )
     qe.add_argument("--service", required=True, help="the service name (otel_traces ServiceName)")
     qe.add_argument("--since", default="1h", type=time_arg, help=f"from: {TIME_HELP} (default 1h)")

@@ -5,6 +5,11 @@ trace started in the range) in that service or whose errors propagated to it; an
 service handled before it reached this one is not among them. Each origin service/operation is
 listed with the share of the service's error traces it appears in; a trace with two origins
 counts for both, so shares can add up to more than 100%.
+
+The error-origin windows (tracepipe_error_origin_windows, aggregated in the latency windows'
+pipeline) answer the same per operation and window without reading trace rows:
+`windowed_origins` sums them over a range (what error-rate alerts carry), `operation_origins`
+gives each of a service's operations its error traces and top origin.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 
 from streams.query import Reader, quote, time_range
 from streams.sink.traces import ERROR_ORIGINS
+from streams.sink.windows import ERROR_ORIGIN_WINDOWS
 
 
 @dataclass(frozen=True)
@@ -106,4 +112,114 @@ def origin_rows(origins: Sequence[OriginShare]) -> list[dict[str, str]]:
             "example trace": o.example_trace_id,
         }
         for o in origins
+    ]
+
+
+@dataclass(frozen=True)
+class WindowedOrigin:
+    """One origin service/operation of the errors seen at an operation, summed over windows."""
+
+    service: str
+    operation: str
+    traces: int
+    """Error traces of the operation with an origin here, counted once per window."""
+    share: float
+    """`traces` over the operation's error traces in the same windows, 0..1."""
+    propagated_to: tuple[str, ...]
+    """Every service where errors from here were seen in those windows, sorted (the origin
+    span's own operation aside)."""
+
+
+def windowed_origins(
+    reader: Reader, service: str, operation: str, since_ns: int, until_ns: int
+) -> tuple[int, list[WindowedOrigin]]:
+    """The error traces of `service`/`operation` in the final origin windows starting in
+    [since, until), and where their errors originated, most traces first ((0, []) when no such
+    window is stored)."""
+    windows = f"{ERROR_ORIGIN_WINDOWS} FINAL WHERE {time_range('WindowStart', since_ns, until_ns)}"
+    seen_at = f"ServiceName = {quote(service)} AND SpanName = {quote(operation)}"
+    rows = reader.query_dicts(
+        "SELECT OriginService AS service, OriginOperation AS operation, sum(Traces) AS traces "
+        f"FROM {windows} AND {seen_at} GROUP BY service, operation "
+        "ORDER BY service = '' DESC, traces DESC, service, operation"
+    )
+    if not rows or rows[0]["service"] != "":
+        return 0, []
+    total = int(rows[0]["traces"])
+    origins = rows[1:]
+    if not origins or not total:
+        return total, []
+    keys = ", ".join(f"({quote(str(r['service']))}, {quote(str(r['operation']))})" for r in origins)
+    reached = {
+        (str(r["service"]), str(r["operation"])): tuple(str(s) for s in r["services"])
+        for r in reader.query_dicts(
+            "SELECT OriginService AS service, OriginOperation AS operation, "
+            "arraySort(groupUniqArray(ServiceName)) AS services "
+            f"FROM {windows} AND (OriginService, OriginOperation) IN ({keys}) "
+            "AND (ServiceName, SpanName) != (OriginService, OriginOperation) "
+            "GROUP BY service, operation"
+        )
+    }
+    return total, [
+        WindowedOrigin(
+            service=str(r["service"]),
+            operation=str(r["operation"]),
+            traces=int(r["traces"]),
+            share=int(r["traces"]) / total,
+            propagated_to=reached.get((str(r["service"]), str(r["operation"])), ()),
+        )
+        for r in origins
+    ]
+
+
+@dataclass(frozen=True)
+class OperationErrors:
+    """One operation of a service where errors were seen, over the error-origin windows."""
+
+    operation: str
+    error_traces: int
+    """Its error traces, counted once per window."""
+    top_origin: str
+    """service/operation where most of them originated."""
+    top_traces: int
+
+
+def operation_origins(
+    reader: Reader, service: str, since_ns: int, until_ns: int
+) -> list[OperationErrors]:
+    """Each operation of `service` with errors in the final origin windows starting in
+    [since, until), and where most of them originated; most error traces first."""
+    rows = reader.query_dicts(
+        "SELECT SpanName AS operation, OriginService AS origin, OriginOperation AS origin_op, "
+        f"sum(Traces) AS traces FROM {ERROR_ORIGIN_WINDOWS} FINAL "
+        f"WHERE {time_range('WindowStart', since_ns, until_ns)} "
+        f"AND ServiceName = {quote(service)} GROUP BY operation, origin, origin_op"
+    )
+    totals: dict[str, int] = {}
+    origins: dict[str, list[tuple[int, str]]] = {}
+    for r in rows:
+        operation, traces = str(r["operation"]), int(r["traces"])
+        if r["origin"]:
+            origin = f"{r['origin']}/{r['origin_op']}"
+            origins.setdefault(operation, []).append((traces, origin))
+        else:
+            totals[operation] = traces
+    found = []
+    for operation, total in totals.items():
+        # Most traces first; ties in name order, for a stable answer.
+        traces, origin = min(origins.get(operation, [(0, "-")]), key=lambda t: (-t[0], t[1]))
+        found.append(OperationErrors(operation, total, origin, traces))
+    return sorted(found, key=lambda o: (-o.error_traces, o.operation))
+
+
+def operation_rows(operations: Sequence[OperationErrors]) -> list[dict[str, str]]:
+    """The per-operation table `tracepipe query errors` prints after the origins."""
+    return [
+        {
+            "operation": o.operation,
+            "error traces": str(o.error_traces),
+            "top origin": o.top_origin,
+            "share%": f"{o.top_traces / o.error_traces * 100:.0f}" if o.error_traces else "-",
+        }
+        for o in operations
     ]

@@ -1,10 +1,16 @@
-"""Final window records to rows of tracepipe_latency and tracepipe_edges."""
+"""Final window records to rows of tracepipe_latency, tracepipe_edges and
+tracepipe_error_origin_windows."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from streams.aggregate.records import EdgeWindowRecord, LatencyWindowRecord, WindowStatsRecord
+from streams.aggregate.records import (
+    EdgeWindowRecord,
+    LatencyWindowRecord,
+    OriginWindowRecord,
+    WindowStatsRecord,
+)
 from streams.warehouse import SPAN_KIND_VALUES
 
 # The columns after the dimensions, the same in both tables (window_stats() fills them).
@@ -47,6 +53,18 @@ EDGES_COLUMNS = (
     "Server",
     "ConnectionType",
     *_STATS_COLUMNS,
+)
+ERROR_ORIGIN_WINDOWS = "tracepipe_error_origin_windows"
+ERROR_ORIGIN_WINDOWS_COLUMNS = (
+    "WindowStart",
+    "WindowEnd",
+    "ServiceName",
+    "SpanName",
+    "OriginService",
+    "OriginOperation",
+    "Traces",
+    "ExampleTraceIds",
+    "EmittedAt",
 )
 
 
@@ -99,4 +117,20 @@ def edge_row(record: EdgeWindowRecord) -> tuple[Any, ...]:
         record["server"],
         record["connection_type"],
         *window_stats(record),
+    )
+
+
+def origin_window_row(record: OriginWindowRecord) -> tuple[Any, ...]:
+    """One tracepipe_error_origin_windows row (columns in ERROR_ORIGIN_WINDOWS_COLUMNS order):
+    the window's count of traces and its exemplars' trace ids (its durations are all 0)."""
+    return (
+        record["window_start_unix_nano"],
+        record["window_end_unix_nano"],
+        record["service"],
+        record["operation"],
+        record["origin_service"],
+        record["origin_operation"],
+        record["count"],
+        [e["trace_id"] for e in record["exemplars"]],
+        record["emitted_at_unix_nano"],
     )

@@ -1,6 +1,6 @@
 """The assembly stage's Faust wiring: a timer that finishes due traces, publishes their records
 on tracepipe.traces (output only: nothing in the worker reads it back), stores their rows and
-hands their service-graph calls to the edge windows.
+hands their service-graph calls and error origins to the edge and origin windows.
 
 Spans reach the stage through the span agent (streams.worker.sink), which decodes each span once
 for every consumer of tracepipe.spans.
@@ -127,26 +127,31 @@ def _fed_traces_emitted(batch: HeldBatch) -> bool:
 
 @dataclass(eq=False)
 class PendingMarks:
-    """One sweep's published traces of one partition whose service-graph calls wait in edge
-    windows: the edge stage holds it as it holds a source message (`incref`, `ack`, `offset`),
-    and its `ack` makes their marks due. A mark written before its edge windows are published
-    would lose their calls in a crash: the re-read spans would be duplicates, the traces not
-    emitted again."""
+    """One sweep's published traces of one partition whose service-graph calls and error
+    origins wait in windows: each window stage fed by them (edges, origins) holds it as it holds
+    a source message (`incref`, `ack`, `offset`), and the last `ack` makes their marks due. A
+    mark written before those windows are published would lose their observations in a crash:
+    the re-read spans would be duplicates, the traces not emitted again."""
 
     partition: int
     offset: int
-    """The last spans offset read in the partition (the edge stage's read-through)."""
+    """The last spans offset read in the partition (the window stages' read-through)."""
     emitted: list[EmittedMark]
     """Their marks and sources only: a record held for the windows' seconds costs ~20 objects."""
     generation: int | None
     due: list[PendingMarks]
+    holders: int = 0
 
     def incref(self) -> None:
-        """Nothing to count: the edge stage is its one holder."""
+        """One more window stage holds it."""
+        self.holders += 1
 
     def ack(self, consumer: Any) -> None:
-        """Its edge windows are published: the next sweep writes the marks."""
-        self.due.append(self)
+        """One holder's windows are published; once every holder's are, the next sweep writes
+        the marks."""
+        self.holders -= 1
+        if self.holders <= 0:
+            self.due.append(self)
 
 
 class AssemblyState:
@@ -177,7 +182,8 @@ class AssemblyState:
         config = stage.config
         self.marks = EmittedMarks(
             # Twice the longest a spans message can stay held: until its traces are emitted
-            # (trace_max_age_ms) and their marks written (`marks_wait_ms`: the edge windows).
+            # (trace_max_age_ms) and their marks written (`marks_wait_ms`: the edge and origin
+            # windows).
             span_ids_horizon_ns=2 * (config.trace_max_age_ms + marks_wait_ms) * NS_PER_MS,
             retention_ns=config.tombstone_retention_ms * NS_PER_MS,
             max_marks=config.max_tombstones,
@@ -322,8 +328,9 @@ def register_assembly(
     backlog: SweepBacklog | None = None,
 ) -> None:
     """Attach the sweep timer: finish due traces, publish their records, store their rows, and
-    hand each partition's records to `on_published` (the edge windows) with their pending
-    marks; without it the marks are written at once. `backlog` says when the sweep is behind."""
+    hand each partition's records to `on_published` (the edge and origin windows) with their
+    pending marks; without it the marks are written at once. `backlog` says when the sweep is
+    behind."""
     codec = TraceRecordsCodec()
     encoder = TraceRecordEncoder(codec.single)
     batch_header = [(SCHEMA_HEADER, codec.batch.fingerprint.encode())]

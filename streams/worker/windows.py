@@ -1,10 +1,10 @@
-"""The aggregation stage's Faust wiring, the same for both signals (latency and edges); the
+"""The aggregation stage's Faust wiring, the same for every signal (latency, edges, origins); the
 stage itself (aggregator, merger, holds) is streams.aggregate.stage.AggregationStage.
 
-source (span agent: latency; the assembly sweep: edges) ─ observe() ─> WindowAggregator
+source (span agent: latency; the assembly sweep: edges, origins) ─ observe() ─> WindowAggregator
 emit timer: closed partials (keyed by window key) + watermarks (to every partition)
     ──> <signal>-partials ──> merge agent: WindowMerger ──> final windows ──> <signal>
-window sink agent: <signal> ──> ClickHouse (tracepipe_latency / tracepipe_edges)
+window sink agent: <signal> ──> ClickHouse (tracepipe_latency / _edges / _error_origin_windows)
 
 Window state is in memory and made safe by holding (streams.hold): the source
 records stay unacknowledged until the partials of every window they fed are on the partials

@@ -12,13 +12,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from streams.aggregate.observations import latency_batch
+from streams.aggregate.observations import latency_batch, origin_observations
 from streams.aggregate.window import window_start
 from streams.assemble.graph import edges_from_trace
 from streams.assemble.record import build_trace_record, record_span_ids
 from streams.broker.topics import TopicNames
 from streams.errors import TracepipeError
 from streams.generate.generator import TraceGenerator
+from streams.generate.incident import parse_incident
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
 from streams.model.column_codec import columns_from_spans
@@ -32,6 +33,7 @@ from tests.integration.isolated import read_messages, read_topic
 from tests.reliability.result import (
     EdgeWindowKey,
     FaultResult,
+    OriginWindowKey,
     SpanKey,
     SpanTally,
     TraceTally,
@@ -103,11 +105,14 @@ class Workload:
         return Workload([*self.spans, *other.spans], {**self.span_counts, **other.span_counts})
 
 
-def webshop_workload(traces: int, seed: int) -> Workload:
+def webshop_workload(traces: int, seed: int, incidents: Sequence[str] = ()) -> Workload:
     """`traces` traces of the built-in topology, deterministic for `seed`, starting now (spans
     older than the table TTL would be dropped on insert, and older than the allowed lateness
-    would be late for their windows), 2 ms apart. Make it just before sending it."""
-    generator = TraceGenerator(default_topology(), seed=seed)
+    would be late for their windows), 2 ms apart, with `incidents` (`tracepipe generate`'s
+    form, e.g. `inventory:errors=20%`). Make it just before sending it."""
+    generator = TraceGenerator(
+        default_topology(), seed=seed, incidents=[parse_incident(i) for i in incidents]
+    )
     start_ns = time.time_ns()
     spans: list[Span] = []
     counts: dict[str, int] = {}
@@ -279,6 +284,40 @@ def stored_edge_windows(reader: Reader) -> dict[EdgeWindowKey, int]:
         (r["Client"], r["Server"], r["ConnectionType"], int(r["start_ns"])): int(r["Count"])
         for r in rows
     }
+
+
+def expected_origin_windows(workload: Workload) -> dict[OriginWindowKey, int]:
+    """Traces per error-origin window, from the pipeline's own rule (`origin_observations` of
+    each whole trace's record, as its first assembled version)."""
+    window_ns = WINDOW_MS * 1_000_000
+    traces: dict[str, list[Span]] = {}
+    for span in workload.spans:
+        traces.setdefault(span["trace_id"], []).append(span)
+    records = [
+        build_trace_record(spans, version=1, completion="complete", emitted_at_unix_nano=0)
+        for spans in traces.values()
+        if any(s["status_code"] == "ERROR" for s in spans)
+    ]
+    counts: Counter[OriginWindowKey] = Counter()
+    for obs in origin_observations(records):
+        service, operation, origin_service, origin_operation = obs.key
+        start_ns = window_start(obs.end_time_unix_nano, window_ns)
+        counts[service, operation, origin_service, origin_operation, start_ns] += 1
+    return dict(counts)
+
+
+def stored_origin_windows(reader: Reader) -> dict[OriginWindowKey, int]:
+    """`Traces` of every final error-origin window as users read it (FINAL)."""
+    rows = reader.query_dicts(
+        "SELECT ServiceName, SpanName, OriginService, OriginOperation, "
+        "toUnixTimestamp64Nano(WindowStart) AS start_ns, Traces "
+        "FROM tracepipe_error_origin_windows FINAL"
+    )
+    return {
+        (r["ServiceName"], r["SpanName"], r["OriginService"], r["OriginOperation"],
+         int(r["start_ns"])): int(r["Traces"])
+        for r in rows
+    }  # fmt: skip
 
 
 def wait_windows(worker: WorkerProcess, workload: Workload, timeout_s: float) -> WindowTally:

@@ -111,6 +111,10 @@ WindowKey = tuple[str, str, str, str, int]
 EdgeWindowKey = tuple[str, str, str, int]
 """(client, server, connection type, window start in unix ns): one service-graph window."""
 
+OriginWindowKey = tuple[str, str, str, str, int]
+"""(service, operation where errors were seen, origin service, origin operation, window start in
+unix ns): one error-origin window."""
+
 AnyWindowKey = TypeVar("AnyWindowKey", bound=Hashable)
 
 

@@ -22,6 +22,8 @@ TABLES = (
     "tracepipe_critical_path",
     "tracepipe_latency",
     "tracepipe_edges",
+    "tracepipe_error_origins",
+    "tracepipe_error_origin_windows",
     "tracepipe_alerts",
 )
 """Tables a worker writes (the trace-id lookup table follows otel_traces by its view)."""

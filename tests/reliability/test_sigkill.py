@@ -2,7 +2,8 @@
 
 Open traces are rebuilt from their re-read spans messages (held until the traces are emitted and
 marked); every span is stored, every trace emitted complete and every service-graph call counted
-once; a version is never published with two different contents. The batches stored
+once, and every error trace once in its error-origin windows; a version is never published with
+two different contents. The batches stored
 since the last offset commit are stored again after the restart, and the product's queries
 still return each span once (otel_traces FINAL).
 """
@@ -21,10 +22,12 @@ from tests.integration.isolated import isolated_worker
 from tests.reliability.harness import (
     WORKER_ENV,
     expected_edge_windows,
+    expected_origin_windows,
     produce,
     record,
     reliability_scale,
     stored_edge_windows,
+    stored_origin_windows,
     tally,
     trace_versions_differing,
     wait_settled,
@@ -36,6 +39,8 @@ from tests.reliability.result import tally_windows
 pytestmark = pytest.mark.integration
 
 TRACES = 400
+INCIDENTS = ("inventory:errors=10%", "payment/Charge:errors=5%")
+"""Errors, so that some traces have origins (the web shop fails about one call in 500)."""
 
 
 def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -43,7 +48,7 @@ def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) ->
     worker = isolated_worker(kafka_bootstrap, tmp_path, **WORKER_ENV)
     ensure_topics(worker.settings.kafka)
     worker.start()
-    first = webshop_workload(half, seed=8)
+    first = webshop_workload(half, seed=8, incidents=INCIDENTS)
     produce(worker, first.spans)
     reader = worker.reader()
     # Kill once the first half is stored: its last traces are still open (trace_idle).
@@ -51,7 +56,7 @@ def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) ->
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
 
     # Spans made while the worker is down, as services keep making them.
-    second = webshop_workload(half, seed=9)
+    second = webshop_workload(half, seed=9, incidents=INCIDENTS)
     produce(worker, second.spans)
     workload = first + second
     restarted = time.monotonic()
@@ -72,6 +77,15 @@ def test_sigkill_mid_stream_and_restart(kafka_bootstrap: str, tmp_path: Path) ->
             == len(expected_edges),
             90,
             "every service-graph window stored with its exact count",
+        )
+        # Every error trace counted once where its errors were seen: the same wait of the marks
+        # holds the traces for their error-origin windows.
+        expected_origins = expected_origin_windows(workload)
+        assert expected_origins
+        worker.wait_for(
+            lambda: stored_origin_windows(reader) == expected_origins,
+            90,
+            "every error-origin window stored with its exact count",
         )
     finally:
         worker.stop()

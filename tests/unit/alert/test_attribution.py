@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from streams.aggregate.merge import (
 )
 from streams.aggregate.observations import LATENCY_DIMENSIONS, latency_batch
 from streams.aggregate.window import WindowAggregator
-from streams.alert.attribution import attribute, read_attribution
+from streams.alert.attribution import attribute, read_attribution, read_error_origins
 from streams.alert.evaluate import AlertEvaluator, operation_windows
 from streams.alert.rules import default_rules
 from streams.assemble.record import build_trace_record
@@ -26,8 +27,21 @@ from streams.model.codec import AvroCodec
 from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span, make_span
 from streams.query.critical_path import self_time_per_trace
-from streams.sink.traces import CRITICAL_PATH, CRITICAL_PATH_COLUMNS, critical_path_rows
-from streams.sink.windows import LATENCY, LATENCY_COLUMNS, latency_row
+from streams.sink.traces import (
+    CRITICAL_PATH,
+    CRITICAL_PATH_COLUMNS,
+    ERROR_ORIGINS,
+    ERROR_ORIGINS_COLUMNS,
+    critical_path_rows,
+    error_origin_rows,
+)
+from streams.sink.windows import (
+    ERROR_ORIGIN_WINDOWS,
+    ERROR_ORIGIN_WINDOWS_COLUMNS,
+    LATENCY,
+    LATENCY_COLUMNS,
+    latency_row,
+)
 from streams.warehouse import Warehouse
 
 MS = 1_000_000.0
@@ -227,3 +241,80 @@ def test_self_time_is_averaged_over_the_traces_found(migrated_warehouse: Warehou
     assert got == {("payment", "Charge"): 20 * MS, ("checkout", "PlaceOrder"): 5 * MS}
     assert self_time_per_trace(warehouse, ["c" * 32]) == {}
     assert self_time_per_trace(warehouse, []) == {}
+
+
+# --- error-rate alerts: where the operation's errors originated -------------------------------
+
+
+def origin_window(
+    start: int, seen: str, origin: str, traces: int, emitted: int = 0
+) -> tuple[Any, ...]:
+    """A tracepipe_error_origin_windows row: `seen` and `origin` as "service/operation" ("" for
+    the row of every origin)."""
+    service, operation = seen.split("/", 1)
+    origin_service, origin_operation = origin.split("/", 1) if origin else ("", "")
+    example = [f"{start // S + traces:032x}"]
+    return (start, start + WINDOW_NS, service, operation, origin_service, origin_operation,
+            traces, example, T0 + emitted)  # fmt: skip
+
+
+def test_an_error_rate_alert_carries_its_operations_windowed_origin_shares(
+    migrated_warehouse: Warehouse,
+) -> None:
+    warehouse = migrated_warehouse
+    warehouse.execute(f"TRUNCATE TABLE {ERROR_ORIGIN_WINDOWS}")
+    warehouse.execute(f"TRUNCATE TABLE {ERROR_ORIGINS}")
+    w0, w1, w2 = T0, T0 + WINDOW_NS, T0 + 2 * WINDOW_NS
+    checkout, reserve, charge = "checkout/POST /checkout", "inventory/Reserve", "payments/Charge"
+    rows = [
+        # Before the incident: not its errors.
+        origin_window(w0, checkout, "", 50),
+        origin_window(w0, checkout, charge, 50),
+        # The incident's two windows.
+        origin_window(w1, checkout, "", 6),
+        origin_window(w1, checkout, "", 6, emitted=1),  # stored twice: one row under FINAL
+        origin_window(w1, checkout, reserve, 5),
+        origin_window(w1, checkout, charge, 1),
+        origin_window(w2, checkout, "", 4),
+        origin_window(w2, checkout, reserve, 3),
+        origin_window(w2, checkout, charge, 1),
+        # Where inventory's and payments' errors were seen besides checkout.
+        origin_window(w1, reserve, reserve, 5),
+        origin_window(w1, "frontend/GET /checkout", reserve, 5),
+        origin_window(w2, "checkout/reserve", reserve, 3),
+        origin_window(w1, charge, charge, 1),
+    ]
+    warehouse.insert(ERROR_ORIGIN_WINDOWS, ERROR_ORIGIN_WINDOWS_COLUMNS, rows)
+    event = {
+        "signal": "error_rate",
+        "service": "checkout",
+        "operation": "POST /checkout",
+        "starts_at_unix_nano": w1,
+        "window_start_unix_nano": w2,
+        "window_end_unix_nano": w2 + WINDOW_NS,
+    }
+    assert read_error_origins(warehouse, event) == [
+        {"service": "inventory", "operation": "Reserve", "traces": 8, "share": 0.8,
+         "propagated_to": ["checkout", "frontend"]},
+        {"service": "payments", "operation": "Charge", "traces": 2, "share": 0.2,
+         "propagated_to": ["checkout"]},
+    ]  # fmt: skip
+    assert read_error_origins(warehouse, {**event, "signal": "p99"}) == []
+
+    # A first breaching window whose origin windows are not final yet: the stored per-trace
+    # origins of the service's error traces started in it.
+    w5 = T0 + 5 * WINDOW_NS
+    spans = [
+        make_span("a" * 32, "1" * 16, "POST /checkout", "checkout", w5, w5 + 50 * MS_INT,
+                  kind="SERVER", status_code="ERROR"),
+        make_span("a" * 32, "2" * 16, "GetPrice", "pricing", w5 + MS_INT, w5 + 40 * MS_INT,
+                  kind="SERVER", status_code="ERROR", parent_span_id="1" * 16),
+    ]  # fmt: skip
+    record = build_trace_record(spans, version=1, completion="complete", emitted_at_unix_nano=w5)
+    warehouse.insert(ERROR_ORIGINS, ERROR_ORIGINS_COLUMNS, error_origin_rows(record))
+    first = {**event, "starts_at_unix_nano": w5, "window_start_unix_nano": w5,
+             "window_end_unix_nano": w5 + WINDOW_NS}  # fmt: skip
+    assert read_error_origins(warehouse, first) == [
+        {"service": "pricing", "operation": "GetPrice", "traces": 1, "share": 1.0,
+         "propagated_to": ["checkout"]},
+    ]  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from streams.assemble.error_origins import error_origins
-from streams.assemble.record import TraceRecordEncoder, build_trace_record
+from streams.assemble.record import TRACE_SCHEMA, TraceRecordEncoder, build_trace_record
 from streams.assemble.structure import analyze_structure
 from streams.model.codec import AvroCodec
 from streams.model.span import span_rows
@@ -50,3 +50,25 @@ def test_golden_error_origins(case: Path) -> None:
     # The record carries them through Avro, the hand encoder writing fastavro's bytes.
     assert CODEC.decode(CODEC.encode(record), CODEC.fingerprint) == record
     assert TraceRecordEncoder(CODEC).encode(record) == CODEC.encode(record)
+
+
+class HandPathOnly(AvroCodec):
+    """A trace codec that refuses to encode: TraceRecordEncoder's fastavro fallback fails."""
+
+    def encode(self, record: object) -> bytes:
+        raise AssertionError("TraceRecordEncoder fell back to fastavro")
+
+
+def test_records_with_error_origins_take_the_hand_path_together() -> None:
+    records = [
+        build_trace_record(
+            build_spans(json.loads(case.read_text())["spans"]),
+            version=1,
+            completion="complete",
+            emitted_at_unix_nano=BASE_NS,
+        )
+        for case in CASES
+    ]
+    assert any(r["error_origins"] for r in records)
+    encoded = TraceRecordEncoder(HandPathOnly(TRACE_SCHEMA)).encode_many(records)
+    assert encoded == [CODEC.encode(r) for r in records]

@@ -33,8 +33,10 @@ from streams.aggregate.merge import (
 from streams.aggregate.observations import (
     EDGE_DIMENSIONS,
     LATENCY_DIMENSIONS,
+    ORIGIN_DIMENSIONS,
     edge_observations,
     latency_batch,
+    origin_observations,
 )
 from streams.aggregate.sketch import LatencySketch
 from streams.aggregate.window import Observation, WindowAggregator
@@ -47,6 +49,7 @@ from streams.generate.incident import parse_incident
 from streams.generate.topology import default_topology
 from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span
+from streams.query.errors import windowed_origins
 from streams.query.windows import (
     EdgeSummary,
     LatencySummary,
@@ -64,10 +67,13 @@ from streams.sink.spans import (
 from streams.sink.windows import (
     EDGES,
     EDGES_COLUMNS,
+    ERROR_ORIGIN_WINDOWS,
+    ERROR_ORIGIN_WINDOWS_COLUMNS,
     LATENCY,
     LATENCY_COLUMNS,
     edge_row,
     latency_row,
+    origin_window_row,
 )
 from streams.warehouse import Warehouse
 from tests.unit.deploy.stack import dashboard, dashboard_queries
@@ -248,6 +254,7 @@ def shop(
     ]
     latency = final_windows(latency_batch(columns_from_spans(spans)).observations())
     edges = final_windows(edge_observations(records))
+    origins = final_windows(origin_observations(records))
 
     evaluator = AlertEvaluator(default_rules(), lambda: clock)
     alerts: list[dict[str, Any]] = []
@@ -270,6 +277,11 @@ def shop(
         EDGES,
         EDGES_COLUMNS,
         [edge_row(final_record(w, EDGE_DIMENSIONS, emitted_at)) for w in edges],  # type: ignore[arg-type]
+    )
+    warehouse.insert(
+        ERROR_ORIGIN_WINDOWS,
+        ERROR_ORIGIN_WINDOWS_COLUMNS,
+        [origin_window_row(final_record(w, ORIGIN_DIMENSIONS, emitted_at)) for w in origins],  # type: ignore[arg-type]
     )
     warehouse.insert(ALERTS, ALERTS_COLUMNS, [alert_row(a) for a in alerts])
     return Shop(spans, latency, edges, alerts)
@@ -310,6 +322,7 @@ CHECKED = {
     "panel Calls between services/A",
     "panel Trace search/A",
     "panel Trace/A",
+    "panel Where errors originate/A",
 }
 
 
@@ -548,6 +561,28 @@ def test_node_graph_has_every_service_and_edge(shop: Shop, migrated_warehouse: W
     for service in ("payment", "frontend", "postgresql"):
         assert served[service] == pytest.approx(sum(n for k, n in calls.items() if k[1] == service))
         assert made[service] == pytest.approx(sum(n for k, n in calls.items() if k[0] == service))
+
+
+def test_error_origins_table_equals_what_error_rate_alerts_read(
+    shop: Shop, migrated_warehouse: Warehouse
+) -> None:
+    rows = run(migrated_warehouse, "panel Where errors originate/A")
+    seen = sorted({(r["service"], r["operation"]) for r in rows})
+    for service, operation in seen:
+        total, origins = windowed_origins(
+            migrated_warehouse, service, operation, FROM_S * S, (TO_S + 1) * S
+        )
+        mine = [r for r in rows if (r["service"], r["operation"]) == (service, operation)]
+        assert [(r["error traces"], r["origin"], r["traces"]) for r in mine] == [
+            (total, f"{o.service}/{o.operation}", o.traces) for o in origins
+        ]
+        assert [r["share %"] for r in mine] == [pytest.approx(o.share * 100) for o in origins]
+    # The inventory failure burst: checkout's errors come from inventory.
+    placed = [r for r in rows if (r["service"], r["operation"]) == ("checkout", "PlaceOrder")]
+    assert placed and placed[0]["origin"].startswith("inventory/"), placed
+    inventory = run(migrated_warehouse, "panel Where errors originate/A", service=["inventory"])
+    assert inventory and {r["service"] for r in inventory} == {"inventory"}
+    assert len(inventory) < len(rows)
 
 
 # --- traces ---------------------------------------------------------------------------------

@@ -7,14 +7,16 @@ import time
 
 import pytest
 
-from streams.assemble.record import build_trace_record
+from streams.assemble.record import TraceRecord, build_trace_record
 from streams.broker.probe import free_port
 from streams.cli import main
 from streams.model.span import Span
 from streams.query import ReadOnlyReader
-from streams.query.errors import error_origin_summary
+from streams.query.errors import error_origin_summary, operation_origins, windowed_origins
 from streams.sink.traces import ERROR_ORIGINS, ERROR_ORIGINS_COLUMNS, error_origin_rows
+from streams.sink.windows import ERROR_ORIGIN_WINDOWS, ERROR_ORIGIN_WINDOWS_COLUMNS
 from streams.warehouse import Warehouse
+from tests.unit.aggregate.test_origin_windows import window_rows
 from tests.unit.assemble.test_analysis_golden import build_spans
 
 S = 1_000_000_000
@@ -50,10 +52,22 @@ def checkout(trace_id: str, start_ns: int, *, inventory: bool = True, validate: 
 
 
 def store(warehouse: Warehouse, spans: list[Span], version: int = 1) -> None:
+    """The trace's error origin rows, and its record into the error-origin windows (stored once
+    all are in: `store_windows`)."""
     record = build_trace_record(
         spans, version=version, completion="complete", emitted_at_unix_nano=NOW
     )
     warehouse.insert(ERROR_ORIGINS, ERROR_ORIGINS_COLUMNS, error_origin_rows(record))
+    EMITTED.append(record)
+
+
+EMITTED: list[TraceRecord] = []
+
+
+def store_windows(warehouse: Warehouse) -> None:
+    """The final error-origin windows of every record stored, as the worker aggregates them."""
+    rows = window_rows({0: [EMITTED]}, now_ns=NOW + 3600 * S)
+    warehouse.insert(ERROR_ORIGIN_WINDOWS, ERROR_ORIGIN_WINDOWS_COLUMNS, rows)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +83,7 @@ def origins(migrated_warehouse: Warehouse) -> Warehouse:
     store(w, checkout(late, T0 + 4 * S, inventory=False), version=1)
     store(w, checkout(late, T0 + 4 * S), version=2)  # inventory's spans arrived late
     store(w, checkout(f"{6:032x}", NOW - 3 * 3600 * S))
+    store_windows(w)
     return w
 
 
@@ -119,5 +134,36 @@ def test_the_cli_says_where_most_errors_originate(
     assert lines[3].split()[:6] == ["inventory/Reserve", "4", "80", "4", "4", "checkout"]
     assert lines[4].split()[:6] == ["checkout/reserve", "1", "20", "1", "1", "checkout"]
     assert lines[5].split()[:6] == ["checkout/validate", "1", "20", "1", "1", "checkout"]
+    # Then per operation, from the error-origin windows.
+    assert lines[7].startswith("checkout's operations, from the error-origin windows between ")
+    assert lines[8].split() == ["operation", "error", "traces", "top", "origin", "share%"]
+    assert lines[10].split() == ["POST", "/checkout", "5", "inventory/Reserve", "80"]
+    assert lines[11].split() == ["reserve", "5", "inventory/Reserve", "80"]
+    assert lines[12].split() == ["validate", "1", "checkout/validate", "100"]
     assert main(["query", "errors", "--service", "cart", "--since", "1h"]) == 1
     assert capsys.readouterr().out.startswith("unknown service 'cart'")
+
+
+def test_operations_and_origins_from_the_error_origin_windows(origins: Warehouse) -> None:
+    reader = ReadOnlyReader(origins)
+    hour = (NOW - 3600 * S, NOW)
+    total, shares = windowed_origins(reader, "checkout", "POST /checkout", *hour)
+    # Trace 5 counts for both versions' origins: its first (inventory's spans missing) said
+    # checkout/reserve. The per-trace read above counts its latest version only.
+    assert total == 5
+    assert [(o.service, o.operation, o.traces, o.share) for o in shares] == [
+        ("inventory", "Reserve", 4, 0.8),
+        ("checkout", "reserve", 2, 0.4),
+        ("checkout", "validate", 1, 0.2),
+    ]
+    assert shares[0].propagated_to == ("checkout",)
+    assert [(o.operation, o.error_traces, o.top_origin, o.top_traces)
+            for o in operation_origins(reader, "checkout", *hour)] == [
+        ("POST /checkout", 5, "inventory/Reserve", 4),
+        ("reserve", 5, "inventory/Reserve", 4),
+        ("validate", 1, "checkout/validate", 1),
+    ]  # fmt: skip
+    # payments' errors were handled: seen at payments only.
+    assert [o.operation for o in operation_origins(reader, "payments", *hour)] == ["Charge"]
+    assert windowed_origins(reader, "checkout", "POST /checkout", NOW - 60 * S, NOW) == (0, [])
+    assert operation_origins(reader, "x' OR 1=1 --", *hour) == []
