@@ -100,7 +100,8 @@ OpenTelemetry rules 1-6, each Zipkin-origin span read as Zipkin's model has it:
   pairs a server span with the client span its parent id names (connector.go), and Zipkin's
   linker skips a client span with children and links its server from it (DependencyLinker.java,
   `firstRemoteAncestor`); the anchors agree. So a shared server half (`zipkin.shared`, the child
-  of the client span our ingest gives it) under an OTel CLIENT is one call with it. Its
+  of the client span our ingest gives it) under an OTel CLIENT is one call with it, in error
+  when either half is (the connector; Zipkin ignores the client's error for a shared half). Its
   service's spans that arrived in other payloads stay under the client span (Zipkin's tree moves
   them below the server half): no call changes, rule 2 names the service between.
 - M2. A Zipkin kind-less span naming both its services is a CLIENT span (`is_zipkin_client`;
