@@ -112,10 +112,10 @@ OpenTelemetry rules 1-6, each Zipkin-origin span read as Zipkin's model has it:
   or from that broker, connection `messaging_system`, with its own timing, decided by itself
   alone (the linker links a messaging span to its broker, never producer to consumer). So a
   PRODUCER -> CONSUMER pair (parent or link) with such a Zipkin half is two hops through that
-  broker, never a direct pair, and the message is counted once per hop: the other, OTel half
-  goes through the broker the Zipkin half names (the producer's when both do), decided when
-  both halves are here. A Zipkin messaging span naming no broker pairs by rule 1 (the linker
-  cannot link it).
+  broker, never a direct pair, and the message is counted once per hop: an OTel other half
+  goes through the broker the Zipkin half names, decided when both halves are here (two Zipkin
+  halves each name their own, as in Zipkin). A Zipkin messaging span naming no broker pairs by
+  rule 1 (the linker cannot link it).
 - The rest is rules 1-6: "user" calls a Zipkin root SERVER (the linker makes no link for it), a
   `peer.service` tag that hides the remote endpoint names the peer (rule 3's order), no client
   link is backfilled, and status ERROR is the error.
