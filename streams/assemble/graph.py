@@ -5,9 +5,9 @@ zipkin_json) gets Zipkin's dependency links (below, "Zipkin-origin traces"); eve
 gets the OpenTelemetry rules, after the Collector's `servicegraphconnector`
 (open-telemetry/opentelemetry-collector-contrib, connector/servicegraphconnector/connector.go,
 itself Grafana Tempo's service-graph processor), numbered below with where we part from it.
-In a trace mixing origins, a Zipkin-origin kind-less span with a remote endpoint service name
-(and a local one) is taken as the CLIENT span it is in Zipkin's model. Whatever the origin, a
-CLIENT span whose child is a CONSUMER is not a client -> server call.
+A trace mixing origins gets the OpenTelemetry rules, its Zipkin-origin spans read as Zipkin's
+model has them ("Traces mixing origins" below). Whatever the origin, a CLIENT span whose child
+is a CONSUMER is not a client -> server call.
 
 A *caller* span is CLIENT or PRODUCER, a *callee* span SERVER or CONSUMER; INTERNAL (and
 UNSPECIFIED) spans are local work.
@@ -92,6 +92,33 @@ of them, over the tree `zipkin2.internal.SpanNode.Builder` builds:
   Zipkin merges spans reported in parts under one id (we keep the first), and backfills the
   shared flag of a SERVER span reported under its client's id without it (we keep the client);
   a span our ingest marked ERROR from `otel.status_code` alone is in error here, not in Zipkin.
+
+**Traces mixing origins** (some spans came through the Zipkin bridge, some not) get the
+OpenTelemetry rules 1-6, each Zipkin-origin span read as Zipkin's model has it:
+
+- M1. A call whose two halves are both here is one call, whatever their origins: the connector
+  pairs a server span with the client span its parent id names (connector.go), and Zipkin's
+  linker skips a client span with children and links its server from it (DependencyLinker.java,
+  `firstRemoteAncestor`); the anchors agree. So a shared server half (`zipkin.shared`, the child
+  of the client span our ingest gives it) under an OTel CLIENT is one call with it, in error
+  when either half is (the connector; Zipkin ignores the client's error for a shared half). Its
+  service's spans that arrived in other payloads stay under the client span (Zipkin's tree moves
+  them below the server half): no call changes, rule 2 names the service between.
+- M2. A Zipkin kind-less span naming both its services is a CLIENT span (`is_zipkin_client`;
+  the linker treats "unknown type of span as a client span if we know both sides"): an OTel
+  SERVER below it pairs with it, one call (Zipkin alone links twice, from the span and from the
+  server); unanswered, it calls its peer (rule 3).
+- M3. A Zipkin PRODUCER or CONSUMER naming its service and its broker (remote endpoint) links to
+  or from that broker, connection `messaging_system`, with its own timing, decided by itself
+  alone (the linker links a messaging span to its broker, never producer to consumer). So a
+  PRODUCER -> CONSUMER pair (parent or link) with such a Zipkin half is two hops through that
+  broker, never a direct pair, and the message is counted once per hop: an OTel other half
+  goes through the broker the Zipkin half names, decided when both halves are here (two Zipkin
+  halves each name their own, as in Zipkin). A Zipkin messaging span naming no broker pairs by
+  rule 1 (the linker cannot link it).
+- The rest is rules 1-6: "user" calls a Zipkin root SERVER (the linker makes no link for it), a
+  `peer.service` tag that hides the remote endpoint names the peer (rule 3's order), no client
+  link is backfilled, and status ERROR is the error.
 
 Timing, errors, exemplar: a paired call takes the caller span's end and duration (one number;
 the connector keeps client and server histograms apart), so a skewed server clock does not
@@ -182,6 +209,7 @@ _CALLER_KINDS = frozenset({"CLIENT", "PRODUCER"})
 _CALLEE_KINDS = frozenset({"SERVER", "CONSUMER"})
 _REMOTE_KINDS = _CALLER_KINDS | _CALLEE_KINDS
 _KINDLESS = frozenset({"INTERNAL", "UNSPECIFIED"})
+_MESSAGING_KINDS = frozenset({"PRODUCER", "CONSUMER"})
 
 
 class EdgeObservation(NamedTuple):
@@ -225,17 +253,39 @@ def _zipkin_remote_service(attributes: dict[str, AttributeValue]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _as_zipkin_client(span: SpanRow) -> SpanRow:
-    """The span as the OpenTelemetry rules read it in a trace mixing origins: a Zipkin-origin
-    kind-less span naming both its services is a CLIENT span (Zipkin's model)."""
-    if (
+def is_zipkin_client(span: SpanRow) -> bool:
+    """Whether a span is a Zipkin-origin kind-less span naming both its services: the client
+    side of a call in Zipkin's model (its DependencyLinker treats it as a CLIENT span)."""
+    return (
         span[SOURCE_FORMAT] == ZIPKIN_FORMAT
         and span[KIND] in _KINDLESS
         and span[SERVICE_NAME] not in ("", UNKNOWN_SERVICE)
-        and _zipkin_remote_service(span[ATTRIBUTES])
-    ):
+        and bool(_zipkin_remote_service(span[ATTRIBUTES]))
+    )
+
+
+def _as_zipkin_client(span: SpanRow) -> SpanRow:
+    """The span as the OpenTelemetry rules read it in a trace mixing origins: a Zipkin client
+    (`is_zipkin_client`) is a CLIENT span."""
+    if is_zipkin_client(span):
         return (*span[:KIND], "CLIENT", *span[KIND + 1 :])
     return span
+
+
+def _zipkin_brokers(spans: Sequence[SpanRow]) -> dict[int, str]:
+    """Index -> broker of each Zipkin-origin PRODUCER or CONSUMER span naming both its service
+    and its broker (remote endpoint): the messaging spans Zipkin links to their broker."""
+    brokers: dict[int, str] = {}
+    for i, span in enumerate(spans):
+        if (
+            span[SOURCE_FORMAT] == ZIPKIN_FORMAT
+            and span[KIND] in _MESSAGING_KINDS
+            and span[SERVICE_NAME] not in ("", UNKNOWN_SERVICE)
+        ):
+            broker = _zipkin_remote_service(span[ATTRIBUTES])
+            if broker:
+                brokers[i] = broker
+    return brokers
 
 
 def edges_from_trace(
@@ -264,10 +314,16 @@ def edges_from_trace(
         position = [first[span[SPAN_ID]] for span in unique]
 
     origins = {span[SOURCE_FORMAT] for span in unique}
+    # Mixed origins: Zipkin messaging spans naming their broker (M3 below).
+    brokers: dict[int, str] = {}
+    # A producer whose message goes through a broker its Zipkin consumer named (M3): that
+    # broker and the position deciding it.
+    relayed: dict[int, tuple[str, int]] = {}
     if ZIPKIN_FORMAT in origins:
         if len(origins) == 1:
             return _zipkin_links(structure, position, new_from)
         unique = [_as_zipkin_client(span) for span in unique]
+        brokers = _zipkin_brokers(unique)
 
     # Top-down, for each span: its nearest remote-kind ancestor-or-self; for a local span, the
     # service of the nearest local ancestor of another service before that remote one; and the
@@ -344,6 +400,27 @@ def edges_from_trace(
                 caller_service = None
 
         observations: list[EdgeObservation] = []
+        hop: tuple[str, int] | None = None  # (broker, position deciding it), M3
+        if brokers and kind == "CONSUMER":
+            own = brokers.get(i)
+            if own:
+                hop = (own, position[i])
+            for c in sorted(callers, key=position.__getitem__):
+                broker = own or brokers.get(c)
+                if broker:
+                    decided = callers.pop(c)
+                    answered.add(c)
+                    if c not in brokers:
+                        relayed.setdefault(c, (broker, decided))
+                    if hop is None:
+                        hop = (broker, decided)
+            if hop is not None and hop[1] >= new_from:
+                observations.append(
+                    EdgeObservation(
+                        hop[0], service, connection, callee[END], _duration_ns(callee),
+                        callee[STATUS_CODE] == "ERROR", callee[TRACE_ID], callee[SPAN_ID],
+                    )
+                )  # fmt: skip
         if callers:
             for c in sorted(callers, key=position.__getitem__) if len(callers) > 1 else callers:
                 answered.add(c)
@@ -362,7 +439,7 @@ def edges_from_trace(
                         callee[SPAN_ID],
                     )
                 )
-        else:
+        elif hop is None:
             if caller_service is None:
                 connection = CONNECTION_VIRTUAL_NODE
                 caller_service = _first_text(callee[ATTRIBUTES], VIRTUAL_CLIENT_ATTRIBUTES[kind])
@@ -389,6 +466,16 @@ def edges_from_trace(
         mine = found.get(i)
         if mine is not None:
             edges.extend(mine)
+        elif brokers and (i in brokers or i in relayed) and span[KIND] == "PRODUCER":
+            broker, decided = relayed[i] if i in relayed else (brokers[i], position[i])
+            if decided >= new_from:
+                edges.append(
+                    EdgeObservation(
+                        span[SERVICE_NAME], broker, CONNECTION_MESSAGING, span[END],
+                        _duration_ns(span), span[STATUS_CODE] == "ERROR", span[TRACE_ID],
+                        span[SPAN_ID],
+                    )
+                )  # fmt: skip
         elif span[KIND] in _CALLER_KINDS and i not in answered and position[i] >= new_from:
             attributes = span[ATTRIBUTES]
             peer = _first_text(attributes, VIRTUAL_SERVER_ATTRIBUTES)

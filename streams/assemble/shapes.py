@@ -2,17 +2,19 @@
 look like, learned from the traces emitted, and the structural checks on a held trace.
 
 A trace is whole when its root span has arrived (a root ends last among its synchronous
-descendants), every span's parent is held, every client or producer call whose operation is
-usually answered by an instrumented peer has that peer's span (its child) held, and it holds
-at least the span count its root operation usually has. The Collector's tail sampling waits a
-fixed `decision_wait` instead; trace_idle_ms stays the fallback for traces never whole (an
-uninstrumented peer that used to be instrumented, a shape seen for the first time) and late
-spans still make a later version.
+descendants), every span's parent is held, every client or producer call (a Zipkin client too,
+below) whose operation is usually answered by an instrumented peer has that peer's span (its
+child) held, and it holds at least the span count its root operation usually has. The
+Collector's tail sampling waits a fixed `decision_wait` instead; trace_idle_ms stays the
+fallback for traces never whole (an uninstrumented peer that used to be instrumented, a shape
+seen for the first time) and late spans still make a later version.
 
 What is learned (bounded per key, adapts within a few dozen traces of a change):
 - per root operation (service, name): the most common span count among its recent traces;
-- per calling operation (service, name, kind) of CLIENT and PRODUCER spans: whether its calls
-  mostly have a child span (the server or consumer half), a score clamped to ±PAIRING_CLAMP.
+- per calling operation (service, name, kind) of CLIENT and PRODUCER spans, and of Zipkin
+  clients (kind-less spans naming a remote service, the client side of a call in Zipkin's
+  model, the rule streams.assemble.graph pairs them by): whether its calls mostly have a child
+  span (the server or consumer half), a score clamped to ±PAIRING_CLAMP.
 """
 
 from __future__ import annotations
@@ -20,13 +22,24 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 
-from streams.model.span import KIND, NAME, PARENT_SPAN_ID, SERVICE_NAME, SPAN_ID, SpanRow
+from streams.assemble.graph import is_zipkin_client
+from streams.model.span import (
+    KIND,
+    NAME,
+    PARENT_SPAN_ID,
+    SERVICE_NAME,
+    SOURCE_FORMAT,
+    SPAN_ID,
+    ZIPKIN_FORMAT,
+    SpanRow,
+)
 
 RootOperation = tuple[str, str]
 """A trace's root span's (service, name)."""
 
 CALLING_KINDS = frozenset(("CLIENT", "PRODUCER"))
-"""Span kinds whose remote half (a SERVER or CONSUMER child) another service reports."""
+"""Span kinds whose remote half (a SERVER or CONSUMER child) another service reports; so does
+a Zipkin client (`streams.assemble.graph.is_zipkin_client`: kind-less, naming both services)."""
 
 RECENT_TRACES = 64
 """Span counts remembered per root operation."""
@@ -83,7 +96,9 @@ class TraceShapes:
         parents = {row[PARENT_SPAN_ID] for row in rows}
         pairing = self._pairing
         for row in rows:
-            if row[KIND] in CALLING_KINDS:
+            if row[KIND] in CALLING_KINDS or (
+                row[SOURCE_FORMAT] == ZIPKIN_FORMAT and is_zipkin_client(row)
+            ):
                 key = (row[SERVICE_NAME], row[NAME], row[KIND])
                 score = pairing.get(key, 0) + (1 if row[SPAN_ID] in parents else -1)
                 pairing[key] = max(-PAIRING_CLAMP, min(PAIRING_CLAMP, score))
@@ -101,7 +116,11 @@ class TraceShapes:
                 parents.add(parent)
         for row in rows:
             if (
-                row[KIND] in CALLING_KINDS
+                (
+                    row[KIND] in CALLING_KINDS
+                    # The Zipkin check costs an OTel span one comparison.
+                    or (row[SOURCE_FORMAT] == ZIPKIN_FORMAT and is_zipkin_client(row))
+                )
                 and row[SPAN_ID] not in parents
                 and pairing.get((row[SERVICE_NAME], row[NAME], row[KIND]), 0) > 0
             ):

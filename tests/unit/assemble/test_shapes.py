@@ -4,11 +4,13 @@ a usually-reported server half arrives, and idle stays the fallback."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from streams.assemble.buffer import TraceBuffer
 from streams.assemble.shapes import MIN_TRACES, PAIRING_CLAMP, TraceShapes
 from streams.config import AssemblyConfig
+from streams.ingest.zipkin import spans_from_zipkin_json
 from streams.model.span import Span, SpanRow, make_span, span_row
 
 MS = 1_000_000
@@ -213,3 +215,57 @@ def test_the_usual_count_follows_a_change_of_shape_once_the_old_traces_slid_out(
     for i in range(RECENT_TRACES):
         shapes.learn(("frontend", "GET /"), rows(shop_trace(1000 + i, extra=2)))
     assert shapes.usual_span_count(("frontend", "GET /")) == 6
+
+
+def zipkin_trace(n: int, *, with_server: bool = True, extra: int = 0) -> list[Span]:
+    """Through the Zipkin bridge, each span its own payload: web's root GET / with a kind-less
+    span naming cart (Zipkin's client side of a call, no kind as old Zipkin reporters send it)
+    and cart's server half below it; `extra` more local spans of web."""
+    trace = f"{n:032x}"
+
+    def span(span_id: int, parent: int | None, local: str, **fields: Any) -> Span:
+        raw: dict[str, Any] = {
+            "traceId": trace, "id": f"{n:08x}{span_id:08x}", "name": fields.pop("name"),
+            "timestamp": T0 // 1000 + span_id, "duration": 10,
+            "localEndpoint": {"serviceName": local}, **fields,
+        }  # fmt: skip
+        if parent is not None:
+            raw["parentId"] = f"{n:08x}{parent:08x}"
+        return spans_from_zipkin_json(json.dumps([raw]).encode())[0]
+
+    spans = [
+        span(1, None, "web", name="GET /", kind="SERVER"),
+        span(2, 1, "web", name="GET /cart", remoteEndpoint={"serviceName": "cart"}),
+    ]
+    if with_server:
+        spans.append(span(3, 2, "cart", name="GET /cart", kind="SERVER"))
+    spans.extend(span(4 + i, 1, "web", name="render") for i in range(extra))
+    return spans
+
+
+def test_a_zipkin_client_s_server_half_is_waited_for() -> None:
+    # A kind-less Zipkin span naming its peer is a call in Zipkin's model (the service graph
+    # pairs it so): a trace lacking the server half that such calls usually have is not whole.
+    shapes = TraceShapes()
+    for i in range(MIN_TRACES):
+        shapes.learn(("web", "GET /"), rows(zipkin_trace(i)))
+    whole, no_server = zipkin_trace(50), zipkin_trace(51, with_server=False)
+    assert shapes.is_whole(rows(whole), {s["span_id"] for s in whole})
+    assert not shapes.is_whole(rows(no_server), {s["span_id"] for s in no_server})
+
+
+def test_a_zipkin_trace_whose_server_half_comes_later_goes_once_whole() -> None:
+    clock = Clock()
+    buffer = early_buffer(clock)
+    for i in range(MIN_TRACES):
+        add(buffer, zipkin_trace(1000 + i, extra=1))
+    clock.advance(IDLE_MS)
+    assert len(buffer.sweep()) == MIN_TRACES
+    # The usual 4 spans, but a second render instead of cart's server half: not whole yet.
+    spans = zipkin_trace(7, with_server=False, extra=2)
+    add(buffer, spans)
+    clock.advance(10)
+    assert summary(buffer) == []
+    buffer.add(zipkin_trace(7)[2])
+    clock.advance(10)
+    assert summary(buffer) == [(spans[0]["trace_id"], 1, "complete", True, 5)]
