@@ -51,8 +51,11 @@ class CompactSpans:
     """Encodes spans as compact rows; equal resource maps are held once.
 
     Unless `whole`, rows built from columns keep only what the analyses read: of the span
-    attributes those the service-graph pairing reads (GRAPH_ATTRIBUTES), no events. That is
-    enough for a trace record without spans, and saves a dict per span; spans that leave the
+    attributes those the service-graph pairing reads (GRAPH_ATTRIBUTES, None when there are
+    none), no resource attributes (None), no events. That is enough for a trace record without
+    spans, and saves a dict per span; a row that holds no dict is one the garbage collector
+    stops scanning (CPython untracks a tuple of atoms; any dict, even an empty one, keeps it
+    tracked, and held rows are most of what a gen-1 collection scans). Spans that leave the
     stage whole (records with spans, spans tail sampling keeps) need `whole`."""
 
     def __init__(self, whole: bool = True) -> None:
@@ -86,7 +89,11 @@ class CompactSpans:
         if not n:
             return []
         strings = [sys.intern(s) for s in columns.strings]
-        resource_maps = [self._shared(m) for m in columns.resources.dicts(strings)]
+        if self.whole:
+            resource_maps = [self._shared(m) for m in columns.resources.dicts(strings)]
+            resources = [resource_maps[r] for r in columns.resource.tolist()]
+        else:
+            resources = [None] * n
         events: list[list[Any] | None] = [None] * n
         for index, when, name, attrs in columns.events if self.whole else ():
             bucket = events[index]
@@ -119,14 +126,14 @@ class CompactSpans:
                 [STATUS_CODES[s] for s in columns.status_code.tolist()],
                 text("status_message"),
                 text("service_name"),
-                [resource_maps[r] for r in columns.resource.tolist()],
+                resources,
                 text("scope_name"),
                 text("scope_version"),
                 (
                     columns.attributes.dicts(strings)
                     if self.whole
                     else [
-                        self._shared(m) if m else m
+                        self._shared(m) if m else None
                         for m in columns.attributes.dicts_of(strings, GRAPH_ATTRIBUTES)
                     ]
                 ),

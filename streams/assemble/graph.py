@@ -205,6 +205,8 @@ GRAPH_ATTRIBUTES = frozenset(
 )
 """Every span attribute the pairing reads: all that held spans need to keep of theirs."""
 
+_NO_ATTRIBUTES: dict[str, AttributeValue] = {}
+"""Read for a held slim row's None attributes (streams.assemble.compact); never written."""
 _CALLER_KINDS = frozenset({"CLIENT", "PRODUCER"})
 _CALLEE_KINDS = frozenset({"SERVER", "CONSUMER"})
 _REMOTE_KINDS = _CALLER_KINDS | _CALLEE_KINDS
@@ -260,7 +262,7 @@ def is_zipkin_client(span: SpanRow) -> bool:
         span[SOURCE_FORMAT] == ZIPKIN_FORMAT
         and span[KIND] in _KINDLESS
         and span[SERVICE_NAME] not in ("", UNKNOWN_SERVICE)
-        and bool(_zipkin_remote_service(span[ATTRIBUTES]))
+        and bool(_zipkin_remote_service(span[ATTRIBUTES] or _NO_ATTRIBUTES))
     )
 
 
@@ -282,7 +284,7 @@ def _zipkin_brokers(spans: Sequence[SpanRow]) -> dict[int, str]:
             and span[KIND] in _MESSAGING_KINDS
             and span[SERVICE_NAME] not in ("", UNKNOWN_SERVICE)
         ):
-            broker = _zipkin_remote_service(span[ATTRIBUTES])
+            broker = _zipkin_remote_service(span[ATTRIBUTES] or _NO_ATTRIBUTES)
             if broker:
                 brokers[i] = broker
     return brokers
@@ -442,7 +444,9 @@ def edges_from_trace(
         elif hop is None:
             if caller_service is None:
                 connection = CONNECTION_VIRTUAL_NODE
-                caller_service = _first_text(callee[ATTRIBUTES], VIRTUAL_CLIENT_ATTRIBUTES[kind])
+                caller_service = _first_text(
+                    callee[ATTRIBUTES] or _NO_ATTRIBUTES, VIRTUAL_CLIENT_ATTRIBUTES[kind]
+                )
                 if not caller_service and not callee[PARENT_SPAN_ID]:
                     caller_service = USER_CLIENT
             if caller_service and decided_at >= new_from:
@@ -477,7 +481,7 @@ def edges_from_trace(
                     )
                 )  # fmt: skip
         elif span[KIND] in _CALLER_KINDS and i not in answered and position[i] >= new_from:
-            attributes = span[ATTRIBUTES]
+            attributes = span[ATTRIBUTES] or _NO_ATTRIBUTES
             peer = _first_text(attributes, VIRTUAL_SERVER_ATTRIBUTES)
             if peer:
                 edges.append(
@@ -518,7 +522,8 @@ def _zipkin_links(
     tree_parent = list(parent)
     shared: dict[tuple[str, str], int] = {}
     for i, span in enumerate(unique):
-        if span[KIND] == "SERVER" and span[ATTRIBUTES].get(ZIPKIN_SHARED) is True:
+        attributes = span[ATTRIBUTES] or _NO_ATTRIBUTES
+        if span[KIND] == "SERVER" and attributes.get(ZIPKIN_SHARED) is True:
             shared.setdefault((span[PARENT_SPAN_ID], span[SERVICE_NAME]), i)
     if shared:
         halves = set(shared.values())
@@ -564,7 +569,7 @@ def _zipkin_links(
         kind = span[KIND]
         if kind == "CLIENT" and has_children[i]:
             continue  # its server names the call
-        attributes = span[ATTRIBUTES]
+        attributes = span[ATTRIBUTES] or _NO_ATTRIBUTES
         local = span[SERVICE_NAME] if span[SERVICE_NAME] != UNKNOWN_SERVICE else ""
         peer = _zipkin_remote_service(attributes)
         if kind in _KINDLESS:
@@ -616,7 +621,9 @@ def _zipkin_links(
                 and span[PARENT_SPAN_ID] == ancestor[SPAN_ID]
                 and attributes.get(ZIPKIN_SHARED) is not True
             ):
-                error = ancestor[STATUS_CODE] == "ERROR" or ZIPKIN_ERROR in ancestor[ATTRIBUTES]
+                error = ancestor[STATUS_CODE] == "ERROR" or ZIPKIN_ERROR in (
+                    ancestor[ATTRIBUTES] or _NO_ATTRIBUTES
+                )
                 decided = path_decided
         if client and server and decided >= new_from:
             edges.append(

@@ -111,8 +111,10 @@ SPAN_FIELDS = tuple(Span.__annotations__)
 """The span's fields in schema order: the order of a SpanRow."""
 
 SpanRow = tuple[Any, ...]
-"""A span as a tuple in SPAN_FIELDS order, events and links None when empty: the form trace
-assembly holds and analyses (no dict per span; `span_from_row` gives the dict back)."""
+"""A span as a tuple in SPAN_FIELDS order, events and links None when empty (and, in the slim
+rows assembly holds by default, attributes and resource attributes None: see
+streams.assemble.compact): the form trace assembly holds and analyses (no dict per span;
+`span_from_row` gives the dict back)."""
 
 (
     TRACE_ID, SPAN_ID, PARENT_SPAN_ID, TRACE_STATE, NAME, KIND, START, END, STATUS_CODE,
@@ -144,6 +146,8 @@ def span_rows(spans: Sequence[Span] | Sequence[SpanRow]) -> Sequence[SpanRow]:
 def span_from_row(row: SpanRow) -> Span:
     """The span dict of a row (fresh event and link lists; shared attribute maps)."""
     span: dict[str, Any] = dict(zip(SPAN_FIELDS, row, strict=True))
+    span["attributes"] = row[ATTRIBUTES] or {}
+    span["resource_attributes"] = row[RESOURCE_ATTRIBUTES] or {}
     span["events"] = list(row[EVENTS] or ())
     span["links"] = list(row[LINKS] or ())
     return span  # type: ignore[return-value]
