@@ -72,7 +72,8 @@ class AttributeColumns:
             mask = types == kind
             chosen = values[mask]
             if kind == STRING:
-                out[mask] = np.array(strings, dtype=object)[chosen]
+                # Picked one by one: an object array of every string costs the whole table.
+                out[mask] = [strings[i] for i in chosen.tolist()]
             elif kind == LONG:
                 out[mask] = chosen.astype(object)
             elif kind == DOUBLE:
@@ -108,8 +109,11 @@ class AttributeColumns:
         per map."""
         empty: dict[str, AttributeValue] = {}
         out = [empty] * self.maps
-        wanted_ids = [i for i, text in enumerate(strings) if text in wanted]
-        if not wanted_ids or not len(self.keys):
+        if not len(self.keys):
+            return out
+        # The batch's distinct keys, not its whole string table (values, names, ids...).
+        wanted_ids = [k for k in np.unique(self.keys).tolist() if strings[k] in wanted]
+        if not wanted_ids:
             return out
         hits = np.flatnonzero(np.isin(self.keys, wanted_ids))
         if not len(hits):
