@@ -49,6 +49,8 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("edge partials sent", "tracepipe_edges_partials_sent_total", ""),
     ("edge windows emitted", "tracepipe_edges_windows_emitted_total", ""),
     ("edge windows stored", "tracepipe_edges_windows_stored_total", ""),
+    ("origin windows stored", "tracepipe_origins_windows_stored_total", ""),
+    ("span intake held back for the sweep (ms)", "tracepipe_span_intake_wait_ms_total", ""),
 )  # fmt: skip
 """Per-stage rates a report shows: (label, counter, labels; "" sums every label set)."""
 
