@@ -11,10 +11,11 @@ versions were already published, for two reasons:
 - a late span must start the next version, not version 1 again: that needs the version, for
   `tombstone_retention_ms` as the in-memory tombstones keep it.
 
-So a sweep writes, per trace partition, two records: `<partition>/<at>/<seq>/s` (trace ids and
-packed span ids, deleted past the horizon) and `<partition>/<at>/<seq>/v` (trace ids and
-versions, deleted past tombstone retention or when more than `max_tombstones` traces are
-marked). A few records per sweep instead of several per trace and span batch.
+So a sweep writes, per trace partition, two records (two per ~512 KiB of marks):
+`<partition>/<at>/<seq>/s` (trace ids and packed span ids, deleted past the horizon) and
+`<partition>/<at>/<seq>/v` (trace ids and versions, deleted past tombstone retention or when
+more than `max_tombstones` traces are marked). A few records per sweep instead of several per
+trace and span batch.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from streams.assemble.buffer import Mark
 
 _SPANS = "s"
 _VERSIONS = "v"
+
+MARKS_RECORD_MAX_BYTES = 512 * 1024
+"""About the most bytes of marks one record carries: far under the producer's 1 MiB request
+size. A drain's sweep can make tens of thousands of traces' marks due at once (their edge
+windows close together): as one record (1.1 MB) it crashed the worker's producer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +67,21 @@ class EmittedMarks:
         return len(self._spans) + len(self._versions)
 
     def records(self, partition: int, marks: list[Mark], at_ns: int) -> list[tuple[bytes, bytes]]:
-        """The two records (key, value) that make one partition's marks of a sweep durable."""
-        self._seq += 1
-        stem = f"{partition}/{at_ns}/{self._seq}/"
-        spans_key = (stem + _SPANS).encode()
-        versions_key = (stem + _VERSIONS).encode()
-        self._spans.append(_Record(spans_key, at_ns, len(marks)))
-        self._versions.append(_Record(versions_key, at_ns, len(marks)))
-        self._marked += len(marks)
-        return [
-            (spans_key, pickle.dumps([(m[0], m[3]) for m in marks], pickle.HIGHEST_PROTOCOL)),
-            (versions_key, pickle.dumps([(m[0], m[1]) for m in marks], pickle.HIGHEST_PROTOCOL)),
-        ]
+        """The records (key, value) that make one partition's marks of a sweep durable: two per
+        MARKS_RECORD_MAX_BYTES of marks."""
+        out: list[tuple[bytes, bytes]] = []
+        for chunk in _chunks(marks, MARKS_RECORD_MAX_BYTES):
+            self._seq += 1
+            stem = f"{partition}/{at_ns}/{self._seq}/"
+            spans_key = (stem + _SPANS).encode()
+            versions_key = (stem + _VERSIONS).encode()
+            self._spans.append(_Record(spans_key, at_ns, len(chunk)))
+            self._versions.append(_Record(versions_key, at_ns, len(chunk)))
+            self._marked += len(chunk)
+            spans = pickle.dumps([(m[0], m[3]) for m in chunk], pickle.HIGHEST_PROTOCOL)
+            versions = pickle.dumps([(m[0], m[1]) for m in chunk], pickle.HIGHEST_PROTOCOL)
+            out += [(spans_key, spans), (versions_key, versions)]
+        return out
 
     def expired(self, now_ns: int) -> list[bytes]:
         """Keys of records to delete now: span ids past the horizon, versions past retention
@@ -118,3 +127,18 @@ class EmittedMarks:
         self._versions.extend(sorted(version_records, key=lambda r: r.at_ns))
         self._marked = sum(r.traces for r in version_records)
         return marks
+
+
+def _chunks(marks: list[Mark], max_bytes: int) -> Iterable[list[Mark]]:
+    # Sized by the trace id and packed span ids a mark carries, plus pickle's framing.
+    chunk: list[Mark] = []
+    size = 0
+    for mark in marks:
+        weight = len(mark[0]) + len(mark[3]) + 16
+        if chunk and size + weight > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(mark)
+        size += weight
+    if chunk:
+        yield chunk

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from streams.assemble.marks import EmittedMarks, mark_partition
+from streams.assemble.marks import MARKS_RECORD_MAX_BYTES, EmittedMarks, mark_partition
 from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.hold import SourceHold
@@ -20,6 +20,19 @@ from streams.worker.assemble import HeldBatch
 
 MS = 1_000_000
 TRACES = [f"{i + 1:032x}" for i in range(4)]
+
+
+def test_a_sweep_s_many_marks_go_in_records_a_producer_can_send() -> None:
+    # A drain made ~15,000 traces' marks of a partition due at once: one 1.1 MB record crashed
+    # the producer (1 MiB requests). Each record stays near the bound; every mark comes back.
+    many = [(f"{i:032x}", 1, 10, bytes(8) * 9) for i in range(30_000)]
+    marks = EmittedMarks(span_ids_horizon_ns=100, retention_ns=1000, max_marks=100_000)
+    records = marks.records(2, many, at_ns=10)
+    assert len(records) > 2 and len({key for key, _ in records}) == len(records)
+    assert max(len(value) for _, value in records) < MARKS_RECORD_MAX_BYTES + 64 * 1024
+    assert {mark_partition(key) for key, _ in records} == {2}
+    assert sorted(EmittedMarks(100, 1000, 100_000).restore(records)) == sorted(many)
+    assert marks.record_count == len(records)
 
 
 def test_mark_records_restore_the_marks_and_expire_by_age_and_count() -> None:
