@@ -29,6 +29,7 @@ from streams.assemble.graph import edges_from_trace
 from streams.ingest.zipkin import spans_from_zipkin_json
 from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span, make_span
+from tests.unit.assemble.golden_layout import dump_payload_cases
 from tests.unit.assemble.test_graph_zipkin import (
     BASE_US,
     TRACE_ID,
@@ -80,23 +81,8 @@ def case_spans(case: dict[str, Any]) -> list[Span]:
 
 def dump_cases(cases: list[dict[str, Any]]) -> str:
     """The cases as JSON with one span or edge per line."""
-    out = []
-    for case in cases:
-        lines = ["  {"]
-        for key in ("name", "description", "new_from"):
-            lines.append(f"    {json.dumps(key)}: {json.dumps(case[key])},")
-        payloads = ",\n".join(
-            "      [\n" + ",\n".join(f"        {json.dumps(row)}" for row in payload) + "\n      ]"
-            for payload in case["zipkin"]
-        )
-        lines.append(f'    "zipkin": [\n{payloads}\n    ],')
-        for key in ("otel", "edges"):
-            rows = ",\n".join(f"      {json.dumps(row)}" for row in case[key])
-            end = "," if key == "otel" else ""
-            lines.append(f'    "{key}": [\n{rows}\n    ]{end}' if rows else f'    "{key}": []{end}')
-        lines.append("  }")
-        out.append("\n".join(lines))
-    return "[\n" + ",\n".join(out) + "\n]\n"
+    scalars = ("name", "description", "new_from")
+    return dump_payload_cases(cases, scalars, "zipkin", ("otel", "edges"))
 
 
 CASES: list[dict[str, Any]] = json.loads(GOLDEN.read_text())

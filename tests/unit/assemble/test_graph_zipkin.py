@@ -33,6 +33,7 @@ from streams.assemble.record import build_trace_record
 from streams.ingest.zipkin import ORIGINAL_SPAN_ID_ATTRIBUTE, spans_from_zipkin_json
 from streams.model.column_codec import columns_from_spans
 from streams.model.span import Span, make_span
+from tests.unit.assemble.golden_layout import dump_payload_cases
 
 GOLDEN = Path(__file__).resolve().parents[2] / "testdata" / "assemble" / "graph_zipkin.json"
 UPDATE = os.environ.get("TRACEPIPE_UPDATE_GOLDEN") == "1"
@@ -105,23 +106,8 @@ def links_of(edges: list[dict[str, Any]]) -> list[list[Any]]:
 
 def dump_cases(cases: list[dict[str, Any]]) -> str:
     """The cases as JSON with one span, link or edge per line."""
-    out = []
-    for case in cases:
-        lines = ["  {"]
-        for key in ("name", "anchor", "description"):
-            lines.append(f"    {json.dumps(key)}: {json.dumps(case[key])},")
-        payloads = ",\n".join(
-            "      [\n" + ",\n".join(f"        {json.dumps(row)}" for row in payload) + "\n      ]"
-            for payload in case["payloads"]
-        )
-        lines.append(f'    "payloads": [\n{payloads}\n    ],')
-        for key in ("links", "edges"):
-            rows = ",\n".join(f"      {json.dumps(row)}" for row in case[key])
-            end = "," if key == "links" else ""
-            lines.append(f'    "{key}": [\n{rows}\n    ]{end}' if rows else f'    "{key}": []{end}')
-        lines.append("  }")
-        out.append("\n".join(lines))
-    return "[\n" + ",\n".join(out) + "\n]\n"
+    scalars = ("name", "anchor", "description")
+    return dump_payload_cases(cases, scalars, "payloads", ("links", "edges"))
 
 
 CASES: list[dict[str, Any]] = json.loads(GOLDEN.read_text())
