@@ -9,13 +9,15 @@ counts for both, so shares can add up to more than 100%.
 The error-origin windows (tracepipe_error_origin_windows, aggregated in the latency windows'
 pipeline) answer the same per operation and window without reading trace rows:
 `windowed_origins` sums them over a range (what error-rate alerts carry), `operation_origins`
-gives each of a service's operations its error traces and top origin.
+gives each of a service's operations its error traces and top origin, `service_origins` each
+service its top origin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from streams.query import Reader, quote, time_range
 from streams.sink.traces import ERROR_ORIGINS
@@ -184,6 +186,27 @@ class OperationErrors:
     top_traces: int
 
 
+def _top_origins(
+    rows: Sequence[dict[str, Any]], key: str
+) -> dict[str, tuple[int, int, str, str]]:
+    """Per `key` value of rows summed by (key, origin, origin_op): its error traces (the row
+    without origin), and the traces, service and operation of its top origin (0, "", "" when
+    none is stored)."""
+    totals: dict[str, int] = {}
+    origins: dict[str, list[tuple[int, str, str]]] = {}
+    for r in rows:
+        name, traces = str(r[key]), int(r["traces"])
+        if r["origin"]:
+            origins.setdefault(name, []).append((traces, str(r["origin"]), str(r["origin_op"])))
+        else:
+            totals[name] = traces
+    # Most traces first; ties in name order, for a stable answer.
+    return {
+        name: (total, *min(origins.get(name, [(0, "", "")]), key=lambda t: (-t[0], t[1], t[2])))
+        for name, total in totals.items()
+    }
+
+
 def operation_origins(
     reader: Reader, service: str, since_ns: int, until_ns: int
 ) -> list[OperationErrors]:
@@ -195,21 +218,46 @@ def operation_origins(
         f"WHERE {time_range('WindowStart', since_ns, until_ns)} "
         f"AND ServiceName = {quote(service)} GROUP BY operation, origin, origin_op"
     )
-    totals: dict[str, int] = {}
-    origins: dict[str, list[tuple[int, str]]] = {}
-    for r in rows:
-        operation, traces = str(r["operation"]), int(r["traces"])
-        if r["origin"]:
-            origin = f"{r['origin']}/{r['origin_op']}"
-            origins.setdefault(operation, []).append((traces, origin))
-        else:
-            totals[operation] = traces
-    found = []
-    for operation, total in totals.items():
-        # Most traces first; ties in name order, for a stable answer.
-        traces, origin = min(origins.get(operation, [(0, "-")]), key=lambda t: (-t[0], t[1]))
-        found.append(OperationErrors(operation, total, origin, traces))
+    found = [
+        OperationErrors(operation, total, f"{origin}/{origin_op}" if traces else "-", traces)
+        for operation, (total, traces, origin, origin_op) in _top_origins(rows, "operation").items()
+    ]
     return sorted(found, key=lambda o: (-o.error_traces, o.operation))
+
+
+@dataclass(frozen=True)
+class ServiceErrors:
+    """A service with errors in the error-origin windows, and where most of them originated."""
+
+    service: str
+    error_traces: int
+    """Its error traces, counted once per window and operation where errors were seen."""
+    origin_service: str
+    origin_operation: str
+    origin_traces: int
+    """Of those, the ones with an origin at origin_service/origin_operation (the top one)."""
+
+    @property
+    def share(self) -> float:
+        """The top origin's share of the service's error traces, 0..1."""
+        return self.origin_traces / self.error_traces if self.error_traces else 0.0
+
+
+def service_origins(reader: Reader, since_ns: int, until_ns: int) -> dict[str, ServiceErrors]:
+    """Every service with errors in the final origin windows starting in [since, until), by
+    name, with its top origin: one query for all services (the web view's services page)."""
+    # A service's operations add up: a trace seen erring at two of its operations counts twice
+    # in both the service's total and its origin's traces, so a share stays within 0..1.
+    rows = reader.query_dicts(
+        "SELECT ServiceName AS service, OriginService AS origin, OriginOperation AS origin_op, "
+        f"sum(Traces) AS traces FROM {ERROR_ORIGIN_WINDOWS} FINAL "
+        f"WHERE {time_range('WindowStart', since_ns, until_ns)} "
+        "GROUP BY service, origin, origin_op"
+    )
+    return {
+        service: ServiceErrors(service, total, origin, origin_op, traces)
+        for service, (total, traces, origin, origin_op) in _top_origins(rows, "service").items()
+    }
 
 
 def operation_rows(operations: Sequence[OperationErrors]) -> list[dict[str, str]]:

@@ -11,7 +11,7 @@ from streams.assemble.record import build_trace_record
 from streams.model.span import Span
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.sink.traces import TRACES, TRACES_COLUMNS, trace_row
-from streams.sink.windows import EDGES, LATENCY
+from streams.sink.windows import EDGES, ERROR_ORIGIN_WINDOWS, LATENCY
 from streams.warehouse import Warehouse
 
 StoreTrace = Callable[..., None]
@@ -20,7 +20,7 @@ StoreTrace = Callable[..., None]
 @pytest.fixture
 def web_tables(migrated_warehouse: Warehouse) -> Warehouse:
     """The migrated warehouse with spans, traces and windows emptied."""
-    for table in (OTEL_TRACES, TRACES, LATENCY, EDGES):
+    for table in (OTEL_TRACES, TRACES, LATENCY, EDGES, ERROR_ORIGIN_WINDOWS):
         migrated_warehouse.execute(f"TRUNCATE TABLE {table}")
     return migrated_warehouse
 

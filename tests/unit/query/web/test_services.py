@@ -1,5 +1,6 @@
 """The services page: RED per service and per operation from stored latency windows, error
-rates from 1% in red, slowest traces linked, escaping, and the empty and bad-range pages."""
+rates from 1% in red, slowest traces linked, where each service's errors originate, escaping,
+and the empty and bad-range pages."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import time
 
 from streams.config import Settings
 from streams.query.web.services import services_page
+from streams.sink.windows import ERROR_ORIGIN_WINDOWS, ERROR_ORIGIN_WINDOWS_COLUMNS
 from streams.warehouse import Warehouse
-from tests.unit.query.test_windows import MS, latency, store
+from tests.unit.query.test_windows import MS, T0, WINDOW_NS, latency, store
 from tests.unit.query.web.dom import parse, select
 
 SETTINGS = Settings()
@@ -58,6 +60,52 @@ def test_services_and_operations_with_red_numbers(web_tables: Warehouse) -> None
     assert slowest[0] == f"/ui/trace/{300 * MS:032x}"
     searches = [a.attrs["href"] for a in select(page.html, "a") if "operation=" in a.attrs["href"]]
     assert searches[0] == "/ui/?service=cart&operation=GET+%2Fcart"
+
+
+def origin_window(
+    window: int, seen_at: tuple[str, str], origin: tuple[str, str], traces: int, emitted: int = 1
+) -> tuple[object, ...]:
+    """A tracepipe_error_origin_windows row; origin ("", "") is the count of error traces."""
+    start = T0 + window * WINDOW_NS
+    return (start, start + WINDOW_NS, *seen_at, *origin, traces, [f"{traces:032x}"], emitted)
+
+
+def test_each_service_says_where_its_errors_originate(web_tables: Warehouse) -> None:
+    store(
+        web_tables,
+        latency([10 * MS] * 10, key=("checkout", "POST /checkout", "SERVER", "error"), errors=10),
+        latency([2 * MS] * 8, key=("inventory", "Reserve", "SERVER", "error"), errors=8),
+        latency([MS] * 100, key=("web", "GET /", "SERVER", "ok")),
+    )
+    post, reserve, nothing = ("checkout", "POST /checkout"), ("inventory", "Reserve"), ("", "")
+    web_tables.insert(
+        ERROR_ORIGIN_WINDOWS,
+        ERROR_ORIGIN_WINDOWS_COLUMNS,
+        [
+            # checkout erred in 10 traces over two windows: 8 originated in inventory/Reserve.
+            origin_window(0, post, nothing, 5),
+            origin_window(0, post, reserve, 4),
+            origin_window(0, post, ("checkout", "validate"), 1),
+            origin_window(1, post, nothing, 5),
+            origin_window(1, post, reserve, 1, emitted=0),  # replaced by the row below: FINAL
+            origin_window(1, post, reserve, 4),
+            origin_window(1, post, ("payments", "Charge"), 1),
+            origin_window(0, reserve, nothing, 8),
+            origin_window(0, reserve, reserve, 8),
+            # Before the page's hour: not counted.
+            origin_window(-400, post, nothing, 50),
+            origin_window(-400, post, ("payments", "Charge"), 50),
+        ],
+    )
+    page = services_page(web_tables, {"since": "1h"}, time.time_ns(), SETTINGS)
+    services = table_rows(page.html, 0)
+    assert [(r[0], r[-1]) for r in services] == [
+        ("checkout", "80% from inventory/Reserve"),
+        ("inventory", "100% from inventory/Reserve"),
+        ("web", ""),  # no errors: nothing
+    ]
+    links = [a.attrs["href"] for a in select(page.html, "a", "origin")]
+    assert links == ["/ui/?since=1h&service=inventory&errors=1"] * 2
 
 
 def test_hostile_names_are_escaped(web_tables: Warehouse) -> None:
