@@ -84,11 +84,6 @@ def main() -> None:
     )
     parser.add_argument("--traces", type=int, default=10_000, help="web-shop traces (generate)")
     parser.add_argument(
-        "--dict-spans",
-        action="store_true",
-        help="hold spans as dicts (assembly.compact_spans=false)",
-    )
-    parser.add_argument(
         "--include-spans",
         action=argparse.BooleanOptionalAction,
         default=AssemblyConfig().include_spans,
@@ -108,11 +103,7 @@ def main() -> None:
     now_ns = time.time_ns()
     traces = [generator.trace(now_ns + i) for i in range(args.traces)]
     spans: list[Span] = [s for t in traces for s in t]
-    config = AssemblyConfig(
-        max_open_traces=args.traces + 1,
-        compact_spans=not args.dict_spans,
-        include_spans=args.include_spans,
-    )
+    config = AssemblyConfig(max_open_traces=args.traces + 1, include_spans=args.include_spans)
     clock = [0]
     stage = AssemblyStage(config, SamplingConfig(), lambda: clock[0])
 
@@ -150,7 +141,7 @@ def main() -> None:
     assert len(finished) == args.traces, len(finished)
     gc.unfreeze()
     emission = emission_figures(finished)
-    name = "assembler" if config.compact_spans else "assembler_dict_spans"
+    name = "assembler"
     if args.incident:
         name += "_incidents"
     record_result(

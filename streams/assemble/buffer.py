@@ -12,9 +12,9 @@ every span; its head is the oldest idle deadline). A sweep pops heads while a de
 passed. Same idea as the Collector's tail-sampling ticker over `decision_wait` with `num_traces`
 as its bound, with exact deadlines instead of one-second batches.
 
-Held spans are span rows (streams.model.span.SpanRow), built by a `SpanCodec` (CompactSpans:
-interned strings, shared resource maps) or plainly from the dicts given; emissions carry the
-rows as held, and the analyses read them without a dict per span.
+Held spans are span rows (streams.model.span.SpanRow) in compact form (CompactSpans: interned
+strings, shared resource maps), given built from columns (`add_held`) or encoded from span dicts
+(`add`); emissions carry the rows as held, and the analyses read them without a dict per span.
 Duplicates (a span id already held for the trace, in any version) are ignored and counted: a
 redelivered span never re-opens an emitted trace. Spans beyond `max_spans_per_trace` are not
 held; each trace counts them (`dropped_span_count`, deliveries: a redelivered span over the cap
@@ -49,9 +49,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from streams.assemble.compact import CompactSpans
 from streams.assemble.shapes import RootOperation, TraceShapes
 from streams.config import AssemblyConfig
-from streams.model.span import NAME, SERVICE_NAME, Span, SpanRow, span_row
+from streams.model.span import NAME, SERVICE_NAME, Span, SpanRow
 
 Completion = Literal["complete", "idle_no_root", "max_age", "evicted"]
 NS_PER_MS = 1_000_000
@@ -90,14 +91,6 @@ def packed_holds(packed: bytes, span_id: str) -> bool:
             return True
         at = packed.find(needle, at + 1)
     return False
-
-
-class SpanCodec(Protocol):
-    """Turns span dicts into the rows the buffer holds (CompactSpans)."""
-
-    def encode(self, record: Span) -> SpanRow:
-        """The held row of one span."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +154,7 @@ class TraceBuffer:
         self,
         config: AssemblyConfig,
         now: Callable[[], int],
-        codec: SpanCodec | None = None,
+        codec: CompactSpans | None = None,
         *,
         tombstone_retention_ms: int | None = None,
         shapes: TraceShapes | None = None,
@@ -169,7 +162,7 @@ class TraceBuffer:
         self._config = config
         self._shapes = shapes
         self._clock = now
-        self._codec = codec
+        self._codec = CompactSpans() if codec is None else codec
         self._idle_ns = config.trace_idle_ms * NS_PER_MS
         self._max_age_ns = config.trace_max_age_ms * NS_PER_MS
         self._late_ns = config.late_retention_ms * NS_PER_MS
@@ -203,7 +196,7 @@ class TraceBuffer:
 
     def add(self, span: Span) -> list[Emission]:
         """Buffer one span dict; return the traces evicted to make room (usually none)."""
-        held = span_row(span) if self._codec is None else self._codec.encode(span)
+        held = self._codec.encode(span)
         return self.add_held(span["trace_id"], span["span_id"], not span["parent_span_id"], held)
 
     def add_held(

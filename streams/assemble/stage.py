@@ -23,7 +23,6 @@ from streams.model.span import (
     TRACE_ID,
     Span,
     span_from_row,
-    span_row,
 )
 
 
@@ -60,7 +59,7 @@ class AssemblyStage:
         self._now = now
         # Spans leave the stage whole only in records with spans and as tail-sampled spans.
         whole = assembly.include_spans or sampling.enabled
-        self._compact = CompactSpans(whole) if assembly.compact_spans else None
+        self._compact = CompactSpans(whole)
         self.buffer = TraceBuffer(
             assembly,
             now,
@@ -85,18 +84,6 @@ class AssemblyStage:
         `source` (a SpanSource) is counted by every trace they feed until it is emitted."""
         add = self.buffer.add_held
         evicted = self._evicted
-        if self._compact is None:
-            for span in columns.spans():
-                evicted.extend(
-                    add(
-                        span["trace_id"],
-                        span["span_id"],
-                        not span["parent_span_id"],
-                        span_row(span),
-                        source,
-                    )
-                )
-            return
         for held in self._compact.encode_columns(columns):
             evicted.extend(
                 add(held[TRACE_ID], held[SPAN_ID], not held[PARENT_SPAN_ID], held, source)

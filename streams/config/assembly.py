@@ -37,9 +37,6 @@ class AssemblyConfig:
         "reported server half held, its root operation's usual span count), not trace_idle_ms "
         "after its last span",
     )
-    compact_spans: bool = setting(
-        True, "hold spans as compact rows: repeated strings interned, equal maps shared"
-    )
     include_spans: bool = setting(
         False,
         "trace records on tracepipe.traces carry full spans, for consumers of that topic (off: "

@@ -25,6 +25,11 @@ from streams.config.worker import WorkerConfig
 from streams.errors import ConfigError
 from streams.paths import HOME_DEFAULT, HOME_VARIABLE, IN_HOME, resolve_path
 
+REMOVED_SETTINGS: dict[str, str] = {
+    "assembly.compact_spans": "spans are always held compact",
+}
+"""Settings that are gone, with why nothing replaces them: giving one is an error that says so."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -164,6 +169,13 @@ def load_settings(
             if not isinstance(given, dict):
                 raise ConfigError(f"config section [{section}] must be a table of keys")
             for key, raw in given.items():
+                removed = REMOVED_SETTINGS.get(f"{section}.{key}")
+                if removed is not None:
+                    raise ConfigError(
+                        f"setting {section}.{key} was removed and needs no replacement "
+                        f"({removed}); delete it from the config file or unset "
+                        f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+                    )
                 if key not in known:
                     raise ConfigError(
                         f"unknown setting {section}.{key}; known keys are: "

@@ -12,9 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.assemble.buffer import Emission, TraceBuffer
-from streams.assemble.compact import CompactSpans
 from streams.config import AssemblyConfig
-from streams.model.span import SPAN_ID, Span, make_span
+from streams.model.span import RESOURCE_ATTRIBUTES, SPAN_ID, Span, make_span
 
 GOLDEN = Path(__file__).parents[2] / "testdata" / "assemble" / "buffer_scenarios.json"
 SCENARIOS: dict[str, Any] = json.loads(GOLDEN.read_text())["scenarios"]
@@ -80,17 +79,18 @@ def test_golden_scenario(name: str) -> None:
     assert run_steps(buffer, clock, scenario["steps"]) == scenario["emissions"]
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
-def test_golden_scenario_with_compact_rows_held(name: str) -> None:
-    scenario = SCENARIOS[name]
+def test_span_dicts_are_held_in_the_one_compact_form() -> None:
     clock = Clock()
-    buffer = TraceBuffer(
-        AssemblyConfig(**scenario["config"]),
-        clock,
-        CompactSpans(),
-        tombstone_retention_ms=scenario.get("tombstone_retention_ms"),
-    )
-    assert run_steps(buffer, clock, scenario["steps"]) == scenario["emissions"]
+    buffer = TraceBuffer(AssemblyConfig(trace_idle_ms=100), clock)
+    resource = {"service.name": "svc", "host": "h1"}
+    for span_id in ("a" * 16, "b" * 16):
+        buffer.add(span("1" * 32, span_id, resource_attributes=dict(resource)))
+    clock.advance(200)
+    (emission,) = buffer.sweep()
+    first, second = emission.spans
+    # Equal resource maps are held once, as CompactSpans holds rows built from columns.
+    assert first[RESOURCE_ATTRIBUTES] == resource
+    assert first[RESOURCE_ATTRIBUTES] is second[RESOURCE_ATTRIBUTES]
 
 
 def test_clock_stepping_back_does_not_reorder_deadlines() -> None:

@@ -132,6 +132,15 @@ def test_invalid_environment_value() -> None:
         load_settings(env={"TRACEPIPE_WORKER_WEB_PORT": "70000"})
 
 
+def test_removed_setting_from_environment_says_it_is_gone() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"TRACEPIPE_ASSEMBLY_COMPACT_SPANS": "false"})
+    message = str(info.value)
+    assert "assembly.compact_spans was removed and needs no replacement" in message
+    assert "unset TRACEPIPE_ASSEMBLY_COMPACT_SPANS" in message
+    assert "\n" not in message
+
+
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings("/nonexistent/tracepipe.toml", env={})
