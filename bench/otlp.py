@@ -4,7 +4,7 @@ Collector's topic and tracepipe's `otlp` topic with the same spans."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -18,7 +18,7 @@ _KIND: dict[str, Any] = {kind: number for number, kind in enumerate(SPAN_KINDS)}
 _STATUS: dict[str, Any] = {code: number for number, code in enumerate(STATUS_CODES)}
 
 
-def _set_value(target: AnyValue, value: AttributeValue) -> None:
+def _set_value(target: AnyValue, value: AttributeValue | dict[str, Any]) -> None:
     # bool before int: a bool is an int to isinstance.
     if isinstance(value, str):
         target.string_value = value
@@ -31,12 +31,17 @@ def _set_value(target: AnyValue, value: AttributeValue) -> None:
     elif isinstance(value, bytes):
         target.bytes_value = value
     elif isinstance(value, list):
+        target.array_value.SetInParent()  # an empty array is an array, not an empty value
         for item in value:
             _set_value(target.array_value.values.add(), item)
+    elif isinstance(value, dict):  # a map (kvlist), as streams.ingest.otlp decodes one
+        target.kvlist_value.SetInParent()
+        set_attributes(target.kvlist_value.values, value)
     # None stays an empty AnyValue.
 
 
-def _set_attributes(target: Any, attributes: dict[str, AttributeValue]) -> None:
+def set_attributes(target: Any, attributes: Mapping[str, AttributeValue | dict[str, Any]]) -> None:
+    """Add `attributes` (maps as dicts) to a repeated KeyValue field."""
     for key, value in attributes.items():
         pair: KeyValue = target.add()
         pair.key = key
@@ -55,18 +60,18 @@ def _fill_span(pb: OtlpSpan, span: Span) -> None:
     pb.end_time_unix_nano = span["end_time_unix_nano"]
     pb.status.code = _STATUS[span["status_code"]]
     pb.status.message = span["status_message"]
-    _set_attributes(pb.attributes, span["attributes"])
+    set_attributes(pb.attributes, span["attributes"])
     for event in span["events"]:
         pb_event = pb.events.add()
         pb_event.time_unix_nano = event["time_unix_nano"]
         pb_event.name = event["name"]
-        _set_attributes(pb_event.attributes, event["attributes"])
+        set_attributes(pb_event.attributes, event["attributes"])
     for link in span["links"]:
         pb_link = pb.links.add()
         pb_link.trace_id = bytes.fromhex(link["trace_id"])
         pb_link.span_id = bytes.fromhex(link["span_id"])
         pb_link.trace_state = link["trace_state"]
-        _set_attributes(pb_link.attributes, link["attributes"])
+        set_attributes(pb_link.attributes, link["attributes"])
 
 
 def otlp_request(spans: Sequence[Span]) -> bytes:
@@ -81,7 +86,7 @@ def otlp_request(spans: Sequence[Span]) -> bytes:
         resource_spans = resources.get(resource_key)
         if resource_spans is None:
             resource_spans = resources[resource_key] = request.resource_spans.add()
-            _set_attributes(resource_spans.resource.attributes, span["resource_attributes"])
+            set_attributes(resource_spans.resource.attributes, span["resource_attributes"])
         scope_key = (resource_key, span["scope_name"], span["scope_version"])
         scope_spans = scopes.get(scope_key)
         if scope_spans is None:

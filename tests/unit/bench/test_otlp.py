@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bench.otlp import otlp_request, otlp_requests, whole_traces
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from bench.otlp import otlp_request, otlp_requests, set_attributes, whole_traces
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.ingest.otlp import spans_from_otlp_proto
@@ -57,3 +59,20 @@ def test_a_trace_larger_than_a_request_travels_alone() -> None:
     big = [make_span("aa" * 16, f"{i:016x}", "op", "svc", 1, 2) for i in range(5)]
     small = [make_span("bb" * 16, f"{i + 10:016x}", "op", "svc", 1, 2) for i in range(2)]
     assert [len(run) for run in whole_traces(small + big + small[:1], 3)] == [2, 5, 1]
+
+
+def test_empty_arrays_and_maps_are_sent_as_arrays_and_maps() -> None:
+    # An unset oneof is an empty value, which the Collector writes as '' (an empty array: '[]').
+    request = ExportTraceServiceRequest()
+    attributes = request.resource_spans.add().resource.attributes
+    set_attributes(attributes, {"array": [], "map": {}, "nested": [[], {"k": {}}], "empty": None})
+    kinds = {pair.key: pair.value.WhichOneof("value") for pair in attributes}
+    assert kinds == {
+        "array": "array_value",
+        "map": "kvlist_value",
+        "nested": "array_value",
+        "empty": None,
+    }
+    nested = attributes[2].value.array_value.values
+    assert [v.WhichOneof("value") for v in nested] == ["array_value", "kvlist_value"]
+    assert nested[1].kvlist_value.values[0].value.WhichOneof("value") == "kvlist_value"
