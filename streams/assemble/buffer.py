@@ -325,6 +325,9 @@ class TraceBuffer:
         previous, trace.emitted_span_count = trace.emitted_span_count, len(spans)
         if self._shapes is not None and completion == "complete" and trace.root is not None:
             self._shapes.learn(trace.root, spans, whole)
+        if len(self._retained) > self._config.max_retained_traces:
+            # The caps hold between sweeps too: a flood evicts faster than sweeps expire.
+            self._expire(self._last_now)
         return Emission(
             trace_id=trace_id,
             version=trace.version,

@@ -93,6 +93,20 @@ def test_span_dicts_are_held_in_the_one_compact_form() -> None:
     assert first[RESOURCE_ATTRIBUTES] is second[RESOURCE_ATTRIBUTES]
 
 
+def test_a_flood_of_evictions_keeps_the_retained_and_tombstone_caps_between_sweeps() -> None:
+    # 300 one-span traces before any sweep: the open cap evicts 290, and the retained and
+    # tombstone caps must hold without waiting for a sweep (a reliability run saw 19,000
+    # retained under a cap of 2,000 while the sweep waited on the writer).
+    clock = Clock()
+    config = AssemblyConfig(max_open_traces=10, max_retained_traces=20, max_tombstones=40)
+    buffer = TraceBuffer(config, clock)
+    evicted = [e for i in range(300) for e in buffer.add(span(f"{i:032x}", "r"))]
+    assert len(evicted) == 290
+    assert buffer.open_trace_count == 10
+    assert buffer.retained_trace_count <= 20
+    assert buffer.tombstone_count <= 40
+
+
 def test_clock_stepping_back_does_not_reorder_deadlines() -> None:
     clock = Clock()
     buffer = TraceBuffer(AssemblyConfig(trace_idle_ms=100, trace_max_age_ms=1000), clock)
