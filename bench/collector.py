@@ -63,6 +63,16 @@ COLLECTOR_SAMPLE_S = 0.1
 """The Collector drains a backlog in seconds: it is read more often than a worker."""
 
 
+def stop_collector(process: subprocess.Popen[bytes]) -> None:
+    """Stop a Collector process: SIGTERM, then SIGKILL if it has not exited within 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def collector_binary(explicit: str | None) -> Path:
     """The Collector to run: --otelcol, else $TRACEPIPE_OTELCOL, else .peers/otelcol."""
     return Path(explicit or os.environ.get("TRACEPIPE_OTELCOL") or DEFAULT_COLLECTOR)
@@ -187,12 +197,7 @@ def run_collector(
                 )
             time.sleep(COLLECTOR_SAMPLE_S)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_collector(process)
     start = drain_start(readings)
     result = {
         "label": "collector",

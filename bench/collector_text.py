@@ -39,7 +39,7 @@ from bench.attribute_text import (
     random_value,
 )
 from bench.broker import bench_broker
-from bench.collector import collector_binary, missing_collector_line
+from bench.collector import collector_binary, missing_collector_line, stop_collector
 from bench.otlp import set_attributes
 from bench.record import record_result
 from streams.broker.probe import free_port
@@ -250,12 +250,7 @@ def main() -> None:
                 spans += count
             rows = stored_texts(worker, spans, args.timeout_s)
         finally:
-            collector.terminate()
-            try:
-                collector.wait(30)
-            except subprocess.TimeoutExpired:
-                collector.kill()
-                collector.wait()
+            stop_collector(collector)
             if worker.process is not None:
                 worker.stop()
     compared, differing = compare(rows, values, expected)
