@@ -219,7 +219,7 @@ class TraceRecordEncoder:
 
     def encode(self, record: TraceRecord) -> bytes:
         """Schemaless Avro bytes of the record, as AvroCodec(TRACE_SCHEMA).encode writes them."""
-        return self.encode_many([record])[0]
+        return self._encode_one(record)
 
     def encode_many(self, records: Sequence[TraceRecord]) -> list[bytes]:
         """`encode` of each record; their long fields (mostly nanosecond times) are encoded
@@ -231,8 +231,8 @@ class TraceRecordEncoder:
             return [self._encode_one(r) for r in records]
 
     def _encode_one(self, record: TraceRecord) -> bytes:
-        # The fallback: a record the hand path does not take goes through fastavro, which writes
-        # the same bytes or raises its own error.
+        # A record alone (and each of a slice the array path refused): one the hand path does
+        # not take goes through fastavro, which writes the same bytes or raises its own error.
         try:
             return self._encode(record, iter(avro_longs(_long_fields([record]))).__next__)
         except (TypeError, KeyError, AttributeError, OverflowError, IndexError, ValueError):

@@ -9,6 +9,7 @@ import pytest
 
 from streams.assemble.record import (
     TRACE_SCHEMA,
+    TraceRecord,
     TraceRecordEncoder,
     build_trace_record,
     encode_within,
@@ -27,6 +28,21 @@ from streams.model.span_encoder import (
 
 CODEC = AvroCodec(TRACE_SCHEMA)
 START_NS = 1_700_000_000_000_000_000
+
+
+def generated_records(seed: int, count: int) -> list[TraceRecord]:
+    """`count` web-shop trace records without spans, a millisecond apart."""
+    generator = TraceGenerator(default_topology(), seed=seed)
+    return [
+        build_trace_record(
+            generator.trace(START_NS + i * 1_000_000),
+            version=1,
+            completion="complete",
+            emitted_at_unix_nano=START_NS + i,
+            include_spans=False,
+        )
+        for i in range(count)
+    ]
 
 
 @pytest.mark.parametrize("include_spans", [True, False])
@@ -72,17 +88,7 @@ def test_trace_record_batches_read_back_in_order_and_single_records_still_read()
     from streams.model.codec import AvroCodec as Codec
 
     codec = TraceRecordsCodec()
-    generator = TraceGenerator(default_topology(), seed=5)
-    records = [
-        build_trace_record(
-            generator.trace(START_NS + i * 1_000_000),
-            version=1,
-            completion="complete",
-            emitted_at_unix_nano=START_NS,
-            include_spans=False,
-        )
-        for i in range(7)
-    ]
+    records = generated_records(seed=5, count=7)
     bodies = [codec.single.encode(r) for r in records]
     batches = trace_batches(bodies, max_bytes=3 * max(map(len, bodies)))
     assert len(batches) == 3
@@ -137,17 +143,7 @@ def test_longs_as_arrays_refuse_what_is_not_a_long(odd: object) -> None:
 
 
 def test_many_records_encode_like_each_alone_even_with_one_odd_record() -> None:
-    generator = TraceGenerator(default_topology(), seed=7)
-    records = [
-        build_trace_record(
-            generator.trace(START_NS + i * 1_000_000),
-            version=1,
-            completion="complete",
-            emitted_at_unix_nano=START_NS + i,
-            include_spans=False,
-        )
-        for i in range(30)
-    ]
+    records = generated_records(seed=7, count=30)
     encoder = TraceRecordEncoder(CODEC)
     assert encoder.encode_many(records) == [CODEC.encode(r) for r in records]
     # A float duration is no Avro long to the hand path: the slice goes record by record and
