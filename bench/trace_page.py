@@ -25,7 +25,8 @@ from streams.query.waterfall import stored_spans
 from streams.query.web import Page
 from streams.query.web.compare import compare_page
 from streams.query.web.download import Download, trace_download
-from streams.query.web.trace import find_text, span_details, trace_page
+from streams.query.web.trace import trace_page
+from streams.query.web.trace_fetch import find_text, span_details
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.warehouse import open_warehouse
 from streams.warehouse.migrate import migrate

@@ -20,7 +20,8 @@ from streams.query.web.graph import graph_page
 from streams.query.web.markup import message_page
 from streams.query.web.search import search_page
 from streams.query.web.services import services_page
-from streams.query.web.trace import find_text, span_details, trace_page
+from streams.query.web.trace import trace_page
+from streams.query.web.trace_fetch import find_text, span_details
 from streams.worker.health import (
     LIVENESS_PATH,
     READINESS_PATH,

@@ -8,9 +8,9 @@ running each page on its writer thread, where the warehouse lives. Modules:
 - `search`: ``/ui/`` — find assembled traces by service, operation, tags, duration, errors,
   time; a scatter plot of the results
 - `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details,
-  collapsible subtrees and find (its inline script draws the rows from the page's JSON);
-  ``/ui/trace/<id>/span/<span id>`` one span's details and ``/ui/trace/<id>/find.json`` what
-  find searches, both fetched by that script
+  collapsible subtrees and find (its inline script, `trace_script`, draws the rows from the
+  page's JSON, `trace_layout`); `trace_fetch`: ``/ui/trace/<id>/span/<span id>`` one span's
+  details and ``/ui/trace/<id>/find.json`` what find searches, both fetched by that script
 - `download`: ``/ui/trace/<id>/otlp.json`` — the trace's stored spans as OTLP/JSON
 - `compare`: ``/ui/compare?a=<id>&b=<id>`` — two traces' spans grouped as Jaeger's comparison
 - `services`: ``/ui/services`` — RED per service and operation from the final latency windows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from streams.model.span import make_span
 from streams.query.waterfall import render_error_origins, render_waterfall, spans_from_rows
-from streams.query.web.trace import layout_waterfall
+from streams.query.web.trace_layout import layout_waterfall
 from streams.sink.spans import OTEL_TRACES_COLUMNS, span_row
 
 T = "a" * 32

@@ -12,13 +12,10 @@ import pytest
 
 from streams.config import Settings
 from streams.model.span import Span, make_span
-from streams.query.web.trace import (
-    ROW_FIELDS,
-    TRACE_SCRIPT,
-    layout_waterfall,
-    span_details,
-    trace_page,
-)
+from streams.query.web.trace import trace_page
+from streams.query.web.trace_fetch import span_details
+from streams.query.web.trace_layout import ROW_FIELDS, layout_waterfall
+from streams.query.web.trace_script import TRACE_SCRIPT
 from streams.warehouse import Warehouse
 from tests.unit.query.web.conftest import StoreTrace
 from tests.unit.query.web.dom import Element, parse, select

@@ -10,7 +10,7 @@ import pytest
 
 from streams.model.span import make_span
 from streams.query import ReadOnlyReader, quote
-from streams.query.web.trace import span_details
+from streams.query.web.trace_fetch import span_details
 from streams.warehouse import Warehouse
 from tests.unit.query.web.conftest import StoreTrace
 from tests.unit.query.web.dom import parse, select

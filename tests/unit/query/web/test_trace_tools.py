@@ -12,13 +12,9 @@ from streams.query.waterfall import stored_spans
 from streams.query.web import Page
 from streams.query.web.compare import GroupDiff, by_operation, compare_page, compare_spans
 from streams.query.web.download import Download, otlp_request, trace_download
-from streams.query.web.trace import (
-    VISIBLE_ROWS,
-    find_text,
-    initially_collapsed,
-    layout_waterfall,
-    trace_page,
-)
+from streams.query.web.trace import trace_page
+from streams.query.web.trace_fetch import find_text
+from streams.query.web.trace_layout import VISIBLE_ROWS, initially_collapsed, layout_waterfall
 from streams.sink.spans import OTEL_TRACES, OTEL_TRACES_COLUMNS, span_row
 from streams.warehouse import Warehouse
 from tests.unit.query.web.conftest import StoreTrace
