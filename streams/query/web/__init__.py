@@ -14,7 +14,8 @@ running each page on its writer thread, where the warehouse lives. Modules:
 - `download`: ``/ui/trace/<id>/otlp.json`` — the trace's stored spans as OTLP/JSON
 - `compare`: ``/ui/compare?a=<id>&b=<id>`` — two traces' spans grouped as Jaeger's comparison
 - `services`: ``/ui/services`` — RED per service and operation from the final latency windows
-- `graph`: ``/ui/graph`` — the service graph from the final edge windows, as SVG and a table
+- `graph`: ``/ui/graph`` — the service graph from the final edge windows, as SVG and a table;
+  `graph_layers` its layering, `graph_placement` where its boxes, lines and labels go
 
 A span's details open with HTML's own ``<details>`` element; the only scripts are a few inline
 lines: the trace page's rows, details, collapse and find (it fetches from the worker that served

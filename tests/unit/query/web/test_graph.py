@@ -11,16 +11,9 @@ import xml.etree.ElementTree as ET
 from itertools import pairwise
 
 from streams.config import Settings
-from streams.query.web.graph import (
-    LABEL_HEIGHT,
-    Bend,
-    Box,
-    graph_page,
-    graph_svg,
-    layer_services,
-    place_labels,
-    place_slots,
-)
+from streams.query.web.graph import graph_page, graph_svg
+from streams.query.web.graph_layers import Bend, layer_services
+from streams.query.web.graph_placement import LABEL_HEIGHT, Box, place_labels, place_slots
 from streams.query.web.services import services_page
 from streams.query.windows import Coverage, EdgeSummary
 from streams.warehouse import Warehouse
