@@ -6,7 +6,7 @@ running each page on its writer thread, where the warehouse lives. Modules:
 
 - `markup`: escaping, links, service colours, tables, the page shell and its CSS
 - `search`: ``/ui/`` — find assembled traces by service, operation, tags, duration, errors,
-  time; a scatter plot of the results
+  time (`search_query`); a scatter plot of the results (`search_plot`)
 - `trace`: ``/ui/trace/<id>`` — the waterfall, critical path highlighted, span details,
   collapsible subtrees and find (its inline script, `trace_script`, draws the rows from the
   page's JSON, `trace_layout`); `trace_fetch`: ``/ui/trace/<id>/span/<span id>`` one span's

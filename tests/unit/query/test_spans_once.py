@@ -21,7 +21,12 @@ from streams.generate.topology import default_topology
 from streams.model.span import Span
 from streams.query import count_spans, quote, recent_spans
 from streams.query.waterfall import render_error_origins, stored_spans, trace_report
-from streams.query.web.search import TraceSearch, find_traces, operations_seen, resolve_search
+from streams.query.web.search_query import (
+    TraceSearch,
+    find_traces,
+    operations_seen,
+    resolve_search,
+)
 from streams.query.web.trace import trace_page
 from streams.sink.spans import (
     DEDUPLICATED_SPANS,

@@ -10,20 +10,22 @@ import pytest
 
 from streams.config import Settings
 from streams.model.span import Span, make_span
-from streams.query.web.search import (
-    MAX_LIMIT,
-    MAX_TAGS,
+from streams.query.web.search import search_page
+from streams.query.web.search_plot import (
     PLOT_BOTTOM,
     PLOT_HEIGHT,
     PLOT_LEFT,
     PLOT_RIGHT,
     PLOT_TOP,
     PLOT_WIDTH,
+    nice_ceiling,
+)
+from streams.query.web.search_query import (
+    MAX_LIMIT,
+    MAX_TAGS,
     TraceSearch,
     find_traces,
-    nice_ceiling,
     resolve_search,
-    search_page,
 )
 from streams.warehouse import Warehouse
 from tests.unit.query.web.conftest import StoreTrace
