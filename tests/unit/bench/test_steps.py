@@ -9,23 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from bench.py_spy import profile_summary, short_file
+from bench.step_report import highest_on_time, highest_sustained, stage_rows, step_row, summary_row
 from bench.steps import (
     Sample,
     StepFigures,
     SustainRule,
     counter_value,
     delays_by_step,
-    highest_on_time,
-    highest_sustained,
     memory_per_held_trace,
     percentile,
-    profile_summary,
-    short_file,
     slope,
-    stage_rows,
     step_figures,
-    step_row,
-    summary_row,
 )
 
 RULE = SustainRule(min_consumed_share=0.97, lag_allowance_s=3.0, warmup_s=2.0)
