@@ -23,182 +23,38 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import signal
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.backlog import Backlog, generate_backlog, produce_spans
 from bench.broker import bench_broker, bootstrap_port, listener_pid
 from bench.drain_figures import (
-    STEADY_FROM,
-    STEADY_TO,
     Reading,
     coarse_warning,
     drain_figures,
     drain_start,
     longest_stall_ms,
-    merged_counters,
     settled_cpu_us_per_span,
     stored,
     traces_settled,
 )
+from bench.drain_report import report_markdown, summary_line
 from bench.record import record_result
-from bench.steps import SPANS_STORED, counter_value, ratio
-from streams.broker.probe import free_port
+from bench.steps import counter_value, ratio
+from bench.worker_group import PROBE_TIMEOUT_S, Group, Probe, group_envs, store_figures
 from streams.broker.topics import TopicNames, ensure_topics
 from streams.errors import TracepipeError
 from streams.query import worker_url
-from streams.query.table import markdown_table
 from streams.worker.health import LIVENESS_PATH, READINESS_PATH
-from streams.worker_process import WorkerProcess, isolated_env, process_cpu_seconds
+from streams.worker_process import WorkerProcess
 
-PROBE_TIMEOUT_S = 60.0
-"""A probe that takes longer counts as this long (and as failed)."""
 BUFFER_FULL = "producer buffer full"
-
-
-@dataclass
-class Probe:
-    """Response times of one endpoint of one worker, probed every period until stopped."""
-
-    url: str
-    period_s: float
-    times: list[tuple[float, float, int]] = field(default_factory=list)
-    """(monotonic start, seconds, HTTP status or 0 on failure)."""
-
-    def run(self, stop: threading.Event) -> None:
-        """Probe until `stop` is set."""
-        while not stop.is_set():
-            started = time.monotonic()
-            status = 0
-            try:
-                with urllib.request.urlopen(self.url, timeout=PROBE_TIMEOUT_S) as response:
-                    response.read()
-                    status = response.status
-            except urllib.error.HTTPError as err:  # /readyz answers 503 while rebalancing
-                status = err.code
-            except OSError:
-                status = 0
-            self.times.append((started, time.monotonic() - started, status))
-            stop.wait(max(0.0, self.period_s - (time.monotonic() - started)))
-
-    def slowest_s(self, since_s: float, until_s: float) -> float:
-        """The slowest answer among the requests started within [since, until]."""
-        return max((s for at, s, _ in self.times if since_s <= at <= until_s), default=0.0)
-
-    def failures(self, since_s: float, until_s: float) -> int:
-        """Requests that got no answer (timeout, refused) within [since, until]."""
-        return sum(1 for at, _, status in self.times if since_s <= at <= until_s and not status)
-
-
-@dataclass
-class Group:
-    """The workers of one run and what the harness read from them."""
-
-    workers: list[WorkerProcess]
-    broker_pid: int | None
-    readings: list[Reading] = field(default_factory=list)
-    stalls: dict[tuple[int, float], float] = field(default_factory=dict)
-    stats_times: list[tuple[float, float]] = field(default_factory=list)
-    """(monotonic start, seconds) of every /api/stats request."""
-
-    def stats(self, index: int) -> dict[str, Any] | None:
-        """Worker `index`'s /api/stats, None if it did not answer within PROBE_TIMEOUT_S (a
-        stalled worker is what the benchmark measures, not a reason to stop)."""
-        worker = self.workers[index]
-        started = time.monotonic()
-        stats: dict[str, Any] | None
-        try:
-            url = worker_url(worker.settings) + "/api/stats"
-            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
-                stats = json.loads(response.read())
-        except OSError:
-            if worker.process is not None and worker.process.poll() is not None:
-                raise TracepipeError(
-                    f"worker {index} exited with code {worker.process.returncode}; see "
-                    f"{worker.log_path}"
-                ) from None
-            stats = None
-        self.stats_times.append((started, time.monotonic() - started))
-        return stats
-
-    def read(self) -> Reading | None:
-        """Read every worker's /api/stats and CPU, and the broker's CPU, now; None when a
-        worker did not answer."""
-        snapshots = []
-        open_traces = 0
-        for index in range(len(self.workers)):
-            stats = self.stats(index)
-            if stats is None:
-                return None
-            snapshots.append(stats["counters"])
-            open_traces += int(stats.get("assembly", {}).get("open_traces", 0))
-            for at, ms in stats.get("event_loop", {}).get("stalls", []):
-                self.stalls[(index, float(at))] = float(ms)
-        counters = merged_counters(snapshots)
-        reading = Reading(
-            at_s=time.monotonic(),
-            at_unix_s=time.time(),
-            stored_spans=counter_value(counters, *SPANS_STORED),
-            worker_cpu_s=sum(w.cpu_seconds() for w in self.workers),
-            broker_cpu_s=process_cpu_seconds(self.broker_pid) if self.broker_pid else None,
-            counters=counters,
-            open_traces=open_traces,
-        )
-        self.readings.append(reading)
-        return reading
-
-
-def group_envs(bootstrap: str, root: Path, workers: int, **extra: str) -> list[dict[str, str]]:
-    """Settings for `workers` workers of one group: shared topics and app id, each its own chDB
-    path (a store has one owner), data dir and web port."""
-    first = isolated_env(bootstrap, root / "worker-0", "drain", **extra)
-    envs = [first]
-    for index in range(1, workers):
-        member = root / f"worker-{index}"
-        envs.append(
-            {
-                **first,
-                "TRACEPIPE_CLICKHOUSE_URL": f"chdb://{member / 'chdb'}",
-                "TRACEPIPE_WORKER_WEB_PORT": str(free_port()),
-                "TRACEPIPE_WORKER_DATA_DIR": str(member / "worker"),
-            }
-        )
-    return envs
-
-
-def store_figures(workers: Sequence[WorkerProcess]) -> dict[str, Any]:
-    """What the stores hold once drained: spans once each (across stores), traces, versions."""
-    span_ids: set[str] = set()
-    rows = traces = versions = 0
-    for worker in workers:
-        reader = worker.reader()
-        counts = reader.query_dicts("SELECT count() AS rows FROM otel_traces")[0]
-        rows += int(counts["rows"])
-        span_ids.update(
-            str(r["SpanId"]) for r in reader.query_dicts("SELECT DISTINCT SpanId FROM otel_traces")
-        )
-        pairs = reader.query_dicts(
-            "SELECT uniqExact(TraceId) AS traces, uniqExact(TraceId, Version) AS versions "
-            "FROM tracepipe_traces"
-        )[0]
-        traces += int(pairs["traces"])
-        versions += int(pairs["versions"])
-    return {
-        "distinct_spans": len(span_ids),
-        "span_rows": rows,
-        "stored_traces": traces,
-        "stored_trace_versions": versions,
-    }
 
 
 def run_drain(
@@ -320,50 +176,6 @@ def run_drain(
     return result
 
 
-def summary_line(result: Mapping[str, Any]) -> str:
-    """One run in one line."""
-    whole, steady = result["whole"], result["steady"] or result["whole"]
-    return (
-        f"{result['label']}: drained {whole['spans_per_s'] or 0:,.0f} spans/s at "
-        f"{whole['worker_cpu_us_per_span'] or 0:,.1f} worker / "
-        f"{whole['broker_cpu_us_per_span'] or 0:,.1f} broker CPU µs/span (steady "
-        f"{steady['spans_per_s'] or 0:,.0f} rows/s at {steady['worker_cpu_us_per_span'] or 0:,.1f}"
-        f"), {result['settled_cpu_us_per_span']:,.1f} µs/span until settled, "
-        f"{result['versions_emitted_per_trace']:.3f} versions/trace, slowest /api/stats "
-        f"{result['slowest_s']['api_stats']:.2f} s, longest loop stall "
-        f"{result['longest_loop_stall_ms'] / 1e3:.2f} s"
-    )
-
-
-def _cell(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def result_row(result: Mapping[str, Any]) -> dict[str, str]:
-    """A run as a table row."""
-    # A backlog too small to have readings between 10% and 90% stored has only the whole figure.
-    steady = result["steady"] or result["whole"]
-    whole = result["whole"]
-    return {
-        "run": result["label"],
-        "spans": f"{result['backlog']['spans']:,}",
-        "drain spans/s": _cell(whole["spans_per_s"], 0),
-        "worker µs/span": _cell(whole["worker_cpu_us_per_span"]),
-        "broker µs/span": _cell(whole["broker_cpu_us_per_span"]),
-        "until settled µs/span": _cell(result["settled_cpu_us_per_span"]),
-        "steady rows/s (µs/row)": f"{_cell(steady['spans_per_s'], 0)} "
-        f"({_cell(steady['worker_cpu_us_per_span'])})",
-        "rows again": f"{result['rows_written_again']:,}",
-        "generate / produce µs/span": f"{_cell(result['backlog']['generate_cpu_us_per_span'])} / "
-        f"{_cell(result['backlog'].get('produce_cpu_us_per_span'))}",
-        "versions/trace": f"{result['versions_emitted_per_trace']:.3f}",
-        "slowest healthz/readyz/stats s": "/".join(
-            f"{result['slowest_s'][k]:.2f}" for k in ("healthz", "readyz", "api_stats")
-        ),
-        "longest stall s": f"{result['longest_loop_stall_ms'] / 1e3:.2f}",
-        "buffer-full warnings": str(result["producer_buffer_full_warnings"]),
-    }
-
 
 def load_average() -> str:
     """The machine's 1/5/15-minute load averages, as /proc/loadavg says."""
@@ -458,46 +270,6 @@ def main() -> None:
     record_result(args.name, summary, markdown)
     print(markdown)
 
-
-def report_markdown(summary: Mapping[str, Any]) -> str:
-    """The result as Markdown."""
-    parts = [
-        f"`{summary['command']}`",
-        f"Load average before / after: {summary['load_average_before']} / "
-        f"{summary['load_average_after']}.",
-        markdown_table([result_row(r) for r in summary["runs"]]),
-        "drain = the backlog's spans over the seconds from the last reading before the first "
-        "span was stored to the reading with every row written; worker and broker µs/span over "
-        "the same seconds (worker = every worker process, utime + stime; broker = the process "
-        "listening on the bootstrap port: other clients of a shared broker count too). Until "
-        "settled: worker CPU until every trace was emitted and stored, per span. steady = rows "
-        f"written between {STEADY_FROM:.0%} and {STEADY_TO:.0%} of the final rows; rows again = "
-        "rows written twice (spans re-read after a rebalance). versions/trace = trace versions "
-        "emitted / traces generated. slowest = the slowest answer of /healthz, /readyz (every "
-        "worker, probed every --sample-s) and /api/stats (the harness's readings) during the "
-        "drain; stall = the longest event-loop stall (streams/worker/loop_lag.py) during the "
-        "drain.",
-    ]
-    for run in summary["runs"]:
-        backlog = run["backlog"]
-        parts.append(
-            f"{run['label']}: backlog {backlog['spans']:,} spans / {backlog['traces']:,} traces, "
-            f"produced at {backlog.get('produce_cpu_us_per_span', 0):.1f} CPU µs/span "
-            f"(SpanProducer) after generating at {backlog['generate_cpu_us_per_span']:.1f}; "
-            f"workers answering {run['start_s']} s after spawn, "
-            f"{run['stored_at_first_reading']:,} spans already stored then, the first stored "
-            f"{run['first_stored_after_s']} s later; every trace emitted and stored "
-            f"{run['settled_s']} s after the drain's start, at "
-            f"{run['settled_cpu_us_per_span']:.1f} worker CPU µs/span over that time; stores: "
-            f"{json.dumps(run['store'])}; probe failures {run['probe_failures']}."
-        )
-    ratios = summary.get("two_over_one")
-    if ratios:
-        parts.append(
-            f"Two workers over one: {_cell(ratios['spans_per_s'], 2)}x the drain rate, "
-            f"{_cell(ratios['worker_cpu_us_per_span'], 2)}x the worker CPU per span."
-        )
-    return "\n\n".join(parts)
 
 
 def run_main(name: str, entry: Callable[[], None]) -> None:
