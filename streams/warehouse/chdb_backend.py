@@ -32,6 +32,7 @@ from streams.warehouse.typed import (
     Converter,
     TypedWarehouse,
     container_converter,
+    insert_settings_clause,
     sql_preview,
 )
 
@@ -223,7 +224,7 @@ class ChdbWarehouse(TypedWarehouse):
         column_list = ", ".join(quote_identifier(c) for c in batch.column_names)
         try:
             with self._conn.send_insert(
-                f"INSERT INTO {table} ({column_list})", "ArrowStream"
+                f"INSERT INTO {table} ({column_list}) {insert_settings_clause()}", "ArrowStream"
             ) as inserter:
                 inserter.append(sink.getvalue())
                 inserter.finish()

@@ -22,6 +22,7 @@ from streams.errors import MissingDependencyError, WarehouseError
 from streams.warehouse import ChType, parse_type, quote_identifier
 from streams.warehouse.readonly import READONLY_SETTING
 from streams.warehouse.typed import (
+    INSERT_SETTINGS,
     Converter,
     TypedWarehouse,
     container_converter,
@@ -178,7 +179,7 @@ class NativeWarehouse(TypedWarehouse):
         sql = f"INSERT INTO {table} ({column_list}) VALUES"
         written = self._with_retry(
             f"an insert into {table}",
-            lambda: self._client.execute(sql, data, columnar=True),
+            lambda: self._client.execute(sql, data, columnar=True, settings=INSERT_SETTINGS),
         )
         return int(written) if isinstance(written, int) else len(rows)
 

@@ -17,6 +17,18 @@ from streams.warehouse.readonly import (
 
 Converter = Callable[[Any], Any]
 
+INSERT_SETTINGS: dict[str, int] = {"optimize_on_insert": 0}
+"""Settings of every insert, on both backends. optimize_on_insert=0: ClickHouse would run each
+inserted block through its table engine's merge (ReplacingMergeTree: copy every row, Maps and
+Nested included, to collapse copies within the block), which doubled the CPU of an otel_traces
+insert (bench/README.md, session 11). Copies are collapsed by background merges and FINAL
+either way: every reader already handles copies in different blocks."""
+
+
+def insert_settings_clause() -> str:
+    """INSERT_SETTINGS as the `SETTINGS ...` clause of an INSERT statement."""
+    return "SETTINGS " + ", ".join(f"{k} = {v}" for k, v in INSERT_SETTINGS.items())
+
 
 def container_converter(
     t: ChType, element: Callable[[ChType], Converter | None]

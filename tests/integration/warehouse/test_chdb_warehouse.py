@@ -217,6 +217,19 @@ def test_a_five_thousand_span_batch_keeps_count_and_types(migrated: ChdbWarehous
     assert stats == [{"n": 5_000, "traces": 500, "last": T0 + 4_999 * 1_000_003, "events": 10_000}]
 
 
+def test_an_insert_skips_the_engines_merge_of_its_own_block(migrated: ChdbWarehouse) -> None:
+    # INSERT_SETTINGS' optimize_on_insert=0: a span twice in one insert is stored twice (the
+    # engine's merge of the block would have cost twice the CPU to collapse it) and is one row
+    # under FINAL, as copies in different inserts always were.
+    copy = span(0, "c" * 32, T0)
+    assert insert(migrated, [copy, copy]) == 2
+    stored = migrated.query_dicts(
+        "SELECT (SELECT count() FROM otel_traces) AS stored, "
+        "(SELECT count() FROM otel_traces FINAL) AS final"
+    )
+    assert stored == [{"stored": 2, "final": 1}]
+
+
 def test_insert_errors_are_warehouse_errors(migrated: ChdbWarehouse) -> None:
     with pytest.raises(WarehouseError, match="unknown column"):
         migrated.insert("otel_traces", ["Nope"], [[1]])
