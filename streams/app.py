@@ -38,12 +38,7 @@ from streams.warehouse import Warehouse, open_warehouse
 from streams.warehouse.migrate import migrate
 from streams.worker.alert import AlertStage
 from streams.worker.alert_delivery import register_alert_delivery
-from streams.worker.assemble import (
-    AssemblyState,
-    PendingMarks,
-    SweepBacklog,
-    register_assembly,
-)
+from streams.worker.assemble import AssemblyState, PendingMarks, SweepBacklog
 from streams.worker.batch import MessagesByPartition, current_generation
 from streams.worker.faust_app import (
     faust_app,
@@ -56,6 +51,7 @@ from streams.worker.ingest import register_bridge
 from streams.worker.pipeline import Pipeline
 from streams.worker.sink import register_span_sink
 from streams.worker.startup import Worker, check_web_port, collect_garbage_less_often, own_data_path
+from streams.worker.sweep import register_assembly
 from streams.worker.web import register_health, register_web
 from streams.worker.windows import register_aggregation
 

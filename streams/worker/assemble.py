@@ -1,6 +1,5 @@
-"""The assembly stage's Faust wiring: a timer that finishes due traces, publishes their records
-on tracepipe.traces (output only: nothing in the worker reads it back), stores their rows and
-hands their service-graph calls and error origins to the edge and origin windows.
+"""The assembly stage's Faust state: spans messages held until the traces they fed are emitted,
+the emitted marks on their changelog, and whether the sweep (streams.worker.sweep) is behind.
 
 Spans reach the stage through the span agent (streams.worker.sink), which decodes each span once
 for every consumer of tracepipe.spans.
@@ -11,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,37 +18,11 @@ import faust
 
 from streams.assemble.buffer import NS_PER_MS
 from streams.assemble.marks import EmittedMarks, mark_partition
-from streams.assemble.record import (
-    TraceRecord,
-    TraceRecordEncoder,
-    TraceRecordsCodec,
-    encode_within,
-    trace_batches,
-)
 from streams.assemble.stage import AssemblyStage, EmittedMark, FinishedTrace
 from streams.hold import SourceHold
-from streams.model.codec import SCHEMA_HEADER
-from streams.model.column_codec import columns_from_spans
 from streams.model.columns import SpanColumns
-from streams.model.partition import hex_trace_partitions
-from streams.sink.spans import OTEL_TRACES, otel_traces_table
-from streams.sink.traces import (
-    CRITICAL_PATH,
-    CRITICAL_PATH_COLUMNS,
-    ERROR_ORIGINS,
-    ERROR_ORIGINS_COLUMNS,
-    TRACES,
-    TRACES_COLUMNS,
-    critical_path_rows,
-    error_origin_rows,
-    trace_row,
-)
-from streams.sink.writer import WarehouseWriter
 from streams.telemetry import Counters
-from streams.worker.batch import (
-    MessagesByPartition,
-    register_timer,
-)
+from streams.worker.batch import MessagesByPartition
 from streams.worker.state import StateTable
 
 log = logging.getLogger("tracepipe.assemble")
@@ -303,134 +275,3 @@ class AssemblyState:
                     partitions.add(source.partition)
         for partition in partitions:
             self._release(partition)
-
-
-def traces_by_partition(
-    finished: Sequence[FinishedTrace], partitions: int
-) -> dict[int, list[FinishedTrace]]:
-    """Finished traces by the partition of their trace ids (one murmur2 pass for them all),
-    each partition's in the order given."""
-    ids = [item.record["trace_id"] for item in finished]
-    by_partition: dict[int, list[FinishedTrace]] = {}
-    for partition, item in zip(hex_trace_partitions(ids, partitions), finished, strict=True):
-        by_partition.setdefault(partition, []).append(item)
-    return by_partition
-
-
-def register_assembly(
-    app: faust.App,
-    stage: AssemblyStage,
-    traces_topic: faust.TopicT,
-    writer: WarehouseWriter,
-    counters: Counters,
-    state: AssemblyState,
-    on_published: Callable[[int, list[TraceRecord], PendingMarks], None] | None = None,
-    backlog: SweepBacklog | None = None,
-) -> None:
-    """Attach the sweep timer: finish due traces, publish their records, store their rows, and
-    hand each partition's records to `on_published` (the edge and origin windows) with their
-    pending marks; without it the marks are written at once. `backlog` says when the sweep is
-    behind."""
-    codec = TraceRecordsCodec()
-    encoder = TraceRecordEncoder(codec.single)
-    batch_header = [(SCHEMA_HEADER, codec.batch.fingerprint.encode())]
-    counters.describe("tracepipe_traces_emitted_total", "Trace records published, by completion.")
-    counters.describe("tracepipe_traces_stored_total", "Trace records stored in ClickHouse.")
-    counters.describe(
-        "tracepipe_traces_emitted_whole_total",
-        "Trace records emitted as soon as the trace was whole, before assembly.trace_idle_ms.",
-    )
-    counters.describe(
-        "tracepipe_trace_records_without_spans_total",
-        "Trace records too large for Kafka with their spans (assembly.include_spans), "
-        "published with span ids only.",
-    )
-
-    async def sweep() -> None:
-        # A worker behind (a backlog, a restart) can find tens of thousands of traces due at
-        # once: publish them a slice at a time and let the event loop serve the span agent,
-        # the web server and the heartbeats in between.
-        try:
-            while await sweep_slice() == SWEEP_SLICE_TRACES:
-                if backlog is not None:
-                    backlog.mark_behind()
-                await asyncio.sleep(0)
-        finally:
-            if backlog is not None:
-                backlog.mark_caught_up()
-
-    async def sweep_slice() -> int:
-        if not state.ready():
-            return 0
-        await state.write_due()
-        finished = stage.finish_due(SWEEP_SLICE_TRACES)
-        if not finished:
-            return 0
-        # The emitted marks must not reach the changelog before the records reach the topic,
-        # or a crash in between would lose the records: they are written once delivered.
-        generation = state.generation
-        by_partition = traces_by_partition(finished, state.partitions)
-        # One message per traces partition (a trace record batch), not one per trace:
-        # Faust costs producer and consumer ~100 µs per message whatever its size.
-        bodies_by_partition: dict[int, list[bytes]] = {}
-        completions: Counter[str] = Counter()
-        whole = 0
-        # The whole slice in one call: its long fields are encoded together (encode_many).
-        published = encode_within(encoder, [i.record for i in finished], TRACE_RECORD_MAX_BYTES)
-        encoded = {id(item): p for item, p in zip(finished, published, strict=True)}
-        for partition, items in by_partition.items():
-            bodies = bodies_by_partition[partition] = []
-            for item in items:
-                record, value = encoded[id(item)]
-                if record is not item.record:
-                    counters.inc("tracepipe_trace_records_without_spans_total")
-                    log.warning(
-                        "trace %s (%d spans) is over %d bytes with its spans: published "
-                        "with span ids only (the spans are in otel_traces)",
-                        record["trace_id"],
-                        record["span_count"],
-                        TRACE_RECORD_MAX_BYTES,
-                    )
-                bodies.append(value)
-                completions[record["completion"]] += 1
-                whole += item.whole
-        for completion, count in completions.items():
-            counters.inc("tracepipe_traces_emitted_total", count, completion=completion)
-        if whole:
-            counters.inc("tracepipe_traces_emitted_whole_total", whole)
-        deliveries = [
-            await traces_topic.send(value=batch, partition=partition, headers=batch_header)
-            for partition, bodies in bodies_by_partition.items()
-            for batch in trace_batches(bodies)
-        ]
-        await asyncio.gather(*deliveries)
-        # Rows at emission, from the records in hand: the traces topic is output only.
-        records = [item.record for item in finished]
-        await writer.write_rows(TRACES, TRACES_COLUMNS, [trace_row(r) for r in records])
-        await writer.write_rows(
-            CRITICAL_PATH,
-            CRITICAL_PATH_COLUMNS,
-            [row for r in records for row in critical_path_rows(r)],
-        )
-        await writer.write_rows(
-            ERROR_ORIGINS,
-            ERROR_ORIGINS_COLUMNS,
-            [row for r in records if r["error_origins"] for row in error_origin_rows(r)],
-        )
-        counters.inc("tracepipe_traces_stored_total", len(records))
-        if stage.sampling.enabled:
-            kept = columns_from_spans(s for item in finished for s in item.kept_spans)
-            await writer.write_arrow(OTEL_TRACES, otel_traces_table(kept))
-        # Only once the records, rows and sampled spans are out: a crash before the marks
-        # re-emits the same versions from the re-read spans, never loses one.
-        if on_published is None:
-            await state.mark_emitted(by_partition, generation)
-            return len(finished)
-        for partition, items in by_partition.items():
-            on_published(
-                partition, [i.record for i in items], state.pending(partition, items, generation)
-            )
-        return len(finished)
-
-    register_timer(app, stage.config.sweep_interval_ms / 1000, "tracepipe.assembly-sweep", sweep)
-
