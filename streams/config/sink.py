@@ -12,7 +12,12 @@ from streams.errors import ConfigError
 class SpanSinkConfig:
     """Batching and retry of the span sink (tracepipe.spans -> otel_traces)."""
 
-    batch_max_spans: int = setting(20_000, "most spans per otel_traces insert")
+    batch_max_spans: int = setting(
+        50_000, "most spans per otel_traces insert (stored at once when this many wait)"
+    )
+    flush_interval_ms: int = setting(
+        1000, "longest a span waits for its otel_traces insert (batches are stored together)"
+    )
     # A batch is handled in one go on the event loop: 50 span batches of 500 spans take about
     # a second, 200 took several (health checks and the sweep waited meanwhile).
     batch_max_messages: int = setting(
@@ -29,6 +34,7 @@ class SpanSinkConfig:
         positive("sink", "batch_max_spans", self.batch_max_spans)
         positive("sink", "batch_max_messages", self.batch_max_messages)
         positive("sink", "batch_max_wait_ms", self.batch_max_wait_ms)
+        positive("sink", "flush_interval_ms", self.flush_interval_ms)
         positive("sink", "retry_initial_backoff_ms", self.retry_initial_backoff_ms)
         if self.retry_max_backoff_ms < self.retry_initial_backoff_ms:
             raise ConfigError(
