@@ -43,7 +43,6 @@ TEXT_COLUMNS = (
 # Names of every uint8 code: one outside the enums reads as such and validation rejects it.
 _KIND_NAMES = (*SPAN_KINDS, *(f"kind code {i}" for i in range(len(SPAN_KINDS), 256)))
 _STATUS_NAMES = (*STATUS_CODES, *(f"status code {i}" for i in range(len(STATUS_CODES), 256)))
-_HEX = np.array([b"%02x" % i for i in range(256)], dtype="S2")
 
 EventRow = tuple[int, int, str, dict[str, AttributeValue]]
 """(span index, time_unix_nano, name, attributes) of one span event."""
@@ -53,13 +52,14 @@ LinkRow = tuple[int, str, str, str, dict[str, AttributeValue]]
 
 def hex_ids(raw: U8) -> bytes:
     """Raw ids (n x k bytes) as their lowercase hex, 2k ASCII bytes each, concatenated."""
-    return bytes(_HEX[raw].tobytes())
+    # bytes.hex in C: ~10 ns an id, against ~55 through a numpy table of hex pairs.
+    return np.ascontiguousarray(raw).tobytes().hex().encode("ascii")
 
 
 def hex_strings(raw: U8) -> list[str]:
     """Raw ids (n x k bytes) as lowercase hex strings."""
     width = 2 * raw.shape[1]
-    text = hex_ids(raw).decode("ascii")
+    text = np.ascontiguousarray(raw).tobytes().hex()
     return [text[i : i + width] for i in range(0, len(text), width)]
 
 

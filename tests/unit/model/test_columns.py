@@ -15,7 +15,7 @@ from streams.generate.topology import default_topology
 from streams.ingest.validate import validate_columns
 from streams.model.column_builder import SpanColumnsBuilder
 from streams.model.column_codec import SpanColumnsCodec, columns_from_spans
-from streams.model.columns import concat_columns
+from streams.model.columns import concat_columns, hex_ids, hex_strings
 from streams.model.span import Span, make_span
 
 CODEC = SpanColumnsCodec()
@@ -216,3 +216,12 @@ def test_attribute_maps_of_some_keys_are_the_whole_maps_filtered(spans: list[Spa
     some = columns.attributes.dicts_of(strings, wanted)
     assert some == [{k: v for k, v in m.items() if k in wanted} for m in whole]
     assert any(some) and not all(some)
+
+
+def test_ids_as_hex_keep_every_byte_whatever_the_array_layout() -> None:
+    # Ids ending in zero bytes, a strided view (every other row), and no ids at all.
+    raw = np.array([[0] * 7 + [1], [0xAB] + [0] * 7, [0xFF] * 8, [0x10] * 8], dtype=np.uint8)
+    for ids in (raw, raw[::2], raw[:0]):
+        expected = [bytes(row).hex() for row in ids.tolist()]
+        assert hex_strings(ids) == expected
+        assert hex_ids(ids) == "".join(expected).encode("ascii")
