@@ -23,7 +23,8 @@ import tracemalloc
 
 from bench.record import record_result
 from streams.aggregate.observations import edge_observations, origin_observations
-from streams.assemble.record import TRACE_SCHEMA, TraceRecordEncoder, encode_within
+from streams.assemble.record import TRACE_SCHEMA
+from streams.assemble.record_codec import TraceRecordEncoder, encode_within
 from streams.assemble.stage import AssemblyStage, FinishedTrace
 from streams.config import AssemblyConfig, SamplingConfig
 from streams.generate.generator import TraceGenerator

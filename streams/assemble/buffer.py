@@ -47,71 +47,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from streams.assemble.compact import CompactSpans
+from streams.assemble.emission import Completion, Emission
+from streams.assemble.marks import Mark, packed_holds, unpack_span_ids
 from streams.assemble.shapes import RootOperation, TraceShapes
 from streams.config import AssemblyConfig
 from streams.model.span import NAME, SERVICE_NAME, Span, SpanRow
 
-Completion = Literal["complete", "idle_no_root", "max_age", "evicted"]
 NS_PER_MS = 1_000_000
-SPAN_ID_BYTES = 8
 # Tombstones outlive the span memory by this many late retentions unless told otherwise.
 DEFAULT_TOMBSTONE_FACTOR = 6
-
-
-class SpanSource(Protocol):
-    """Where held spans came from (a batch of Kafka messages): counts the open traces that
-    hold spans of it, so it is released once every one of them is emitted."""
-
-    traces: int
-
-
-Mark = tuple[str, int, int, bytes]
-"""An emitted trace version made durable: (trace id, version, emitted at ns, packed span ids)."""
-
-
-def pack_span_ids(span_ids: Iterable[str]) -> bytes:
-    """Hex span ids (16 digits each, as validated) packed as 8 raw bytes each."""
-    return bytes.fromhex("".join(span_ids))
-
-
-def unpack_span_ids(packed: bytes) -> set[str]:
-    """The hex span ids of `pack_span_ids`."""
-    return {packed[i : i + SPAN_ID_BYTES].hex() for i in range(0, len(packed), SPAN_ID_BYTES)}
-
-
-def packed_holds(packed: bytes, span_id: str) -> bool:
-    """Whether packed span ids hold `span_id` (at an id boundary, not across two ids)."""
-    needle = bytes.fromhex(span_id)
-    at = packed.find(needle)
-    while at != -1:
-        if at % SPAN_ID_BYTES == 0:
-            return True
-        at = packed.find(needle, at + 1)
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class Emission:
-    """One assembled version of one trace, ready for the trace record and the analyses."""
-
-    trace_id: str
-    version: int
-    completion: Completion
-    spans: list[SpanRow]
-    dropped_span_count: int
-    first_seen_ns: int
-    last_seen_ns: int
-    # True when earlier versions' spans were forgotten: this record lacks them.
-    partial: bool = False
-    # Spans (a prefix of `spans`) already emitted in earlier versions.
-    previous_span_count: int = 0
-    # The sources (SpanSource) of this version's new spans, each counted once.
-    sources: tuple[Any, ...] = ()
-    # Emitted as soon as it was whole (streams.assemble.shapes), before going idle.
-    whole: bool = False
 
 
 @dataclass(slots=True)

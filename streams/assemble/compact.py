@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from streams.assemble.graph import GRAPH_ATTRIBUTES
+from streams.assemble.edges import GRAPH_ATTRIBUTES
 from streams.model.columns import SpanColumns, hex_strings
 from streams.model.span import (
     RESOURCE_ATTRIBUTES,

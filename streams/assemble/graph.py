@@ -1,7 +1,7 @@
 """Service-graph calls of one assembled trace: who called whom, paired from its spans.
 
 **Which rules.** A trace whose spans all came through the Zipkin bridge (`source_format`
-zipkin_json) gets Zipkin's dependency links (below, "Zipkin-origin traces"); every other trace
+zipkin_json) gets Zipkin's dependency links (streams.assemble.zipkin_links); every other trace
 gets the OpenTelemetry rules, after the Collector's `servicegraphconnector`
 (open-telemetry/opentelemetry-collector-contrib, connector/servicegraphconnector/connector.go,
 itself Grafana Tempo's service-graph processor), numbered below with where we part from it.
@@ -60,39 +60,6 @@ UNSPECIFIED) spans are local work.
    broker is named only where one side is missing (rules 3 and 4). Pairs form within one trace
    only: a consumer whose link points into another trace gets a virtual client.
 
-**Zipkin-origin traces** get what `zipkin2.internal.DependencyLinker` (openzipkin/zipkin) makes
-of them, over the tree `zipkin2.internal.SpanNode.Builder` builds:
-
-- The tree: the shared server half of a call (B3 "join", split into its own span by our ingest,
-  streams.ingest.zipkin) is the child of its client span, and a span whose parent id is that
-  call's id and whose service is the server's is the server's child (Zipkin matches the whole
-  local endpoint; we match the service name), wherever it arrived from. The root is the
-  parentless span with the lowest span id; every other top-level span (an orphan, a second
-  root) hangs below it.
-- Per span, breadth-first: a CLIENT span with children is skipped (its server names the call).
-  A kind-less span with both a local and a remote service name is a CLIENT; without both it is
-  local work. PRODUCER -> broker and broker -> CONSUMER are linked when the span names its
-  broker (remote endpoint), never producer -> consumer directly. A SERVER is called by the
-  service of its nearest ancestor with a kind, else by its remote endpoint's service (a root
-  SERVER naming none makes no link: there is no "user"). A leaf CLIENT calls its remote
-  endpoint's service (the caller is the nearest kinded ancestor's service when the client names
-  no local service) and, when the nearest kinded ancestor is of another service, that service
-  also calls the client's (Zipkin's backfilled "missing link to client span"). Loopback links
-  (one service on both ends) count.
-- Errors: a span with status ERROR or an `error` attribute (Zipkin's `error` tag; our ingest
-  makes it the status). A server or client not in error takes its parent's error when that
-  parent is its nearest kinded ancestor and a CLIENT (not for a shared server half: its Zipkin
-  parent id is the client's parent). A backfilled link is never in error.
-- The remote endpoint's service name is `zipkin.remote_service_name` where the ingest kept it
-  (a `peer.service` tag hid it), else `peer.service`; a local service `unknown_service` is one
-  the span did not name. Connection types (Zipkin has none): `messaging_system` for broker
-  links, "" where both ends are instrumented spans, else `database` (`db.system(.name)`) or
-  `virtual_node`.
-- Where we differ: Zipkin lowercases service names on ingest and we keep them as reported;
-  Zipkin merges spans reported in parts under one id (we keep the first), and backfills the
-  shared flag of a SERVER span reported under its client's id without it (we keep the client);
-  a span our ingest marked ERROR from `otel.status_code` alone is in error here, not in Zipkin.
-
 **Traces mixing origins** (some spans came through the Zipkin bridge, some not) get the
 OpenTelemetry rules 1-6, each Zipkin-origin span read as Zipkin's model has it:
 
@@ -120,15 +87,7 @@ OpenTelemetry rules 1-6, each Zipkin-origin span read as Zipkin's model has it:
   `peer.service` tag that hides the remote endpoint names the peer (rule 3's order), no client
   link is backfilled, and status ERROR is the error.
 
-Timing, errors, exemplar: a paired call takes the caller span's end and duration (one number;
-the connector keeps client and server histograms apart), so a skewed server clock does not
-matter; for messaging that is the producer span's duration, the connector's client-side
-latency (the time a message waits in the broker, which Tempo can measure optionally as consumer
-start minus producer end, is not measured here). Inferred and virtual-client calls take the
-callee's timing, virtual-server calls the caller's; Zipkin links take the span's own, a server
-linked to its parent client span the client's. `error` is true when either span has status
-ERROR (Zipkin-origin: as above). `span_id` names the callee span, or the caller span of a
-virtual server (Zipkin-origin: the span the link was made from).
+Timing, errors and the span naming each call: streams.assemble.edges.
 
 Versions: a trace re-emitted after late spans carries all its spans, earlier ones first. A call
 belongs to the version in which the last span that decided it arrived (the caller, the callee
@@ -145,9 +104,26 @@ duplicated id is kept, parent cycles are cut, orphans are top-level. Linear in t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
+from streams.assemble.edges import (
+    CALLEE_KINDS,
+    CALLER_KINDS,
+    CONNECTION_DATABASE,
+    CONNECTION_MESSAGING,
+    CONNECTION_REQUEST,
+    CONNECTION_VIRTUAL_NODE,
+    DATABASE_ATTRIBUTES,
+    NO_ATTRIBUTES,
+    REMOTE_KINDS,
+    USER_CLIENT,
+    VIRTUAL_CLIENT_ATTRIBUTES,
+    VIRTUAL_SERVER_ATTRIBUTES,
+    EdgeObservation,
+    first_text,
+    span_duration_ns,
+)
 from streams.assemble.structure import TraceStructure, analyze_structure
+from streams.assemble.zipkin_links import as_zipkin_client, zipkin_brokers, zipkin_links
 from streams.model.span import (
     ATTRIBUTES,
     END,
@@ -157,137 +133,13 @@ from streams.model.span import (
     SERVICE_NAME,
     SOURCE_FORMAT,
     SPAN_ID,
-    START,
     STATUS_CODE,
     TRACE_ID,
-    UNKNOWN_SERVICE,
     ZIPKIN_FORMAT,
-    ZIPKIN_REMOTE_SERVICE,
-    ZIPKIN_SHARED,
-    AttributeValue,
     Span,
     SpanRow,
     span_rows,
 )
-
-USER_CLIENT = "user"
-"""Client of a root callee span nobody is recorded calling."""
-
-CONNECTION_REQUEST = ""
-CONNECTION_MESSAGING = "messaging_system"
-CONNECTION_DATABASE = "database"
-CONNECTION_VIRTUAL_NODE = "virtual_node"
-
-VIRTUAL_SERVER_ATTRIBUTES = (
-    "service.peer.name",
-    "peer.service",
-    "db.system.name",
-    "db.system",
-    "messaging.system",
-    "server.address",
-)
-"""What names the uninstrumented peer of an unanswered caller span, first present wins."""
-VIRTUAL_CLIENT_ATTRIBUTES = {
-    "SERVER": ("service.peer.name", "peer.service"),
-    "CONSUMER": ("service.peer.name", "peer.service", "messaging.system"),
-}
-"""What names the uninstrumented caller of a callee span without a caller, by callee kind."""
-
-DATABASE_ATTRIBUTES = ("db.system.name", "db.system")
-"""A virtual server named by a span with one of them is a database."""
-ZIPKIN_ERROR = "error"
-"""Zipkin's error tag, kept as an attribute where the ingest did not make it the status."""
-ZIPKIN_ATTRIBUTES = (ZIPKIN_SHARED, ZIPKIN_REMOTE_SERVICE, ZIPKIN_ERROR)
-"""What Zipkin's rules read beyond `peer.service`."""
-GRAPH_ATTRIBUTES = frozenset(
-    {*VIRTUAL_SERVER_ATTRIBUTES, *(k for keys in VIRTUAL_CLIENT_ATTRIBUTES.values() for k in keys)}
-    | {*DATABASE_ATTRIBUTES, *ZIPKIN_ATTRIBUTES}
-)
-"""Every span attribute the pairing reads: all that held spans need to keep of theirs."""
-
-_NO_ATTRIBUTES: dict[str, AttributeValue] = {}
-"""Read for a held slim row's None attributes (streams.assemble.compact); never written."""
-_CALLER_KINDS = frozenset({"CLIENT", "PRODUCER"})
-_CALLEE_KINDS = frozenset({"SERVER", "CONSUMER"})
-_REMOTE_KINDS = _CALLER_KINDS | _CALLEE_KINDS
-_KINDLESS = frozenset({"INTERNAL", "UNSPECIFIED"})
-_MESSAGING_KINDS = frozenset({"PRODUCER", "CONSUMER"})
-
-
-class EdgeObservation(NamedTuple):
-    """One call along a service-graph edge, seen in one trace."""
-
-    client: str
-    """Calling service, a virtual node, or "user" for a root callee nobody is seen calling."""
-    server: str
-    """Called service or virtual node."""
-    connection_type: str
-    """"" request/response, messaging_system, database or virtual_node."""
-    end_time_unix_nano: int
-    """Event time for windowing: the caller span's end where there is a caller span."""
-    duration_ns: int
-    """Call latency: the caller span's duration where there is one, else the callee's."""
-    error: bool
-    """Either side has status ERROR."""
-    trace_id: str
-    span_id: str
-    """The span identifying the call: the callee span, or the caller of a virtual server."""
-
-
-def _duration_ns(span: SpanRow) -> int:
-    duration: int = span[END] - span[START]
-    return max(0, duration)
-
-
-def _first_text(attributes: dict[str, AttributeValue], keys: Sequence[str]) -> str:
-    for key in keys:
-        value = attributes.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def _zipkin_remote_service(attributes: dict[str, AttributeValue]) -> str:
-    """A Zipkin-origin span's remoteEndpoint.serviceName, "" for none."""
-    value = attributes.get(ZIPKIN_REMOTE_SERVICE)
-    if value is None:
-        value = attributes.get("peer.service")
-    return value if isinstance(value, str) else ""
-
-
-def is_zipkin_client(span: SpanRow) -> bool:
-    """Whether a span is a Zipkin-origin kind-less span naming both its services: the client
-    side of a call in Zipkin's model (its DependencyLinker treats it as a CLIENT span)."""
-    return (
-        span[SOURCE_FORMAT] == ZIPKIN_FORMAT
-        and span[KIND] in _KINDLESS
-        and span[SERVICE_NAME] not in ("", UNKNOWN_SERVICE)
-        and bool(_zipkin_remote_service(span[ATTRIBUTES] or _NO_ATTRIBUTES))
-    )
-
-
-def _as_zipkin_client(span: SpanRow) -> SpanRow:
-    """The span as the OpenTelemetry rules read it in a trace mixing origins: a Zipkin client
-    (`is_zipkin_client`) is a CLIENT span."""
-    if is_zipkin_client(span):
-        return (*span[:KIND], "CLIENT", *span[KIND + 1 :])
-    return span
-
-
-def _zipkin_brokers(spans: Sequence[SpanRow]) -> dict[int, str]:
-    """Index -> broker of each Zipkin-origin PRODUCER or CONSUMER span naming both its service
-    and its broker (remote endpoint): the messaging spans Zipkin links to their broker."""
-    brokers: dict[int, str] = {}
-    for i, span in enumerate(spans):
-        if (
-            span[SOURCE_FORMAT] == ZIPKIN_FORMAT
-            and span[KIND] in _MESSAGING_KINDS
-            and span[SERVICE_NAME] not in ("", UNKNOWN_SERVICE)
-        ):
-            broker = _zipkin_remote_service(span[ATTRIBUTES] or _NO_ATTRIBUTES)
-            if broker:
-                brokers[i] = broker
-    return brokers
 
 
 def edges_from_trace(
@@ -323,9 +175,9 @@ def edges_from_trace(
     relayed: dict[int, tuple[str, int]] = {}
     if ZIPKIN_FORMAT in origins:
         if len(origins) == 1:
-            return _zipkin_links(structure, position, new_from)
-        unique = [_as_zipkin_client(span) for span in unique]
-        brokers = _zipkin_brokers(unique)
+            return zipkin_links(structure, position, new_from)
+        unique = [as_zipkin_client(span) for span in unique]
+        brokers = zipkin_brokers(unique)
 
     # Top-down, for each span: its nearest remote-kind ancestor-or-self; for a local span, the
     # service of the nearest local ancestor of another service before that remote one; and the
@@ -337,13 +189,13 @@ def edges_from_trace(
         span = unique[i]
         p = parent[i]
         path_max[i] = position[i]
-        if span[KIND] in _REMOTE_KINDS:
+        if span[KIND] in REMOTE_KINDS:
             remote_above[i] = i
         elif p >= 0:
             remote_above[i] = remote_above[p]
             if path_max[p] > position[i]:
                 path_max[i] = path_max[p]
-            if unique[p][KIND] not in _REMOTE_KINDS:
+            if unique[p][KIND] not in REMOTE_KINDS:
                 above = unique[p][SERVICE_NAME]
                 other_service[i] = above if above != span[SERVICE_NAME] else other_service[p]
 
@@ -353,7 +205,7 @@ def edges_from_trace(
 
     for i, callee in enumerate(unique):
         kind = callee[KIND]
-        if kind not in _CALLEE_KINDS:
+        if kind not in CALLEE_KINDS:
             continue
         service = callee[SERVICE_NAME]
         connection = CONNECTION_MESSAGING if kind == "CONSUMER" else CONNECTION_REQUEST
@@ -378,7 +230,7 @@ def edges_from_trace(
         p = parent[i]
         if p >= 0:
             other: str | None = None
-            if unique[p][KIND] in _REMOTE_KINDS:
+            if unique[p][KIND] in REMOTE_KINDS:
                 r = p
             else:
                 r = remote_above[p]
@@ -390,7 +242,7 @@ def edges_from_trace(
                 if kind == "CONSUMER" and caller[KIND] == "CLIENT":
                     # Not a call (rule 1): only a third service's local span in between is one.
                     caller_service = other if other != caller[SERVICE_NAME] else None
-                elif caller[KIND] in _CALLER_KINDS and (
+                elif caller[KIND] in CALLER_KINDS and (
                     other is None or other == caller[SERVICE_NAME]
                 ):
                     callers[r] = min(callers.get(r, decided_at), decided_at)
@@ -419,7 +271,7 @@ def edges_from_trace(
             if hop is not None and hop[1] >= new_from:
                 observations.append(
                     EdgeObservation(
-                        hop[0], service, connection, callee[END], _duration_ns(callee),
+                        hop[0], service, connection, callee[END], span_duration_ns(callee),
                         callee[STATUS_CODE] == "ERROR", callee[TRACE_ID], callee[SPAN_ID],
                     )
                 )  # fmt: skip
@@ -435,7 +287,7 @@ def edges_from_trace(
                         service,
                         connection,
                         caller[END],
-                        _duration_ns(caller),
+                        span_duration_ns(caller),
                         caller[STATUS_CODE] == "ERROR" or callee[STATUS_CODE] == "ERROR",
                         callee[TRACE_ID],
                         callee[SPAN_ID],
@@ -444,8 +296,8 @@ def edges_from_trace(
         elif hop is None:
             if caller_service is None:
                 connection = CONNECTION_VIRTUAL_NODE
-                caller_service = _first_text(
-                    callee[ATTRIBUTES] or _NO_ATTRIBUTES, VIRTUAL_CLIENT_ATTRIBUTES[kind]
+                caller_service = first_text(
+                    callee[ATTRIBUTES] or NO_ATTRIBUTES, VIRTUAL_CLIENT_ATTRIBUTES[kind]
                 )
                 if not caller_service and not callee[PARENT_SPAN_ID]:
                     caller_service = USER_CLIENT
@@ -456,7 +308,7 @@ def edges_from_trace(
                         service,
                         connection,
                         callee[END],
-                        _duration_ns(callee),
+                        span_duration_ns(callee),
                         callee[STATUS_CODE] == "ERROR",
                         callee[TRACE_ID],
                         callee[SPAN_ID],
@@ -476,160 +328,26 @@ def edges_from_trace(
                 edges.append(
                     EdgeObservation(
                         span[SERVICE_NAME], broker, CONNECTION_MESSAGING, span[END],
-                        _duration_ns(span), span[STATUS_CODE] == "ERROR", span[TRACE_ID],
+                        span_duration_ns(span), span[STATUS_CODE] == "ERROR", span[TRACE_ID],
                         span[SPAN_ID],
                     )
                 )  # fmt: skip
-        elif span[KIND] in _CALLER_KINDS and i not in answered and position[i] >= new_from:
-            attributes = span[ATTRIBUTES] or _NO_ATTRIBUTES
-            peer = _first_text(attributes, VIRTUAL_SERVER_ATTRIBUTES)
+        elif span[KIND] in CALLER_KINDS and i not in answered and position[i] >= new_from:
+            attributes = span[ATTRIBUTES] or NO_ATTRIBUTES
+            peer = first_text(attributes, VIRTUAL_SERVER_ATTRIBUTES)
             if peer:
                 edges.append(
                     EdgeObservation(
                         span[SERVICE_NAME],
                         peer,
                         CONNECTION_DATABASE
-                        if _first_text(attributes, DATABASE_ATTRIBUTES)
+                        if first_text(attributes, DATABASE_ATTRIBUTES)
                         else CONNECTION_VIRTUAL_NODE,
                         span[END],
-                        _duration_ns(span),
+                        span_duration_ns(span),
                         span[STATUS_CODE] == "ERROR",
                         span[TRACE_ID],
                         span[SPAN_ID],
                     )
                 )
-    return edges
-
-
-def _virtual_server_connection(attributes: dict[str, AttributeValue]) -> str:
-    """A virtual server is a database when the span names a database system."""
-    return CONNECTION_DATABASE if _first_text(attributes, DATABASE_ATTRIBUTES) else (
-        CONNECTION_VIRTUAL_NODE
-    )
-
-
-def _zipkin_links(
-    structure: TraceStructure, position: list[int], new_from: int
-) -> list[EdgeObservation]:
-    """Zipkin's dependency links of a trace whose spans all came through the Zipkin bridge, as
-    observations (the rules: "Zipkin-origin traces" above; openzipkin/zipkin,
-    zipkin2/internal/DependencyLinker.java over SpanNode.java's tree)."""
-    unique = structure.spans
-    parent = structure.parent
-    count = len(unique)
-
-    # Zipkin's tree: a shared server half's children of its service move below it ...
-    tree_parent = list(parent)
-    shared: dict[tuple[str, str], int] = {}
-    for i, span in enumerate(unique):
-        attributes = span[ATTRIBUTES] or _NO_ATTRIBUTES
-        if span[KIND] == "SERVER" and attributes.get(ZIPKIN_SHARED) is True:
-            shared.setdefault((span[PARENT_SPAN_ID], span[SERVICE_NAME]), i)
-    if shared:
-        halves = set(shared.values())
-        for i, span in enumerate(unique):
-            s = shared.get((span[PARENT_SPAN_ID], span[SERVICE_NAME]), -1)
-            # The same structural parent: moving a span below its sibling makes no cycle.
-            if s >= 0 and i not in halves and parent[s] == parent[i]:
-                tree_parent[i] = s
-    # ... and every top-level span but the root (the lowest parentless id) hangs below the root.
-    roots = [i for i in structure.top_level if not unique[i][PARENT_SPAN_ID]]
-    if roots:
-        root = min(roots, key=lambda i: unique[i][SPAN_ID])
-        for i in structure.top_level:
-            if i != root and tree_parent[i] < 0:
-                tree_parent[i] = root
-    has_children = [False] * count
-    for p in tree_parent:
-        if p >= 0:
-            has_children[p] = True
-
-    # For each span: its nearest ancestor-or-self with a kind (Zipkin's "remote" span, -1 for
-    # none) and the highest position on the way there (to the top when there is none).
-    remote = [-2] * count  # -2: not yet known, -3: on the walk being resolved
-    path_max = [0] * count
-    for i in range(count):
-        walk: list[int] = []
-        j = i
-        while j >= 0 and remote[j] == -2:
-            remote[j] = -3
-            walk.append(j)
-            j = tree_parent[j]
-        r, highest = (remote[j], path_max[j]) if j >= 0 and remote[j] != -3 else (-1, 0)
-        for j in reversed(walk):
-            if unique[j][KIND] in _KINDLESS:
-                highest = max(highest, position[j])
-            else:
-                r, highest = j, position[j]
-            remote[j] = r
-            path_max[j] = highest
-
-    edges: list[EdgeObservation] = []
-    for i, span in enumerate(unique):
-        kind = span[KIND]
-        if kind == "CLIENT" and has_children[i]:
-            continue  # its server names the call
-        attributes = span[ATTRIBUTES] or _NO_ATTRIBUTES
-        local = span[SERVICE_NAME] if span[SERVICE_NAME] != UNKNOWN_SERVICE else ""
-        peer = _zipkin_remote_service(attributes)
-        if kind in _KINDLESS:
-            if not (local and peer):
-                continue
-            kind = "CLIENT"
-        error = span[STATUS_CODE] == "ERROR" or ZIPKIN_ERROR in attributes
-        trace_id = span[TRACE_ID]
-        span_id = span[SPAN_ID]
-        if kind == "PRODUCER" or kind == "CONSUMER":
-            if local and peer and position[i] >= new_from:
-                client, server = (local, peer) if kind == "PRODUCER" else (peer, local)
-                edges.append(
-                    EdgeObservation(
-                        client, server, CONNECTION_MESSAGING, span[END], _duration_ns(span),
-                        error, trace_id, span_id,
-                    )
-                )  # fmt: skip
-            continue
-        client, server = (peer, local) if kind == "SERVER" else (local, peer)
-        connection = (
-            CONNECTION_VIRTUAL_NODE if kind == "SERVER" else _virtual_server_connection(attributes)
-        )
-        timed = span
-        p = tree_parent[i]
-        a = remote[p] if p >= 0 else -1
-        path_decided = max(position[i], path_max[p]) if p >= 0 else position[i]
-        decided = position[i] if kind == "CLIENT" and client else path_decided
-        ancestor = unique[a] if a >= 0 else None
-        if ancestor is not None and ancestor[SERVICE_NAME] != UNKNOWN_SERVICE:
-            above = ancestor[SERVICE_NAME]
-            if kind == "CLIENT" and local and above != local and path_decided >= new_from:
-                edges.append(
-                    EdgeObservation(
-                        above, local, CONNECTION_REQUEST, span[END], _duration_ns(span), False,
-                        trace_id, span_id,
-                    )
-                )  # fmt: skip
-            if kind == "SERVER" or not client:
-                client = above
-                decided = path_decided
-                if kind == "SERVER":
-                    connection = CONNECTION_REQUEST
-                    if p == a and ancestor[KIND] in _CALLER_KINDS:
-                        timed = ancestor  # the call as its client timed it
-            if (
-                not error
-                and ancestor[KIND] == "CLIENT"
-                and span[PARENT_SPAN_ID] == ancestor[SPAN_ID]
-                and attributes.get(ZIPKIN_SHARED) is not True
-            ):
-                error = ancestor[STATUS_CODE] == "ERROR" or ZIPKIN_ERROR in (
-                    ancestor[ATTRIBUTES] or _NO_ATTRIBUTES
-                )
-                decided = path_decided
-        if client and server and decided >= new_from:
-            edges.append(
-                EdgeObservation(
-                    client, server, connection, timed[END], _duration_ns(timed), error, trace_id,
-                    span_id,
-                )
-            )  # fmt: skip
     return edges

@@ -25,7 +25,32 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from streams.assemble.buffer import Mark
+SPAN_ID_BYTES = 8
+
+Mark = tuple[str, int, int, bytes]
+"""An emitted trace version made durable: (trace id, version, emitted at ns, packed span ids)."""
+
+
+def pack_span_ids(span_ids: Iterable[str]) -> bytes:
+    """Hex span ids (16 digits each, as validated) packed as 8 raw bytes each."""
+    return bytes.fromhex("".join(span_ids))
+
+
+def unpack_span_ids(packed: bytes) -> set[str]:
+    """The hex span ids of `pack_span_ids`."""
+    return {packed[i : i + SPAN_ID_BYTES].hex() for i in range(0, len(packed), SPAN_ID_BYTES)}
+
+
+def packed_holds(packed: bytes, span_id: str) -> bool:
+    """Whether packed span ids hold `span_id` (at an id boundary, not across two ids)."""
+    needle = bytes.fromhex(span_id)
+    at = packed.find(needle)
+    while at != -1:
+        if at % SPAN_ID_BYTES == 0:
+            return True
+        at = packed.find(needle, at + 1)
+    return False
+
 
 _SPANS = "s"
 _VERSIONS = "v"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 
-from streams.assemble.graph import is_zipkin_client
+from streams.assemble.zipkin_links import is_zipkin_client
 from streams.model.span import (
     KIND,
     NAME,
@@ -39,7 +39,8 @@ RootOperation = tuple[str, str]
 
 CALLING_KINDS = frozenset(("CLIENT", "PRODUCER"))
 """Span kinds whose remote half (a SERVER or CONSUMER child) another service reports; so does
-a Zipkin client (`streams.assemble.graph.is_zipkin_client`: kind-less, naming both services)."""
+a Zipkin client (`streams.assemble.zipkin_links.is_zipkin_client`: kind-less, naming both
+services)."""
 
 RECENT_TRACES = 64
 """Span counts remembered per root operation."""

@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from streams.assemble.buffer import Emission, Mark, TraceBuffer, pack_span_ids
+from streams.assemble.buffer import TraceBuffer
 from streams.assemble.compact import CompactSpans
+from streams.assemble.emission import Emission
+from streams.assemble.marks import Mark, pack_span_ids
 from streams.assemble.record import TraceRecord, build_trace_record
 from streams.assemble.sampling import TailSampler
 from streams.assemble.shapes import TraceShapes

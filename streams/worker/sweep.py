@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import faust
 
-from streams.assemble.record import (
-    TraceRecord,
+from streams.assemble.record import TraceRecord
+from streams.assemble.record_codec import (
     TraceRecordEncoder,
     TraceRecordsCodec,
     encode_within,

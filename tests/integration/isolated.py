@@ -11,7 +11,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message
 
-from streams.assemble.record import TRACE_SCHEMA, TraceRecordsCodec
+from streams.assemble.record import TRACE_SCHEMA
+from streams.assemble.record_codec import TraceRecordsCodec
 from streams.broker.topics import ensure_topics
 from streams.config import IngestConfig
 from streams.model.codec import SCHEMA_HEADER, AvroCodec

@@ -13,12 +13,8 @@ import pytest
 from streams.aggregate.observations import edge_observations, latency_batch
 from streams.aggregate.window import Observation, ObservationBatch, WindowAggregator
 from streams.assemble.graph import edges_from_trace
-from streams.assemble.record import (
-    TRACE_SCHEMA,
-    TraceRecord,
-    TraceRecordEncoder,
-    build_trace_record,
-)
+from streams.assemble.record import TRACE_SCHEMA, TraceRecord, build_trace_record
+from streams.assemble.record_codec import TraceRecordEncoder
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec, load_schema, schema_fingerprint

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.assemble.buffer import Emission, TraceBuffer
+from streams.assemble.buffer import TraceBuffer
+from streams.assemble.emission import Emission
 from streams.config import AssemblyConfig
 from streams.model.span import RESOURCE_ATTRIBUTES, SPAN_ID, Span, make_span
 

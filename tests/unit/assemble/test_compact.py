@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.assemble.compact import CompactSpans
-from streams.assemble.graph import GRAPH_ATTRIBUTES
+from streams.assemble.edges import GRAPH_ATTRIBUTES
 from streams.assemble.record import build_trace_record
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from streams.assemble.error_origins import error_origins
-from streams.assemble.record import TRACE_SCHEMA, TraceRecordEncoder, build_trace_record
+from streams.assemble.record import TRACE_SCHEMA, build_trace_record
+from streams.assemble.record_codec import TraceRecordEncoder
 from streams.assemble.structure import analyze_structure
 from streams.model.codec import AvroCodec
 from streams.model.span import span_rows

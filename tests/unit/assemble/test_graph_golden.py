@@ -25,7 +25,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.assemble.graph import GRAPH_ATTRIBUTES, EdgeObservation, edges_from_trace
+from streams.assemble.edges import GRAPH_ATTRIBUTES, EdgeObservation
+from streams.assemble.graph import edges_from_trace
 from streams.assemble.record import build_trace_record
 from streams.model.span import SPAN_KINDS, Span, SpanLink, make_span
 

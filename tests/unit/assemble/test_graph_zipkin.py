@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 
 from streams.assemble.compact import CompactSpans
-from streams.assemble.graph import EdgeObservation, edges_from_trace
+from streams.assemble.edges import EdgeObservation
+from streams.assemble.graph import edges_from_trace
 from streams.assemble.record import build_trace_record
 from streams.ingest.zipkin import ORIGINAL_SPAN_ID_ATTRIBUTE, spans_from_zipkin_json
 from streams.model.column_codec import columns_from_spans

@@ -7,13 +7,8 @@ import io
 import fastavro
 import pytest
 
-from streams.assemble.record import (
-    TRACE_SCHEMA,
-    TraceRecord,
-    TraceRecordEncoder,
-    build_trace_record,
-    encode_within,
-)
+from streams.assemble.record import TRACE_SCHEMA, TraceRecord, build_trace_record
+from streams.assemble.record_codec import TraceRecordEncoder, encode_within
 from streams.generate.generator import TraceGenerator
 from streams.generate.topology import default_topology
 from streams.model.codec import AvroCodec
@@ -84,7 +79,7 @@ def test_a_record_over_the_size_limit_goes_without_its_spans() -> None:
 
 
 def test_trace_record_batches_read_back_in_order_and_single_records_still_read() -> None:
-    from streams.assemble.record import TraceRecordsCodec, trace_batches
+    from streams.assemble.record_codec import TraceRecordsCodec, trace_batches
     from streams.model.codec import AvroCodec as Codec
 
     codec = TraceRecordsCodec()
