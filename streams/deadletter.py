@@ -22,9 +22,9 @@ _MAX_DETAIL_BYTES = 1024
 DEAD_LETTER_MAX_BYTES = 900_000
 """The most key and value bytes a dead letter carries: under the worker producer's 1,000,000-byte
 request (Faust's producer_max_request_size) with the headers. The broker takes records up to
-1 MiB, so a rejected record can be larger: sent whole, it fails aiokafka's size check
-(MessageSizeTooLargeError) in the agent that rejected it, which stops the worker, again on every
-restart as it re-reads the record."""
+1 MiB, so a rejected record can be larger: sent whole, it failed aiokafka's size check
+(MessageSizeTooLargeError) and crashed the agent that rejected it; Faust restarted the agent, and
+nothing after the record on its partition was stored."""
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ def test_dead_letter_headers() -> None:
 
 def test_a_record_too_large_to_send_again_is_cut_to_fit_the_producer() -> None:
     # The broker takes records up to 1 MiB; the worker's producer sends at most 1,000,000 bytes
-    # a request (Faust's producer_max_request_size): a whole 1.04 MB record failed its send.
+    # a request (Faust's producer_max_request_size): a whole 1.04 MB record crashed the span sink.
     original = bytes(range(256)) * 4_100
     letter = span_sink_letter(b"k" * 20_000, original)
     size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
