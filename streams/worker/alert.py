@@ -132,9 +132,17 @@ class AlertStage:
                     )
             await asyncio.gather(*deliveries)
             # After the events are on the topic: a crash in between re-evaluates, never loses.
-            for fingerprint, state in self.evaluator.take_changed().items():
-                key = f"{partition}/{fingerprint}".encode()
-                self.table.write(partition, key, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+            # On the broker before returning: the merge agent then acknowledges the partials of
+            # these windows, and they are not evaluated again after a restart.
+            writes = [
+                self.table.write(
+                    partition,
+                    f"{partition}/{fingerprint}".encode(),
+                    pickle.dumps(state, pickle.HIGHEST_PROTOCOL),
+                )
+                for fingerprint, state in self.evaluator.take_changed().items()
+            ]
+            await asyncio.gather(*writes)
 
     async def _attribution(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """`read_attribution` on the writer thread; empty when it fails."""

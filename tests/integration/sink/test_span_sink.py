@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, Message, Producer
 
 from streams.broker.topics import TopicNames
 from streams.deadletter import (
+    ORIGINAL_BYTES_HEADER,
     REASON_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
@@ -174,3 +175,42 @@ def test_span_batches_keep_their_good_spans_and_send_bad_ones_alone_to_the_dlq(
     consumer.close()
     assert span_codec.decode(letters["invalid-trace-id"], span_codec.fingerprint) == bad
     assert letters["avro-decode"] == broken_batch
+
+
+def test_a_rejected_record_too_large_to_resend_is_dead_lettered_cut(
+    worker: WorkerProcess,
+) -> None:
+    # The broker takes ~1 MiB records; the worker's producer sends at most 1,000,000 bytes: a
+    # whole dead letter of this record crashed the span sink (MessageSizeTooLargeError) and
+    # nothing after it on its partition was stored.
+    topics = TopicNames.from_prefix(worker.settings.kafka.topic_prefix)
+    codec = AvroCodec("span")
+    huge = b"\x40" + b"z" * 1_020_000
+    after = make_traces(random.Random(17), traces=10, spans_per_trace=3)
+    bootstrap = worker.settings.kafka.bootstrap
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "message.max.bytes": 1048576}
+    )
+    producer.produce(topics.spans, huge, b"huge", partition=2)
+    for span in after:
+        producer.produce(topics.spans, codec.encode(span), partition=2, headers=codec.headers)
+    assert producer.flush(30) == 0
+
+    reader = worker.reader()
+    worker.wait_for(lambda: count_spans(reader) >= len(after), 120, "the spans after it stored")
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "dlq-huge", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topics.dlq])
+    letter: Message | None = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and letter is None:
+        msg = consumer.poll(1)
+        if msg is not None and msg.error() is None and msg.key() == b"huge":
+            letter = msg
+    consumer.close()
+    assert letter is not None, "no dead letter for the 1 MB record"
+    headers = dict(letter.headers() or [])
+    assert headers[ORIGINAL_BYTES_HEADER] == str(len(huge)).encode()
+    assert huge.startswith(letter.value() or b"x") and len(letter.value() or b"") > 800_000
+    assert worker.process is not None and worker.process.poll() is None

@@ -104,9 +104,9 @@ def test_owned_entries_once_per_rebalance_and_foreign_keys_dropped() -> None:
     assert table.owned_partitions() == {2}
 
 
-def test_alert_states_are_restored_after_every_rebalance_for_owned_partitions() -> None:
-    app = FakeApp()
-    stage = AlertStage(
+def alert_stage(app: FakeApp) -> AlertStage:
+    """An alert stage with the default rules on `app`'s tables, 4 latency-partials partitions."""
+    return AlertStage(
         app,  # type: ignore[arg-type]
         alerts_topic=None,  # type: ignore[arg-type]
         writer=None,  # type: ignore[arg-type]
@@ -117,6 +117,11 @@ def test_alert_states_are_restored_after_every_rebalance_for_owned_partitions() 
         now=lambda: 0,
         partials_topic=TOPIC,
     )
+
+
+def test_alert_states_are_restored_after_every_rebalance_for_owned_partitions() -> None:
+    app = FakeApp()
+    stage = alert_stage(app)
     data = app.tables_made["tracepipe-alerts"].data
     firing = AlertState("p99", "checkout", "GET /", state="firing")
     data[b"0/" + b"a" * 16] = pickle.dumps(firing)
@@ -193,3 +198,40 @@ def test_spans_messages_wait_for_the_marks_that_wait_for_the_edge_windows() -> N
     assert second.acked
     written = app.tables_made["tracepipe-assembly-marks"].sent
     assert [key.decode().rsplit("/", 1)[1] for _, key, _ in written] == ["s", "v", "s", "v"]
+
+
+def test_alert_states_are_on_the_broker_before_their_windows_are_done_with() -> None:
+    # The merge agent acknowledges the windows' partials once on_final_windows returns: a state
+    # still in flight then was lost in a crash, and its windows never evaluated again.
+    from streams.aggregate.merge import FinalWindow
+    from streams.aggregate.sketch import LatencySketch
+    from streams.aggregate.stats import WindowStats
+
+    app = FakeApp()
+    stage = alert_stage(app)
+    app.rebalance(1, {2})
+    table = app.tables_made["tracepipe-alerts"]
+    in_flight: list[asyncio.Future[None]] = []
+
+    def send_changelog(partition: int, key: bytes, value: bytes | None, **_: Any) -> Any:
+        table.sent.append((partition, key, value))
+        in_flight.append(asyncio.get_running_loop().create_future())
+        return in_flight[-1]
+
+    table.send_changelog = send_changelog  # type: ignore[method-assign]
+    sketch = LatencySketch()
+    sketch.add_many([1_000_000] * 50)
+    stats = WindowStats(sketch, count=50, sum_ns=50_000_000, min_ns=1_000_000, max_ns=1_000_000)
+    window = FinalWindow(0, 10**10, ("cart", "GET /", "server", "ok"), stats, 1, 2)
+
+    async def evaluate() -> None:
+        task = asyncio.create_task(stage.on_final_windows([window]))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert in_flight and not task.done()
+        for future in in_flight:
+            future.set_result(None)
+        await task
+
+    asyncio.run(evaluate())
+    assert {key.split(b"/")[0] for _, key, _ in table.sent} == {b"2"}
