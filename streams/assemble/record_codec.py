@@ -203,8 +203,8 @@ def encode_within(
 
 
 TRACE_BATCH_MAX_BYTES = 900_000
-"""Largest trace record batch message (under the producer's 1 MiB request size); a record over
-it travels alone."""
+"""Largest trace record batch message (under the producer's 1,000,000-byte request size); a
+record over it travels alone."""
 
 
 def trace_batches(bodies: Sequence[bytes], max_bytes: int = TRACE_BATCH_MAX_BYTES) -> list[bytes]:

@@ -31,9 +31,10 @@ SWEEP_SLICE_TRACES = 1000
 """Most traces a sweep finishes before it lets the event loop run (~0.15 s of work)."""
 SWEEP_BEHIND_MAX_WAIT_S = 1.0
 """Longest the span agent waits for a sweep that is behind before it takes one batch anyway."""
-TRACE_RECORD_MAX_BYTES = 1_000_000
+TRACE_RECORD_MAX_BYTES = 900_000
 """Largest trace record published with its spans: under the producer's request size (Faust's
-`producer_max_request_size`, 1 MiB) and the broker's `message.max.bytes` (1 MiB + 12 B)."""
+`producer_max_request_size`, 1,000,000 bytes, which also counts ~120 bytes of batch, record and
+header overhead) and the broker's `message.max.bytes` (1 MiB + 12 B)."""
 
 
 class SweepBacklog:
