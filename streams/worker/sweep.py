@@ -8,7 +8,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import faust
 
@@ -63,7 +63,7 @@ class PublishedSlice:
     finished: list[FinishedTrace]
     by_partition: dict[int, list[FinishedTrace]]
     generation: int | None
-    pending: dict[int, PendingMarks] = field(default_factory=dict)
+    pending: dict[int, PendingMarks]
 
 
 def traces_by_partition(
@@ -117,14 +117,13 @@ def register_assembly(
                 published = await publish_slice()
                 if published is not None:
                     unstored.append(published)
+                last = published is None or len(published.finished) < SWEEP_SLICE_TRACES
                 if unstored and (
-                    published is None
-                    or len(published.finished) < SWEEP_SLICE_TRACES
-                    or sum(len(p.finished) for p in unstored) >= SWEEP_ROWS_MAX_TRACES
+                    last or sum(len(p.finished) for p in unstored) >= SWEEP_ROWS_MAX_TRACES
                 ):
                     await store_rows(unstored)
                     unstored = []
-                if published is None or len(published.finished) < SWEEP_SLICE_TRACES:
+                if last:
                     return
                 if backlog is not None:
                     backlog.mark_behind()
